@@ -1,0 +1,192 @@
+"""The one data structure: a model is a list of named tensors.
+
+Every tensor carries its HuggingFace state-dict name and its shape, and each dimension of the shape keeps the
+config field it came from (``hidden_size``), so formulas can be shown without being written twice.
+
+Per-layer tensors are written once, as a template whose name holds ``{i}``
+(``encoder.layer.{i}.attention.self.query.weight``), inside a :class:`Component` with ``repeat = L``.
+Totals multiply by ``repeat``; only :meth:`Architecture.tensors` expands the template, and only when asked,
+so a model of 10^7 layers costs the same to count as one of 12.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .formula import Monomial, Polynomial, monomial
+
+Role = Literal["embedding", "weight", "bias", "norm_weight", "norm_bias"]
+PartKind = Literal["embedding", "linear", "layernorm", "bias"]
+TokenScope = Literal["all", "first"]
+
+
+@dataclass(frozen=True)
+class Dim:
+    """One dimension: its size, and the config field it comes from (``None`` for a literal like 2)."""
+
+    size: int
+    symbol: str | None = None
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One entry of the state dict. ``name`` may hold ``{i}``, the index of the layer it repeats in."""
+
+    name: str
+    dims: tuple[Dim, ...]
+    role: Role
+    tied_to: str | None = None  # the state-dict name of the tensor this one shares storage with
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(d.size for d in self.dims)
+
+    @property
+    def parameters(self) -> int:
+        return math.prod(self.shape)
+
+    def term(self) -> tuple[Monomial, int]:
+        """This tensor's size as one polynomial term: coefficient × product of symbols."""
+        coef = 1
+        symbols = []
+        for d in self.dims:
+            if d.symbol is None:
+                coef *= d.size
+            else:
+                symbols.append(d.symbol)
+        return monomial(symbols), coef
+
+    def at(self, i: int) -> str:
+        return self.name.replace("{i}", str(i))
+
+
+@dataclass(frozen=True)
+class Part:
+    """One module with parameters: a Linear, an Embedding, a LayerNorm, or a lone bias.
+
+    ``module`` is its HF module path (``encoder.layer.{i}.attention.self.query``). ``tokens`` says which
+    positions a Linear sees: ``all`` of them, or only the ``first`` ([CLS]) one, like the pooler.
+    """
+
+    label: str
+    module: str
+    kind: PartKind
+    tensors: tuple[TensorSpec, ...]
+    tokens: TokenScope = "all"
+    description: str = ""
+
+    @property
+    def parameters(self) -> int:
+        """Unique parameters: a tensor tied to another is stored once, in the other."""
+        return sum(t.parameters for t in self.tensors if t.tied_to is None)
+
+    @property
+    def state_dict_parameters(self) -> int:
+        return sum(t.parameters for t in self.tensors)
+
+    def polynomial(self) -> Polynomial:
+        return Polynomial.of(t.term() for t in self.tensors if t.tied_to is None)
+
+
+@dataclass(frozen=True)
+class Component:
+    """A group of parts reported together: the embeddings, one encoder layer (× L), the pooler, a head.
+
+    ``repeat`` is how many instances of the parameters exist (L for BERT's layers). ``repeat_symbol`` names
+    the config field behind it, for formulas. ``applied`` is how many times the forward pass runs it; it
+    differs from ``repeat`` only when instances are shared (ALBERT applies one layer L times).
+    """
+
+    name: str
+    parts: tuple[Part, ...]
+    repeat: int = 1
+    repeat_symbol: str | None = None
+    applied: int | None = None
+
+    @property
+    def times_applied(self) -> int:
+        return self.repeat if self.applied is None else self.applied
+
+    @property
+    def parameters(self) -> int:
+        """Unique parameters of one instance."""
+        return sum(p.parameters for p in self.parts)
+
+    @property
+    def total_parameters(self) -> int:
+        return self.parameters * self.repeat
+
+    @property
+    def state_dict_parameters(self) -> int:
+        return sum(p.state_dict_parameters for p in self.parts) * self.repeat
+
+    def polynomial(self) -> Polynomial:
+        """One instance's parameters as a polynomial in the config's fields."""
+        poly = Polynomial()
+        for p in self.parts:
+            poly = poly + p.polynomial()
+        return poly
+
+    def templates(self) -> Iterator[TensorSpec]:
+        for p in self.parts:
+            yield from p.tensors
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A whole model: its components in state-dict order, plus what it was built from."""
+
+    family: str  # "bert"
+    model_class: str  # "BertModel"
+    head: str  # "model"
+    components: tuple[Component, ...]
+    values: dict[str, int] = field(default_factory=dict)  # symbol -> size, for formulas
+
+    @property
+    def total_parameters(self) -> int:
+        """Unique parameters: what ``model.num_parameters()`` reports."""
+        return sum(c.total_parameters for c in self.components)
+
+    @property
+    def state_dict_parameters(self) -> int:
+        """What a saved state dict holds, counting every tied name."""
+        return sum(c.state_dict_parameters for c in self.components)
+
+    def tensors(self) -> Iterator[tuple[str, TensorSpec]]:
+        """Every state-dict entry, expanded per layer, in state-dict order: ``(name, spec)``."""
+        for comp in self.components:
+            if comp.repeat == 1 and not any("{i}" in t.name for t in comp.templates()):
+                for t in comp.templates():
+                    yield t.name, t
+                continue
+            for i in range(comp.repeat):
+                for t in comp.templates():
+                    yield t.at(i), t
+
+    def tied(self) -> list[tuple[str, str]]:
+        """``[name, tied_to]`` pairs, expanded (only components that hold a tied tensor are walked)."""
+        out = []
+        for comp in self.components:
+            tied = [t for t in comp.templates() if t.tied_to is not None]
+            for t in tied:
+                if "{i}" in t.name:
+                    out += [(t.at(i), t.tied_to.replace("{i}", str(i))) for i in range(comp.repeat)]
+                else:
+                    out.append((t.name, t.tied_to))
+        return out
+
+    def tensor_count(self) -> int:
+        return sum(len(tuple(c.templates())) * c.repeat for c in self.components)
+
+    def polynomial(self) -> Polynomial:
+        """The whole model's unique parameters as one polynomial, layers included as a symbol."""
+        poly = Polynomial()
+        for c in self.components:
+            if c.repeat_symbol is not None:
+                poly = poly + c.polynomial().scale(c.repeat_symbol)
+            else:
+                poly = poly + c.polynomial().scale(None, c.repeat)
+        return poly
