@@ -1,0 +1,97 @@
+"""Two or more count reports side by side, each against the first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .counting import CountReport
+
+CONFIG_ROWS = (
+    ("num_hidden_layers", "L", "layers"),
+    ("hidden_size", "H", "hidden"),
+    ("num_attention_heads", "A", "heads"),
+    ("intermediate_size", "I", "intermediate"),
+    ("vocab_size", "V", "vocab"),
+    ("max_position_embeddings", "P", "positions"),
+    ("type_vocab_size", "T", "token types"),
+)
+
+
+@dataclass(frozen=True)
+class CompareRow:
+    name: str
+    values: tuple[int | None, ...]  # one per config; None where the config has no such component
+    kind: str = "component"  # "config", "component", "total"
+    field: str | None = None  # for config rows: the HF field name
+
+    def delta(self, j: int) -> int | None:
+        a, b = self.values[0], self.values[j]
+        return None if a is None or b is None else b - a
+
+    def ratio(self, j: int) -> float | None:
+        a, b = self.values[0], self.values[j]
+        return None if a is None or b is None or a == 0 else b / a
+
+
+@dataclass(frozen=True)
+class CompareReport:
+    """Two or more count reports side by side, each against the first."""
+    kind: ClassVar[str] = "compare"
+
+
+    reports: tuple[CountReport, ...]
+    rows: tuple[CompareRow, ...]
+
+    @property
+    def labels(self) -> list[str]:
+        return [r.label for r in self.reports]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "baseline": self.reports[0].label,
+            "configs": [r.to_dict() for r in self.reports],
+            "rows": [
+                {
+                    "name": row.field or row.name,
+                    "kind": row.kind,
+                    "values": list(row.values),
+                    "delta": [row.delta(j) for j in range(len(row.values))],
+                    "ratio": [row.ratio(j) for j in range(len(row.values))],
+                }
+                for row in self.rows
+            ],
+        }
+
+
+def compare(reports: list[CountReport]) -> CompareReport:
+    """Line up components by name; a component one config lacks (no pooler) shows as None."""
+    from .errors import UsageError
+
+    if len(reports) < 2:
+        raise UsageError("compare needs at least two configs, e.g. 'bertcalc compare base large'")
+    rows: list[CompareRow] = []
+    for key, short, word in CONFIG_ROWS:
+        if any(key in r.config for r in reports):
+            rows.append(CompareRow(f"{short}  {word}", tuple(r.config.get(key) for r in reports), "config", key))
+    names: list[str] = []
+    for r in reports:
+        for c in r.components:
+            if c.name not in names:
+                names.append(c.name)
+    for name in names:
+        per = []
+        total = []
+        repeated = False
+        for r in reports:
+            c = next((c for c in r.components if c.name == name), None)
+            per.append(None if c is None else c.parameters)
+            total.append(None if c is None else c.total_parameters)
+            repeated = repeated or (c is not None and c.repeat_symbol is not None)
+        if repeated:
+            rows.append(CompareRow(f"{name} (each)", tuple(per)))
+            rows.append(CompareRow(f"{name} (× L)", tuple(total)))
+        else:
+            rows.append(CompareRow(name, tuple(total)))
+    rows.append(CompareRow("total", tuple(r.total_parameters for r in reports), "total"))
+    return CompareReport(tuple(reports), tuple(rows))

@@ -1,0 +1,206 @@
+"""Tensor list -> components, subtotals and totals.
+
+Every figure here is a sum of products of shapes taken from :class:`~bertcalc.model.Architecture`; the
+formulas next to them are rendered from the same shapes, for people to read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .config import BertConfig
+from .model import Architecture, Component, Part
+
+
+@dataclass(frozen=True)
+class TensorRow:
+    name: str  # template: may hold {i}
+    shape: tuple[int, ...]
+    symbols: tuple[str, ...]
+    parameters: int
+    tied_to: str | None = None
+
+
+@dataclass(frozen=True)
+class PartRow:
+    label: str
+    module: str
+    kind: str
+    tensors: tuple[TensorRow, ...]
+    parameters: int
+    formula: str  # vocab_size × hidden_size
+    formula_values: str  # 30522 × 768
+
+
+@dataclass(frozen=True)
+class ComponentRow:
+    name: str
+    parts: tuple[PartRow, ...]
+    parameters: int  # one instance
+    repeat: int
+    repeat_symbol: str | None
+    total_parameters: int
+    share: float
+    formula: str
+    formula_values: str
+
+
+@dataclass(frozen=True)
+class CountReport:
+    """What ``bertcalc count`` shows, computed once; renderers only read it."""
+    kind: ClassVar[str] = "count"
+
+
+    label: str
+    family: str
+    model_class: str
+    head: str
+    pooler: bool
+    config: dict[str, Any]
+    components: tuple[ComponentRow, ...]
+    total_parameters: int
+    state_dict_parameters: int
+    tied: tuple[tuple[str, str], ...]
+    closed_form: str  # (V + P + T + 2)·H + L·(...) + ...
+    total_formula: str  # embeddings + num_hidden_layers × encoder layer + pooler
+    total_formula_values: str
+    notes: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    description: str = ""
+
+    def component(self, name: str) -> ComponentRow:
+        for c in self.components:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON contract of ``count --format json``. Keys read by tools are kept stable."""
+        return {
+            "label": self.label,
+            "description": self.description,
+            "family": self.family,
+            "model_class": self.model_class,
+            "head": self.head,
+            "pooler": self.pooler,
+            "config": dict(self.config),
+            "total_parameters": self.total_parameters,
+            "state_dict_parameters": self.state_dict_parameters,
+            "tied": [list(pair) for pair in self.tied],
+            "components": [
+                {
+                    "name": c.name,
+                    "parameters": c.parameters,
+                    "repeat": c.repeat,
+                    "total_parameters": c.total_parameters,
+                    "share": c.share,
+                    "formula": c.formula,
+                    "parts": [
+                        {
+                            "name": p.label,
+                            "module": p.module,
+                            "parameters": p.parameters,
+                            "formula": p.formula,
+                            "tensors": [
+                                {"name": t.name, "shape": list(t.shape), "parameters": t.parameters}
+                                | ({"tied_to": t.tied_to} if t.tied_to else {})
+                                for t in p.tensors
+                            ],
+                        }
+                        for p in c.parts
+                    ],
+                }
+                for c in self.components
+            ],
+            "closed_form": self.closed_form,
+            "notes": list(self.notes),
+            "sources": list(self.sources),
+        }
+
+
+def _part_row(p: Part, values: dict[str, int]) -> PartRow:
+    poly = p.polynomial()
+    return PartRow(
+        label=p.label,
+        module=p.module,
+        kind=p.kind,
+        tensors=tuple(
+            TensorRow(t.name, t.shape, tuple(d.symbol or str(d.size) for d in t.dims), t.parameters, t.tied_to)
+            for t in p.tensors
+        ),
+        parameters=p.parameters,
+        formula=poly.render(),
+        formula_values=poly.render(values),
+    )
+
+
+def _component_row(c: Component, values: dict[str, int], total: int) -> ComponentRow:
+    poly = c.polynomial()
+    return ComponentRow(
+        name=c.name,
+        parts=tuple(_part_row(p, values) for p in c.parts),
+        parameters=c.parameters,
+        repeat=c.repeat,
+        repeat_symbol=c.repeat_symbol,
+        total_parameters=c.total_parameters,
+        share=(c.total_parameters / total) if total else 0.0,
+        formula=poly.render(),
+        formula_values=poly.render(values),
+    )
+
+
+def report(
+    arch: Architecture,
+    cfg: BertConfig,
+    *,
+    label: str = "",
+    pooler: bool = True,
+    notes: tuple[str, ...] = (),
+    sources: tuple[str, ...] = (),
+    description: str = "",
+) -> CountReport:
+    total = arch.total_parameters
+    values = arch.values
+    rows = tuple(_component_row(c, values, total) for c in arch.components)
+    sym, num = [], []
+    for c in arch.components:
+        if c.repeat_symbol is not None:
+            sym.append(f"{c.repeat_symbol} × {c.name}")
+            num.append(f"{c.repeat} × {c.parameters:,}")
+        elif c.repeat != 1:
+            sym.append(f"{c.repeat} × {c.name}")
+            num.append(f"{c.repeat} × {c.parameters:,}")
+        else:
+            sym.append(c.name)
+            num.append(f"{c.parameters:,}")
+    closed = " + ".join(
+        (f"{_short(c.repeat_symbol)}·({c.polynomial().render(short=True)})" if c.repeat_symbol else
+         c.polynomial().scale(None, c.repeat).render_factored(short=True))
+        for c in arch.components
+    )
+    return CountReport(
+        label=label,
+        family=arch.family,
+        model_class=arch.model_class,
+        head=arch.head,
+        pooler=pooler,
+        config=cfg.model_dump(),
+        components=rows,
+        total_parameters=total,
+        state_dict_parameters=arch.state_dict_parameters,
+        tied=tuple(arch.tied()),
+        closed_form=closed,
+        total_formula=" + ".join(sym),
+        total_formula_values=" + ".join(num),
+        notes=notes,
+        sources=sources,
+        description=description,
+    )
+
+
+def _short(symbol: str) -> str:
+    from .formula import SHORT
+
+    return SHORT.get(symbol, symbol)
+

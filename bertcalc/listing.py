@@ -1,0 +1,114 @@
+"""Every weight tensor by state-dict name, and the activations of a forward pass."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from .activations import Activation
+from .config import BertConfig
+from .model import Architecture, TensorSpec
+
+Layout = Literal["pt", "tf"]
+
+
+def displayed_shape(t: TensorSpec, layout: Layout) -> tuple[int, ...]:
+    """PyTorch stores a Linear's weight as ``[out, in]``; TensorFlow and Keras store the kernel ``[in, out]``.
+
+    Embedding tables are ``[rows, dim]`` in both, and vectors have one layout.
+    """
+    if layout == "tf" and t.role == "weight" and len(t.dims) == 2:
+        return t.shape[::-1]
+    return t.shape
+
+
+@dataclass(frozen=True)
+class ShapesReport:
+    kind: ClassVar[str] = "shapes"
+
+    label: str
+    family: str
+    model_class: str
+    head: str
+    config: dict[str, Any]
+    layout: Layout
+    arch: Architecture
+    activations: tuple[Activation, ...] | None = None
+    batch: int | None = None
+    seq: int | None = None
+    collapse: bool = False
+
+    def tensors(self) -> Iterator[tuple[str, TensorSpec, int]]:
+        """``(name, spec, repeat)``: expanded per layer, or one template row per layer when collapsed."""
+        if self.collapse:
+            for comp in self.arch.components:
+                for t in comp.templates():
+                    yield t.name, t, comp.repeat
+        else:
+            for name, t in self.arch.tensors():
+                yield name, t, 1
+
+    @property
+    def total_parameters(self) -> int:
+        return self.arch.total_parameters
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "label": self.label,
+            "family": self.family,
+            "model_class": self.model_class,
+            "head": self.head,
+            "layout": self.layout,
+            "config": dict(self.config),
+            "total_parameters": self.arch.total_parameters,
+            "state_dict_parameters": self.arch.state_dict_parameters,
+            "tensors": [
+                {"name": name, "shape": list(displayed_shape(t, self.layout)), "parameters": t.parameters}
+                | ({"repeat": rep} if self.collapse else {})
+                | ({"tied_to": t.tied_to} if t.tied_to else {})
+                for name, t, rep in self.tensors()
+            ],
+        }
+        if self.activations is not None:
+            out["batch"] = self.batch
+            out["seq"] = self.seq
+            out["activations"] = [
+                {
+                    "name": a.name,
+                    "shape": list(a.shape),
+                    "symbols": list(a.symbols),
+                    "elements": a.elements,
+                    "repeat": a.repeat,
+                    "dtype": a.dtype,
+                    "description": a.description,
+                }
+                for a in self.activations
+            ]
+        return out
+
+
+def report(
+    arch: Architecture,
+    cfg: BertConfig,
+    *,
+    label: str = "",
+    layout: Layout = "pt",
+    activations: list[Activation] | None = None,
+    batch: int | None = None,
+    seq: int | None = None,
+    collapse: bool = False,
+) -> ShapesReport:
+    return ShapesReport(
+        label=label,
+        family=arch.family,
+        model_class=arch.model_class,
+        head=arch.head,
+        config=cfg.model_dump(),
+        layout=layout,
+        arch=arch,
+        activations=tuple(activations) if activations is not None else None,
+        batch=batch,
+        seq=seq,
+        collapse=collapse,
+    )

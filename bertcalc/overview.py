@@ -1,0 +1,37 @@
+"""The table of shipped presets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .config import BertConfig
+
+
+@dataclass(frozen=True)
+class PresetRow:
+    name: str
+    description: str
+    config: BertConfig
+    total_parameters: int
+
+
+@dataclass(frozen=True)
+class PresetsReport:
+    kind: ClassVar[str] = "presets"
+
+    rows: tuple[PresetRow, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "presets": [
+                {
+                    "name": r.name,
+                    "description": r.description,
+                    "family": r.config.family,
+                    "config": r.config.model_dump(),
+                    "total_parameters": r.total_parameters,
+                }
+                for r in self.rows
+            ]
+        }
