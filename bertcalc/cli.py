@@ -1,0 +1,299 @@
+"""The ``bertcalc`` command line: resolve the config, call the core, render.
+
+This is the only module that prints, exits, or turns exceptions into messages. Every bad input becomes one
+line on stderr (``bertcalc count: error: ...``) and exit code 2; a traceback is never shown.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from .errors import BertcalcError
+
+
+class Format(str, enum.Enum):
+    table = "table"
+    json = "json"
+    yaml = "yaml"
+    csv = "csv"
+    markdown = "markdown"
+
+
+class Layout(str, enum.Enum):
+    pt = "pt"
+    tf = "tf"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+class BertcalcGroup(TyperGroup):
+    """Runs a command and owns the outcome: one line per error on stderr, and the exit code."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+        from typer._click import exceptions as click_exc
+        from typer.exceptions import Abort
+
+        prog = prog_name or "bertcalc"
+        argv = sys.argv[1:] if args is None else list(args)
+        sub = next((a for a in argv if not a.startswith("-")), None)
+        where_cmd = f"{prog} {sub}" if sub in self.commands else prog
+        try:
+            rv = super().main(args=args, prog_name=prog, complete_var=complete_var, standalone_mode=False, **extra)
+        except BertcalcError as exc:
+            for line in _messages(exc):
+                sys.stderr.write(f"{where_cmd}: error: {line}\n")
+            sys.exit(exc.exit_code)
+        except click_exc.NoArgsIsHelpError as exc:
+            sys.stdout.write(exc.ctx.get_help() + "\n")
+            sys.exit(0)
+        except click_exc.ClickException as exc:
+            where = exc.ctx.command_path if getattr(exc, "ctx", None) else prog
+            hint = f" (see '{where} --help')" if isinstance(exc, click_exc.UsageError) else ""
+            msg = _plain(_one_line(exc.format_message()))
+            param = getattr(exc, "param", None)
+            if isinstance(exc, click_exc.BadParameter) and param is not None:
+                given = _given(argv, getattr(param, "opts", []))
+                if given is not None and repr(given) not in msg:
+                    msg += f", got {given!r}"
+            sys.stderr.write(f"{where}: error: {msg}{hint}\n")
+            sys.exit(2 if isinstance(exc, click_exc.UsageError) else exc.exit_code)
+        except Abort:
+            sys.stderr.write(f"{prog}: aborted\n")
+            sys.exit(1)
+        except BrokenPipeError:
+            # the reader went away (| head): stop quietly
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(0)
+        except KeyboardInterrupt:
+            sys.exit(130)
+        except Exception as exc:  # a bug: say so in one line; BERTCALC_DEBUG=1 shows the traceback
+            if os.environ.get("BERTCALC_DEBUG"):
+                raise
+            sys.stderr.write(
+                f"{prog}: internal error: {type(exc).__name__}: {_one_line(str(exc))} "
+                "(please report it; set BERTCALC_DEBUG=1 for details)\n"
+            )
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _plain(msg: str) -> str:
+    """Say pydantic's coercion messages in the words the rest of bertcalc uses."""
+    msg = msg.replace("Value error, ", "")
+    msg = msg.replace("Input should be a valid integer, unable to parse string as an integer", "must be a whole number")
+    return msg
+
+
+def _given(args: list[str], opts: list[str]) -> str | None:
+    """The raw text the user gave for an option, to quote it back in an error."""
+    for i, a in enumerate(args):
+        for o in opts:
+            if a == o and i + 1 < len(args):
+                return args[i + 1]
+            if a.startswith(o + "="):
+                return a[len(o) + 1 :]
+    return None
+
+
+def _messages(exc: BertcalcError) -> list[str]:
+    from .errors import ConfigError
+
+    lines = exc.problems if isinstance(exc, ConfigError) else [exc.message]
+    if exc.param and not isinstance(exc, ConfigError):
+        flag = "--" + exc.param.replace("_", "-")
+        lines = [f"{flag}: {line}" for line in lines]
+    return lines
+
+
+app = typer.Typer(
+    cls=BertcalcGroup,
+    name="bertcalc",
+    help="Exact shapes and parameter counts for BERT-family models, in closed form, without PyTorch.",
+    epilog="Docs: https://github.com/bertcalc/bertcalc/tree/main/docs  ·  Example: bertcalc count --preset base",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# ----------------------------------------------------------------------------------------- shared options
+
+PANEL_MODEL = "Model"
+PANEL_OUT = "Output"
+
+PresetOpt = Annotated[
+    str | None,
+    typer.Option("--preset", "-p", help="A shipped preset (see 'bertcalc presets'), e.g. base.",
+                 rich_help_panel=PANEL_MODEL, show_default=False),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="A YAML config file with HF field names; overrides the preset.",
+                 rich_help_panel=PANEL_MODEL, show_default=False, dir_okay=True),
+]
+LayersOpt = Annotated[int | None, typer.Option("--layers", help="num_hidden_layers (L).",
+                                               rich_help_panel=PANEL_MODEL, show_default=False)]
+HiddenOpt = Annotated[int | None, typer.Option(
+    "--hidden", help="hidden_size (H). Without --intermediate, intermediate_size becomes 4 × H.",
+    rich_help_panel=PANEL_MODEL, show_default=False)]
+HeadsOpt = Annotated[int | None, typer.Option("--heads", help="num_attention_heads (A); must divide H.",
+                                              rich_help_panel=PANEL_MODEL, show_default=False)]
+InterOpt = Annotated[int | None, typer.Option("--intermediate", help="intermediate_size (I), the FFN width.",
+                                              rich_help_panel=PANEL_MODEL, show_default=False)]
+VocabOpt = Annotated[int | None, typer.Option("--vocab", help="vocab_size (V).",
+                                              rich_help_panel=PANEL_MODEL, show_default=False)]
+MaxPosOpt = Annotated[int | None, typer.Option("--max-positions", help="max_position_embeddings (P).",
+                                               rich_help_panel=PANEL_MODEL, show_default=False)]
+TypeVocabOpt = Annotated[int | None, typer.Option("--type-vocab", help="type_vocab_size (T).",
+                                                  rich_help_panel=PANEL_MODEL, show_default=False)]
+NoPoolerOpt = Annotated[bool, typer.Option("--no-pooler", help="Drop the pooler (HF add_pooling_layer=False).",
+                                           rich_help_panel=PANEL_MODEL)]
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.", rich_help_panel=PANEL_OUT,
+                                           case_sensitive=False)]
+OutputOpt = Annotated[Path | None, typer.Option(
+    "--output", "-o", help="Write to FILE (atomically) instead of stdout.", rich_help_panel=PANEL_OUT,
+    show_default=False, dir_okay=False)]
+
+
+def _resolve(preset, config, flags: dict[str, Any]):
+    from .config import FLAG_FIELDS
+    from .loading import resolve
+
+    overrides, origins = {}, {}
+    for flag, value in flags.items():
+        if value is not None:
+            field = FLAG_FIELDS[flag]
+            overrides[field] = value
+            origins[field] = "--" + flag.replace("_", "-")
+    return resolve(preset=preset, config_file=config, overrides=overrides, override_origins=origins)
+
+
+def _emit(report: Any, fmt: Format, output: Path | None, explain: bool = False) -> None:
+    from .render import render
+
+    if output is not None:
+        from .fileio import write_atomic
+
+        write_atomic(output, render(report, fmt.value, explain=explain))
+        return
+    if fmt is Format.table:
+        from .render.text import print_report
+
+        print_report(report, explain=explain)
+    else:
+        sys.stdout.write(render(report, fmt.value, explain=explain))
+
+
+# ------------------------------------------------------------------------------------------------ commands
+
+
+@app.command()
+def count(
+    preset: PresetOpt = None,
+    config: ConfigOpt = None,
+    layers: LayersOpt = None,
+    hidden: HiddenOpt = None,
+    heads: HeadsOpt = None,
+    intermediate: InterOpt = None,
+    vocab: VocabOpt = None,
+    max_positions: MaxPosOpt = None,
+    type_vocab: TypeVocabOpt = None,
+    no_pooler: NoPoolerOpt = False,
+    explain: Annotated[bool, typer.Option("--explain", "-e", help="Show each row's formula, with numbers.",
+                                          rich_help_panel=PANEL_OUT)] = False,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Count parameters by component: embeddings, one encoder layer × L, pooler, total.
+
+    Example: bertcalc count --preset base --explain
+    """
+    from .api import count as count_
+
+    r = _resolve(preset, config, dict(layers=layers, hidden=hidden, heads=heads, intermediate=intermediate,
+                                      vocab=vocab, max_positions=max_positions, type_vocab=type_vocab))
+    _emit(count_(r, pooler=not no_pooler), fmt, output, explain)
+
+
+@app.command()
+def shapes(
+    preset: PresetOpt = None,
+    config: ConfigOpt = None,
+    layers: LayersOpt = None,
+    hidden: HiddenOpt = None,
+    heads: HeadsOpt = None,
+    intermediate: InterOpt = None,
+    vocab: VocabOpt = None,
+    max_positions: MaxPosOpt = None,
+    type_vocab: TypeVocabOpt = None,
+    no_pooler: NoPoolerOpt = False,
+    layout: Annotated[Layout, typer.Option(
+        "--layout", help="Linear weights as PyTorch [out, in] (pt) or TensorFlow/Keras [in, out] (tf).",
+        case_sensitive=False)] = Layout.pt,
+    batch: Annotated[int | None, typer.Option("--batch", "-b", min=1, show_default=False,
+                                              help="Batch size B: also show activation shapes.")] = None,
+    seq: Annotated[int | None, typer.Option("--seq", "-s", min=1, show_default=False,
+                                            help="Sequence length S (≤ max_position_embeddings).")] = None,
+    collapse: Annotated[bool, typer.Option(
+        "--collapse", help="One row per layer template (encoder.layer.{i}.…) instead of one per layer.")] = False,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """List every weight tensor by its HF state-dict name, with shape and parameters.
+
+    With --batch and --seq, also list the activations of one forward pass, in order.
+
+    Example: bertcalc shapes --preset tiny --batch 8 --seq 128
+    """
+    from .api import shapes as shapes_
+
+    r = _resolve(preset, config, dict(layers=layers, hidden=hidden, heads=heads, intermediate=intermediate,
+                                      vocab=vocab, max_positions=max_positions, type_vocab=type_vocab))
+    _emit(shapes_(r, pooler=not no_pooler, layout=layout.value, batch=batch, seq=seq, collapse=collapse),
+          fmt, output)
+
+
+@app.command()
+def compare(
+    items: Annotated[list[str] | None, typer.Argument(
+        help="Two or more configs: a preset or a YAML file, each optionally with ':key=value,...' "
+             "overrides, e.g. base base:num_hidden_layers=6 large.", show_default=False)] = None,
+    no_pooler: NoPoolerOpt = False,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Compare two or more configs side by side, each against the first.
+
+    Overrides take HF field names or flag names: base:layers=6,hidden=512 (hidden alone sets I = 4H).
+
+    Example: bertcalc compare base base:num_hidden_layers=6 large
+    """
+    from .api import compare as compare_
+
+    _emit(compare_(list(items or []), pooler=not no_pooler), fmt, output)
+
+
+@app.command()
+def presets(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> None:
+    """List the shipped presets with L, H, A, I, V and their parameter totals.
+
+    Example: bertcalc presets --format markdown
+    """
+    from .api import presets as presets_
+
+    _emit(presets_(), fmt, output)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,45 @@
+"""Writing output files atomically: a failed or interrupted run never leaves a half-written file."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import BertcalcError
+
+
+class OutputError(BertcalcError):
+    """The output file cannot be written."""
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise OutputError(f"-o {target}: is a directory; give a file name")
+    if not parent.is_dir():
+        raise OutputError(f"-o {target}: directory {parent} does not exist; create it first")
+    fd, tmp = None, None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{target.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fd = None
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, target)
+        tmp = None
+    except PermissionError:
+        raise OutputError(f"-o {target}: permission denied; choose a writable location") from None
+    except OSError as exc:
+        raise OutputError(f"-o {target}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        if fd is not None:
+            os.close(fd)
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,41 @@
+"""Rendering: a report object in, text out. Nothing here computes a figure.
+
+Formats: ``table`` (rich), ``json``, ``yaml``, ``csv``, ``markdown``. Non-table formats carry no decoration.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+FORMATS = ("table", "json", "yaml", "csv", "markdown")
+
+
+def human(n: int | float) -> str:
+    """109482240 -> '109.5 M'. For display only; the exact integer is always shown beside it."""
+    a = abs(n)
+    for size, suffix in ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "K")):
+        if a >= size:
+            return f"{n / size:.1f} {suffix}"
+    return f"{n:,}" if isinstance(n, int) else f"{n:.1f}"
+
+
+def render(report: Any, fmt: str, *, explain: bool = False, width: int | None = None) -> str:
+    """The whole output as a string. ``table`` is plain text (no colour) at ``width`` or its natural width."""
+    if fmt == "table":
+        from .text import to_text
+
+        return to_text(report, explain=explain, width=width)
+    if fmt == "json":
+        import json
+
+        return json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    if fmt == "yaml":
+        import yaml
+
+        return yaml.safe_dump(report.to_dict(), sort_keys=False, allow_unicode=True, width=120)
+    if fmt in ("csv", "markdown"):
+        from .flat import rows_of, to_csv, to_markdown
+
+        headers, rows = rows_of(report, explain=explain)
+        return to_csv(headers, rows) if fmt == "csv" else to_markdown(headers, rows)
+    raise ValueError(f"unknown format {fmt!r}")

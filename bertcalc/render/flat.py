@@ -1,0 +1,121 @@
+"""Reports as flat rows, for CSV and Markdown. Numbers stay exact integers."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+Row = list[Any]
+
+
+def _shape(shape: tuple[int, ...] | list[int]) -> str:
+    return "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+def rows_of(report: Any, explain: bool = False) -> tuple[list[str], list[Row]]:
+    if report.kind == "count":
+        return _count(report, explain)
+    if report.kind == "shapes":
+        return _shapes(report)
+    if report.kind == "compare":
+        return _compare(report)
+    if report.kind == "presets":
+        return _presets(report)
+    raise TypeError(f"no flat rendering for {type(report).__name__}")
+
+
+def _count(r: Any, explain: bool) -> tuple[list[str], list[Row]]:
+    headers = ["component", "part", "tensors", "shape", "parameters", "repeat", "total_parameters", "share"]
+    if explain:
+        headers.append("formula")
+    rows: list[Row] = []
+    for c in r.components:
+        row: Row = [c.name, "", "", "", c.parameters, c.repeat, c.total_parameters, f"{c.share:.6f}"]
+        if explain:
+            row.append(f"{c.formula} = {c.formula_values}")
+        rows.append(row)
+        for p in c.parts:
+            row = [
+                c.name,
+                p.label,
+                " ".join(t.name for t in p.tensors),
+                " + ".join(_shape(t.shape) for t in p.tensors),
+                p.parameters,
+                c.repeat,
+                p.parameters * c.repeat,
+                "",
+            ]
+            if explain:
+                row.append(f"{p.formula} = {p.formula_values}")
+            rows.append(row)
+    total: Row = ["total", "", "", "", "", "", r.total_parameters, "1.000000"]
+    if explain:
+        total.append(f"{r.total_formula} = {r.total_formula_values}")
+    rows.append(total)
+    return headers, rows
+
+
+def _shapes(r: Any) -> tuple[list[str], list[Row]]:
+    from ..listing import displayed_shape
+
+    headers = ["kind", "name", "shape", "parameters_or_elements", "repeat", "description"]
+    rows: list[Row] = [
+        ["tensor", name, _shape(displayed_shape(t, r.layout)), t.parameters, rep,
+         f"tied to {t.tied_to}" if t.tied_to else ""]
+        for name, t, rep in r.tensors()
+    ]
+    for a in r.activations or ():
+        rows.append(["activation", a.name, _shape(a.shape), a.elements, a.repeat, a.description])
+    return headers, rows
+
+
+def _compare(r: Any) -> tuple[list[str], list[Row]]:
+    labels = r.labels
+    headers = ["row", labels[0]]
+    for lab in labels[1:]:
+        headers += [lab, f"delta ({lab} - {labels[0]})", f"ratio ({lab} / {labels[0]})"]
+    rows: list[Row] = []
+    for row in r.rows:
+        out: Row = [row.name, _blank(row.values[0])]
+        for j in range(1, len(labels)):
+            ratio = row.ratio(j)
+            out += [_blank(row.values[j]), _blank(row.delta(j)), "" if ratio is None else f"{ratio:.6f}"]
+        rows.append(out)
+    return headers, rows
+
+
+def _presets(r: Any) -> tuple[list[str], list[Row]]:
+    headers = ["name", "family", "L", "H", "A", "I", "V", "total_parameters", "description"]
+    rows = []
+    for p in r.rows:
+        c = p.config
+        rows.append([p.name, c.family, c.num_hidden_layers, c.hidden_size, c.num_attention_heads,
+                     c.intermediate_size, c.vocab_size, p.total_parameters, p.description])
+    return headers, rows
+
+
+def _blank(v: Any) -> Any:
+    return "" if v is None else v
+
+
+def to_csv(headers: list[str], rows: list[Row]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(headers)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def to_markdown(headers: list[str], rows: list[Row]) -> str:
+    def cell(v: Any) -> str:
+        if isinstance(v, int) and not isinstance(v, bool):
+            return f"{v:,}"
+        return str(v).replace("|", "\\|")
+
+    numeric = [all(isinstance(r[i], int) or r[i] == "" for r in rows) and any(isinstance(r[i], int) for r in rows)
+               for i in range(len(headers))]
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |",
+             "| " + " | ".join("---:" if n else "---" for n in numeric) + " |"]
+    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"

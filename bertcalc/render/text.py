@@ -1,0 +1,310 @@
+"""Rich tables for the terminal, and the same tables as plain text for files and golden tests."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from . import human
+
+NATURAL_WIDTH = 400  # "as wide as it needs": tables never expand, so they stop at their natural width
+
+
+def _shape(shape: tuple[int, ...] | list[int]) -> str:
+    return "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def renderable(report: Any, explain: bool = False) -> RenderableType:
+    if report.kind == "count":
+        return count_view(report, explain)
+    if report.kind == "shapes":
+        return shapes_view(report)
+    if report.kind == "compare":
+        return compare_view(report)
+    if report.kind == "presets":
+        return presets_view(report)
+    raise TypeError(f"no table for {type(report).__name__}")
+
+
+def to_text(report: Any, explain: bool = False, width: int | None = None) -> str:
+    """Plain text, no colour: at ``width`` columns, or at the table's natural width."""
+    buf = io.StringIO()
+    console = Console(file=buf, width=width or NATURAL_WIDTH, color_system=None, force_terminal=False,
+                      no_color=True, highlight=False, emoji=False, legacy_windows=False)
+    console.print(renderable(report, explain))
+    return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"
+
+
+def print_report(report: Any, explain: bool = False) -> None:
+    """To stdout: rich decides colour (NO_COLOR, not a terminal) and width (the terminal's, or natural)."""
+    console = Console(highlight=False, emoji=False)
+    if not console.is_terminal:
+        import sys
+
+        sys.stdout.write(to_text(report, explain))
+        return
+    console.print(renderable(report, explain))
+
+
+# -------------------------------------------------------------------------------------------------- header
+
+
+def _config_line(config: dict[str, Any], notes: tuple[str, ...] = ()) -> Text:
+    t = Text()
+    for i, (k, v) in enumerate(config.items()):
+        if i:
+            t.append("  ")
+        t.append(f"{k}=", style="dim")
+        t.append(f"{v}", style="bold")
+    for n in notes:
+        t.append("\nnote: ", style="yellow")
+        t.append(n)
+    return t
+
+
+def _title(label: str, model_class: str, extra: str = "") -> Text:
+    t = Text()
+    t.append(label, style="bold cyan")
+    t.append(f"  ·  {model_class}", style="cyan")
+    if extra:
+        t.append(f"  ·  {extra}")
+    return t
+
+
+# --------------------------------------------------------------------------------------------------- count
+
+
+def count_view(r: Any, explain: bool = False) -> RenderableType:
+    pooler = "with pooler" if r.pooler else "no pooler"
+    head = [_title(r.label, r.model_class, pooler)]
+    if r.description:
+        head.append(Text(r.description, style="dim"))
+    head.append(_config_line(r.config, r.notes))
+
+    foot: list[RenderableType] = []
+    if r.state_dict_parameters != r.total_parameters:
+        foot.append(Text(f"state dict: {r.state_dict_parameters:,} parameters, counting tied tensors twice"))
+    if r.tied:
+        foot.append(Text("tied: " + ", ".join(f"{a} → {b}" for a, b in _dedupe(r.tied)), style="dim"))
+    if explain:
+        foot.append(Text("closed form: " + r.closed_form))
+        foot.append(Text(_legend(r.config), style="dim"))
+    body: RenderableType = _ExplainedCount(r) if explain else _count_table(r, formulas=False)
+    return Group(*head, body, *foot)
+
+
+class _ExplainedCount:
+    """The count table with each row's formula: in a column when the console is wide enough for it to
+    fit unwrapped, otherwise as a second table below, row for row, so formulas are never chopped."""
+
+    def __init__(self, r: Any) -> None:
+        self.r = r
+
+    def __rich_console__(self, console: Console, options: Any):
+        from rich.measure import Measurement
+
+        inline = _count_table(self.r, formulas=True)
+        natural = Measurement.get(console, options.update(max_width=10**6), inline).maximum
+        if natural <= options.max_width:
+            yield inline
+            return
+        yield _count_table(self.r, formulas=False)
+        yield _formula_table(self.r)
+
+
+def _count_table(r: Any, formulas: bool) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_footer=False, pad_edge=False, header_style="bold")
+    table.add_column("component")
+    table.add_column("shape")
+    table.add_column("parameters", justify="right")
+    table.add_column("×", justify="right")
+    table.add_column("total", justify="right")
+    table.add_column("≈", justify="right")
+    table.add_column("share", justify="right")
+    if formulas:
+        table.add_column("formula", no_wrap=True)
+
+    for c in r.components:
+        rep = f"× {c.repeat}" if c.repeat_symbol or c.repeat != 1 else ""
+        single = len(c.parts) == 1
+        shape = " + ".join(_shape(t.shape) for t in c.parts[0].tensors) if single else ""
+        row = [Text(_cap(c.name), style="bold"), shape, f"{c.parameters:,}", rep,
+               f"{c.total_parameters:,}", human(c.total_parameters), _pct(c.share)]
+        if formulas:
+            row.append(_formula(c))
+        table.add_row(*row)
+        if single and c.parts[0].label == "dense":
+            continue
+        for p in c.parts:
+            shp = " + ".join(_shape(t.shape) for t in p.tensors)
+            label = Text("  " + p.label)
+            if any(t.tied_to for t in p.tensors):
+                label.append(" (tied)", style="dim")
+            prow = [label, shp, f"{p.parameters:,}", "", "", "", ""]
+            if formulas:
+                prow.append(_formula(p))
+            table.add_row(*prow, style=None if formulas else "dim")
+    table.add_section()
+    total_row = [Text("Total", style="bold"), "", "", "", Text(f"{r.total_parameters:,}", style="bold green"),
+                 Text(human(r.total_parameters), style="bold green"), "100.0%"]
+    if formulas:
+        total_row.append(f"{r.total_formula} = {r.total_formula_values} = {r.total_parameters:,}")
+    table.add_row(*total_row)
+    return table
+
+
+def _formula(row: Any) -> str:
+    return f"{row.formula} = {row.formula_values} = {row.parameters:,}"
+
+
+def _formula_table(r: Any) -> Table:
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold", title_justify="left")
+    t.add_column("row", no_wrap=True)
+    t.add_column("formula = with numbers = parameters", overflow="fold")
+    for c in r.components:
+        t.add_row(Text(_cap(c.name), style="bold"), _formula(c))
+        if len(c.parts) == 1 and c.parts[0].label == "dense":
+            continue
+        for p in c.parts:
+            t.add_row("  " + p.label, _formula(p))
+    t.add_section()
+    t.add_row(Text("Total", style="bold"), f"{r.total_formula} = {r.total_formula_values} = {r.total_parameters:,}")
+    return t
+
+
+def _dedupe(pairs: Any) -> list[tuple[str, str]]:
+    seen, out = set(), []
+    for p in pairs:
+        if p not in seen:
+            seen.add(p)
+            out.append(p)
+    return out
+
+
+def _legend(config: dict[str, Any]) -> str:
+    from ..formula import SHORT
+
+    return "where " + ", ".join(f"{SHORT[k]}={v}" for k, v in config.items() if k in SHORT)
+
+
+def _cap(name: str) -> str:
+    return name[:1].upper() + name[1:]
+
+
+# -------------------------------------------------------------------------------------------------- shapes
+
+
+def shapes_view(r: Any) -> RenderableType:
+    from ..listing import displayed_shape
+
+    layout = "[in, out] (TensorFlow/Keras)" if r.layout == "tf" else "[out, in] (PyTorch)"
+    head = [_title(r.label, r.model_class, f"Linear weights {layout}"), _config_line(r.config)]
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    t.add_column("#", justify="right", style="dim")
+    t.add_column("state-dict name")
+    t.add_column("shape")
+    t.add_column("parameters", justify="right")
+    if r.collapse:
+        t.add_column("×", justify="right")
+        t.add_column("total", justify="right")
+    for n, (name, spec, rep) in enumerate(r.tensors(), 1):
+        shp = _shape(displayed_shape(spec, r.layout))
+        label = Text(name)
+        if spec.tied_to:
+            label.append(f"  (tied to {spec.tied_to})", style="dim")
+        row = [str(n), label, shp, f"{spec.parameters:,}"]
+        if r.collapse:
+            row += [f"× {rep}" if "{i}" in name else "", f"{spec.parameters * rep:,}"]
+        t.add_row(*row)
+    t.add_section()
+    count = r.arch.tensor_count()
+    total_row = ["", Text(f"{count:,} tensors", style="bold"), "", Text(f"{r.total_parameters:,}", style="bold green")]
+    if r.collapse:
+        total_row = ["", Text(f"{count:,} tensors", style="bold"), "", "", "",
+                     Text(f"{r.total_parameters:,}", style="bold green")]
+    t.add_row(*total_row)
+    parts: list[RenderableType] = [*head, t]
+    if r.activations is not None:
+        parts.append(Text(f"Activations for batch B={r.batch}, sequence S={r.seq}", style="bold cyan"))
+        a = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+        a.add_column("activation")
+        a.add_column("shape")
+        a.add_column("=", justify="left")
+        a.add_column("elements", justify="right")
+        a.add_column("×", justify="right")
+        a.add_column("what it is", style="dim")
+        for act in r.activations:
+            rep = f"× {act.repeat}" if "{i}" in act.name else ""
+            a.add_row(act.name, _shape(act.symbols), _shape(act.shape), f"{act.elements:,}", rep,
+                      act.description + (" (int64)" if act.dtype == "int64" else ""))
+        parts.append(a)
+    return Group(*parts)
+
+
+# ------------------------------------------------------------------------------------------------- compare
+
+
+def compare_view(r: Any) -> RenderableType:
+    labels = r.labels
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    t.add_column("")
+    t.add_column(labels[0], justify="right")
+    for lab in labels[1:]:
+        t.add_column(lab, justify="right")
+        t.add_column(f"vs {labels[0]}", justify="right", style="dim")
+    for row in r.rows:
+        if row.kind == "total":
+            t.add_section()
+        style = "bold" if row.kind == "total" else None
+        cells: list[Any] = [Text(row.name, style=style), _num(row.values[0], row.kind)]
+        for j in range(1, len(labels)):
+            cells += [_num(row.values[j], row.kind), _delta(row, j)]
+        t.add_row(*cells, style=style)
+    title = Text("compare", style="bold cyan")
+    title.append(f"  ·  {r.reports[0].model_class}  ·  differences against {labels[0]}", style="cyan")
+    return Group(title, t)
+
+
+def _num(v: Any, kind: str) -> str:
+    if v is None:
+        return "—"
+    return f"{v:,}"
+
+
+def _delta(row: Any, j: int) -> str:
+    d, ratio = row.delta(j), row.ratio(j)
+    if d is None:
+        return "—"
+    if d == 0:
+        return "="
+    sign = "+" if d > 0 else "−"
+    mag = abs(d)
+    r = f"{ratio:.2f}×" if ratio is not None else "n/a"
+    if row.kind == "config":
+        return f"{sign}{mag:,} ({r})"
+    return f"{sign}{human(mag) if mag >= 1000 else mag} ({r})"
+
+
+# ------------------------------------------------------------------------------------------------- presets
+
+
+def presets_view(r: Any) -> RenderableType:
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    for col, just in (("preset", "left"), ("L", "right"), ("H", "right"), ("A", "right"), ("I", "right"),
+                      ("V", "right"), ("parameters", "right"), ("≈", "right"), ("description", "left")):
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for p in r.rows:
+        c = p.config
+        t.add_row(Text(p.name, style="bold"), str(c.num_hidden_layers), str(c.hidden_size), str(c.num_attention_heads),
+                  str(c.intermediate_size), str(c.vocab_size), f"{p.total_parameters:,}", human(p.total_parameters),
+                  Text(p.description, style="dim"))
+    return Group(Text("Shipped presets  ·  use with --preset NAME", style="bold cyan"), t)
