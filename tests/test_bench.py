@@ -1,0 +1,30 @@
+"""The benchmark scripts run (their figures are printed, never asserted here)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT
+
+
+def test_scaling_bench_runs() -> None:
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "scaling.py"), "--runs", "3"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "ratio" in out.stdout
+
+
+def test_startup_bench_runs() -> None:
+    floor = ROOT.parent / "shared" / "bench" / "floor_app.py"
+    if not floor.exists() or shutil.which("bertcalc") is None:
+        pytest.skip("needs ../shared/bench/floor_app.py and an installed bertcalc")
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "startup.py"), "--runs", "2", "--warmup", "0",
+                          "--json"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert {"floor_median_ms", "ours_median_ms", "median_ratio"} <= set(result)

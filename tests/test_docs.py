@@ -1,0 +1,91 @@
+"""Documentation must keep up with the CLI: a command without help, an example or docs fails here."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+import typer
+
+from bertcalc.cli import app
+
+from .conftest import ROOT
+
+COMMAND = typer.main.get_command(app)
+NAMES = sorted(COMMAND.commands)  # type: ignore[attr-defined]
+DOCS = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_command_has_summary_and_example(name: str) -> None:
+    cmd = COMMAND.commands[name]  # type: ignore[attr-defined]
+    doc = cmd.help or ""
+    assert doc.strip().splitlines()[0].endswith("."), f"{name}: first line must be a one-line summary"
+    assert re.search(rf"Example: bertcalc {name}\b", doc), f"{name}: docstring needs 'Example: bertcalc {name} ...'"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_option_has_help(name: str) -> None:
+    cmd = COMMAND.commands[name]  # type: ignore[attr-defined]
+    for p in cmd.params:
+        assert getattr(p, "help", None), f"{name} {p.name}: no help text"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_command_is_documented(name: str) -> None:
+    assert f"bertcalc {name}" in DOCS, f"'bertcalc {name}' appears in neither README.md nor docs/"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_help_runs(cli, name: str) -> None:
+    r = cli(name, "--help")
+    assert r.exit_code == 0 and "Example" in r.stdout
+
+
+def test_readme_quick_start_is_two_command_lines() -> None:
+    text = (ROOT / "README.md").read_text()
+    m = re.search(r"^## Quick start\s*\n(.*?)^```\w*\n(.*?)^```", text, re.S | re.M)
+    assert m, "README.md needs a '## Quick start' section with a code block"
+    assert re.findall(r"^## (.+)$", text, re.M)[0] == "Quick start", "Quick start must be the first section"
+    lines = [ln for ln in m.group(2).splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    assert len(lines) == 2, lines
+    assert "bertcalc count --preset base" in lines[0]
+    assert "pytest" in lines[1]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"^## Quick start\s*\n.*?^```\w*\n(.*?)^```", text, re.S | re.M).group(1)
+    test_line = [ln for ln in block.splitlines() if ln.strip()][1].strip()
+    assert test_line in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_examples_are_real_output() -> None:
+    """Every 'bertcalc ...' example shown with its output in README.md must print that output today."""
+    text = (ROOT / "README.md").read_text()
+    examples = re.findall(r"^```console\n\$ (bertcalc [^\n]+)\n(.*?)^```", text, re.S | re.M)
+    assert examples, "README.md should show examples as ```console blocks: '$ bertcalc ...' then the output"
+    for command, shown in examples:
+        args = command.split()[1:]
+        out = subprocess.run([sys.executable, "-m", "bertcalc", *args], capture_output=True, text=True,
+                             env={"NO_COLOR": "1", "COLUMNS": "200", "PATH": ""})
+        assert out.returncode == 0, (command, out.stderr)
+        norm = lambda s: "\n".join(ln.rstrip() for ln in s.strip().splitlines())  # noqa: E731
+        assert norm(out.stdout) == norm(shown), f"README example out of date: {command}"
+
+
+def test_docs_preset_table_matches_bertcalc() -> None:
+    """docs/usage.md lists the presets with their totals; those figures must be bertcalc's."""
+    import bertcalc
+
+    text = (ROOT / "docs" / "usage.md").read_text()
+    rows = re.findall(r"^\| ([a-z-]+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| ([\d,]+) \|", text, re.M)
+    assert len(rows) >= 10
+    for name, L, H, A, I, V, total in rows:  # noqa: E741
+        r = bertcalc.count(preset=name)
+        c = r.config
+        assert (c["num_hidden_layers"], c["hidden_size"], c["num_attention_heads"], c["intermediate_size"],
+                c["vocab_size"]) == tuple(map(int, (L, H, A, I, V))), name
+        assert r.total_parameters == int(total.replace(",", "")), name

@@ -1,0 +1,51 @@
+"""Golden rendered tables: fixed width, no colour. Regenerate with ``pytest --update-golden``.
+
+A golden file pins the *layout*; the numbers in it are checked against independent sources elsewhere
+(test_published, test_hf_fixtures), and each case below also names a figure it must contain.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import pytest
+
+import bertcalc
+from bertcalc.render import render
+
+from .conftest import GOLDEN
+
+WIDTH = 100
+
+CASES = {
+    "count-base": (lambda: bertcalc.count(preset="base"), {}, "109,482,240"),
+    "count-base-explain": (lambda: bertcalc.count(preset="base"), {"explain": True}, "109,482,240"),
+    "count-tiny-nopooler": (lambda: bertcalc.count(preset="tiny", pooler=False), {}, f"{4_385_920 - 16_512:,}"),
+    "count-large-hidden-flag": (lambda: bertcalc.count(preset="base", hidden_size=1024, num_attention_heads=16),
+                                {}, "intermediate_size=4096"),
+    "shapes-tiny-activations": (lambda: bertcalc.shapes(preset="tiny", batch=2, seq=16), {}, "4,385,920"),
+    "shapes-tiny-tf-collapse": (lambda: bertcalc.shapes(preset="tiny", layout="tf", collapse=True), {}, "[128, 512]"),
+    "compare-base-half-large": (lambda: bertcalc.compare(["base", "base:num_hidden_layers=6", "large"]), {},
+                                "335,141,888"),
+    "presets": (lambda: bertcalc.presets(), {}, "177,853,440"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden_table(name: str, update_golden: bool) -> None:
+    make, kw, must_contain = CASES[name]
+    text = render(make(), "table", width=WIDTH, **kw)
+    assert must_contain in text
+    assert "\x1b[" not in text
+    assert max(len(line) for line in text.splitlines()) <= WIDTH
+    path = GOLDEN / f"{name}.txt"
+    if update_golden:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return
+    if not path.exists():
+        pytest.fail(f"missing golden file {path.name}; run: pytest tests/test_golden.py --update-golden")
+    want = path.read_text()
+    if text != want:
+        diff = "".join(difflib.unified_diff(want.splitlines(True), text.splitlines(True), "golden", "now"))
+        pytest.fail(f"{path.name} differs (pytest --update-golden to accept):\n{diff}")
