@@ -5,6 +5,8 @@
 109482240
 >>> bertcalc.count(num_hidden_layers=6).component("encoder layer").repeat
 6
+>>> bertcalc.count(preset="base", head="mlm").state_dict_parameters
+133995066
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import architecture, counting
-from .config import BertConfig
+from .config import FAMILIES, ModelConfig
 from .loading import Resolved, parse_overrides, resolve
 
 if TYPE_CHECKING:
@@ -23,19 +25,32 @@ if TYPE_CHECKING:
 
 
 def _resolved(
-    config: BertConfig | Resolved | None, preset: str | None, config_file: str | Path | None, overrides: dict
+    config: ModelConfig | Resolved | None, preset: str | None, config_file: str | Path | None, overrides: dict
 ) -> Resolved:
     if isinstance(config, Resolved):
         return config
-    if isinstance(config, BertConfig):
+    if isinstance(config, ModelConfig):
         if preset or config_file or overrides:
             raise TypeError("pass either a config object or preset/config_file/overrides, not both")
-        return Resolved(config, label="custom")
+        return Resolved(config, label=f"custom {config.display}")
     return resolve(preset=preset, config_file=config_file, overrides=overrides)
 
 
+def _notes(r: Resolved, head: str, arch_class: str) -> tuple[str, ...]:
+    """Point out when the config was saved from a task model but is counted as another class."""
+    notes = list(r.notes)
+    if r.architectures and arch_class not in r.architectures:
+        from .families._heads import HEAD_CLASSES
+
+        saved = r.architectures[0]
+        hint = next((h for h, suffix in HEAD_CLASSES.items() if h != "model" and saved.endswith(suffix)), None)
+        tip = f"; use --head {hint} to count that class" if hint and hint != head else ""
+        notes.append(f"the config was saved from {saved}, counted here as {arch_class}{tip}")
+    return tuple(notes)
+
+
 def count(
-    config: BertConfig | Resolved | None = None,
+    config: ModelConfig | Resolved | None = None,
     *,
     preset: str | None = None,
     config_file: str | Path | None = None,
@@ -43,16 +58,18 @@ def count(
     pooler: bool = True,
     **overrides: Any,
 ) -> counting.CountReport:
-    """Parameters by component and in total. Overrides use HF field names (``hidden_size=1024``)."""
+    """Parameters by component and in total. Overrides use HF field names (``hidden_size=1024``) or flag
+    names (``hidden=1024``)."""
     r = _resolved(config, preset, config_file, overrides)
     arch = architecture.build(r.config, head=head, pooler=pooler)
     return counting.report(
-        arch, r.config, label=r.label, pooler=pooler, notes=r.notes, sources=r.sources, description=r.description
+        arch, r.config, label=r.label, pooler=pooler, notes=_notes(r, head, arch.model_class), sources=r.sources,
+        description=r.description,
     )
 
 
 def shapes(
-    config: BertConfig | Resolved | None = None,
+    config: ModelConfig | Resolved | None = None,
     *,
     preset: str | None = None,
     config_file: str | Path | None = None,
@@ -85,8 +102,8 @@ def shapes(
 def parse_item(item: str) -> tuple[str | None, str | None, str]:
     """``base:num_hidden_layers=6`` -> ``("base", None, "num_hidden_layers=6")``.
 
-    The part before the last ``:`` is a preset name, or a file when it looks like a path (has a ``/`` or a
-    ``.yaml``/``.yml``/``.json`` suffix, or names a file that exists).
+    The part before the last ``:`` is a preset name, or a file or model folder when it looks like a path (has
+    a ``/`` or a ``.yaml``/``.yml``/``.json`` suffix, or exists on disk).
     """
     source, overrides = item, ""
     head, sep, tail = item.rpartition(":")
@@ -95,7 +112,7 @@ def parse_item(item: str) -> tuple[str | None, str | None, str]:
     elif sep and not tail and head:
         source = head
     looks_like_file = "/" in source or "\\" in source or source.endswith((".yaml", ".yml", ".json"))
-    if looks_like_file or Path(source).is_file():
+    if looks_like_file or Path(source).exists():
         return None, source, overrides
     return source, None, overrides
 
@@ -114,9 +131,14 @@ def resolve_item(item: str) -> tuple[Resolved, bool]:
 
 
 def compare(
-    items: list[str | BertConfig | Resolved], *, head: str = "model", pooler: bool = True
+    items: list[str | ModelConfig | Resolved], *, head: str = "model", pooler: bool = True
 ) -> CompareReport:
     """Two or more configs side by side; each item is a preset, a file, or either with ``:key=value,...``."""
+    from .comparing import compare as line_up
+    from .errors import UsageError
+
+    if len(items) < 2:
+        raise UsageError("compare needs at least two configs, e.g. 'bertcalc compare base large'")
     reports = []
     for item in items:
         keep = pooler
@@ -126,8 +148,6 @@ def compare(
         else:
             resolved = _resolved(item, None, None, {})
         reports.append(count(resolved, head=head, pooler=keep))
-    from .comparing import compare as line_up
-
     return line_up(reports)
 
 
@@ -140,5 +160,6 @@ def presets() -> PresetsReport:
     for name in catalog.names():
         r = resolve(preset=name)
         rows.append(PresetRow(name, r.description, r.config, architecture.build(r.config).total_parameters))
-    rows.sort(key=lambda r: (r.config.family != "bert", r.config.family, r.total_parameters, r.name))
+    order = list(FAMILIES)
+    rows.sort(key=lambda r: (order.index(r.config.family), r.total_parameters, r.name))
     return PresetsReport(tuple(rows))

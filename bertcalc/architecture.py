@@ -2,31 +2,42 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
-from .config import BertConfig
+from .config import ModelConfig
 from .model import Architecture
 
 if TYPE_CHECKING:
     from .activations import Activation
 
-HEADS = ("model",)
+
+def family_module(cfg: ModelConfig):
+    return importlib.import_module(f"bertcalc.families.{cfg.family}")
 
 
-def _family(cfg: BertConfig):
-    from .families import bert
+def build(cfg: ModelConfig, head: str = "model", pooler: bool = True) -> Architecture:
+    """The model's tensors, as HF would name and shape them, for the model class ``head`` selects."""
+    if not pooler and head != "model":
+        from .errors import UsageError
 
-    return {"bert": bert}[cfg.family]
+        raise UsageError(
+            f"--no-pooler applies to --head model only; the {head} class decides its own pooler", param="no_pooler"
+        )
+    return family_module(cfg).build(cfg, head=head, pooler_=pooler)
 
 
-def build(cfg: BertConfig, head: str = "model", pooler: bool = True) -> Architecture:
-    """The model's tensors, as HF would name and shape them."""
-    return _family(cfg).build(cfg, head=head, pooler=pooler)
-
-
-def forward(arch: Architecture, cfg: BertConfig, batch: int, seq: int) -> list[Activation]:
+def forward(arch: Architecture, cfg: ModelConfig, batch: int, seq: int) -> list[Activation]:
     """Activation shapes of one forward pass over ``batch`` sequences of ``seq`` tokens."""
-    from .activations import Batch
+    from .activations import Batch, forward as walk
 
-    b = Batch.of(batch, seq, cfg.max_position_embeddings)
-    return _family(cfg).forward(arch, cfg, b)
+    d = cfg.dims
+    why = "max_position_embeddings"
+    if d.max_seq != d.P:
+        why = f"max_position_embeddings {d.P} minus the padding offset"
+    b = Batch.of(batch, seq, d.max_seq, why)
+    return walk(arch, d.A, activation_name(cfg), b)
+
+
+def activation_name(cfg: ModelConfig) -> str:
+    return str(getattr(cfg, "hidden_act", None) or getattr(cfg, "activation", "gelu"))

@@ -138,7 +138,7 @@ PresetOpt = Annotated[
 ]
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="A YAML config file with HF field names; overrides the preset.",
+    typer.Option("--config", "-c", help="A config: bertcalc YAML, HF config.json, or a model folder.",
                  rich_help_panel=PANEL_MODEL, show_default=False, dir_okay=True),
 ]
 LayersOpt = Annotated[int | None, typer.Option("--layers", help="num_hidden_layers (L).",
@@ -158,6 +158,26 @@ TypeVocabOpt = Annotated[int | None, typer.Option("--type-vocab", help="type_voc
                                                   rich_help_panel=PANEL_MODEL, show_default=False)]
 NoPoolerOpt = Annotated[bool, typer.Option("--no-pooler", help="Drop the pooler (HF add_pooling_layer=False).",
                                            rich_help_panel=PANEL_MODEL)]
+EmbOpt = Annotated[int | None, typer.Option("--embedding-size", help="embedding_size (E), ALBERT and ELECTRA.",
+                                            rich_help_panel=PANEL_MODEL, show_default=False)]
+LabelsOpt = Annotated[int | None, typer.Option("--labels", help="num_labels, for --head seq-cls / token-cls.",
+                                               rich_help_panel=PANEL_MODEL, show_default=False)]
+UntieOpt = Annotated[bool, typer.Option("--untie", help="Give the MLM decoder its own weight "
+                                        "(tie_word_embeddings: false).", rich_help_panel=PANEL_MODEL)]
+
+
+class Head(str, enum.Enum):
+    model = "model"
+    mlm = "mlm"
+    pretraining = "pretraining"
+    seq_cls = "seq-cls"
+    token_cls = "token-cls"
+    qa = "qa"
+
+
+HeadOpt = Annotated[Head, typer.Option(
+    "--head", help="Model class: model (BertModel...), mlm, pretraining, seq-cls, token-cls, qa.",
+    rich_help_panel=PANEL_MODEL, case_sensitive=False)]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.", rich_help_panel=PANEL_OUT,
                                            case_sensitive=False)]
 OutputOpt = Annotated[Path | None, typer.Option(
@@ -165,16 +185,15 @@ OutputOpt = Annotated[Path | None, typer.Option(
     show_default=False, dir_okay=False)]
 
 
-def _resolve(preset, config, flags: dict[str, Any]):
-    from .config import FLAG_FIELDS
+def _resolve(preset, config, flags: dict[str, Any], untie: bool = False):
+    """Flags -> overrides keyed by flag name; the family's config maps them to its own fields."""
     from .loading import resolve
 
-    overrides, origins = {}, {}
-    for flag, value in flags.items():
-        if value is not None:
-            field = FLAG_FIELDS[flag]
-            overrides[field] = value
-            origins[field] = "--" + flag.replace("_", "-")
+    overrides = {flag: value for flag, value in flags.items() if value is not None}
+    origins = {flag: "--" + flag.replace("_", "-") for flag in overrides}
+    if untie:
+        overrides["tie_word_embeddings"] = False
+        origins["tie_word_embeddings"] = "--untie"
     return resolve(preset=preset, config_file=config, overrides=overrides, override_origins=origins)
 
 
@@ -208,6 +227,10 @@ def count(
     vocab: VocabOpt = None,
     max_positions: MaxPosOpt = None,
     type_vocab: TypeVocabOpt = None,
+    embedding_size: EmbOpt = None,
+    head: HeadOpt = Head.model,
+    labels: LabelsOpt = None,
+    untie: UntieOpt = False,
     no_pooler: NoPoolerOpt = False,
     explain: Annotated[bool, typer.Option("--explain", "-e", help="Show each row's formula, with numbers.",
                                           rich_help_panel=PANEL_OUT)] = False,
@@ -221,8 +244,9 @@ def count(
     from .api import count as count_
 
     r = _resolve(preset, config, dict(layers=layers, hidden=hidden, heads=heads, intermediate=intermediate,
-                                      vocab=vocab, max_positions=max_positions, type_vocab=type_vocab))
-    _emit(count_(r, pooler=not no_pooler), fmt, output, explain)
+                                      vocab=vocab, max_positions=max_positions, type_vocab=type_vocab,
+                                      embedding_size=embedding_size, labels=labels), untie)
+    _emit(count_(r, head=head.value, pooler=not no_pooler), fmt, output, explain)
 
 
 @app.command()
@@ -236,6 +260,10 @@ def shapes(
     vocab: VocabOpt = None,
     max_positions: MaxPosOpt = None,
     type_vocab: TypeVocabOpt = None,
+    embedding_size: EmbOpt = None,
+    head: HeadOpt = Head.model,
+    labels: LabelsOpt = None,
+    untie: UntieOpt = False,
     no_pooler: NoPoolerOpt = False,
     layout: Annotated[Layout, typer.Option(
         "--layout", help="Linear weights as PyTorch [out, in] (pt) or TensorFlow/Keras [in, out] (tf).",
@@ -258,9 +286,10 @@ def shapes(
     from .api import shapes as shapes_
 
     r = _resolve(preset, config, dict(layers=layers, hidden=hidden, heads=heads, intermediate=intermediate,
-                                      vocab=vocab, max_positions=max_positions, type_vocab=type_vocab))
-    _emit(shapes_(r, pooler=not no_pooler, layout=layout.value, batch=batch, seq=seq, collapse=collapse),
-          fmt, output)
+                                      vocab=vocab, max_positions=max_positions, type_vocab=type_vocab,
+                                      embedding_size=embedding_size, labels=labels), untie)
+    _emit(shapes_(r, head=head.value, pooler=not no_pooler, layout=layout.value, batch=batch, seq=seq,
+                  collapse=collapse), fmt, output)
 
 
 @app.command()
@@ -268,6 +297,7 @@ def compare(
     items: Annotated[list[str] | None, typer.Argument(
         help="Two or more configs: a preset or a YAML file, each optionally with ':key=value,...' "
              "overrides, e.g. base base:num_hidden_layers=6 large.", show_default=False)] = None,
+    head: HeadOpt = Head.model,
     no_pooler: NoPoolerOpt = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -280,7 +310,7 @@ def compare(
     """
     from .api import compare as compare_
 
-    _emit(compare_(list(items or []), pooler=not no_pooler), fmt, output)
+    _emit(compare_(list(items or []), head=head.value, pooler=not no_pooler), fmt, output)
 
 
 @app.command()

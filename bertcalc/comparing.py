@@ -7,14 +7,15 @@ from typing import Any, ClassVar
 
 from .counting import CountReport
 
-CONFIG_ROWS = (
-    ("num_hidden_layers", "L", "layers"),
-    ("hidden_size", "H", "hidden"),
-    ("num_attention_heads", "A", "heads"),
-    ("intermediate_size", "I", "intermediate"),
-    ("vocab_size", "V", "vocab"),
-    ("max_position_embeddings", "P", "positions"),
-    ("type_vocab_size", "T", "token types"),
+CONFIG_ROWS = (  # family-neutral size, its row label
+    ("L", "layers"),
+    ("H", "hidden"),
+    ("A", "heads"),
+    ("I", "intermediate"),
+    ("V", "vocab"),
+    ("E", "embedding width"),
+    ("P", "positions"),
+    ("T", "token types"),
 )
 
 
@@ -23,7 +24,7 @@ class CompareRow:
     name: str
     values: tuple[int | None, ...]  # one per config; None where the config has no such component
     kind: str = "component"  # "config", "component", "total"
-    field: str | None = None  # for config rows: the HF field name
+    field: str | None = None  # for config rows: the family-neutral size (L, H, A, ...)
 
     def delta(self, j: int) -> int | None:
         a, b = self.values[0], self.values[j]
@@ -71,9 +72,11 @@ def compare(reports: list[CountReport]) -> CompareReport:
     if len(reports) < 2:
         raise UsageError("compare needs at least two configs, e.g. 'bertcalc compare base large'")
     rows: list[CompareRow] = []
-    for key, short, word in CONFIG_ROWS:
-        if any(key in r.config for r in reports):
-            rows.append(CompareRow(f"{short}  {word}", tuple(r.config.get(key) for r in reports), "config", key))
+    for key, word in CONFIG_ROWS:
+        values = tuple((r.dims or {}).get(key) for r in reports)
+        if key == "E" and all(r.dims and r.dims["E"] == r.dims["H"] for r in reports):
+            continue  # no factorized embeddings anywhere: the row would repeat H
+        rows.append(CompareRow(f"{key}  {word}", values, "config", key))
     names: list[str] = []
     for r in reports:
         for c in r.components:

@@ -1,15 +1,18 @@
-"""Model configurations: pydantic v2 models with HuggingFace's field names and meanings.
+"""Model configurations: pydantic v2 models with HuggingFace's field names, meanings and defaults.
 
-Validation is strict: sizes are integers (``true`` or ``"768"`` are rejected), every size is at least 1
-(``num_hidden_layers`` may be 0), ``hidden_size`` must divide evenly into heads, and unknown keys are errors.
-:func:`validate` turns pydantic's errors into one plain line per field, naming where the value came from.
+One class per family (``BertConfig`` here; RoBERTa, DistilBERT, ALBERT and ELECTRA in ``families/``, loaded
+on first use). Validation is strict: sizes are integers (``true`` or ``"768"`` are rejected), every size is
+at least 1 (layer counts may be 0), the hidden size must split evenly into heads, and unknown keys are
+errors. :func:`validate` turns pydantic's errors into one plain line per field, naming where the value
+came from.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -17,14 +20,89 @@ from .errors import ConfigError
 
 Size = Annotated[int, Field(ge=1, strict=True)]
 Count = Annotated[int, Field(ge=0, strict=True)]
+Eps = Annotated[float, Field(gt=0)]
 
 
-class BertConfig(BaseModel):
-    """The shape-relevant fields of HuggingFace's ``BertConfig``, with its defaults (BERT-base)."""
+class Dims(NamedTuple):
+    """A config's sizes under family-neutral names, for code that works across families."""
+
+    L: int  # layers
+    H: int  # hidden width
+    A: int  # attention heads
+    I: int  # noqa: E741  feed-forward width
+    V: int  # vocabulary
+    P: int  # rows of the position table
+    T: int  # token types (0: the family has none)
+    E: int  # embedding width (H unless factorized)
+    C: int  # num_labels
+    max_seq: int  # longest sequence the position table allows
+
+
+class ModelConfig(BaseModel):
+    """What every family shares: HF ``PretrainedConfig`` fields that change shapes, and validation."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    family: ClassVar[str] = ""
+    display: ClassVar[str] = ""  # "BERT"
+    # flag name -> this family's field; fields the family lacks are absent
+    FLAGS: ClassVar[dict[str, str]] = {}
+    HIDDEN: ClassVar[str] = "hidden_size"
+    HEADS: ClassVar[str] = "num_attention_heads"
+    INTERMEDIATE: ClassVar[str] = "intermediate_size"
+
+    num_labels: Size = Field(2, description="Classes of a classification head (--labels).")
+    tie_word_embeddings: Annotated[bool, Field(strict=True)] = Field(
+        True, description="Share the MLM decoder weight with word_embeddings (--untie: false)."
+    )
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> ModelConfig:
+        h, a = getattr(self, self.HIDDEN), getattr(self, self.HEADS)
+        if h % a:
+            lower = h - h % a
+            options = " or ".join(f"{x}" for x in (lower, lower + a) if x >= a)
+            raise ValueError(
+                f"{self.HIDDEN} {h} is not divisible by {self.HEADS} {a}; "
+                f"use a {self.HIDDEN} such as {options}, or a head count that divides {h}"
+            )
+        return self
+
+    @property
+    def dims(self) -> Dims:  # pragma: no cover - every family overrides
+        raise NotImplementedError
+
+    @property
+    def head_dim(self) -> int:
+        d = self.dims
+        return d.H // d.A
+
+    def fields(self) -> dict[str, Any]:
+        """The config as HF field names: the family's own fields first, then the shared ones."""
+        data = self.model_dump()
+        shared = ModelConfig.model_fields
+        return {**{k: v for k, v in data.items() if k not in shared}, **{k: data[k] for k in shared}}
+
+    def symbol_values(self) -> dict[str, int]:
+        """Every integer field, for formulas: ``{"hidden_size": 768, ...}``."""
+        return {k: v for k, v in self.model_dump().items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
+class BertConfig(ModelConfig):
+    """The shape-relevant fields of HuggingFace's ``BertConfig``, with its defaults (BERT-base)."""
+
     family: ClassVar[str] = "bert"
+    display: ClassVar[str] = "BERT"
+    FLAGS: ClassVar[dict[str, str]] = {
+        "layers": "num_hidden_layers",
+        "hidden": "hidden_size",
+        "heads": "num_attention_heads",
+        "intermediate": "intermediate_size",
+        "vocab": "vocab_size",
+        "max_positions": "max_position_embeddings",
+        "type_vocab": "type_vocab_size",
+        "labels": "num_labels",
+    }
 
     vocab_size: Size = Field(30522, description="Tokens in the vocabulary (rows of word_embeddings).")
     hidden_size: Size = Field(768, description="Width of every hidden state (H).")
@@ -34,44 +112,37 @@ class BertConfig(BaseModel):
     max_position_embeddings: Size = Field(512, description="Longest sequence: rows of position_embeddings.")
     type_vocab_size: Size = Field(2, description="Segment (token type) ids: rows of token_type_embeddings.")
     hidden_act: str = Field("gelu", description="Feed-forward activation. Shown, not counted.")
-    layer_norm_eps: Annotated[float, Field(gt=0)] = Field(1e-12, description="LayerNorm epsilon. Shown, not counted.")
-
-    @model_validator(mode="after")
-    def _heads_divide_hidden(self) -> BertConfig:
-        h, a = self.hidden_size, self.num_attention_heads
-        if h % a:
-            lower = h - h % a
-            options = " or ".join(f"{x}" for x in (lower, lower + a) if x >= a)
-            raise ValueError(
-                f"hidden_size {h} is not divisible by num_attention_heads {a}; "
-                f"use a hidden_size such as {options}, or a head count that divides {h}"
-            )
-        return self
+    layer_norm_eps: Eps = Field(1e-12, description="LayerNorm epsilon. Shown, not counted.")
 
     @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_attention_heads
+    def dims(self) -> Dims:
+        return Dims(self.num_hidden_layers, self.hidden_size, self.num_attention_heads, self.intermediate_size,
+                    self.vocab_size, self.max_position_embeddings, self.type_vocab_size, self.hidden_size,
+                    self.num_labels, self.max_position_embeddings)
 
 
-# The command-line flags and the HF field each one sets. Shared by every family that has the field.
-FLAG_FIELDS: dict[str, str] = {
-    "layers": "num_hidden_layers",
-    "hidden": "hidden_size",
-    "heads": "num_attention_heads",
-    "intermediate": "intermediate_size",
-    "vocab": "vocab_size",
-    "max_positions": "max_position_embeddings",
-    "type_vocab": "type_vocab_size",
-}
+# The flags every family understands (each maps them to its own field names, see ModelConfig.FLAGS).
+FLAG_NAMES = ("layers", "hidden", "heads", "intermediate", "vocab", "max_positions", "type_vocab",
+              "embedding_size", "labels")
 
 # What ``--hidden`` does to the feed-forward width when no ``--intermediate`` is given: BERT's convention.
 INTERMEDIATE_RATIO = 4
 
-CONFIG_CLASSES: dict[str, type[BertConfig]] = {"bert": BertConfig}
+# family -> "module:Class"; imported on first use so start-up pays for BERT only.
+FAMILIES: dict[str, str] = {
+    "bert": "bertcalc.config:BertConfig",
+    "roberta": "bertcalc.families.roberta:RobertaConfig",
+    "distilbert": "bertcalc.families.distilbert:DistilBertConfig",
+    "albert": "bertcalc.families.albert:AlbertConfig",
+    "electra": "bertcalc.families.electra:ElectraConfig",
+}
 
 
-def config_class(family: str) -> type[BertConfig]:
-    return CONFIG_CLASSES[family]
+def config_class(family: str) -> type[ModelConfig]:
+    if family not in FAMILIES:
+        raise ConfigError([f"unknown family {family!r}; supported: {', '.join(FAMILIES)}"])
+    module, name = FAMILIES[family].split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def field_names(cls: type[BaseModel]) -> list[str]:
@@ -82,7 +153,7 @@ def suggest(word: str, choices: list[str], n: int = 3) -> list[str]:
     return difflib.get_close_matches(word, choices, n=n, cutoff=0.6)
 
 
-def validate(cls: type[BertConfig], data: Mapping[str, Any], origins: Mapping[str, str] | None = None) -> BertConfig:
+def validate(cls: type[ModelConfig], data: Mapping[str, Any], origins: Mapping[str, str] | None = None) -> Any:
     """Validate ``data`` as ``cls``; on failure raise :class:`ConfigError` with one line per problem.
 
     ``origins`` maps a field to where its value came from (``"--hidden"``, ``"model.yaml"``), so the
@@ -93,7 +164,7 @@ def validate(cls: type[BertConfig], data: Mapping[str, Any], origins: Mapping[st
         return cls.model_validate(dict(data))
     except ValidationError as exc:
         known = field_names(cls)
-        problems = [_describe(err, known, origins) for err in exc.errors()]
+        problems = [_describe(err, known, origins, cls) for err in exc.errors()]
         raise ConfigError(problems) from None
 
 
@@ -106,7 +177,7 @@ def _where(key: str, origins: Mapping[str, str]) -> str:
     return f"{src}: {key}"
 
 
-def _describe(err: Any, known: list[str], origins: Mapping[str, str]) -> str:
+def _describe(err: Any, known: list[str], origins: Mapping[str, str], cls: type[ModelConfig]) -> str:
     loc = err.get("loc") or ()
     key = str(loc[0]) if loc else ""
     kind = err.get("type", "")
@@ -115,10 +186,10 @@ def _describe(err: Any, known: list[str], origins: Mapping[str, str]) -> str:
     if kind == "extra_forbidden":
         close = suggest(key, known)
         hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else f"known keys: {', '.join(known)}"
-        return f"{_where(key, origins)}: unknown key; {hint}"
+        return f"{_where(key, origins)}: unknown key for {cls.display or cls.family}; {hint}"
     if not key:  # a model-level check: heads must divide hidden
         msg = str(ctx.get("error", err.get("msg", "")))
-        return f"{_where('hidden_size', origins)} / {_where('num_attention_heads', origins)}: {msg}"
+        return f"{_where(cls.HIDDEN, origins)} / {_where(cls.HEADS, origins)}: {msg}"
     if kind in ("greater_than_equal", "greater_than"):
         bound = ctx.get("ge", ctx.get("gt"))
         op = "≥" if kind == "greater_than_equal" else ">"
@@ -127,6 +198,8 @@ def _describe(err: Any, known: list[str], origins: Mapping[str, str]) -> str:
         return f"{_where(key, origins)}: must be a whole number, got {value!r}"
     if kind in ("float_type", "float_parsing"):
         return f"{_where(key, origins)}: must be a number, got {value!r}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"{_where(key, origins)}: must be true or false, got {value!r}"
     if kind == "string_type":
         return f"{_where(key, origins)}: must be text, got {value!r}"
     return f"{_where(key, origins)}: {err.get('msg', 'invalid value')}, got {value!r}"

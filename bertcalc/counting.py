@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .config import BertConfig
+from .config import ModelConfig
 from .model import Architecture, Component, Part
 
 
@@ -68,6 +68,8 @@ class CountReport:
     notes: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     description: str = ""
+    dims: dict[str, int] | None = None  # family-neutral sizes: L, H, A, I, V, P, T, E, C
+    unused_fields: tuple[str, ...] = ()  # config fields this model class ignores (hidden in the table header)
 
     def component(self, name: str) -> ComponentRow:
         for c in self.components:
@@ -114,6 +116,7 @@ class CountReport:
                 for c in self.components
             ],
             "closed_form": self.closed_form,
+            "dims": dict(self.dims or {}),
             "notes": list(self.notes),
             "sources": list(self.sources),
         }
@@ -152,7 +155,7 @@ def _component_row(c: Component, values: dict[str, int], total: int) -> Componen
 
 def report(
     arch: Architecture,
-    cfg: BertConfig,
+    cfg: ModelConfig,
     *,
     label: str = "",
     pooler: bool = True,
@@ -185,7 +188,7 @@ def report(
         model_class=arch.model_class,
         head=arch.head,
         pooler=pooler,
-        config=cfg.model_dump(),
+        config=cfg.fields(),
         components=rows,
         total_parameters=total,
         state_dict_parameters=arch.state_dict_parameters,
@@ -196,6 +199,8 @@ def report(
         notes=notes,
         sources=sources,
         description=description,
+        dims=cfg.dims._asdict(),
+        unused_fields=arch.unused_fields,
     )
 
 

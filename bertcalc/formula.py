@@ -15,6 +15,7 @@ from dataclasses import dataclass
 SYMBOL_ORDER = (
     "num_hidden_layers",
     "n_layers",
+    "num_hidden_groups",
     "vocab_size",
     "max_position_embeddings",
     "type_vocab_size",
@@ -30,6 +31,7 @@ SYMBOL_ORDER = (
 SHORT = {
     "num_hidden_layers": "L",
     "n_layers": "L",
+    "num_hidden_groups": "G",
     "vocab_size": "V",
     "max_position_embeddings": "P",
     "type_vocab_size": "T",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from .activations import Activation
-from .config import BertConfig
+from .config import ModelConfig
 from .model import Architecture, TensorSpec
 
 Layout = Literal["pt", "tf"]
@@ -90,7 +90,7 @@ class ShapesReport:
 
 def report(
     arch: Architecture,
-    cfg: BertConfig,
+    cfg: ModelConfig,
     *,
     label: str = "",
     layout: Layout = "pt",
@@ -104,7 +104,7 @@ def report(
         family=arch.family,
         model_class=arch.model_class,
         head=arch.head,
-        config=cfg.model_dump(),
+        config=cfg.fields(),
         layout=layout,
         arch=arch,
         activations=tuple(activations) if activations is not None else None,

@@ -1,7 +1,16 @@
 """Where a config comes from: a preset, then a file, then explicit overrides, each overriding the one before.
 
-This module reads files (it is the one place that does), but it never prints: every problem is a typed
-error whose message names the file or field and says how to fix it.
+Two file formats are read:
+
+- bertcalc's YAML: a mapping of the family's HF field names, plus optional ``description`` and ``family``
+  (``bert`` unless given). Strict: an unknown key is an error, with a did-you-mean.
+- HuggingFace's ``config.json`` (a ``.json`` file, a model folder holding one, or any file with a
+  ``model_type`` key). Lenient: ``model_type`` picks the family, keys that do not change shapes are ignored,
+  and missing keys take the HF config class's defaults.
+
+This module reads files (it is the one place that does, besides checkpoint headers in ``checkpoint.py``),
+but it never prints: every problem is a typed error whose message names the file or field and says how to
+fix it. YAML is read with ``yaml.safe_load`` only.
 """
 
 from __future__ import annotations
@@ -11,49 +20,97 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import FLAG_FIELDS, INTERMEDIATE_RATIO, BertConfig, config_class, suggest, validate
+from .config import FAMILIES, FLAG_NAMES, INTERMEDIATE_RATIO, ModelConfig, config_class, suggest, validate
 from .errors import ConfigError, ConfigFileError
 
 # Keys a bertcalc YAML file may hold besides the config's fields.
-META_KEYS = ("description",)
-MAX_CONFIG_BYTES = 1 << 20  # a config is a few hundred bytes; refuse to parse anything huge
+META_KEYS = ("description", "family")
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few KiB at most; refuse to parse anything huge
+
+
+@dataclass(frozen=True)
+class Source:
+    """One config source, read and sorted: the family, the field values it sets, and where it came from."""
+
+    family: str
+    data: dict[str, Any]
+    origin: str  # "preset 'base'" or the file's path
+    description: str = ""
+    architectures: tuple[str, ...] = ()  # HF config.json: the model classes it was saved from
+    hf: bool = False
+    ignored: tuple[str, ...] = ()  # HF keys that do not change shapes, left out
 
 
 @dataclass(frozen=True)
 class Resolved:
     """A validated config, and a record of where it came from, for the report's header."""
 
-    config: BertConfig
+    config: ModelConfig
     label: str
     description: str = ""
     sources: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    architectures: tuple[str, ...] = ()
 
 
-def read_mapping(path: str | Path) -> dict[str, Any]:
-    """Read a YAML (or JSON) file that must hold a mapping. ``yaml.safe_load`` only: tags never run."""
-    import yaml
+# ------------------------------------------------------------------------------------------------- reading
 
-    p = Path(path)
+
+def _read_bytes(p: Path) -> bytes:
     try:
-        if p.is_dir():
-            raise ConfigFileError(f"{p}: is a directory; give a YAML config file")
         with p.open("rb") as fh:
             raw = fh.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigFileError(f"{p}: no such file; check the path") from None
+    except IsADirectoryError:
+        raise ConfigFileError(f"{p}: is a directory; give a config file") from None
     except PermissionError:
         raise ConfigFileError(f"{p}: permission denied; make the file readable") from None
     except OSError as exc:
         raise ConfigFileError(f"{p}: cannot read ({exc.strerror or exc})") from None
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigFileError(f"{p}: larger than {MAX_CONFIG_BYTES // 1024} KiB; a config file is a short mapping")
+    return raw
+
+
+def _text(p: Path, raw: bytes) -> str:
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigFileError(f"{p}: not UTF-8 text; give a YAML config file") from None
+        raise ConfigFileError(f"{p}: not UTF-8 text; give a YAML or JSON config file") from None
+
+
+def read_mapping(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or JSON file that must hold a mapping. YAML: ``safe_load`` only, tags never run."""
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigFileError(f"{p}: is a directory; give a YAML config file")
+    text = _text(p, _read_bytes(p))
+    if p.suffix.lower() == ".json":
+        import json
+
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigFileError(
+                f"{p}: line {exc.lineno}, column {exc.colno}: malformed JSON ({exc.msg}); fix the syntax"
+            ) from None
+    else:
+        data = _safe_yaml(p, text)
+    if data is None:
+        raise ConfigFileError(f"{p}: file is empty; expected a mapping such as 'hidden_size: 768'")
+    if not isinstance(data, dict):
+        raise ConfigFileError(
+            f"{p}: expected a mapping of config keys such as 'hidden_size: 768', got a {_kind(data)}"
+        )
+    return data
+
+
+def _safe_yaml(p: Path, text: str) -> Any:
+    import yaml
+
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.constructor.ConstructorError as exc:
         tag = getattr(exc, "problem", "") or "unknown tag"
         mark = exc.problem_mark
@@ -66,24 +123,78 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
         where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigFileError(f"{p}:{where} malformed YAML ({problem}); fix the syntax") from None
-    if data is None:
-        raise ConfigFileError(f"{p}: file is empty; expected a mapping such as 'hidden_size: 768'")
-    if not isinstance(data, dict):
-        raise ConfigFileError(
-            f"{p}: expected a mapping of config keys such as 'hidden_size: 768', got a {_kind(data)}"
-        )
-    return data
 
 
 def _kind(value: Any) -> str:
     return {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(type(value), "value")
 
 
-def _split_meta(data: Mapping[Any, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    cfg, meta = {}, {}
-    for k, v in data.items():
-        (meta if k in META_KEYS else cfg)[str(k)] = v
-    return cfg, meta
+def load_file(path: str | Path) -> Source:
+    """A config file or a model folder, in either format (see the module docstring)."""
+    p = Path(path)
+    if p.is_dir():
+        cfg = p / "config.json"
+        if not cfg.is_file():
+            raise ConfigFileError(
+                f"{p}: no config.json in this folder; give a model folder saved by save_pretrained, or a config file"
+            )
+        p = cfg
+    data = read_mapping(p)
+    if p.suffix.lower() == ".json" or "model_type" in data:
+        return hf_source(data, str(p))
+    return strict_source(data, str(p))
+
+
+def strict_source(data: Mapping[Any, Any], origin: str) -> Source:
+    """bertcalc's own YAML: the family's fields plus ``description`` and ``family``; unknown keys are errors."""
+    family = data.get("family", "bert")
+    if family not in FAMILIES:
+        close = suggest(str(family), list(FAMILIES))
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError([f"{origin}: family: unknown family {family!r}; {hint}supported: {', '.join(FAMILIES)}"])
+    fields = {str(k): v for k, v in data.items() if k not in META_KEYS}  # unknown keys fail in validate()
+    return Source(family, fields, origin, str(data.get("description", "")))
+
+
+# Keys of an HF config that would change shapes in ways bertcalc does not model: refuse rather than miscount.
+_UNSUPPORTED = {
+    "add_cross_attention": (True, "adds cross-attention tensors to every layer (a decoder); bertcalc models encoders"),
+}
+
+
+def hf_source(data: Mapping[Any, Any], origin: str) -> Source:
+    """HuggingFace's config.json, read leniently: ``model_type`` picks the family; irrelevant keys are ignored."""
+    model_type = data.get("model_type")
+    if model_type is None:
+        raise ConfigFileError(
+            f"{origin}: no model_type; a HuggingFace config.json names its architecture in model_type "
+            f"(one of {', '.join(FAMILIES)})"
+        )
+    family = str(model_type).replace("-", "_")
+    if family not in FAMILIES:
+        raise ConfigFileError(
+            f"{origin}: model_type {model_type!r} is not supported; bertcalc reads {', '.join(FAMILIES)}"
+        )
+    for key, (bad, why) in _UNSUPPORTED.items():
+        if data.get(key) == bad:
+            raise ConfigFileError(f"{origin}: {key}: {bad!r} {why}")
+    cls = config_class(family)
+    fields = {k: v for k, v in data.items() if k in cls.model_fields}
+    if "num_labels" not in fields and isinstance(data.get("id2label"), dict):
+        fields["num_labels"] = len(data["id2label"])  # what PretrainedConfig does
+    archs = data.get("architectures") or ()
+    ignored = tuple(str(k) for k in data if k not in fields and k != "model_type")
+    return Source(family, fields, origin, "", tuple(str(a) for a in archs if isinstance(a, str)), True, ignored)
+
+
+def load_preset(name: str) -> Source:
+    from . import catalog
+
+    data = read_mapping(catalog.path_of(name))
+    return strict_source(data, f"preset {name!r}")
+
+
+# ------------------------------------------------------------------------------------------------ resolving
 
 
 def resolve(
@@ -93,64 +204,89 @@ def resolve(
     override_origins: Mapping[str, str] | None = None,
     label: str | None = None,
 ) -> Resolved:
-    """Preset, then file, then overrides (HF field names), validated once.
+    """Preset, then file, then overrides, validated once.
 
-    Without a preset or file the defaults are BERT-base's. When ``hidden_size`` is overridden and
-    ``intermediate_size`` is not, the intermediate size follows as ``4 × hidden_size`` (BERT's ratio); the
-    returned notes say so.
+    Overrides are keyed by HF field names (``num_hidden_layers``) or flag names (``layers``, mapped to the
+    family's own field: ``n_layers`` for DistilBERT). Without a preset or file the family's HF defaults
+    apply (BERT-base's for BERT). When the hidden width is overridden and the intermediate width is not,
+    the intermediate width follows as ``4 × hidden`` (BERT's ratio); the returned notes say so.
     """
-    from . import catalog as presets
+    sources = [load_preset(preset)] if preset is not None else []
+    if config_file is not None:
+        sources.append(load_file(config_file))
+    families = {s.family for s in sources}
+    if len(families) > 1:
+        a, b = sources
+        raise ConfigError([
+            f"{b.origin} is a {config_class(b.family).display} config but {a.origin} is "
+            f"{config_class(a.family).display}; use one or the other"
+        ])
+    family = families.pop() if families else "bert"
+    cls = config_class(family)
 
     data: dict[str, Any] = {}
     origins: dict[str, str] = {}
-    sources: list[str] = []
     description = ""
-    family = "bert"
-    if preset is not None:
-        cfg_part, meta = _split_meta(presets.load(preset))
-        data.update(cfg_part)
-        origins.update(dict.fromkeys(cfg_part, f"preset {preset!r}"))
-        description = str(meta.get("description", ""))
-        sources.append(f"preset {preset}")
-    if config_file is not None:
-        cfg_part, meta = _split_meta(read_mapping(config_file))
-        data.update(cfg_part)
-        origins.update(dict.fromkeys(cfg_part, str(config_file)))
-        description = str(meta.get("description", description))
-        sources.append(f"file {config_file}")
     notes: list[str] = []
-    overrides = dict(overrides or {})
-    override_origins = dict(override_origins or {})
-    cls = config_class(family)
-    if "hidden_size" in overrides and "intermediate_size" not in overrides:
-        h = overrides["hidden_size"]
+    for s in sources:
+        data.update(s.data)
+        origins.update(dict.fromkeys(s.data, s.origin))
+        description = s.description or description
+    arch = next((s.architectures for s in sources if s.architectures), ())
+
+    fields, field_origins = _map_overrides(cls, dict(overrides or {}), dict(override_origins or {}))
+    if cls.HIDDEN in fields and cls.INTERMEDIATE not in fields:
+        h = fields[cls.HIDDEN]
         if isinstance(h, int) and not isinstance(h, bool) and h > 0:
-            overrides["intermediate_size"] = INTERMEDIATE_RATIO * h
-            src = override_origins.get("hidden_size", "hidden_size")
-            override_origins["intermediate_size"] = src
+            fields[cls.INTERMEDIATE] = INTERMEDIATE_RATIO * h
+            src = field_origins.get(cls.HIDDEN, cls.HIDDEN)
+            field_origins[cls.INTERMEDIATE] = src
             notes.append(
-                f"intermediate_size = {INTERMEDIATE_RATIO} × hidden_size = {INTERMEDIATE_RATIO * h:,} "
+                f"{cls.INTERMEDIATE} = {INTERMEDIATE_RATIO} × {cls.HIDDEN} = {INTERMEDIATE_RATIO * h:,} "
                 f"(follows {src}; set it explicitly to override)"
             )
-    if overrides:
-        data.update(overrides)
-        origins.update({k: override_origins.get(k, k) for k in overrides})
-        sources.append("overrides " + ", ".join(f"{k}={v}" for k, v in overrides.items()))
+    data.update(fields)
+    origins.update(field_origins)
     config = validate(cls, data, origins)
+
+    described = [f"preset {preset}"] if preset else []
+    if config_file is not None:
+        described.append(f"file {config_file}")
+    if fields:
+        described.append("overrides " + ", ".join(f"{k}={v}" for k, v in fields.items()))
     if label is None:
-        label = preset or (Path(config_file).name if config_file else "bert-base (defaults)")
-    return Resolved(config, label, description, tuple(sources), tuple(notes))
+        label = preset or (_label_of(config_file) if config_file else f"{cls.display} defaults")
+    return Resolved(config, label, description, tuple(described), tuple(notes), arch)
+
+
+def _label_of(path: str | Path) -> str:
+    p = Path(path)
+    return p.parent.name if p.name == "config.json" and p.parent.name else p.name
+
+
+def _map_overrides(
+    cls: type[ModelConfig], overrides: dict[str, Any], origins: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Flag or field names -> this family's field names, with where each came from."""
+    fields: dict[str, Any] = {}
+    where: dict[str, str] = {}
+    known = list(cls.model_fields)
+    for key, value in overrides.items():
+        k = key.strip().replace("-", "_")
+        field = cls.FLAGS.get(k, k)
+        origin = origins.get(key, key)
+        if field not in cls.model_fields:
+            if k in FLAG_NAMES:
+                raise ConfigError([f"{origin}: {cls.display} has no such setting; its fields are {', '.join(known)}"])
+            close = suggest(k, [*known, *cls.FLAGS])
+            hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else f"known keys: {', '.join(known)}"
+            raise ConfigError([f"{origin}: unknown key {key!r} for {cls.display}; {hint}"])
+        fields[field] = value
+        where[field] = origin
+    return fields, where
 
 
 # ---------------------------------------------------------------------------------------------- overrides
-
-
-def override_key(key: str) -> str:
-    """``hidden``, ``max-positions`` or ``hidden_size`` -> the HF field name."""
-    k = key.strip().replace("-", "_")
-    if k in FLAG_FIELDS:
-        return FLAG_FIELDS[k]
-    return k
 
 
 def parse_scalar(text: str) -> Any:
@@ -170,17 +306,11 @@ def parse_scalar(text: str) -> Any:
 
 
 def parse_overrides(text: str, where: str) -> dict[str, Any]:
-    """``num_hidden_layers=6,hidden=512`` -> ``{"num_hidden_layers": 6, "hidden_size": 512}``."""
+    """``num_hidden_layers=6,hidden=512`` -> ``{"num_hidden_layers": 6, "hidden": 512}`` (keys checked later)."""
     out: dict[str, Any] = {}
-    known = [*BertConfig.model_fields, *FLAG_FIELDS, "pooler"]
     for item in filter(None, (s.strip() for s in text.split(","))):
         if "=" not in item:
             raise ConfigError([f"{where}: {item!r} is not key=value; write e.g. num_hidden_layers=6"])
         key, value = item.split("=", 1)
-        field = override_key(key)
-        if field not in BertConfig.model_fields and field != "pooler":
-            close = suggest(key.strip().replace("-", "_"), known)
-            hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else "use a config field name"
-            raise ConfigError([f"{where}: unknown key {key.strip()!r}; {hint}"])
-        out[field] = parse_scalar(value)
+        out[key.strip()] = parse_scalar(value)
     return out

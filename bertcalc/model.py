@@ -77,6 +77,7 @@ class Part:
     tensors: tuple[TensorSpec, ...]
     tokens: TokenScope = "all"
     description: str = ""
+    role: str = ""  # what it does in the forward pass: "q", "ffn_in", "mlm_decoder"... (see activations.py)
 
     @property
     def parameters(self) -> int:
@@ -144,6 +145,8 @@ class Architecture:
     head: str  # "model"
     components: tuple[Component, ...]
     values: dict[str, int] = field(default_factory=dict)  # symbol -> size, for formulas
+    prefix: str = ""  # "bert." when the base model sits inside a task model
+    unused_fields: tuple[str, ...] = ()  # config fields this model class ignores (num_labels for BertModel)
 
     @property
     def total_parameters(self) -> int:

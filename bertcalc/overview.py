@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .config import BertConfig
+from .config import ModelConfig
 
 
 @dataclass(frozen=True)
 class PresetRow:
     name: str
     description: str
-    config: BertConfig
+    config: ModelConfig
     total_parameters: int
 
 
@@ -29,7 +29,8 @@ class PresetsReport:
                     "name": r.name,
                     "description": r.description,
                     "family": r.config.family,
-                    "config": r.config.model_dump(),
+                    "config": r.config.fields(),
+                    "dims": r.config.dims._asdict(),
                     "total_parameters": r.total_parameters,
                 }
                 for r in self.rows

@@ -89,9 +89,8 @@ def _presets(r: Any) -> tuple[list[str], list[Row]]:
     headers = ["name", "family", "L", "H", "A", "I", "V", "total_parameters", "description"]
     rows = []
     for p in r.rows:
-        c = p.config
-        rows.append([p.name, c.family, c.num_hidden_layers, c.hidden_size, c.num_attention_heads,
-                     c.intermediate_size, c.vocab_size, p.total_parameters, p.description])
+        d = p.config.dims
+        rows.append([p.name, p.config.family, d.L, d.H, d.A, d.I, d.V, p.total_parameters, p.description])
     return headers, rows
 
 

@@ -88,7 +88,8 @@ def count_view(r: Any, explain: bool = False) -> RenderableType:
     head = [_title(r.label, r.model_class, pooler)]
     if r.description:
         head.append(Text(r.description, style="dim"))
-    head.append(_config_line(r.config, r.notes))
+    shown = {k: v for k, v in r.config.items() if k not in r.unused_fields}
+    head.append(_config_line(shown, r.notes))
 
     foot: list[RenderableType] = []
     if r.state_dict_parameters != r.total_parameters:
@@ -97,7 +98,7 @@ def count_view(r: Any, explain: bool = False) -> RenderableType:
         foot.append(Text("tied: " + ", ".join(f"{a} → {b}" for a, b in _dedupe(r.tied)), style="dim"))
     if explain:
         foot.append(Text("closed form: " + r.closed_form))
-        foot.append(Text(_legend(r.config), style="dim"))
+        foot.append(Text(_legend(shown), style="dim"))
     body: RenderableType = _ExplainedCount(r) if explain else _count_table(r, formulas=False)
     return Group(*head, body, *foot)
 
@@ -207,7 +208,8 @@ def shapes_view(r: Any) -> RenderableType:
     from ..listing import displayed_shape
 
     layout = "[in, out] (TensorFlow/Keras)" if r.layout == "tf" else "[out, in] (PyTorch)"
-    head = [_title(r.label, r.model_class, f"Linear weights {layout}"), _config_line(r.config)]
+    shown = {k: v for k, v in r.config.items() if k not in r.arch.unused_fields}
+    head = [_title(r.label, r.model_class, f"Linear weights {layout}"), _config_line(shown)]
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
     t.add_column("#", justify="right", style="dim")
     t.add_column("state-dict name")
@@ -303,8 +305,7 @@ def presets_view(r: Any) -> RenderableType:
                       ("V", "right"), ("parameters", "right"), ("≈", "right"), ("description", "left")):
         t.add_column(col, justify=just)  # type: ignore[arg-type]
     for p in r.rows:
-        c = p.config
-        t.add_row(Text(p.name, style="bold"), str(c.num_hidden_layers), str(c.hidden_size), str(c.num_attention_heads),
-                  str(c.intermediate_size), str(c.vocab_size), f"{p.total_parameters:,}", human(p.total_parameters),
-                  Text(p.description, style="dim"))
+        d = p.config.dims
+        t.add_row(Text(p.name, style="bold"), str(d.L), str(d.H), str(d.A), str(d.I), str(d.V),
+                  f"{p.total_parameters:,}", human(p.total_parameters), Text(p.description, style="dim"))
     return Group(Text("Shipped presets  ·  use with --preset NAME", style="bold cyan"), t)

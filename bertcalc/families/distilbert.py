@@ -1,0 +1,102 @@
+"""DistilBERT: ``transformers.models.distilbert.modeling_distilbert``.
+
+Its own field names (``dim``, ``n_layers``, ``n_heads``, ``hidden_dim``), its own module names (``q_lin``,
+``k_lin``, ``v_lin``, ``out_lin``, ``sa_layer_norm``, ``ffn.lin1``/``lin2``, ``output_layer_norm``), no token
+types and no pooler. With ``sinusoidal_pos_embds`` the position table is filled with fixed values, but it is
+still a parameter of the same shape, so it still counts.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+
+from pydantic import Field
+
+from ..config import Count, Dims, Eps, ModelConfig, Size
+from ..model import Architecture, Component, Dim
+from ._heads import HEAD_CLASSES, check_head, qa_head, token_classifier, unused
+from ._parts import embedding, layernorm, linear
+
+HEADS = ("model", "mlm", "seq-cls", "token-cls", "qa")
+
+
+class DistilBertConfig(ModelConfig):
+    """HuggingFace ``DistilBertConfig``'s shape fields and defaults (distilbert-base-uncased)."""
+
+    family: ClassVar[str] = "distilbert"
+    display: ClassVar[str] = "DistilBERT"
+    FLAGS: ClassVar[dict[str, str]] = {
+        "layers": "n_layers",
+        "hidden": "dim",
+        "heads": "n_heads",
+        "intermediate": "hidden_dim",
+        "vocab": "vocab_size",
+        "max_positions": "max_position_embeddings",
+        "labels": "num_labels",
+    }
+    HIDDEN: ClassVar[str] = "dim"
+    HEADS: ClassVar[str] = "n_heads"
+    INTERMEDIATE: ClassVar[str] = "hidden_dim"
+
+    vocab_size: Size = Field(30522, description="Tokens in the vocabulary.")
+    max_position_embeddings: Size = Field(512, description="Rows of position_embeddings.")
+    sinusoidal_pos_embds: Annotated[bool, Field(strict=True)] = Field(False, description="Fixed position table.")
+    n_layers: Count = Field(6, description="Transformer blocks (L).")
+    n_heads: Size = Field(12, description="Attention heads (A); must divide dim.")
+    dim: Size = Field(768, description="Hidden width (H).")
+    hidden_dim: Size = Field(3072, description="Feed-forward width (I).")
+    activation: str = Field("gelu", description="Feed-forward activation. Shown, not counted.")
+
+    @property
+    def dims(self) -> Dims:
+        return Dims(self.n_layers, self.dim, self.n_heads, self.hidden_dim, self.vocab_size,
+                    self.max_position_embeddings, 0, self.dim, self.num_labels, self.max_position_embeddings)
+
+
+def build(cfg: DistilBertConfig, head: str = "model", pooler_: bool = True) -> Architecture:
+    check_head(head, "DistilBERT", HEADS)
+    V, P = Dim(cfg.vocab_size, "vocab_size"), Dim(cfg.max_position_embeddings, "max_position_embeddings")
+    H, I = Dim(cfg.dim, "dim"), Dim(cfg.hidden_dim, "hidden_dim")  # noqa: E741
+    C = Dim(cfg.num_labels, "num_labels")
+    prefix = "" if head == "model" else "distilbert."
+    e = f"{prefix}embeddings"
+    m = f"{prefix}transformer.layer.{{i}}"
+    comps = [
+        Component("embeddings", (
+            embedding("word_embeddings", f"{e}.word_embeddings", V, H, "one row per token id", role="word"),
+            embedding("position_embeddings", f"{e}.position_embeddings", P, H, "one row per position",
+                      role="position"),
+            layernorm("LayerNorm", f"{e}.LayerNorm", H, "normalises word + position", role="emb_norm"),
+        )),
+        Component("encoder layer", (
+            linear("q_lin", f"{m}.attention.q_lin", H, H, description="Q projection", role="q"),
+            linear("k_lin", f"{m}.attention.k_lin", H, H, description="K projection", role="k"),
+            linear("v_lin", f"{m}.attention.v_lin", H, H, description="V projection", role="v"),
+            linear("out_lin", f"{m}.attention.out_lin", H, H, description="attention output", role="attn_out"),
+            layernorm("sa_layer_norm", f"{m}.sa_layer_norm", H, "after the attention residual", role="attn_norm"),
+            linear("ffn.lin1", f"{m}.ffn.lin1", H, I, description="FFN up-projection", role="ffn_in"),
+            linear("ffn.lin2", f"{m}.ffn.lin2", I, H, description="FFN down-projection", role="ffn_out"),
+            layernorm("output_layer_norm", f"{m}.output_layer_norm", H, "after the FFN residual", role="ffn_norm"),
+        ), repeat=cfg.n_layers, repeat_symbol="n_layers"),
+    ]
+    if head == "mlm":
+        tie = cfg.tie_word_embeddings
+        comps.append(Component("MLM head", (
+            linear("vocab_transform", "vocab_transform", H, H, role="mlm_transform"),
+            layernorm("vocab_layer_norm", "vocab_layer_norm", H, role="mlm_norm"),
+            linear("vocab_projector", "vocab_projector", H, V, role="mlm_decoder",
+                   description="logits over the vocabulary",
+                   weight_tied_to=f"{e}.word_embeddings.weight" if tie else None),
+        )))
+    elif head == "seq-cls":
+        comps.append(Component("sequence classifier", (
+            linear("pre_classifier", "pre_classifier", H, H, tokens="first", role="cls_dense",
+                   description="on [CLS]"),
+            linear("classifier", "classifier", H, C, tokens="first", role="cls_out", description="logits"),
+        )))
+    elif head == "token-cls":
+        comps.append(token_classifier(H, C))
+    elif head == "qa":
+        comps.append(qa_head(H))
+    return Architecture("distilbert", "DistilBert" + HEAD_CLASSES[head], head, tuple(comps), cfg.symbol_values(),
+                        prefix, unused(labels=head in ("seq-cls", "token-cls"), ties=head == "mlm"))
