@@ -34,6 +34,15 @@ def ours_command() -> list[str]:
     return [exe, "count", "--preset", "base"]
 
 
+def compile_package() -> None:
+    import compileall
+    import importlib.util
+
+    spec = importlib.util.find_spec("bertcalc")
+    if spec and spec.origin:
+        compileall.compile_dir(str(Path(spec.origin).parent), quiet=1)
+
+
 def run_once(cmd: list[str], env: dict[str, str]) -> float:
     t0 = time.perf_counter()
     subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True)
@@ -51,8 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.floor.is_file():
         sys.exit(f"bench: floor app not found at {args.floor}; pass --floor PATH")
 
-    env = {**os.environ, "NO_COLOR": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-    env.pop("PYTHONPROFILEIMPORTTIME", None)
+    env = {**os.environ, "NO_COLOR": "1"}
+    for var in ("PYTHONPROFILEIMPORTTIME", "PYTHONDONTWRITEBYTECODE"):
+        env.pop(var, None)
+    compile_package()  # pip writes .pyc files at install; an editable checkout may not have them yet
     floor = [sys.executable, str(args.floor)]
     ours = ours_command()
     for _ in range(args.warmup):  # fill the page cache and write .pyc files

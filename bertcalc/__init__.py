@@ -18,7 +18,11 @@ _EXPORTS = {
     "shapes": "bertcalc.api",
     "compare": "bertcalc.api",
     "presets": "bertcalc.api",
+    "inspect": "bertcalc.api",
+    "verify": "bertcalc.api",
     "BertConfig": "bertcalc.config",
+    "ModelConfig": "bertcalc.config",
+    "config_class": "bertcalc.config",
     "resolve": "bertcalc.loading",
     "build": "bertcalc.architecture",
     "BertcalcError": "bertcalc.errors",
@@ -26,6 +30,7 @@ _EXPORTS = {
     "ConfigFileError": "bertcalc.errors",
     "PresetNotFoundError": "bertcalc.errors",
     "UsageError": "bertcalc.errors",
+    "CheckpointError": "bertcalc.checkpoint",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

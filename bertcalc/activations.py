@@ -121,8 +121,8 @@ def _layers(comp: Component, heads: int, act: str, batch: Batch) -> list[Activat
     B, S = batch.B, batch.S
     L = comp.times_applied
     sublayers: list[dict[str, Part]] = []
-    for p in comp.parts:
-        if p.role == "q" or not sublayers:
+    for p in comp.parts:  # a role seen twice starts the next inner layer (ALBERT lists its LayerNorm first)
+        if not sublayers or p.role in sublayers[-1]:
             sublayers.append({})
         sublayers[-1][p.role] = p
     acts: list[Activation] = []

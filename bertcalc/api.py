@@ -5,12 +5,14 @@
 109482240
 >>> bertcalc.count(num_hidden_layers=6).component("encoder layer").repeat
 6
->>> bertcalc.count(preset="base", head="mlm").state_dict_parameters
-133995066
+>>> r = bertcalc.count(preset="base", head="mlm")
+>>> r.total_parameters, r.state_dict_parameters  # the decoder is tied to the word embeddings
+(109514298, 132985716)
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +22,10 @@ from .loading import Resolved, parse_overrides, resolve
 
 if TYPE_CHECKING:
     from .comparing import CompareReport
+    from .inspection import InspectReport
     from .listing import Layout, ShapesReport
     from .overview import PresetsReport
+    from .verification import VerifyReport
 
 
 def _resolved(
@@ -40,12 +44,11 @@ def _notes(r: Resolved, head: str, arch_class: str) -> tuple[str, ...]:
     """Point out when the config was saved from a task model but is counted as another class."""
     notes = list(r.notes)
     if r.architectures and arch_class not in r.architectures:
-        from .families._heads import HEAD_CLASSES
+        from .families._heads import head_from_architectures
 
-        saved = r.architectures[0]
-        hint = next((h for h, suffix in HEAD_CLASSES.items() if h != "model" and saved.endswith(suffix)), None)
+        hint = head_from_architectures(r.architectures)
         tip = f"; use --head {hint} to count that class" if hint and hint != head else ""
-        notes.append(f"the config was saved from {saved}, counted here as {arch_class}{tip}")
+        notes.append(f"the config was saved from {r.architectures[0]}, counted here as {arch_class}{tip}")
     return tuple(notes)
 
 
@@ -149,6 +152,65 @@ def compare(
             resolved = _resolved(item, None, None, {})
         reports.append(count(resolved, head=head, pooler=keep))
     return line_up(reports)
+
+
+def inspect(
+    path: str | Path,
+    config: ModelConfig | Resolved | None = None,
+    *,
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    head: str | None = None,
+    pooler: bool | None = None,
+    override_origins: dict[str, str] | None = None,
+    **overrides: Any,
+) -> InspectReport:
+    """A safetensors checkpoint (file, folder, or shard index) against what its config predicts.
+
+    The config is the one given, else the ``config.json`` beside the checkpoint. The head is the one given,
+    else the one the config's ``architectures`` names, else ``model``. With ``pooler=None`` a bare model
+    checkpoint without ``pooler.*`` tensors is checked as ``add_pooling_layer=False``.
+    """
+    from . import checkpoint, inspection
+    from .errors import UsageError
+    from .families._heads import head_from_architectures
+
+    ckpt = checkpoint.read(path)
+    if config is None and preset is None and config_file is None:
+        if ckpt.config_path is None:
+            raise UsageError(f"{path}: no config.json beside the checkpoint; pass --config FILE or --preset NAME")
+        config_file = ckpt.config_path
+    if isinstance(config, (ModelConfig, Resolved)):
+        r = _resolved(config, None, None, {})
+    else:
+        r = resolve(preset=preset, config_file=config_file, overrides=overrides, override_origins=override_origins)
+    head = head or head_from_architectures(r.architectures) or "model"
+    notes = []
+    if pooler is None:
+        pooler = True
+        if head == "model" and not any(".pooler." in f".{t.name}" for t in ckpt.tensors):
+            pooler = False
+            notes.append("no pooler.* tensors stored: checked as a bare model without pooler (add_pooling_layer=False)")
+    arch = architecture.build(r.config, head=head, pooler=pooler)
+    report = inspection.compare(ckpt, arch, r.config.fields(), r.label)
+    return dataclasses.replace(report, notes=(*notes, *report.notes))
+
+
+def verify(
+    config: ModelConfig | Resolved | None = None,
+    *,
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    head: str = "model",
+    pooler: bool = True,
+    **overrides: Any,
+) -> VerifyReport:
+    """Build the HF model with real transformers on the meta device and compare it with bertcalc's."""
+    from . import verification
+
+    r = _resolved(config, preset, config_file, overrides)
+    arch = architecture.build(r.config, head=head, pooler=pooler)
+    return verification.verify(arch, r.config, label=r.label, pooler=pooler)
 
 
 def presets() -> PresetsReport:

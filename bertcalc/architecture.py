@@ -29,7 +29,8 @@ def build(cfg: ModelConfig, head: str = "model", pooler: bool = True) -> Archite
 
 def forward(arch: Architecture, cfg: ModelConfig, batch: int, seq: int) -> list[Activation]:
     """Activation shapes of one forward pass over ``batch`` sequences of ``seq`` tokens."""
-    from .activations import Batch, forward as walk
+    from .activations import Batch
+    from .activations import forward as walk
 
     d = cfg.dims
     why = "max_position_embeddings"

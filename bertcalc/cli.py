@@ -126,6 +126,22 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        sys.stdout.write(f"bertcalc {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                                          callback=_version)] = False,
+) -> None:
+    """Exact shapes and parameter counts for BERT-family models, in closed form, without PyTorch."""
+
+
 # ----------------------------------------------------------------------------------------- shared options
 
 PANEL_MODEL = "Model"
@@ -185,15 +201,20 @@ OutputOpt = Annotated[Path | None, typer.Option(
     show_default=False, dir_okay=False)]
 
 
-def _resolve(preset, config, flags: dict[str, Any], untie: bool = False):
-    """Flags -> overrides keyed by flag name; the family's config maps them to its own fields."""
-    from .loading import resolve
-
+def _overrides(flags: dict[str, Any], untie: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
+    """Flags -> overrides keyed by flag name (the family's config maps them to its own fields), and origins."""
     overrides = {flag: value for flag, value in flags.items() if value is not None}
     origins = {flag: "--" + flag.replace("_", "-") for flag in overrides}
     if untie:
         overrides["tie_word_embeddings"] = False
         origins["tie_word_embeddings"] = "--untie"
+    return overrides, origins
+
+
+def _resolve(preset, config, flags: dict[str, Any], untie: bool = False):
+    from .loading import resolve
+
+    overrides, origins = _overrides(flags, untie)
     return resolve(preset=preset, config_file=config, overrides=overrides, override_origins=origins)
 
 
@@ -314,6 +335,72 @@ def compare(
 
 
 @app.command()
+def inspect(
+    path: Annotated[Path, typer.Argument(help="A model.safetensors file, a model folder, or a shard index "
+                                              "(model.safetensors.index.json).", show_default=False)],
+    preset: PresetOpt = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="The config to check against (default: config.json beside the checkpoint).",
+        rich_help_panel=PANEL_MODEL, show_default=False)] = None,
+    head: Annotated[Head | None, typer.Option(
+        "--head", help="Model class (default: from config.json's architectures, else model).",
+        rich_help_panel=PANEL_MODEL, case_sensitive=False, show_default=False)] = None,
+    labels: LabelsOpt = None,
+    untie: UntieOpt = False,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Check a safetensors checkpoint against its config: matched, missing, unexpected, shape mismatch.
+
+    Reads the header only (no tensor data, no torch). Exits 0 on a full match, 1 on any difference.
+
+    Example: bertcalc inspect ./all-MiniLM-L6-v2
+    """
+    from .api import inspect as inspect_
+
+    overrides, origins = _overrides(dict(labels=labels), untie)
+    report = inspect_(path, preset=preset, config_file=config, head=head.value if head else None,
+                      override_origins=origins, **overrides)
+    _emit(report, fmt, output)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def verify(
+    preset: PresetOpt = None,
+    config: ConfigOpt = None,
+    layers: LayersOpt = None,
+    hidden: HiddenOpt = None,
+    heads: HeadsOpt = None,
+    intermediate: InterOpt = None,
+    vocab: VocabOpt = None,
+    max_positions: MaxPosOpt = None,
+    type_vocab: TypeVocabOpt = None,
+    embedding_size: EmbOpt = None,
+    head: HeadOpt = Head.model,
+    labels: LabelsOpt = None,
+    untie: UntieOpt = False,
+    no_pooler: NoPoolerOpt = False,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Build the model with real transformers (meta device, no weights) and compare every name, shape, total.
+
+    Needs torch and transformers: pip install 'bertcalc[verify]'. Exits 0 only on an exact match.
+
+    Example: bertcalc verify --preset base --head mlm
+    """
+    from .api import verify as verify_
+
+    r = _resolve(preset, config, dict(layers=layers, hidden=hidden, heads=heads, intermediate=intermediate,
+                                      vocab=vocab, max_positions=max_positions, type_vocab=type_vocab,
+                                      embedding_size=embedding_size, labels=labels), untie)
+    report = verify_(r, head=head.value, pooler=not no_pooler)
+    _emit(report, fmt, output)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
 def presets(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> None:
     """List the shipped presets with L, H, A, I, V and their parameter totals.
 
@@ -325,5 +412,19 @@ def presets(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    typer builds every registered command's options before it parses anything. When the first argument
+    names a command, only that command is registered, so start-up pays for one command, not all of them;
+    help and unknown commands still see the full list.
+    """
+    argv = sys.argv[1:]
+    if argv and not argv[0].startswith("-"):
+        chosen = [c for c in app.registered_commands if _command_name(c) == argv[0]]
+        if chosen:
+            app.registered_commands = chosen
     app()
+
+
+def _command_name(info: Any) -> str:
+    return info.name or info.callback.__name__.replace("_", "-")

@@ -41,7 +41,7 @@ class Dims(NamedTuple):
 class ModelConfig(BaseModel):
     """What every family shares: HF ``PretrainedConfig`` fields that change shapes, and validation."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     family: ClassVar[str] = ""
     display: ClassVar[str] = ""  # "BERT"

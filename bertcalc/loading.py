@@ -279,7 +279,7 @@ def _map_overrides(
             if k in FLAG_NAMES:
                 raise ConfigError([f"{origin}: {cls.display} has no such setting; its fields are {', '.join(known)}"])
             close = suggest(k, [*known, *cls.FLAGS])
-            hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else f"known keys: {', '.join(known)}"
+            hint = f"did you mean {' or '.join(map(repr, close))}?" if close else f"known keys: {', '.join(known)}"
             raise ConfigError([f"{origin}: unknown key {key!r} for {cls.display}; {hint}"])
         fields[field] = value
         where[field] = origin

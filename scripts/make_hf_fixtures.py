@@ -19,6 +19,22 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "hf"
 
+HF_CONFIG = {"bert": "BertConfig", "roberta": "RobertaConfig", "distilbert": "DistilBertConfig",
+             "albert": "AlbertConfig", "electra": "ElectraConfig"}
+HF_PREFIX = {"bert": "Bert", "roberta": "Roberta", "distilbert": "DistilBert", "albert": "Albert",
+             "electra": "Electra"}
+HEAD_CLASSES = {"model": "Model", "mlm": "ForMaskedLM", "pretraining": "ForPreTraining",
+                "seq-cls": "ForSequenceClassification", "token-cls": "ForTokenClassification",
+                "qa": "ForQuestionAnswering"}
+FAMILY_HEADS = {
+    "bert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
+    "roberta": ("model", "mlm", "seq-cls", "token-cls", "qa"),
+    "distilbert": ("model", "mlm", "seq-cls", "token-cls", "qa"),
+    "albert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
+    "electra": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
+}
+
+# The configs of bertcalc's presets, written out here as HF keyword arguments (from the hub's config.json).
 BERT_PRESETS = {
     "tiny": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=512),
     "mini": dict(num_hidden_layers=4, hidden_size=256, num_attention_heads=4, intermediate_size=1024),
@@ -32,6 +48,20 @@ BERT_PRESETS = {
     "base-chinese": dict(vocab_size=21128),
     "base-multilingual-cased": dict(vocab_size=119547),
 }
+FAMILY_PRESETS = {
+    "roberta-base": ("roberta", dict(vocab_size=50265, max_position_embeddings=514, type_vocab_size=1,
+                                     layer_norm_eps=1e-5)),
+    "roberta-large": ("roberta", dict(vocab_size=50265, hidden_size=1024, num_hidden_layers=24,
+                                      num_attention_heads=16, intermediate_size=4096, max_position_embeddings=514,
+                                      type_vocab_size=1, layer_norm_eps=1e-5)),
+    "distilbert-base": ("distilbert", dict()),
+    "albert-base-v2": ("albert", dict(vocab_size=30000, embedding_size=128, hidden_size=768, num_hidden_layers=12,
+                                      num_attention_heads=12, intermediate_size=3072, hidden_act="gelu_new")),
+    "electra-small-discriminator": ("electra", dict(embedding_size=128, hidden_size=256, num_hidden_layers=12,
+                                                    num_attention_heads=4, intermediate_size=1024)),
+    "electra-base-discriminator": ("electra", dict(embedding_size=768, hidden_size=768, num_hidden_layers=12,
+                                                   num_attention_heads=12, intermediate_size=3072)),
+}
 
 # Odd shapes that a formula written for BERT-base would get wrong.
 BERT_ODD = {
@@ -42,14 +72,51 @@ BERT_ODD = {
     "odd-l3-a1": dict(vocab_size=1000, hidden_size=64, num_hidden_layers=3, num_attention_heads=1,
                       intermediate_size=100, max_position_embeddings=128, type_vocab_size=4),
 }
+FAMILY_ODD = {
+    "roberta-odd": ("roberta", dict(vocab_size=77, hidden_size=24, num_hidden_layers=2, num_attention_heads=3,
+                                    intermediate_size=50, max_position_embeddings=40, type_vocab_size=1,
+                                    pad_token_id=3)),
+    "distilbert-odd": ("distilbert", dict(vocab_size=91, dim=20, n_layers=3, n_heads=5, hidden_dim=33,
+                                          max_position_embeddings=17)),
+    "albert-odd-groups": ("albert", dict(vocab_size=60, embedding_size=10, hidden_size=24, num_hidden_layers=4,
+                                         num_hidden_groups=2, inner_group_num=3, num_attention_heads=4,
+                                         intermediate_size=30, max_position_embeddings=20, type_vocab_size=3)),
+    "albert-odd-l0": ("albert", dict(vocab_size=60, embedding_size=10, hidden_size=24, num_hidden_layers=0,
+                                     num_attention_heads=4, intermediate_size=30, max_position_embeddings=20)),
+    "electra-odd-noproject": ("electra", dict(vocab_size=70, embedding_size=32, hidden_size=32,
+                                              num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
+                                              max_position_embeddings=24, type_vocab_size=3)),
+}
 
 
 def cases() -> list[dict]:
     out = []
+
+    def add(case: str, family: str, head: str, config: dict, pooler: bool = True, preset: str | None = None):
+        out.append(dict(case=case, family=family, head=head, config=config, pooler=pooler, preset=preset))
+
     for name, cfg in {**BERT_PRESETS, **BERT_ODD}.items():
-        for pooler in (True, False):
-            out.append(dict(case=f"bert-{name}-model{'' if pooler else '-nopooler'}", family="bert", head="model",
-                            config=cfg, pooler=pooler))
+        preset = name if name in BERT_PRESETS else None
+        add(f"bert-{name}-model", "bert", "model", cfg, True, preset)
+        add(f"bert-{name}-model-nopooler", "bert", "model", cfg, False, preset)
+    for name in ("tiny", "base"):
+        for head in FAMILY_HEADS["bert"][1:]:
+            add(f"bert-{name}-{head}", "bert", head, BERT_PRESETS[name], preset=name)
+    add("bert-tiny-seq-cls-3labels", "bert", "seq-cls", {**BERT_PRESETS["tiny"], "num_labels": 3})
+    add("bert-tiny-token-cls-9labels", "bert", "token-cls", {**BERT_PRESETS["tiny"], "num_labels": 9})
+    add("bert-tiny-qa-3labels", "bert", "qa", {**BERT_PRESETS["tiny"], "num_labels": 3})
+    add("bert-tiny-mlm-untied", "bert", "mlm", {**BERT_PRESETS["tiny"], "tie_word_embeddings": False})
+    add("bert-tiny-pretraining-untied", "bert", "pretraining", {**BERT_PRESETS["tiny"], "tie_word_embeddings": False})
+    for name, (family, cfg) in FAMILY_PRESETS.items():
+        for head in FAMILY_HEADS[family]:
+            add(f"{name}-{head}", family, head, cfg, preset=name)
+    for name, (family, cfg) in FAMILY_ODD.items():
+        for head in FAMILY_HEADS[family]:
+            add(f"{name}-{head}", family, head, cfg)
+        add(f"{name}-mlm-untied", family, "mlm", {**cfg, "tie_word_embeddings": False})
+        add(f"{name}-seq-cls-4labels", family, "seq-cls", {**cfg, "num_labels": 4})
+    add("roberta-odd-model-nopooler", "roberta", "model", FAMILY_ODD["roberta-odd"][1], pooler=False)
+    add("albert-odd-groups-model-nopooler", "albert", "model", FAMILY_ODD["albert-odd-groups"][1], pooler=False)
     return out
 
 
@@ -57,12 +124,14 @@ def build(case: dict):
     import torch
     import transformers
 
-    cfg = transformers.BertConfig(**case["config"])
+    cfg = getattr(transformers, HF_CONFIG[case["family"]])(**case["config"])
+    cls = getattr(transformers, HF_PREFIX[case["family"]] + HEAD_CLASSES[case["head"]])
     with torch.device("meta"):
         if case["head"] == "model":
-            model = transformers.BertModel(cfg, add_pooling_layer=case["pooler"])
-        else:  # pragma: no cover - later heads
-            raise ValueError(case["head"])
+            model = cls(cfg, add_pooling_layer=case["pooler"]) if case["family"] in ("bert", "roberta", "albert") \
+                else cls(cfg)
+        else:
+            model = cls(cfg)
     return cfg, model
 
 
@@ -72,19 +141,29 @@ def record(case: dict) -> dict:
 
     cfg, model = build(case)
     sd = model.state_dict()
-    shape_keys = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                  "max_position_embeddings", "type_vocab_size")
+    ties = getattr(model, "_tied_weights_keys", None) or {}
+    if not isinstance(ties, dict):
+        ties = {}
     return {
         "case": case["case"],
         "family": case["family"],
         "head": case["head"],
         "pooler": case["pooler"],
+        "preset": case["preset"],
         "model_class": type(model).__name__,
-        "config": {k: getattr(cfg, k) for k in shape_keys},
+        "config": case["config"],
         "num_parameters": model.num_parameters(),
+        "tied": sorted([k, v] for k, v in ties.items()) if cfg.tie_word_embeddings else [],
         "state_dict": [[k, list(v.shape)] for k, v in sd.items()],
         "generated_by": {"transformers": transformers.__version__, "torch": torch.__version__},
     }
+
+
+def dump(rec: dict) -> str:
+    """One tensor per line: small diffs when transformers changes."""
+    head = {k: v for k, v in rec.items() if k != "state_dict"}
+    lines = ",\n".join("  " + json.dumps(t) for t in rec["state_dict"])
+    return json.dumps(head, indent=1)[:-2] + ',\n "state_dict": [\n' + lines + "\n ]\n}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,22 +172,27 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     bad = 0
+    wanted = set()
     for case in cases():
         rec = record(case)
         path = OUT / f"{case['case']}.json"
-        text = json.dumps(rec, indent=1) + "\n"
+        wanted.add(path.name)
         if args.check:
             old = json.loads(path.read_text()) if path.exists() else None
-            same = old is not None and {k: v for k, v in old.items() if k != "generated_by"} == {
-                k: v for k, v in rec.items() if k != "generated_by"
-            }
-            if not same:
+            strip = lambda d: {k: v for k, v in d.items() if k != "generated_by"}  # noqa: E731
+            if old is None or strip(old) != strip(rec):
                 bad += 1
                 print(f"differs: {path.name}")
         else:
-            path.write_text(text)
-            print(f"wrote {path.relative_to(OUT.parent.parent.parent)}  ({len(rec['state_dict'])} tensors, "
-                  f"{rec['num_parameters']:,} parameters)")
+            path.write_text(dump(rec))
+            print(f"wrote {path.name}  ({len(rec['state_dict'])} tensors, {rec['num_parameters']:,} parameters)")
+    stale = sorted(p.name for p in OUT.glob("*.json") if p.name not in wanted)
+    for name in stale:
+        if args.check:
+            bad += 1
+            print(f"stale: {name}")
+        else:
+            (OUT / name).unlink()
     return 1 if bad else 0
 
 

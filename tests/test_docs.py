@@ -81,11 +81,14 @@ def test_docs_preset_table_matches_bertcalc() -> None:
     import bertcalc
 
     text = (ROOT / "docs" / "usage.md").read_text()
-    rows = re.findall(r"^\| ([a-z-]+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| ([\d,]+) \|", text, re.M)
-    assert len(rows) >= 10
-    for name, L, H, A, I, V, total in rows:  # noqa: E741
+    rows = re.findall(r"^\| ([a-z0-9-]+) \| ([a-z]+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| ([\d,]+) \|",
+                      text, re.M)
+    from bertcalc import catalog
+
+    assert sorted(r[0] for r in rows) == sorted(catalog.names())
+    for name, family, L, H, A, I, V, total in rows:  # noqa: E741
         r = bertcalc.count(preset=name)
-        c = r.config
-        assert (c["num_hidden_layers"], c["hidden_size"], c["num_attention_heads"], c["intermediate_size"],
-                c["vocab_size"]) == tuple(map(int, (L, H, A, I, V))), name
+        d = r.dims
+        assert r.family == family, name
+        assert (d["L"], d["H"], d["A"], d["I"], d["V"]) == tuple(map(int, (L, H, A, I, V))), name
         assert r.total_parameters == int(total.replace(",", "")), name

@@ -1,8 +1,8 @@
-"""bertcalc's tensor list against real HuggingFace state dicts.
+"""bertcalc's tensor list against real HuggingFace state dicts, for every family and head.
 
 The fixtures in ``tests/fixtures/hf/`` were written by ``scripts/make_hf_fixtures.py`` from models that
-``transformers`` built from a config on the meta device. Names, order and shapes must match exactly, and
-the total must equal ``model.num_parameters()``.
+``transformers`` built from a config on the meta device. Names, order and shapes must match exactly, the
+total must equal ``model.num_parameters()``, and the tied pairs must be HF's ``_tied_weights_keys``.
 """
 
 from __future__ import annotations
@@ -12,50 +12,53 @@ import math
 import pytest
 
 import bertcalc
-from bertcalc.config import BertConfig
+from bertcalc.config import config_class
 
 from .conftest import hf_fixtures
 
 FIXTURES = hf_fixtures()
+IDS = [f["case"] for f in FIXTURES]
+
+
+def _config(fx: dict):
+    return config_class(fx["family"]).model_validate(fx["config"])
 
 
 def test_fixtures_present() -> None:
-    assert len(FIXTURES) >= 20, "run scripts/make_hf_fixtures.py"
+    assert len(FIXTURES) >= 100, "run scripts/make_hf_fixtures.py"
+    assert {f["family"] for f in FIXTURES} == {"bert", "roberta", "distilbert", "albert", "electra"}
+    assert {f["head"] for f in FIXTURES} == {"model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"}
 
 
-@pytest.mark.parametrize("fx", FIXTURES, ids=[f["case"] for f in FIXTURES])
+@pytest.mark.parametrize("fx", FIXTURES, ids=IDS)
 def test_state_dict_names_and_shapes_match_transformers(fx: dict) -> None:
-    cfg = BertConfig(**fx["config"])
-    report = bertcalc.shapes(cfg, head=fx["head"], pooler=fx["pooler"])
+    report = bertcalc.shapes(_config(fx), head=fx["head"], pooler=fx["pooler"])
     ours = report.to_dict()["tensors"]
     assert [[t["name"], t["shape"]] for t in ours] == fx["state_dict"]
     assert report.model_class == fx["model_class"]
 
 
-@pytest.mark.parametrize("fx", FIXTURES, ids=[f["case"] for f in FIXTURES])
-def test_totals_match_transformers(fx: dict) -> None:
-    cfg = BertConfig(**fx["config"])
-    report = bertcalc.count(cfg, head=fx["head"], pooler=fx["pooler"])
+@pytest.mark.parametrize("fx", FIXTURES, ids=IDS)
+def test_totals_and_ties_match_transformers(fx: dict) -> None:
+    report = bertcalc.count(_config(fx), head=fx["head"], pooler=fx["pooler"])
     assert report.total_parameters == fx["num_parameters"]
     assert report.state_dict_parameters == sum(math.prod(s) for _, s in fx["state_dict"])
+    assert sorted(list(p) for p in report.tied) == fx["tied"]
 
 
-def _preset_name(fx: dict) -> str:
-    return fx["case"].removeprefix("bert-").removesuffix("-model")
+PRESET_FIXTURES = [f for f in FIXTURES if f["preset"]]
 
 
-PRESET_FIXTURES = [f for f in FIXTURES if f["case"].endswith("-model") and not f["case"].startswith("bert-odd")]
-
-
-def test_every_preset_has_a_fixture() -> None:
+def test_every_preset_has_fixtures() -> None:
     from bertcalc import catalog
 
-    assert {_preset_name(f) for f in PRESET_FIXTURES} == set(catalog.names())
+    assert {f["preset"] for f in PRESET_FIXTURES} == set(catalog.names())
 
 
-@pytest.mark.parametrize("fx", PRESET_FIXTURES, ids=lambda f: f["case"])
+@pytest.mark.parametrize("fx", PRESET_FIXTURES, ids=[f["case"] for f in PRESET_FIXTURES])
 def test_presets_match_their_fixture(fx: dict) -> None:
-    """Each shipped preset's config is the config transformers was given."""
-    r = bertcalc.count(preset=_preset_name(fx))
+    """Each shipped preset is the config transformers was given, so the preset's counts are HF's."""
+    r = bertcalc.count(preset=fx["preset"], head=fx["head"], pooler=fx["pooler"])
+    assert r.family == fx["family"]
     assert {k: r.config[k] for k in fx["config"]} == fx["config"]
     assert r.total_parameters == fx["num_parameters"]

@@ -23,6 +23,15 @@ HEADS = tuple(HEAD_CLASSES)
 LABEL_HEADS = ("seq-cls", "token-cls")
 
 
+def head_from_architectures(architectures: tuple[str, ...]) -> str | None:
+    """``("BertForMaskedLM",)`` -> ``"mlm"``: the head a config.json says its weights were saved from."""
+    for arch in architectures:
+        for head, suffix in HEAD_CLASSES.items():
+            if arch.endswith(suffix):
+                return head
+    return None
+
+
 def check_head(head: str, family_display: str, supported: tuple[str, ...]) -> None:
     if head not in HEAD_CLASSES:
         raise UsageError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}", param="head")
@@ -45,10 +54,10 @@ def token_classifier(H: Dim, C: Dim) -> Component:
     ))
 
 
-def qa_head(H: Dim) -> Component:
-    """``qa_outputs = nn.Linear(hidden_size, 2)``: start and end logits per token."""
+def qa_head(H: Dim, C: Dim) -> Component:
+    """``qa_outputs = nn.Linear(hidden_size, num_labels)``: start and end logits per token (num_labels is 2)."""
     return Component("QA head", (
-        linear("qa_outputs", "qa_outputs", H, Dim(2), role="qa_out", description="start/end logits per token"),
+        linear("qa_outputs", "qa_outputs", H, C, role="qa_out", description="start/end logits per token"),
     ))
 
 

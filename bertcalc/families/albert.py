@@ -103,7 +103,7 @@ def build(cfg: AlbertConfig, head: str = "model", pooler_: bool = True) -> Archi
     elif head == "token-cls":
         comps.append(token_classifier(H, d["C"]))
     elif head == "qa":
-        comps.append(qa_head(H))
+        comps.append(qa_head(H, d["C"]))
     return Architecture("albert", "Albert" + HEAD_CLASSES[head], head, tuple(comps), cfg.symbol_values(), prefix,
-                        unused(labels=head in ("seq-cls", "token-cls", "pretraining"),
+                        unused(labels=head in ("seq-cls", "token-cls", "qa", "pretraining"),
                                ties=head in ("mlm", "pretraining")))

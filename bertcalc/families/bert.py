@@ -126,7 +126,7 @@ def build(cfg: BertConfig, head: str = "model", pooler_: bool = True) -> Archite
     if head == "token-cls":
         comps.append(token_classifier(d["H"], d["C"]))
     if head == "qa":
-        comps.append(qa_head(d["H"]))
+        comps.append(qa_head(d["H"], d["C"]))
     return Architecture(
         family="bert",
         model_class="Bert" + HEAD_CLASSES[head],
@@ -134,5 +134,5 @@ def build(cfg: BertConfig, head: str = "model", pooler_: bool = True) -> Archite
         components=tuple(comps),
         values=cfg.symbol_values(),
         prefix=prefix,
-        unused_fields=unused(labels=head in ("seq-cls", "token-cls"), ties=head in ("mlm", "pretraining")),
+        unused_fields=unused(labels=head in ("seq-cls", "token-cls", "qa"), ties=head in ("mlm", "pretraining")),
     )

@@ -12,7 +12,8 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from ..config import Count, Dims, Eps, ModelConfig, Size
+from ..config import Count, Dims, ModelConfig, Size
+from ..errors import UsageError
 from ..model import Architecture, Component, Dim
 from ._heads import HEAD_CLASSES, check_head, qa_head, token_classifier, unused
 from ._parts import embedding, layernorm, linear
@@ -97,6 +98,9 @@ def build(cfg: DistilBertConfig, head: str = "model", pooler_: bool = True) -> A
     elif head == "token-cls":
         comps.append(token_classifier(H, C))
     elif head == "qa":
-        comps.append(qa_head(H))
+        if cfg.num_labels != 2:  # DistilBertForQuestionAnswering refuses any other value
+            raise UsageError(f"DistilBertForQuestionAnswering needs num_labels 2 (start and end), got {cfg.num_labels}",
+                             param="labels")
+        comps.append(qa_head(H, C))
     return Architecture("distilbert", "DistilBert" + HEAD_CLASSES[head], head, tuple(comps), cfg.symbol_values(),
-                        prefix, unused(labels=head in ("seq-cls", "token-cls"), ties=head == "mlm"))
+                        prefix, unused(labels=head in ("seq-cls", "token-cls", "qa"), ties=head == "mlm"))

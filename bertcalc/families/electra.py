@@ -70,6 +70,6 @@ def build(cfg: ElectraConfig, head: str = "model", pooler_: bool = True) -> Arch
     elif head == "token-cls":
         comps.append(token_classifier(H, d["C"]))
     elif head == "qa":
-        comps.append(qa_head(H))
+        comps.append(qa_head(H, d["C"]))
     return Architecture("electra", "Electra" + HEAD_CLASSES[head], head, tuple(comps), cfg.symbol_values(), prefix,
-                        unused(labels=head in ("seq-cls", "token-cls"), ties=head == "mlm"))
+                        unused(labels=head in ("seq-cls", "token-cls", "qa"), ties=head == "mlm"))

@@ -75,6 +75,6 @@ def build(cfg: RobertaConfig, head: str = "model", pooler_: bool = True) -> Arch
     elif head == "token-cls":
         comps.append(token_classifier(d["H"], d["C"]))
     elif head == "qa":
-        comps.append(qa_head(d["H"]))
+        comps.append(qa_head(d["H"], d["C"]))
     return Architecture("roberta", "Roberta" + HEAD_CLASSES[head], head, tuple(comps), cfg.symbol_values(), prefix,
-                        unused(labels=head in ("seq-cls", "token-cls"), ties=head == "mlm"))
+                        unused(labels=head in ("seq-cls", "token-cls", "qa"), ties=head == "mlm"))

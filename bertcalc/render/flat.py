@@ -22,6 +22,10 @@ def rows_of(report: Any, explain: bool = False) -> tuple[list[str], list[Row]]:
         return _compare(report)
     if report.kind == "presets":
         return _presets(report)
+    if report.kind == "inspect":
+        return _inspect(report)
+    if report.kind == "verify":
+        return _verify(report)
     raise TypeError(f"no flat rendering for {type(report).__name__}")
 
 
@@ -91,6 +95,26 @@ def _presets(r: Any) -> tuple[list[str], list[Row]]:
     for p in r.rows:
         d = p.config.dims
         rows.append([p.name, p.config.family, d.L, d.H, d.A, d.I, d.V, p.total_parameters, p.description])
+    return headers, rows
+
+
+def _inspect(r: Any) -> tuple[list[str], list[Row]]:
+    headers = ["status", "name", "dtype", "shape", "expected", "bytes", "note"]
+    rows: list[Row] = []
+    for x in r.rows:
+        rows.append([x.status, x.name, x.dtype, _shape(x.shape) if x.shape is not None else "",
+                     _shape(x.expected) if x.expected is not None else "", x.nbytes, x.note])
+    return headers, rows
+
+
+def _verify(r: Any) -> tuple[list[str], list[Row]]:
+    headers = ["check", "name", "bertcalc", "transformers"]
+    rows: list[Row] = [
+        ["tensors", "", r.tensors, ""],
+        ["total", "num_parameters()", r.total_bertcalc, r.total_transformers],
+        ["state dict", "sum of state-dict sizes", r.state_dict_bertcalc, r.state_dict_transformers],
+    ]
+    rows += [[d.what, d.name, _blank(d.bertcalc), _blank(d.transformers)] for d in r.differences]
     return headers, rows
 
 

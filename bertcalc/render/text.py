@@ -32,6 +32,10 @@ def renderable(report: Any, explain: bool = False) -> RenderableType:
         return compare_view(report)
     if report.kind == "presets":
         return presets_view(report)
+    if report.kind == "inspect":
+        return inspect_view(report)
+    if report.kind == "verify":
+        return verify_view(report)
     raise TypeError(f"no table for {type(report).__name__}")
 
 
@@ -309,3 +313,98 @@ def presets_view(r: Any) -> RenderableType:
         t.add_row(Text(p.name, style="bold"), str(d.L), str(d.H), str(d.A), str(d.I), str(d.V),
                   f"{p.total_parameters:,}", human(p.total_parameters), Text(p.description, style="dim"))
     return Group(Text("Shipped presets  ·  use with --preset NAME", style="bold cyan"), t)
+
+
+# ------------------------------------------------------------------------------------------------- inspect
+
+_STATUS = {
+    "matched": ("ok", "green"),
+    "mismatched": ("SHAPE", "bold red"),
+    "missing": ("MISSING", "bold red"),
+    "unexpected": ("UNEXPECTED", "bold yellow"),
+    "tied": ("tied", "dim"),
+    "buffer": ("buffer", "dim"),
+}
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n / 2**10:,.1f} KiB" if n >= 2**10 else f"{n} B"
+
+
+def inspect_view(r: Any) -> RenderableType:
+    verdict = Text("full match", style="bold green") if r.ok else Text(
+        f"{len(r.missing) + len(r.unexpected) + len(r.mismatched)} differences", style="bold red")
+    title = _title(r.path, r.model_class, ", ".join(r.files))
+    title.append("  ·  ")
+    title.append_text(verdict)
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    t.add_column("status")
+    t.add_column("state-dict name")
+    t.add_column("dtype")
+    t.add_column("shape")
+    t.add_column("expected")
+    t.add_column("bytes", justify="right")
+    for row in r.rows:
+        word, style = _STATUS[row.status]
+        expected = "" if row.expected is None or row.expected == row.shape else _shape(row.expected)
+        name = Text(row.name)
+        if row.note:
+            name.append(f"  ({row.note})", style="dim")
+        t.add_row(Text(word, style=style), name, row.dtype, _shape(row.shape) if row.shape is not None else "—",
+                  expected, _mib(row.nbytes) if row.nbytes else "")
+    counts = Text()
+    counts.append(f"{r.matched} matched", style="green")
+    for label, n in (("missing", len(r.missing)), ("unexpected", len(r.unexpected)),
+                     ("shape mismatch", len(r.mismatched))):
+        counts.append("  ·  ")
+        counts.append(f"{n} {label}", style="bold red" if n else "")
+    buffers = sum(x.status == "buffer" for x in r.rows)
+    tied = sum(x.status == "tied" for x in r.rows)
+    if buffers:
+        counts.append(f"  ·  {buffers} buffer")
+    if tied:
+        counts.append(f"  ·  {tied} tied, stored once")
+    same = "=" if r.stored_parameters == r.expected_parameters else "≠"
+    params = Text(f"parameters: stored {r.stored_parameters:,} {same} predicted {r.expected_parameters:,}  ·  "
+                  f"{_mib(r.stored_bytes)} on disk")
+    notes = [Text("note: " + n, style="yellow") for n in r.notes]
+    return Group(title, t, counts, params, *notes)
+
+
+# -------------------------------------------------------------------------------------------------- verify
+
+
+def verify_view(r: Any) -> RenderableType:
+    verdict = Text("exact match", style="bold green") if r.ok else Text(
+        f"{len(r.differences)} differences", style="bold red")
+    title = _title(r.label, r.model_class, " ".join(f"{k} {v}" for k, v in r.versions.items()))
+    title.append("  ·  ")
+    title.append_text(verdict)
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    t.add_column("check")
+    t.add_column("bertcalc", justify="right")
+    t.add_column("transformers", justify="right")
+    t.add_column("")
+    kinds = {d.what for d in r.differences}
+    names_ok = not kinds & {"name", "shape", "order"}
+    t.add_row("state-dict names, order and shapes", f"{r.tensors:,} tensors", "", _tick(names_ok))
+    t.add_row("num_parameters()", f"{r.total_bertcalc:,}", f"{r.total_transformers:,}", _tick("total" not in kinds))
+    t.add_row("state-dict parameters", f"{r.state_dict_bertcalc:,}", f"{r.state_dict_transformers:,}",
+              _tick("state dict" not in kinds))
+    t.add_row("tied pairs", "", "", _tick("tied" not in kinds))
+    parts: list[RenderableType] = [title, t]
+    if r.differences:
+        d = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold", title="differences", title_justify="left")
+        d.add_column("what")
+        d.add_column("name")
+        d.add_column("bertcalc")
+        d.add_column("transformers")
+        for x in r.differences:
+            d.add_row(x.what, x.name, "—" if x.bertcalc is None else str(x.bertcalc),
+                      "—" if x.transformers is None else str(x.transformers))
+        parts.append(d)
+    return Group(*parts)
+
+
+def _tick(ok: bool) -> Text:
+    return Text("✓ same", style="green") if ok else Text("✗ differs", style="bold red")

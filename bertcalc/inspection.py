@@ -1,0 +1,173 @@
+"""A checkpoint's tensors against what its config predicts: matched, missing, unexpected, shape mismatch.
+
+Real checkpoints have quirks, handled here rather than reported as differences:
+
+- ``embeddings.position_ids`` (and ``token_type_ids``): index buffers that transformers registers as
+  non-persistent today but older versions saved. They are listed as buffers, never counted as parameters.
+- a missing or extra base-model prefix: a bare ``BertModel`` saved without ``bert.``, or a task checkpoint
+  inspected as the bare model. Names are matched with the prefix added or removed, and a note says so.
+- tied weights: ``save_pretrained`` stores a tied tensor once, so a tied name absent from the file is fine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .checkpoint import Checkpoint, StoredTensor
+from .model import Architecture, TensorSpec
+
+BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")
+BASE_PREFIX = {"bert": "bert.", "roberta": "roberta.", "distilbert": "distilbert.", "albert": "albert.",
+               "electra": "electra."}
+
+
+@dataclass(frozen=True)
+class InspectRow:
+    name: str  # as stored (or, for missing/tied rows, as expected)
+    status: str  # matched | mismatched | unexpected | missing | tied | buffer
+    dtype: str = ""
+    shape: tuple[int, ...] | None = None  # stored shape
+    expected: tuple[int, ...] | None = None  # predicted shape
+    nbytes: int = 0
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class InspectReport:
+    kind: ClassVar[str] = "inspect"
+
+    path: str
+    files: tuple[str, ...]
+    label: str
+    family: str
+    model_class: str
+    head: str
+    config: dict[str, Any]
+    rows: tuple[InspectRow, ...]
+    notes: tuple[str, ...]
+    expected_parameters: int  # bertcalc's unique parameters for this config and head
+    stored_parameters: int  # elements of the stored tensors that are parameters (buffers excluded)
+    stored_bytes: int
+    metadata: dict[str, str]
+
+    def _names(self, status: str) -> list[str]:
+        return [r.name for r in self.rows if r.status == status]
+
+    @property
+    def matched(self) -> int:
+        return sum(r.status == "matched" for r in self.rows)
+
+    @property
+    def missing(self) -> list[str]:
+        return self._names("missing")
+
+    @property
+    def unexpected(self) -> list[str]:
+        return self._names("unexpected")
+
+    @property
+    def mismatched(self) -> list[InspectRow]:
+        return [r for r in self.rows if r.status == "mismatched"]
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "path": self.path,
+            "files": list(self.files),
+            "model_class": self.model_class,
+            "family": self.family,
+            "head": self.head,
+            "config": dict(self.config),
+            "matched": self.matched,
+            "missing": self.missing,
+            "unexpected": self.unexpected,
+            "mismatched": [{"name": r.name, "expected": list(r.expected or ()), "found": list(r.shape or ())}
+                           for r in self.mismatched],
+            "buffers": self._names("buffer"),
+            "tied_not_stored": self._names("tied"),
+            "expected_parameters": self.expected_parameters,
+            "stored_parameters": self.stored_parameters,
+            "stored_bytes": self.stored_bytes,
+            "notes": list(self.notes),
+            "tensors": [
+                {"name": r.name, "status": r.status, "dtype": r.dtype or None,
+                 "shape": list(r.shape) if r.shape is not None else None,
+                 "expected": list(r.expected) if r.expected is not None else None,
+                 "bytes": r.nbytes} | ({"note": r.note} if r.note else {})
+                for r in self.rows
+            ],
+        }
+
+
+def _is_buffer(name: str) -> bool:
+    return any(name == b or name.endswith("." + b) for b in BUFFERS)
+
+
+def compare(ckpt: Checkpoint, arch: Architecture, config: dict[str, Any], label: str) -> InspectReport:
+    expected: dict[str, TensorSpec] = dict(arch.tensors())
+    stored: dict[str, StoredTensor] = {t.name: t for t in ckpt.tensors}
+    notes: list[str] = []
+
+    # Match names, allowing for a base-model prefix that is missing, or extra.
+    base = BASE_PREFIX.get(arch.family, "")
+    rename: dict[str, str] = {}  # stored name -> expected name
+    added = stripped = 0
+    for name in stored:
+        if name in expected or _is_buffer(name):
+            continue
+        if arch.prefix and arch.prefix + name in expected:
+            rename[name] = arch.prefix + name
+            added += 1
+        elif not arch.prefix and name.startswith(base) and name[len(base):] in expected:
+            rename[name] = name[len(base):]
+            stripped += 1
+    if added:
+        notes.append(f"{added} stored names lack the '{arch.prefix}' prefix (a bare base model saved as is); "
+                     f"matched with it added")
+    if stripped:
+        notes.append(f"{stripped} stored names carry the '{base}' prefix of a task model; matched without it")
+    by_expected = {rename.get(n, n): t for n, t in stored.items()}
+
+    rows: list[InspectRow] = []
+    for name, spec in expected.items():
+        t = by_expected.get(name)
+        if t is None:
+            if spec.tied_to is not None:
+                rows.append(InspectRow(name, "tied", expected=spec.shape, note=f"tied to {spec.tied_to}; stored once"))
+            else:
+                rows.append(InspectRow(name, "missing", expected=spec.shape))
+            continue
+        status = "matched" if t.shape == spec.shape else "mismatched"
+        rows.append(InspectRow(t.name, status, t.dtype, t.shape, spec.shape, t.nbytes, t.problem))
+    for t in ckpt.tensors:
+        if rename.get(t.name, t.name) in expected:
+            continue
+        status = "buffer" if _is_buffer(t.name) else "unexpected"
+        note = "index buffer, not a parameter" if status == "buffer" else t.problem
+        rows.append(InspectRow(t.name, status, t.dtype, t.shape, None, t.nbytes, note))
+
+    buffers = sum(r.status == "buffer" for r in rows)
+    if buffers:
+        notes.append(f"{buffers} index buffer(s) such as embeddings.position_ids are stored too: older "
+                     "transformers saved them; they hold no parameters and are not counted")
+    params = sum(t.elements for t in ckpt.tensors if not _is_buffer(t.name))
+    return InspectReport(
+        path=ckpt.path,
+        files=ckpt.files,
+        label=label,
+        family=arch.family,
+        model_class=arch.model_class,
+        head=arch.head,
+        config=config,
+        rows=tuple(rows),
+        notes=tuple(notes),
+        expected_parameters=arch.total_parameters,
+        stored_parameters=params,
+        stored_bytes=sum(t.nbytes for t in ckpt.tensors),
+        metadata=ckpt.metadata,
+    )
