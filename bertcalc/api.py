@@ -66,7 +66,7 @@ def count(
     r = _resolved(config, preset, config_file, overrides)
     arch = architecture.build(r.config, head=head, pooler=pooler)
     return counting.report(
-        arch, r.config, label=r.label, pooler=pooler, notes=_notes(r, head, arch.model_class), sources=r.sources,
+        arch, r.config, label=r.label, notes=_notes(r, head, arch.model_class), sources=r.sources,
         description=r.description,
     )
 

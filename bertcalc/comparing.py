@@ -85,15 +85,17 @@ def compare(reports: list[CountReport]) -> CompareReport:
     for name in names:
         per = []
         total = []
-        repeated = False
+        symbol = None
         for r in reports:
             c = next((c for c in r.components if c.name == name), None)
             per.append(None if c is None else c.parameters)
             total.append(None if c is None else c.total_parameters)
-            repeated = repeated or (c is not None and c.repeat_symbol is not None)
-        if repeated:
+            symbol = symbol or (c.repeat_symbol if c is not None else None)
+        if symbol:
+            from .formula import SHORT
+
             rows.append(CompareRow(f"{name} (each)", tuple(per)))
-            rows.append(CompareRow(f"{name} (× L)", tuple(total)))
+            rows.append(CompareRow(f"{name} (× {SHORT.get(symbol, symbol)})", tuple(total)))
         else:
             rows.append(CompareRow(name, tuple(total)))
     rows.append(CompareRow("total", tuple(r.total_parameters for r in reports), "total"))

@@ -40,6 +40,7 @@ class ComponentRow:
     parameters: int  # one instance
     repeat: int
     repeat_symbol: str | None
+    applied: int  # times the forward pass runs it (differs from repeat when instances are shared)
     total_parameters: int
     share: float
     formula: str
@@ -56,7 +57,6 @@ class CountReport:
     family: str
     model_class: str
     head: str
-    pooler: bool
     config: dict[str, Any]
     components: tuple[ComponentRow, ...]
     total_parameters: int
@@ -70,6 +70,10 @@ class CountReport:
     description: str = ""
     dims: dict[str, int] | None = None  # family-neutral sizes: L, H, A, I, V, P, T, E, C
     unused_fields: tuple[str, ...] = ()  # config fields this model class ignores (hidden in the table header)
+
+    @property
+    def has_pooler(self) -> bool:
+        return any(c.name == "pooler" for c in self.components)
 
     def component(self, name: str) -> ComponentRow:
         for c in self.components:
@@ -85,7 +89,7 @@ class CountReport:
             "family": self.family,
             "model_class": self.model_class,
             "head": self.head,
-            "pooler": self.pooler,
+            "pooler": self.has_pooler,
             "config": dict(self.config),
             "total_parameters": self.total_parameters,
             "state_dict_parameters": self.state_dict_parameters,
@@ -95,6 +99,7 @@ class CountReport:
                     "name": c.name,
                     "parameters": c.parameters,
                     "repeat": c.repeat,
+                    "applied": c.applied,
                     "total_parameters": c.total_parameters,
                     "share": c.share,
                     "formula": c.formula,
@@ -146,6 +151,7 @@ def _component_row(c: Component, values: dict[str, int], total: int) -> Componen
         parameters=c.parameters,
         repeat=c.repeat,
         repeat_symbol=c.repeat_symbol,
+        applied=c.times_applied,
         total_parameters=c.total_parameters,
         share=(c.total_parameters / total) if total else 0.0,
         formula=poly.render(),
@@ -158,7 +164,6 @@ def report(
     cfg: ModelConfig,
     *,
     label: str = "",
-    pooler: bool = True,
     notes: tuple[str, ...] = (),
     sources: tuple[str, ...] = (),
     description: str = "",
@@ -187,7 +192,6 @@ def report(
         family=arch.family,
         model_class=arch.model_class,
         head=arch.head,
-        pooler=pooler,
         config=cfg.fields(),
         components=rows,
         total_parameters=total,

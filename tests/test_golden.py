@@ -28,6 +28,11 @@ CASES = {
     "compare-base-half-large": (lambda: bertcalc.compare(["base", "base:num_hidden_layers=6", "large"]), {},
                                 "335,141,888"),
     "presets": (lambda: bertcalc.presets(), {}, "177,853,440"),
+    "count-albert-mlm": (lambda: bertcalc.count(preset="albert-base-v2", head="mlm"), {}, "shared × 12"),
+    "count-bert-mlm-explain": (lambda: bertcalc.count(preset="tiny", head="mlm"), {"explain": True},
+                               "cls.predictions.decoder.weight → bert.embeddings.word_embeddings.weight"),
+    "compare-families": (lambda: bertcalc.compare(["base", "roberta-base", "distilbert-base", "albert-base-v2"]),
+                         {}, "11,683,584"),
 }
 
 

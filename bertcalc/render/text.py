@@ -88,7 +88,7 @@ def _title(label: str, model_class: str, extra: str = "") -> Text:
 
 
 def count_view(r: Any, explain: bool = False) -> RenderableType:
-    pooler = "with pooler" if r.pooler else "no pooler"
+    pooler = "with pooler" if r.has_pooler else "no pooler"
     head = [_title(r.label, r.model_class, pooler)]
     if r.description:
         head.append(Text(r.description, style="dim"))
@@ -130,16 +130,16 @@ def _count_table(r: Any, formulas: bool) -> Table:
     table = Table(box=box.SIMPLE_HEAD, show_footer=False, pad_edge=False, header_style="bold")
     table.add_column("component")
     table.add_column("shape")
-    table.add_column("parameters", justify="right")
-    table.add_column("×", justify="right")
-    table.add_column("total", justify="right")
-    table.add_column("≈", justify="right")
-    table.add_column("share", justify="right")
+    table.add_column("parameters", justify="right", no_wrap=True)
+    table.add_column("×", justify="right", no_wrap=True)
+    table.add_column("total", justify="right", no_wrap=True)
+    table.add_column("≈", justify="right", no_wrap=True)
+    table.add_column("share", justify="right", no_wrap=True)
     if formulas:
         table.add_column("formula", no_wrap=True)
 
     for c in r.components:
-        rep = f"× {c.repeat}" if c.repeat_symbol or c.repeat != 1 else ""
+        rep = _times(c)
         single = len(c.parts) == 1
         shape = " + ".join(_shape(t.shape) for t in c.parts[0].tensors) if single else ""
         row = [Text(_cap(c.name), style="bold"), shape, f"{c.parameters:,}", rep,
@@ -147,7 +147,7 @@ def _count_table(r: Any, formulas: bool) -> Table:
         if formulas:
             row.append(_formula(c))
         table.add_row(*row)
-        if single and c.parts[0].label == "dense":
+        if single:  # the component row already shows its one module
             continue
         for p in c.parts:
             shp = " + ".join(_shape(t.shape) for t in p.tensors)
@@ -167,8 +167,20 @@ def _count_table(r: Any, formulas: bool) -> Table:
     return table
 
 
+def _times(c: Any) -> str:
+    """'× 12' for L copies; 'shared × 12' for one copy run 12 times (ALBERT)."""
+    if c.applied != c.repeat:
+        return f"shared × {c.applied}" if c.repeat == 1 else f"× {c.repeat}, shared × {c.applied}"
+    return f"× {c.repeat}" if c.repeat_symbol or c.repeat != 1 else ""
+
+
 def _formula(row: Any) -> str:
-    return f"{row.formula} = {row.formula_values} = {row.parameters:,}"
+    tied = [t for t in getattr(row, "tensors", ()) if t.tied_to]
+    note = "; ".join(f"{t.name.rsplit('.', 1)[-1]} is {t.tied_to}" for t in tied)
+    if tied and row.parameters == 0:
+        return f"tied, nothing new: {note}"
+    text = f"{row.formula} = {row.formula_values} = {row.parameters:,}"
+    return f"{text} ({note})" if tied else text
 
 
 def _formula_table(r: Any) -> Table:
@@ -177,7 +189,7 @@ def _formula_table(r: Any) -> Table:
     t.add_column("formula = with numbers = parameters", overflow="fold")
     for c in r.components:
         t.add_row(Text(_cap(c.name), style="bold"), _formula(c))
-        if len(c.parts) == 1 and c.parts[0].label == "dense":
+        if len(c.parts) == 1:
             continue
         for p in c.parts:
             t.add_row("  " + p.label, _formula(p))
@@ -260,24 +272,54 @@ def shapes_view(r: Any) -> RenderableType:
 
 
 def compare_view(r: Any) -> RenderableType:
+    title = Text("compare", style="bold cyan")
+    title.append(f"  ·  differences against {r.labels[0]}", style="cyan")
+    return Group(title, _ResponsiveCompare(r))
+
+
+class _ResponsiveCompare:
+    """Each config's value with a 'vs first' column beside it when that fits the console; otherwise the
+    difference goes under the value in the same cell, so numbers are never cut."""
+
+    def __init__(self, r: Any) -> None:
+        self.r = r
+
+    def __rich_console__(self, console: Console, options: Any):
+        from rich.measure import Measurement
+
+        wide = _compare_table(self.r, stacked=False)
+        if Measurement.get(console, options.update(max_width=10**6), wide).maximum <= options.max_width:
+            yield wide
+        else:
+            yield _compare_table(self.r, stacked=True)
+
+
+def _compare_table(r: Any, stacked: bool) -> Table:
     labels = r.labels
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
     t.add_column("")
-    t.add_column(labels[0], justify="right")
-    for lab in labels[1:]:
-        t.add_column(lab, justify="right")
-        t.add_column(f"vs {labels[0]}", justify="right", style="dim")
+    for j, (lab, rep) in enumerate(zip(labels, r.reports, strict=True)):
+        header = Text(lab)
+        header.append(f"\n{rep.model_class}", style="dim")
+        t.add_column(header, justify="right", no_wrap=True)
+        if j and not stacked:
+            t.add_column(f"vs {labels[0]}", justify="right", style="dim", no_wrap=True)
     for row in r.rows:
         if row.kind == "total":
             t.add_section()
         style = "bold" if row.kind == "total" else None
         cells: list[Any] = [Text(row.name, style=style), _num(row.values[0], row.kind)]
         for j in range(1, len(labels)):
-            cells += [_num(row.values[j], row.kind), _delta(row, j)]
+            if stacked:
+                cell = Text(_num(row.values[j], row.kind))
+                delta = _delta(row, j)
+                if delta not in ("=", "—"):
+                    cell.append(f"\n{delta}", style="dim")
+                cells.append(cell)
+            else:
+                cells += [_num(row.values[j], row.kind), _delta(row, j)]
         t.add_row(*cells, style=style)
-    title = Text("compare", style="bold cyan")
-    title.append(f"  ·  {r.reports[0].model_class}  ·  differences against {labels[0]}", style="cyan")
-    return Group(title, t)
+    return t
 
 
 def _num(v: Any, kind: str) -> str:
