@@ -52,9 +52,20 @@ class ModelConfig(BaseModel):
     INTERMEDIATE: ClassVar[str] = "intermediate_size"
 
     num_labels: Size = Field(2, description="Classes of a classification head (--labels).")
+    pad_token_id: Count | None = Field(0, description="Padding token id: the word table's padding row.")
     tie_word_embeddings: Annotated[bool, Field(strict=True)] = Field(
         True, description="Share the MLM decoder weight with word_embeddings (--untie: false)."
     )
+
+    @model_validator(mode="after")
+    def _padding_row_exists(self) -> ModelConfig:
+        # nn.Embedding(vocab_size, ..., padding_idx=pad_token_id) asserts this; so does transformers
+        if self.pad_token_id is not None and self.pad_token_id >= self.vocab_size:
+            raise ValueError(
+                f"pad_token_id {self.pad_token_id} is not a row of the vocabulary (vocab_size {self.vocab_size}); "
+                f"use a pad_token_id below {self.vocab_size}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> ModelConfig:
@@ -187,9 +198,13 @@ def _describe(err: Any, known: list[str], origins: Mapping[str, str], cls: type[
         close = suggest(key, known)
         hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else f"known keys: {', '.join(known)}"
         return f"{_where(key, origins)}: unknown key for {cls.display or cls.family}; {hint}"
-    if not key:  # a model-level check: heads must divide hidden
+    if not key:  # a model-level check: name the fields it is about
         msg = str(ctx.get("error", err.get("msg", "")))
-        return f"{_where(cls.HIDDEN, origins)} / {_where(cls.HEADS, origins)}: {msg}"
+        if msg.startswith("pad_token_id"):
+            about = ["pad_token_id", "vocab_size" if "vocab" in msg else "max_position_embeddings"]
+        else:
+            about = [cls.HIDDEN, cls.HEADS]
+        return f"{' / '.join(_where(f, origins) for f in about)}: {msg}"
     if kind in ("greater_than_equal", "greater_than"):
         bound = ctx.get("ge", ctx.get("gt"))
         op = "≥" if kind == "greater_than_equal" else ">"

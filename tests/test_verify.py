@@ -62,7 +62,7 @@ def random_config(draw):
     heads = draw(st.integers(1, 6))
     hidden = heads * draw(st.integers(1, 12))
     data = {cls.HIDDEN: hidden, cls.HEADS: heads, cls.INTERMEDIATE: draw(st.integers(1, 80)),
-            "vocab_size": draw(st.integers(1, 300)), "max_position_embeddings": draw(st.integers(3, 64)),
+            "vocab_size": draw(st.integers(2, 300)), "max_position_embeddings": draw(st.integers(3, 64)),
             "num_labels": draw(st.integers(1, 7)), "tie_word_embeddings": draw(st.booleans())}
     layers = draw(st.integers(0, 4))
     data["n_layers" if family == "distilbert" else "num_hidden_layers"] = layers

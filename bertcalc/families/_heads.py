@@ -42,9 +42,10 @@ def check_head(head: str, family_display: str, supported: tuple[str, ...]) -> No
         )
 
 
-def unused(labels: bool, ties: bool) -> tuple[str, ...]:
+def unused(labels: bool, ties: bool, pad: bool = False) -> tuple[str, ...]:
     """The shared config fields a model class ignores, so the report header can leave them out."""
-    return tuple(f for f, used in (("num_labels", labels), ("tie_word_embeddings", ties)) if not used)
+    used = (("num_labels", labels), ("tie_word_embeddings", ties), ("pad_token_id", pad))
+    return tuple(f for f, u in used if not u)
 
 
 def token_classifier(H: Dim, C: Dim) -> Component:

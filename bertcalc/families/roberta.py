@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..config import BertConfig, Count, Dims, Size
 from ..model import Architecture, Component
@@ -29,6 +29,15 @@ class RobertaConfig(BertConfig):
 
     vocab_size: Size = Field(50265, description="Tokens in the vocabulary (rows of word_embeddings).")
     pad_token_id: Count = Field(1, description="Padding index: positions start after it.")
+
+    @model_validator(mode="after")
+    def _padding_position_exists(self) -> RobertaConfig:
+        if self.pad_token_id >= self.max_position_embeddings:  # position_embeddings has padding_idx too
+            raise ValueError(
+                f"pad_token_id {self.pad_token_id} is not a row of the position table (max_position_embeddings "
+                f"{self.max_position_embeddings}); positions start at pad_token_id + 1"
+            )
+        return self
 
     @property
     def dims(self) -> Dims:
@@ -77,4 +86,4 @@ def build(cfg: RobertaConfig, head: str = "model", pooler_: bool = True) -> Arch
     elif head == "qa":
         comps.append(qa_head(d["H"], d["C"]))
     return Architecture("roberta", "Roberta" + HEAD_CLASSES[head], head, tuple(comps), cfg.symbol_values(), prefix,
-                        unused(labels=head in ("seq-cls", "token-cls", "qa"), ties=head == "mlm"))
+                        unused(labels=head in ("seq-cls", "token-cls", "qa"), ties=head == "mlm", pad=True))
