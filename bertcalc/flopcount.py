@@ -1,0 +1,190 @@
+"""Matmul FLOPs of a forward pass, by component, with the convention of ``torch.utils.flop_counter``.
+
+Each matmul ``[m, k] × [k, n]`` costs ``2·m·n·k``. Counted: every Linear (from its weight's shape, over the
+tokens it sees: all ``B·S`` of them, or only the ``B`` [CLS] rows for the pooler and [CLS] classifiers), and
+attention's two batched matmuls, ``Q·Kᵀ`` and ``probs·V``, each ``2·B·A·S·S·(H/A)``. Bias adds, softmax,
+LayerNorm, activations and embedding lookups count 0, as FlopCounterMode counts them. The backward of these
+matmuls costs twice the forward, so a training step is 3× the forward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .config import ModelConfig
+from .errors import UsageError
+from .model import Architecture
+
+# Dense peak throughput in TFLOP/s (no sparsity), from NVIDIA's datasheets. fp32 is the non-tensor-core rate
+# PyTorch gets with TF32 off (its default for matmuls).
+GPUS: dict[str, dict[str, float | None]] = {
+    "A100": {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0, "fp16": 312.0, "memory_gib": 80.0},
+    "H100": {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4, "memory_gib": 79.18},
+    "H200": {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4, "memory_gib": 139.8},
+    "L4": {"fp32": 30.3, "tf32": 60.0, "bf16": 121.0, "fp16": 121.0, "memory_gib": 22.0},
+    "T4": {"fp32": 8.1, "tf32": None, "bf16": None, "fp16": 65.0, "memory_gib": 14.75},
+    "RTX4090": {"fp32": 82.6, "tf32": 82.6, "bf16": 165.2, "fp16": 165.2, "memory_gib": 23.6},
+}
+GPU_ALIASES = {"RTX 4090": "RTX4090", "4090": "RTX4090", "RTX-4090": "RTX4090"}
+PRECISION_PEAK = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16", "amp-bf16": "bf16", "amp-fp16": "fp16"}
+DEFAULT_MFU = 0.40
+
+
+def gpu_spec(name: str) -> tuple[str, dict[str, float | None]]:
+    key = GPU_ALIASES.get(name.strip(), name.strip()).upper().replace(" ", "")
+    key = {"RTX4090": "RTX4090"}.get(key, key)
+    for k, v in GPUS.items():
+        if k.upper() == key:
+            return k, v
+    known = ", ".join(GPUS)
+    raise UsageError(f"unknown GPU {name!r}; known: {known} (or give --peak-tflops for any other)", param="gpu")
+
+
+@dataclass(frozen=True)
+class FlopRow:
+    name: str  # "encoder layer: query"
+    component: str
+    kind: str  # "linear" | "attention"
+    formula: str  # "2 × B·S × H × H"
+    flops: int  # per application
+    repeat: int  # applications in the forward
+
+    @property
+    def total(self) -> int:
+        return self.flops * self.repeat
+
+
+@dataclass(frozen=True)
+class FlopsReport:
+    kind: ClassVar[str] = "flops"
+
+    label: str
+    family: str
+    model_class: str
+    head: str
+    config: dict[str, Any]
+    batch: int
+    seq: int
+    rows: tuple[FlopRow, ...]
+    parameters: int
+    non_embedding_parameters: int
+    layers: int
+    hidden: int
+    precision: str = "bf16"
+    gpu: str | None = None
+    peak_tflops: float | None = None
+    mfu: float = DEFAULT_MFU
+
+    @property
+    def forward_flops(self) -> int:
+        return sum(r.total for r in self.rows)
+
+    @property
+    def training_flops(self) -> int:
+        return 3 * self.forward_flops
+
+    @property
+    def tokens(self) -> int:
+        return self.batch * self.seq
+
+    def components(self) -> list[tuple[str, int]]:
+        out: dict[str, int] = {}
+        for r in self.rows:
+            out[r.component] = out.get(r.component, 0) + r.total
+        return list(out.items())
+
+    def approximations(self) -> dict[str, float]:
+        """Per-token training FLOPs: exact, and the approximations papers use."""
+        n, ne, L, H, S = self.parameters, self.non_embedding_parameters, self.layers, self.hidden, self.seq
+        return {
+            "exact": self.training_flops / self.tokens,
+            "6N": 6 * n,
+            "6N (non-embedding N)": 6 * ne,
+            "6N + 12·L·H·S (PaLM)": 6 * n + 12 * L * H * S,
+            "6N + 12·L·H·S (non-embedding N)": 6 * ne + 12 * L * H * S,
+        }
+
+    def seconds(self) -> dict[str, float] | None:
+        if self.peak_tflops is None:
+            return None
+        rate = self.peak_tflops * 1e12 * self.mfu
+        return {"forward": self.forward_flops / rate, "training_step": self.training_flops / rate}
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "label": self.label,
+            "family": self.family,
+            "model_class": self.model_class,
+            "head": self.head,
+            "config": dict(self.config),
+            "batch": self.batch,
+            "seq": self.seq,
+            "forward_flops": self.forward_flops,
+            "training_flops": self.training_flops,
+            "flops_per_token": {"forward": self.forward_flops / self.tokens,
+                                "training": self.training_flops / self.tokens},
+            "components": [{"name": n, "forward_flops": f} for n, f in self.components()],
+            "matmuls": [{"name": r.name, "component": r.component, "kind": r.kind, "formula": r.formula,
+                         "flops": r.flops, "repeat": r.repeat, "total": r.total} for r in self.rows],
+            "approximations_per_token": self.approximations(),
+        }
+        secs = self.seconds()
+        if secs is not None:
+            out["gpu"] = {"name": self.gpu, "peak_tflops": self.peak_tflops, "precision": self.precision,
+                          "mfu": self.mfu, "seconds": secs}
+        return out
+
+
+def _short(symbol: str | None) -> str:
+    from .formula import SHORT
+
+    return SHORT.get(symbol, symbol) if symbol else "?"
+
+
+def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: str = "",
+          gpu: str | None = None, peak_tflops: float | None = None, precision: str = "bf16",
+          mfu: float = DEFAULT_MFU) -> FlopsReport:
+    """Forward matmul FLOPs from the tensor list: Linear weights × the tokens they see, plus attention."""
+    from .activations import Batch
+
+    d = cfg.dims
+    Batch.of(batch, seq, d.max_seq)  # validates batch and seq
+    if not 0 < mfu <= 1:
+        raise UsageError(f"MFU must be in (0, 1], got {mfu}", param="mfu")
+    rows: list[FlopRow] = []
+    for comp in arch.components:
+        rep = comp.times_applied
+        for p in comp.parts:
+            if p.kind != "linear":
+                continue
+            w = p.tensors[0]
+            out_d, in_d = w.dims
+            tokens = batch * seq if p.tokens == "all" else batch
+            scope = "B·S" if p.tokens == "all" else "B"
+            formula = f"2 × {scope} × {_short(in_d.symbol) if in_d.symbol else in_d.size} × " \
+                      f"{_short(out_d.symbol) if out_d.symbol else out_d.size}"
+            rows.append(FlopRow(f"{comp.name}: {p.label}", comp.name, "linear", formula,
+                                2 * tokens * in_d.size * out_d.size, rep))
+        if any(p.role == "q" for p in comp.parts):
+            inner = sum(p.role == "q" for p in comp.parts)
+            hd = d.H // d.A
+            one = 2 * batch * d.A * seq * seq * hd
+            for what in ("Q·Kᵀ", "probs·V"):
+                rows.append(FlopRow(f"{comp.name}: attention {what}", comp.name, "attention",
+                                    "2 × B·A × S × S × H/A", one, rep * inner))
+    if gpu is not None:
+        gname, spec = gpu_spec(gpu)
+        key = PRECISION_PEAK[precision]
+        peak = spec.get(key)
+        if peak is None and peak_tflops is None:
+            raise UsageError(f"{gname} has no {key} tensor cores; choose another --precision or give --peak-tflops",
+                             param="precision")
+        gpu, peak_tflops = gname, peak_tflops or peak
+    emb = sum(p.parameters for c in arch.components if c.name in ("embeddings",) for p in c.parts)
+    return FlopsReport(
+        label=label, family=arch.family, model_class=arch.model_class, head=arch.head, config=cfg.fields(),
+        batch=batch, seq=seq, rows=tuple(rows), parameters=arch.total_parameters,
+        non_embedding_parameters=arch.total_parameters - emb, layers=d.L, hidden=d.H, precision=precision,
+        gpu=gpu, peak_tflops=peak_tflops, mfu=mfu,
+    )
