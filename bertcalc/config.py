@@ -21,6 +21,7 @@ from .errors import ConfigError
 Size = Annotated[int, Field(ge=1, strict=True)]
 Count = Annotated[int, Field(ge=0, strict=True)]
 Eps = Annotated[float, Field(gt=0)]
+Prob = Annotated[float, Field(ge=0, lt=1)]
 
 
 class Dims(NamedTuple):
@@ -124,6 +125,8 @@ class BertConfig(ModelConfig):
     type_vocab_size: Size = Field(2, description="Segment (token type) ids: rows of token_type_embeddings.")
     hidden_act: str = Field("gelu", description="Feed-forward activation. Shown, not counted.")
     layer_norm_eps: Eps = Field(1e-12, description="LayerNorm epsilon. Shown, not counted.")
+    hidden_dropout_prob: Prob = Field(0.1, description="Dropout after embeddings and sublayers (memory: masks).")
+    attention_probs_dropout_prob: Prob = Field(0.1, description="Dropout on attention probabilities (memory).")
 
     @property
     def dims(self) -> Dims:

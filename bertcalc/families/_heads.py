@@ -42,10 +42,14 @@ def check_head(head: str, family_display: str, supported: tuple[str, ...]) -> No
         )
 
 
+# Fields that change memory (dropout masks) but never a shape: left out of count and shapes headers.
+MEMORY_ONLY = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
+
+
 def unused(labels: bool, ties: bool, pad: bool = False) -> tuple[str, ...]:
-    """The shared config fields a model class ignores, so the report header can leave them out."""
+    """The config fields a model class's shapes ignore, so the report header can leave them out."""
     used = (("num_labels", labels), ("tie_word_embeddings", ties), ("pad_token_id", pad))
-    return tuple(f for f, u in used if not u)
+    return tuple(f for f, u in used if not u) + MEMORY_ONLY
 
 
 def token_classifier(H: Dim, C: Dim) -> Component:

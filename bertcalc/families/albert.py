@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from ..config import BertConfig, Dims, Size
+from ..config import BertConfig, Dims, Prob, Size
 from ..model import Architecture, Component, Dim
 from . import bert
 from ._heads import HEAD_CLASSES, check_head, pooled_classifier, qa_head, token_classifier, unused
@@ -37,6 +37,8 @@ class AlbertConfig(BertConfig):
     intermediate_size: Size = Field(16384, description="Width of the feed-forward layer (I).")
     inner_group_num: Size = Field(1, description="Layers inside each group.")
     hidden_act: str = Field("gelu_new", description="Feed-forward activation. Shown, not counted.")
+    hidden_dropout_prob: Prob = Field(0.0, description="Dropout after embeddings and sublayers (memory: masks).")
+    attention_probs_dropout_prob: Prob = Field(0.0, description="Dropout on attention probabilities (memory).")
 
     @property
     def dims(self) -> Dims:

@@ -12,7 +12,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from ..config import Count, Dims, ModelConfig, Size
+from ..config import Count, Dims, ModelConfig, Prob, Size
 from ..errors import UsageError
 from ..model import Architecture, Component, Dim
 from ._heads import HEAD_CLASSES, check_head, qa_head, token_classifier, unused
@@ -47,6 +47,8 @@ class DistilBertConfig(ModelConfig):
     dim: Size = Field(768, description="Hidden width (H).")
     hidden_dim: Size = Field(3072, description="Feed-forward width (I).")
     activation: str = Field("gelu", description="Feed-forward activation. Shown, not counted.")
+    dropout: Prob = Field(0.1, description="Dropout after embeddings and the FFN (memory: masks).")
+    attention_dropout: Prob = Field(0.1, description="Dropout on attention probabilities (memory).")
 
     @property
     def dims(self) -> Dims:
