@@ -20,6 +20,8 @@ _EXPORTS = {
     "presets": "bertcalc.api",
     "inspect": "bertcalc.api",
     "verify": "bertcalc.api",
+    "flops": "bertcalc.api",
+    "memory": "bertcalc.api",
     "BertConfig": "bertcalc.config",
     "ModelConfig": "bertcalc.config",
     "config_class": "bertcalc.config",

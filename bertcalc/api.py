@@ -22,8 +22,10 @@ from .loading import Resolved, parse_overrides, resolve
 
 if TYPE_CHECKING:
     from .comparing import CompareReport
+    from .flopcount import FlopsReport
     from .inspection import InspectReport
     from .listing import Layout, ShapesReport
+    from .memsim import MemoryReport
     from .overview import PresetsReport
     from .verification import VerifyReport
 
@@ -211,6 +213,72 @@ def verify(
     r = _resolved(config, preset, config_file, overrides)
     arch = architecture.build(r.config, head=head, pooler=pooler)
     return verification.verify(arch, r.config, label=r.label, pooler=pooler)
+
+
+def flops(
+    config: ModelConfig | Resolved | None = None,
+    *,
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    head: str = "model",
+    pooler: bool = True,
+    batch: int = 8,
+    seq: int = 128,
+    gpu: str | None = None,
+    mfu: float = 0.40,
+    peak_tflops: float | None = None,
+    precision: str = "bf16",
+    **overrides: Any,
+) -> FlopsReport:
+    """Forward and training matmul FLOPs, as torch.utils.flop_counter counts them; with a GPU, the time."""
+    from . import flopcount as _flops
+
+    r = _resolved(config, preset, config_file, overrides)
+    arch = architecture.build(r.config, head=head, pooler=pooler)
+    return _flops.count(arch, r.config, batch, seq, label=r.label, gpu=gpu, peak_tflops=peak_tflops,
+                        precision=precision, mfu=mfu)
+
+
+def memory(
+    config: ModelConfig | Resolved | None = None,
+    *,
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    head: str = "model",
+    pooler: bool = True,
+    batch: int = 8,
+    seq: int = 128,
+    mode: str = "train",
+    precision: str = "fp32",
+    optimizer: str = "adamw",
+    attention: str = "eager",
+    grad_checkpointing: bool = False,
+    fit: str | int | None = None,
+    gpu: str | None = None,
+    zero: int | None = None,
+    gpus: int = 1,
+    **overrides: Any,
+) -> MemoryReport:
+    """Peak GPU memory (what torch.cuda.max_memory_allocated reports), term by term.
+
+    ``fit`` is a budget (``"80GiB"`` or bytes); ``gpu`` names a card whose memory is the budget.
+    """
+    from . import memsim as _memory
+
+    r = _resolved(config, preset, config_file, overrides)
+    arch = architecture.build(r.config, head=head, pooler=pooler)
+    o = _memory.Options(mode=mode, precision=precision, optimizer=optimizer, attention=attention,
+                        grad_checkpointing=grad_checkpointing, batch=batch, seq=seq)
+    budget = None
+    gpu_name = None
+    if fit is not None:
+        budget = fit if isinstance(fit, int) else _memory.parse_size(fit)
+    elif gpu is not None:
+        from .flopcount import gpu_spec
+
+        gpu_name, spec = gpu_spec(gpu)
+        budget = int(float(spec["memory_gib"]) * (1 << 30))
+    return _memory.estimate(arch, r.config, o, label=r.label, budget=budget, gpu=gpu_name, zero=zero, gpus=gpus)
 
 
 def presets() -> PresetsReport:

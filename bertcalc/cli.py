@@ -400,6 +400,142 @@ def verify(
     raise typer.Exit(0 if report.ok else 1)
 
 
+BatchOpt = Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size B.", rich_help_panel="Run")]
+SeqOpt = Annotated[int, typer.Option("--seq", "-s", min=1, help="Sequence length S (≤ max_position_embeddings).",
+                                     rich_help_panel="Run")]
+GpuOpt = Annotated[str | None, typer.Option(
+    "--gpu", help="A100, H100, H200, L4, T4 or RTX4090: peak TFLOP/s (flops) or memory size (memory --fit).",
+    rich_help_panel="Run", show_default=False)]
+
+
+class Precision(str, enum.Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+    amp_bf16 = "amp-bf16"
+    amp_fp16 = "amp-fp16"
+
+
+@app.command()
+def flops(
+    preset: PresetOpt = None,
+    config: ConfigOpt = None,
+    layers: LayersOpt = None,
+    hidden: HiddenOpt = None,
+    heads: HeadsOpt = None,
+    intermediate: InterOpt = None,
+    vocab: VocabOpt = None,
+    max_positions: MaxPosOpt = None,
+    type_vocab: TypeVocabOpt = None,
+    embedding_size: EmbOpt = None,
+    head: HeadOpt = Head.model,
+    labels: LabelsOpt = None,
+    untie: UntieOpt = False,
+    no_pooler: NoPoolerOpt = False,
+    batch: BatchOpt = 8,
+    seq: SeqOpt = 128,
+    gpu: GpuOpt = None,
+    precision: Annotated[Precision, typer.Option("--precision", help="Which peak the GPU time uses.",
+                                                 rich_help_panel="Run", case_sensitive=False)] = Precision.bf16,
+    mfu: Annotated[float, typer.Option("--mfu", min=0.0, max=1.0, help="Model FLOPs utilisation for the time.",
+                                       rich_help_panel="Run")] = 0.40,
+    peak_tflops: Annotated[float | None, typer.Option(
+        "--peak-tflops", min=0.0, help="Peak TFLOP/s of any other accelerator.", rich_help_panel="Run",
+        show_default=False)] = None,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Count matmul FLOPs of a forward pass and a training step, by component, as FlopCounterMode does.
+
+    With --gpu (or --peak-tflops), also the time per step at the given MFU.
+
+    Example: bertcalc flops --preset base --batch 32 --seq 512 --gpu H100
+    """
+    from .api import flops as flops_
+
+    r = _resolve(preset, config, dict(layers=layers, hidden=hidden, heads=heads, intermediate=intermediate,
+                                      vocab=vocab, max_positions=max_positions, type_vocab=type_vocab,
+                                      embedding_size=embedding_size, labels=labels), untie)
+    _emit(flops_(r, head=head.value, pooler=not no_pooler, batch=batch, seq=seq, gpu=gpu, mfu=mfu,
+                 peak_tflops=peak_tflops, precision=precision.value), fmt, output)
+
+
+class Mode(str, enum.Enum):
+    train = "train"
+    infer = "infer"
+
+
+class OptimizerChoice(str, enum.Enum):
+    adamw = "adamw"
+    adam = "adam"
+    sgd = "sgd"
+    sgd_momentum = "sgd-momentum"
+    adafactor = "adafactor"
+    adamw_8bit = "adamw-8bit"
+
+
+class AttentionChoice(str, enum.Enum):
+    eager = "eager"
+    sdpa = "sdpa"
+
+
+@app.command()
+def memory(
+    preset: PresetOpt = None,
+    config: ConfigOpt = None,
+    layers: LayersOpt = None,
+    hidden: HiddenOpt = None,
+    heads: HeadsOpt = None,
+    intermediate: InterOpt = None,
+    vocab: VocabOpt = None,
+    max_positions: MaxPosOpt = None,
+    type_vocab: TypeVocabOpt = None,
+    embedding_size: EmbOpt = None,
+    head: HeadOpt = Head.model,
+    labels: LabelsOpt = None,
+    untie: UntieOpt = False,
+    no_pooler: NoPoolerOpt = False,
+    batch: BatchOpt = 8,
+    seq: SeqOpt = 128,
+    mode: Annotated[Mode, typer.Option("--mode", help="A training step (forward, backward, optimizer) or a "
+                                       "no-grad forward.", rich_help_panel="Run", case_sensitive=False)] = Mode.train,
+    precision: Annotated[Precision, typer.Option(
+        "--precision", help="fp32; fp16/bf16 (model cast to half); amp-bf16/amp-fp16 (fp32 weights, autocast).",
+        rich_help_panel="Run", case_sensitive=False)] = Precision.fp32,
+    optimizer: Annotated[OptimizerChoice, typer.Option(
+        "--optimizer", help="Optimizer states (--mode train). adamw is PyTorch's fused AdamW.",
+        rich_help_panel="Run", case_sensitive=False)] = OptimizerChoice.adamw,
+    attention: Annotated[AttentionChoice, typer.Option(
+        "--attention", help="HF attn_implementation: eager materialises [B, A, S, S]; sdpa does not.",
+        rich_help_panel="Run", case_sensitive=False)] = AttentionChoice.eager,
+    grad_checkpointing: Annotated[bool, typer.Option(
+        "--grad-checkpointing", help="Keep only each layer's input; recompute the layer in the backward.",
+        rich_help_panel="Run")] = False,
+    fit: Annotated[str | None, typer.Option(
+        "--fit", help="A memory budget (80GiB, 24GB): the largest batch that fits at this --seq.",
+        rich_help_panel="Run", show_default=False)] = None,
+    gpu: GpuOpt = None,
+    zero: Annotated[int | None, typer.Option("--zero", help="ZeRO stage 1, 2 or 3: per-GPU model states.",
+                                             rich_help_panel="Run", show_default=False)] = None,
+    gpus: Annotated[int, typer.Option("--gpus", min=1, help="Data-parallel GPUs for --zero.",
+                                      rich_help_panel="Run")] = 1,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Estimate peak GPU memory of a training step or inference, term by term, with the formula behind each.
+
+    Example: bertcalc memory --preset base --head mlm --batch 32 --seq 512 --precision amp-bf16 --fit 80GiB
+    """
+    from .api import memory as memory_
+
+    r = _resolve(preset, config, dict(layers=layers, hidden=hidden, heads=heads, intermediate=intermediate,
+                                      vocab=vocab, max_positions=max_positions, type_vocab=type_vocab,
+                                      embedding_size=embedding_size, labels=labels), untie)
+    _emit(memory_(r, head=head.value, pooler=not no_pooler, batch=batch, seq=seq, mode=mode.value,
+                  precision=precision.value, optimizer=optimizer.value, attention=attention.value,
+                  grad_checkpointing=grad_checkpointing, fit=fit, gpu=gpu, zero=zero, gpus=gpus), fmt, output)
+
+
 @app.command()
 def presets(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> None:
     """List the shipped presets with L, H, A, I, V and their parameter totals.

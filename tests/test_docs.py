@@ -92,3 +92,19 @@ def test_docs_preset_table_matches_bertcalc() -> None:
         assert r.family == family, name
         assert (d["L"], d["H"], d["A"], d["I"], d["V"]) == tuple(map(int, (L, H, A, I, V))), name
         assert r.total_parameters == int(total.replace(",", "")), name
+
+
+def test_memory_accuracy_tables_in_the_docs_are_current() -> None:
+    """docs/memory.md shows bench/memory_accuracy.py's tables; they must be what it prints today."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("memory_accuracy", ROOT / "bench" / "memory_accuracy.py")
+    acc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(acc)
+    text = (ROOT / "docs" / "memory.md").read_text()
+    for tag, path in (("h100", acc.SHARED), ("cpu", acc.CPU)):
+        if not path.is_file():
+            pytest.skip(f"{path} is not available")
+        shown = re.search(rf"<!-- accuracy: {tag} -->\n(.*?)<!-- /accuracy: {tag} -->", text, re.S).group(1)
+        fresh = acc.markdown(*acc.evaluate(path))
+        assert shown == fresh, f"regenerate with: python bench/memory_accuracy.py --markdown ({tag})"

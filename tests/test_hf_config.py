@@ -94,8 +94,8 @@ def test_yaml_with_model_type_is_lenient(tmp_path: Path) -> None:
 
 def test_bertcalc_yaml_is_strict_even_for_families(tmp_path: Path) -> None:
     p = tmp_path / "r.yaml"
-    p.write_text("family: roberta\nhidden_dropout_prob: 0.3\n")
-    with pytest.raises(ConfigError, match="hidden_dropout_prob"):
+    p.write_text("family: roberta\ninitializer_range: 0.02\n")
+    with pytest.raises(ConfigError, match="initializer_range"):
         bertcalc.count(config_file=p)
 
 

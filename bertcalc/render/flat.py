@@ -26,6 +26,10 @@ def rows_of(report: Any, explain: bool = False) -> tuple[list[str], list[Row]]:
         return _inspect(report)
     if report.kind == "verify":
         return _verify(report)
+    if report.kind == "flops":
+        return _flops(report)
+    if report.kind == "memory":
+        return _memory(report)
     raise TypeError(f"no flat rendering for {type(report).__name__}")
 
 
@@ -115,6 +119,27 @@ def _verify(r: Any) -> tuple[list[str], list[Row]]:
         ["state dict", "sum of state-dict sizes", r.state_dict_bertcalc, r.state_dict_transformers],
     ]
     rows += [[d.what, d.name, _blank(d.bertcalc), _blank(d.transformers)] for d in r.differences]
+    return headers, rows
+
+
+def _flops(r: Any) -> tuple[list[str], list[Row]]:
+    headers = ["component", "matmul", "formula", "flops", "repeat", "total_flops"]
+    rows: list[Row] = [[x.component, x.name, x.formula, x.flops, x.repeat, x.total] for x in r.rows]
+    rows.append(["forward", "", "", "", "", r.forward_flops])
+    rows.append(["training", "", "3 × forward", "", "", r.training_flops])
+    return headers, rows
+
+
+def _memory(r: Any) -> tuple[list[str], list[Row]]:
+    headers = ["term", "bytes", "formula"]
+    rows: list[Row] = []
+    for t in r.terms:
+        rows.append([t.name, t.bytes, t.formula])
+        if t.name in ("saved activations", "activations at peak"):
+            rows += [[f"{t.name}: {d.name}", d.bytes, d.formula] for d in r.saved_detail]
+    if r.budget is not None:
+        rows.append(["budget", r.budget, f"max batch {r.max_batch} at S={r.options.seq}"])
+    rows += [[z.name, z.bytes, z.formula] for z in r.zero]
     return headers, rows
 
 

@@ -36,6 +36,10 @@ def renderable(report: Any, explain: bool = False) -> RenderableType:
         return inspect_view(report)
     if report.kind == "verify":
         return verify_view(report)
+    if report.kind == "flops":
+        return flops_view(report)
+    if report.kind == "memory":
+        return memory_view(report)
     raise TypeError(f"no table for {type(report).__name__}")
 
 
@@ -450,3 +454,111 @@ def verify_view(r: Any) -> RenderableType:
 
 def _tick(ok: bool) -> Text:
     return Text("✓ same", style="green") if ok else Text("✗ differs", style="bold red")
+
+
+# --------------------------------------------------------------------------------------------------- flops
+
+
+def flop_units(n: float) -> str:
+    """3092414201856 -> '3.09 TFLOP'."""
+    for size, unit in ((1e15, "PFLOP"), (1e12, "TFLOP"), (1e9, "GFLOP"), (1e6, "MFLOP"), (1e3, "KFLOP")):
+        if abs(n) >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f} FLOP"
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.3g} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds * 1e6:.3g} µs"
+
+
+def flops_view(r: Any) -> RenderableType:
+    title = _title(r.label, r.model_class, f"B={r.batch}  S={r.seq}  ({r.tokens:,} tokens)")
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    t.add_column("matmul")
+    t.add_column("formula")
+    t.add_column("FLOPs", justify="right", no_wrap=True)
+    t.add_column("×", justify="right", no_wrap=True)
+    t.add_column("total", justify="right", no_wrap=True)
+    t.add_column("≈", justify="right", no_wrap=True)
+    t.add_column("share", justify="right", no_wrap=True)
+    total = r.forward_flops or 1
+    for row in r.rows:
+        t.add_row(row.name, Text(row.formula, style="dim"), f"{row.flops:,}", f"× {row.repeat}" if row.repeat != 1
+                  else "", f"{row.total:,}", flop_units(row.total), _pct(row.total / total))
+    t.add_section()
+    t.add_row(Text("forward", style="bold"), "", "", "", Text(f"{r.forward_flops:,}", style="bold green"),
+              Text(flop_units(r.forward_flops), style="bold green"), "100.0%")
+    t.add_row(Text("training step (3 × forward)", style="bold"), Text("backward = 2 × forward", style="dim"), "", "",
+              f"{r.training_flops:,}", flop_units(r.training_flops), "")
+    per = Text(f"per token: forward {flop_units(r.forward_flops / r.tokens)}, "
+               f"training {flop_units(r.training_flops / r.tokens)}")
+    a = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold", title="training FLOPs per token",
+              title_justify="left", title_style="bold cyan")
+    a.add_column("rule")
+    a.add_column("FLOPs per token", justify="right")
+    a.add_column("vs exact", justify="right")
+    ap = r.approximations()
+    exact = ap["exact"]
+    for k, v in ap.items():
+        a.add_row(k, f"{v:,.0f}", "" if k == "exact" else f"{100 * (v / exact - 1):+.1f}%")
+    parts: list[RenderableType] = [title, t, per, a]
+    secs = r.seconds()
+    if secs is not None:
+        where = f"on {r.gpu} ({r.precision}, {r.peak_tflops:g} TFLOP/s peak)" if r.gpu else \
+            f"at {r.peak_tflops:g} TFLOP/s peak"
+        parts.append(Text(f"time {where} at {100 * r.mfu:.0f}% MFU: forward {_duration(secs['forward'])}, "
+                          f"training step {_duration(secs['training_step'])}", style="bold"))
+    return Group(*parts)
+
+
+# -------------------------------------------------------------------------------------------------- memory
+
+
+def _gib(n: int) -> str:
+    if n >= 1 << 30:
+        return f"{n / (1 << 30):,.2f} GiB"
+    if n >= 1 << 20:
+        return f"{n / (1 << 20):,.1f} MiB"
+    return f"{n / (1 << 10):,.1f} KiB"
+
+
+def memory_view(r: Any) -> RenderableType:
+    o = r.options
+    run = f"{o.mode}  B={o.batch}  S={o.seq}  {o.precision}  {o.attention}"
+    if o.mode == "train":
+        run += f"  {o.optimizer}" + ("  grad-checkpointing" if o.grad_checkpointing else "")
+    head = [_title(r.label, r.model_class, run)]
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    t.add_column("term")
+    t.add_column("bytes", justify="right", no_wrap=True)
+    t.add_column("≈", justify="right", no_wrap=True)
+    t.add_column("how", style="dim")
+    for term in r.terms:
+        if term.name == "peak allocated":
+            t.add_section()
+            t.add_row(Text("peak allocated", style="bold"), Text(f"{term.bytes:,}", style="bold green"),
+                      Text(_gib(term.bytes), style="bold green"), f"at: {r.where}")
+            continue
+        t.add_row(term.name, f"{term.bytes:,}", _gib(term.bytes), term.formula)
+        if term.name in ("saved activations", "activations at peak"):
+            for d in r.saved_detail:
+                t.add_row(Text("  " + d.name, style="dim"), Text(f"{d.bytes:,}", style="dim"),
+                          Text(_gib(d.bytes), style="dim"), d.formula)
+    parts: list[RenderableType] = [*head, t]
+    w = "  ·  ".join(f"{k} {_gib(v)}" for k, v in r.weights_only)
+    parts.append(Text(f"weights alone: {w}", style="dim"))
+    if r.budget is not None:
+        on = f" ({r.gpu})" if r.gpu else ""
+        verdict = Text()
+        verdict.append(f"budget {_gib(r.budget)}{on}: ", style="bold")
+        verdict.append(f"batch {o.batch} {'fits' if r.fits else 'does not fit'}", style="green" if r.fits else "red")
+        verdict.append(f"; the largest batch that fits at S={o.seq} is {r.max_batch:,}")
+        parts.append(verdict)
+    for z in r.zero:
+        parts.append(Text(f"{z.name}: {_gib(z.bytes)}  = {z.formula}"))
+    parts.append(Text("not counted: " + "; ".join(r.not_counted), style="dim"))
+    return Group(*parts)

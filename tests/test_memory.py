@@ -1,0 +1,247 @@
+"""Memory: predictions against measured peaks, the terms against independent formulas, and the CLI.
+
+Measured data: ../shared/measured/h100_bert_base.jsonl (torch.cuda.max_memory_allocated on an H100) and
+tests/fixtures/memory/cpu_fp32_eager.jsonl (scripts/measure_cpu_memory.py: the same HF code on the CPU,
+tiny to large and every family, fp32 eager). The model is never fitted to either.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import bertcalc
+from bertcalc import catalog, memsim
+from bertcalc.architecture import build
+
+from .conftest import ROOT
+from .test_cli import _bad
+
+_spec = importlib.util.spec_from_file_location("memory_accuracy", ROOT / "bench" / "memory_accuracy.py")
+accuracy = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(accuracy)
+
+GiB = 1 << 30
+MiB = 1 << 20
+
+
+def _shared_table():
+    if not accuracy.SHARED.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"{accuracy.SHARED} is missing")
+        pytest.skip("../shared/measured is not next to this checkout")
+    return accuracy.evaluate(accuracy.SHARED)
+
+
+# --------------------------------------------------------------------------------------------- accuracy
+
+
+def test_h100_table_meets_the_accuracy_target() -> None:
+    """median |error| ≤ 5 %, at least 90 % of cases within ±10 %, none beyond ±25 %."""
+    _, _rows, summary = _shared_table()
+    assert summary["cases"] == 64
+    assert summary["median_abs_error"] <= 0.05, summary
+    assert summary["within_10pct"] >= 0.90, summary
+    assert summary["max_abs_error"] <= 0.25, summary
+
+
+def test_cpu_table_tiny_to_large_and_every_family() -> None:
+    _, rows, summary = accuracy.evaluate(accuracy.CPU)
+    assert {r["family"] for r in rows} == {"bert", "roberta", "distilbert", "albert", "electra"}
+    assert summary["median_abs_error"] <= 0.02, summary
+    training = [abs(r["error"]) for r in rows if r["mode"].startswith("train")]
+    assert max(training) <= 0.05, "every training peak on the CPU within ±5 %"
+
+
+def test_saved_activations_match_the_h100_table() -> None:
+    """The saved-activation term on its own, against what was allocated after the forward."""
+    _meta, records = accuracy.load(accuracy.SHARED) if accuracy.SHARED.is_file() else pytest.skip("no shared")
+    for r in records:
+        if not r["mode"].startswith("train"):
+            continue
+        cfg = bertcalc.BertConfig(**r["hf_config"])
+        arch = build(cfg, head=accuracy.HEADS[r["head"]])
+        _mode, precision = accuracy.MODES[r["mode"]]
+        t = memsim.training_peak(arch, cfg, memsim.Options(precision=precision, attention=r["attn"],
+                                                           batch=r["batch"], seq=r["seq"]))
+        err = t["saved"] / r["saved_activations_bytes"] - 1
+        limit = 0.02 if precision == "fp32" else 0.08  # autocast holds a few tens of MiB more than modelled
+        assert abs(err) <= limit, (r["head"], r["mode"], r["attn"], r["batch"], r["seq"], err)
+
+
+def test_fit_is_borne_out_by_the_measurements() -> None:
+    """With the budget set to what was measured at batch 32, the largest batch that fits is 32: the
+    measurement says 32 fits, and the prediction says 33 would not. (Training steps; for bf16 inference,
+    where one more sequence adds only a few MiB, the 12 MiB of allocator slack after model.to(bfloat16)
+    that bertcalc does not model can move the answer by one or two.)"""
+    _, records = accuracy.load(accuracy.SHARED) if accuracy.SHARED.is_file() else pytest.skip("no shared")
+    checked = 0
+    for r in records:
+        if r["batch"] != 32:
+            continue
+        cfg = bertcalc.BertConfig(**r["hf_config"])
+        arch = build(cfg, head=accuracy.HEADS[r["head"]])
+        mode, precision = accuracy.MODES[r["mode"]]
+        o = memsim.Options(mode=mode, precision=precision, attention=r["attn"], batch=32, seq=r["seq"])
+        budget = r["peak_bytes"]
+        best = memsim.max_batch(arch, cfg, o, budget)
+        if mode == "infer":  # never claims that the measured batch would not fit
+            assert best >= 32, (r["head"], r["mode"], r["attn"], r["seq"], best)
+            continue
+        if precision != "fp32":  # autocast: a few tens of MiB unmodelled (docs/memory.md): off by one at most
+            assert best in (31, 32, 33), (r["head"], r["mode"], r["attn"], r["seq"], best)
+            continue
+        assert best in (31, 32), (r["head"], r["mode"], r["attn"], r["seq"], best)
+        assert memsim.peak(arch, cfg, memsim.Options(**{**o.__dict__, "batch": best + 1})) > budget
+        checked += 1
+    assert checked == 8
+
+
+# ------------------------------------------------------------------------------------------------ terms
+
+
+def test_adamw_states_are_two_copies_of_the_weights() -> None:
+    arch = build(bertcalc.resolve(preset="base").config, head="mlm")
+    n = arch.total_parameters
+    opt, _ = memsim.optimizer_bytes(arch, memsim.Options(optimizer="adamw"))
+    tensors = sum(len(p.tensors) * c.repeat for c in arch.components for p in c.parts) - 2  # 2 tied
+    params = memsim.weights_bytes(arch, arch_cfg := bertcalc.resolve(preset="base").config, 4) \
+        - memsim.buffer_bytes(arch_cfg)
+    assert opt == 2 * params + tensors * 512  # exp_avg and exp_avg_sq like each weight, plus step counts
+    assert 8 * n <= opt <= 8 * n + 2 * MiB + tensors * 512
+    assert memsim.optimizer_bytes(arch, memsim.Options(optimizer="sgd"))[0] == 0
+    mom, _ = memsim.optimizer_bytes(arch, memsim.Options(optimizer="sgd-momentum"))
+    assert 4 * n <= mom < 4 * n + MiB + tensors * 512
+
+
+def test_adafactor_factors_every_matrix() -> None:
+    cfg = bertcalc.resolve(preset="tiny").config
+    arch = build(cfg)
+    expected = 0
+    for _name, t in arch.tensors():
+        if len(t.shape) == 2:
+            expected += memsim.alloc(t.shape[0] * 4) + memsim.alloc(t.shape[1] * 4)
+        else:
+            expected += memsim.alloc(t.parameters * 4)
+    assert memsim.optimizer_bytes(arch, memsim.Options(optimizer="adafactor"))[0] == expected
+
+
+def test_zero_formulas() -> None:
+    n = 1_000_000
+    o = memsim.Options(optimizer="adamw")
+    assert memsim.zero_terms(n, o, 3, 1)[1].bytes == 16 * n
+    assert memsim.zero_terms(n, o, 1, 8)[1].bytes == 4 * n + 12 * n // 8
+    assert memsim.zero_terms(n, o, 2, 8)[1].bytes == 2 * n + 14 * n // 8
+    assert memsim.zero_terms(n, o, 3, 8)[1].bytes == 16 * n // 8
+    assert memsim.zero_terms(n, o, 1, 8)[0].bytes == 16 * n
+
+
+def test_allocator_rounding() -> None:
+    assert memsim.alloc(1) == 512 and memsim.alloc(513) == 1024
+    assert memsim.alloc(30522 * 1024 * 4) == 125_829_120  # the H100 logits: rounded to 2 MiB
+    assert memsim.alloc(3 * MiB) == 3 * MiB
+
+
+def test_weights_are_the_tensor_list() -> None:
+    cfg = bertcalc.resolve(preset="base").config
+    arch = build(cfg)
+    exact = sum(memsim.alloc(t.parameters * 4) * c.repeat for c in arch.components for p in c.parts
+                for t in p.tensors)
+    assert memsim.weights_bytes(arch, cfg, 4) == exact + 2 * memsim.alloc(8 * 512)
+
+
+@pytest.mark.parametrize("preset", ["tiny", "roberta-base", "distilbert-base", "albert-base-v2",
+                                    "electra-small-discriminator"])
+def test_every_head_mode_and_precision_runs(preset: str) -> None:
+    cfg = bertcalc.resolve(preset=preset).config
+    heads = ("model", "mlm", "seq-cls", "token-cls", "qa") + (("pretraining",) if cfg.family in
+                                                               ("bert", "albert", "electra") else ())
+    for head, mode, prec, attn, gc in itertools.product(heads, ("train", "infer"), memsim.PRECISIONS,
+                                                        memsim.ATTENTIONS, (False, True)):
+        r = bertcalc.memory(preset=preset, head=head, mode=mode, precision=prec, attention=attn,
+                            grad_checkpointing=gc, batch=2, seq=32)
+        assert r.peak_bytes > r.breakdown["weights"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(["tiny", "base", "albert-base-v2"]), st.sampled_from(["mlm", "seq-cls"]),
+       st.sampled_from(memsim.PRECISIONS), st.sampled_from(memsim.ATTENTIONS), st.integers(1, 16),
+       st.sampled_from([16, 64, 128]))
+def test_more_batch_never_needs_less_memory(preset, head, prec, attn, batch, seq) -> None:
+    kw = dict(preset=preset, head=head, precision=prec, attention=attn, seq=seq)
+    assert bertcalc.memory(batch=batch + 1, **kw).peak_bytes >= bertcalc.memory(batch=batch, **kw).peak_bytes
+
+
+def test_checkpointing_sdpa_and_amp_save_memory_where_they_should() -> None:
+    kw = dict(preset="large", head="mlm", batch=16, seq=512)
+    eager = bertcalc.memory(**kw).peak_bytes
+    assert bertcalc.memory(attention="sdpa", **kw).peak_bytes < eager
+    assert bertcalc.memory(grad_checkpointing=True, **kw).peak_bytes < eager / 2
+    assert bertcalc.memory(precision="amp-bf16", **kw).peak_bytes < eager
+    assert bertcalc.memory(mode="infer", **kw).peak_bytes < eager / 4
+
+
+def test_albert_shares_gradients() -> None:
+    """12 applications of one group: one set of layer gradients, but 12 sets of saved activations."""
+    r = bertcalc.memory(preset="albert-base-v2", batch=8, seq=128)
+    b = r.breakdown
+    assert b["gradients"] < 0.2 * b["saved activations"]
+    assert b["gradients"] == b["weights"] - 2 * memsim.alloc(8 * 512)
+
+
+# -------------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_memory_json_contract(cli) -> None:
+    r = cli("memory", "-p", "base", "--head", "mlm", "-b", "32", "-s", "512", "-f", "json")
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert isinstance(d["peak_bytes"], int)
+    assert isinstance(d["breakdown"], dict) and d["breakdown"]["peak allocated"] == d["peak_bytes"]
+    assert {"weights", "gradients", "optimizer states", "saved activations", "transient peak"} <= set(d["breakdown"])
+    assert "max_batch" not in d
+    d = json.loads(cli("memory", "-p", "base", "-s", "512", "--fit", "80GiB", "-f", "json").stdout)
+    assert isinstance(d["max_batch"], int) and d["max_batch"] > 32 and d["budget_bytes"] == 80 * GiB
+    d = json.loads(cli("memory", "-p", "base", "--gpu", "H100", "-f", "json").stdout)
+    assert d["gpu"] == "H100" and isinstance(d["max_batch"], int)
+
+
+def test_cli_memory_table(cli) -> None:
+    r = cli("memory", "-p", "base", "--precision", "amp-bf16", "--attention", "sdpa", "--fit", "24GB",
+            "--zero", "2", "--gpus", "8")
+    assert r.exit_code == 0, r.stderr
+    out = r.stdout
+    for needle in ("weights", "gradients", "optimizer states", "saved activations", "transient peak",
+                   "peak allocated", "not counted", "CUDA context", "fragmentation", "largest batch",
+                   "ZeRO-2", "int4"):
+        assert needle in out, needle
+
+
+def test_cli_memory_inference(cli) -> None:
+    d = json.loads(cli("memory", "-p", "base", "--head", "mlm", "--mode", "infer", "--precision", "bf16",
+                       "-f", "json").stdout)
+    assert set(d["breakdown"]) == {"weights", "activations at peak", "peak allocated"}
+    assert d["options"]["optimizer"] is None
+
+
+@pytest.mark.parametrize(("args", "needles"), [
+    (["--fit", "80 potatoes"], ["--fit", "80GiB"]),
+    (["--seq", "600"], ["--seq", "512"]),
+    (["--zero", "4"], ["--zero", "1, 2 or 3"]),
+    (["--gpu", "K80"], ["K80", "H100"]),
+    (["--precision", "fp8"], ["--precision", "fp8"]),
+    (["--optimizer", "lion"], ["--optimizer", "lion"]),
+])
+def test_cli_memory_bad_input(cli, args, needles) -> None:
+    _bad(cli("memory", "-p", "base", *args), *needles)
+
+
+def test_every_preset_has_a_memory_estimate() -> None:
+    for name in catalog.names():
+        assert bertcalc.memory(preset=name, batch=1, seq=8).peak_bytes > 0
