@@ -42,6 +42,15 @@ def _resolved(
     return resolve(preset=preset, config_file=config_file, overrides=overrides)
 
 
+def _model(
+    config: ModelConfig | Resolved | None, preset: str | None, config_file: str | Path | None, overrides: dict,
+    head: str, pooler: bool,
+) -> tuple[Resolved, Any]:
+    """The resolved config and the tensor list of the model class ``head`` selects."""
+    r = _resolved(config, preset, config_file, overrides)
+    return r, architecture.build(r.config, head=head, pooler=pooler)
+
+
 def _notes(r: Resolved, head: str, arch_class: str) -> tuple[str, ...]:
     """Point out when the config was saved from a task model but is counted as another class."""
     notes = list(r.notes)
@@ -65,8 +74,7 @@ def count(
 ) -> counting.CountReport:
     """Parameters by component and in total. Overrides use HF field names (``hidden_size=1024``) or flag
     names (``hidden=1024``)."""
-    r = _resolved(config, preset, config_file, overrides)
-    arch = architecture.build(r.config, head=head, pooler=pooler)
+    r, arch = _model(config, preset, config_file, overrides, head, pooler)
     return counting.report(
         arch, r.config, label=r.label, notes=_notes(r, head, arch.model_class), sources=r.sources,
         description=r.description,
@@ -89,8 +97,7 @@ def shapes(
     """Every state-dict tensor with its shape; with ``batch`` and ``seq``, the forward pass's activations."""
     from . import listing
 
-    r = _resolved(config, preset, config_file, overrides)
-    arch = architecture.build(r.config, head=head, pooler=pooler)
+    r, arch = _model(config, preset, config_file, overrides, head, pooler)
     acts = None
     if batch is not None or seq is not None:
         from .errors import UsageError
@@ -210,8 +217,7 @@ def verify(
     """Build the HF model with real transformers on the meta device and compare it with bertcalc's."""
     from . import verification
 
-    r = _resolved(config, preset, config_file, overrides)
-    arch = architecture.build(r.config, head=head, pooler=pooler)
+    r, arch = _model(config, preset, config_file, overrides, head, pooler)
     return verification.verify(arch, r.config, label=r.label, pooler=pooler)
 
 
@@ -233,8 +239,7 @@ def flops(
     """Forward and training matmul FLOPs, as torch.utils.flop_counter counts them; with a GPU, the time."""
     from . import flopcount as _flops
 
-    r = _resolved(config, preset, config_file, overrides)
-    arch = architecture.build(r.config, head=head, pooler=pooler)
+    r, arch = _model(config, preset, config_file, overrides, head, pooler)
     return _flops.count(arch, r.config, batch, seq, label=r.label, gpu=gpu, peak_tflops=peak_tflops,
                         precision=precision, mfu=mfu)
 
@@ -265,8 +270,7 @@ def memory(
     """
     from . import memsim as _memory
 
-    r = _resolved(config, preset, config_file, overrides)
-    arch = architecture.build(r.config, head=head, pooler=pooler)
+    r, arch = _model(config, preset, config_file, overrides, head, pooler)
     o = _memory.Options(mode=mode, precision=precision, optimizer=optimizer, attention=attention,
                         grad_checkpointing=grad_checkpointing, batch=batch, seq=seq)
     budget = None

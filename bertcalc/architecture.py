@@ -16,6 +16,11 @@ def family_module(cfg: ModelConfig):
     return importlib.import_module(f"bertcalc.families.{cfg.family}")
 
 
+def heads_of(family: str) -> tuple[str, ...]:
+    """The ``--head`` values a family's HF classes offer."""
+    return importlib.import_module(f"bertcalc.families.{family}").HEADS
+
+
 def build(cfg: ModelConfig, head: str = "model", pooler: bool = True) -> Architecture:
     """The model's tensors, as HF would name and shape them, for the model class ``head`` selects."""
     if not pooler and head != "model":

@@ -201,6 +201,13 @@ OutputOpt = Annotated[Path | None, typer.Option(
     show_default=False, dir_okay=False)]
 
 
+def _flags(ns: dict[str, Any]) -> dict[str, Any]:
+    """The model-size flags a command received, by flag name (its local variables of those names)."""
+    from .config import FLAG_NAMES
+
+    return {name: ns[name] for name in FLAG_NAMES if name in ns}
+
+
 def _overrides(flags: dict[str, Any], untie: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
     """Flags -> overrides keyed by flag name (the family's config maps them to its own fields), and origins."""
     overrides = {flag: value for flag, value in flags.items() if value is not None}
@@ -264,9 +271,7 @@ def count(
     """
     from .api import count as count_
 
-    r = _resolve(preset, config, dict(layers=layers, hidden=hidden, heads=heads, intermediate=intermediate,
-                                      vocab=vocab, max_positions=max_positions, type_vocab=type_vocab,
-                                      embedding_size=embedding_size, labels=labels), untie)
+    r = _resolve(preset, config, _flags(locals()), untie)
     _emit(count_(r, head=head.value, pooler=not no_pooler), fmt, output, explain)
 
 
@@ -306,9 +311,7 @@ def shapes(
     """
     from .api import shapes as shapes_
 
-    r = _resolve(preset, config, dict(layers=layers, hidden=hidden, heads=heads, intermediate=intermediate,
-                                      vocab=vocab, max_positions=max_positions, type_vocab=type_vocab,
-                                      embedding_size=embedding_size, labels=labels), untie)
+    r = _resolve(preset, config, _flags(locals()), untie)
     _emit(shapes_(r, head=head.value, pooler=not no_pooler, layout=layout.value, batch=batch, seq=seq,
                   collapse=collapse), fmt, output)
 
@@ -392,9 +395,7 @@ def verify(
     """
     from .api import verify as verify_
 
-    r = _resolve(preset, config, dict(layers=layers, hidden=hidden, heads=heads, intermediate=intermediate,
-                                      vocab=vocab, max_positions=max_positions, type_vocab=type_vocab,
-                                      embedding_size=embedding_size, labels=labels), untie)
+    r = _resolve(preset, config, _flags(locals()), untie)
     report = verify_(r, head=head.value, pooler=not no_pooler)
     _emit(report, fmt, output)
     raise typer.Exit(0 if report.ok else 1)
@@ -453,9 +454,7 @@ def flops(
     """
     from .api import flops as flops_
 
-    r = _resolve(preset, config, dict(layers=layers, hidden=hidden, heads=heads, intermediate=intermediate,
-                                      vocab=vocab, max_positions=max_positions, type_vocab=type_vocab,
-                                      embedding_size=embedding_size, labels=labels), untie)
+    r = _resolve(preset, config, _flags(locals()), untie)
     _emit(flops_(r, head=head.value, pooler=not no_pooler, batch=batch, seq=seq, gpu=gpu, mfu=mfu,
                  peak_tflops=peak_tflops, precision=precision.value), fmt, output)
 
@@ -528,9 +527,7 @@ def memory(
     """
     from .api import memory as memory_
 
-    r = _resolve(preset, config, dict(layers=layers, hidden=hidden, heads=heads, intermediate=intermediate,
-                                      vocab=vocab, max_positions=max_positions, type_vocab=type_vocab,
-                                      embedding_size=embedding_size, labels=labels), untie)
+    r = _resolve(preset, config, _flags(locals()), untie)
     _emit(memory_(r, head=head.value, pooler=not no_pooler, batch=batch, seq=seq, mode=mode.value,
                   precision=precision.value, optimizer=optimizer.value, attention=attention.value,
                   grad_checkpointing=grad_checkpointing, fit=fit, gpu=gpu, zero=zero, gpus=gpus), fmt, output)

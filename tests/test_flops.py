@@ -9,14 +9,10 @@ import pytest
 
 import bertcalc
 from bertcalc import catalog
+from bertcalc.architecture import heads_of
+from bertcalc.config import FAMILIES
 
-HEADS = {
-    "bert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
-    "roberta": ("model", "mlm", "seq-cls", "token-cls", "qa"),
-    "distilbert": ("model", "mlm", "seq-cls", "token-cls", "qa"),
-    "albert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
-    "electra": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
-}
+HEADS = {family: heads_of(family) for family in FAMILIES}
 SHAPES = [(1, 1), (2, 16), (3, 77), (8, 128)]
 CASES = [(p, h) for p in catalog.names() for h in HEADS[bertcalc.resolve(preset=p).config.family]]
 

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 import bertcalc
 from bertcalc import catalog
-from bertcalc.config import config_class
+from bertcalc.architecture import heads_of
+from bertcalc.config import FAMILIES, config_class
 
 from .test_cli import _bad
 
@@ -30,13 +31,7 @@ def _need_torch() -> None:
         pytest.skip("torch/transformers not installed")
 
 
-HEADS = {
-    "bert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
-    "roberta": ("model", "mlm", "seq-cls", "token-cls", "qa"),
-    "distilbert": ("model", "mlm", "seq-cls", "token-cls", "qa"),
-    "albert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
-    "electra": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
-}
+HEADS = {family: heads_of(family) for family in FAMILIES}
 CASES = [(name, head) for name in catalog.names() for head in HEADS[bertcalc.resolve(preset=name).config.family]]
 
 

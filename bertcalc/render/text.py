@@ -560,5 +560,5 @@ def memory_view(r: Any) -> RenderableType:
         parts.append(verdict)
     for z in r.zero:
         parts.append(Text(f"{z.name}: {_gib(z.bytes)}  = {z.formula}"))
-    parts.append(Text("not counted: " + "; ".join(r.not_counted), style="dim"))
+    parts.append(Text("not counted:\n" + "\n".join(f"  - {n}" for n in r.not_counted), style="dim"))
     return Group(*parts)
