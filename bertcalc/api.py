@@ -123,6 +123,10 @@ def parse_item(item: str) -> tuple[str | None, str | None, str]:
         source, overrides = head, tail
     elif sep and not tail and head:
         source = head
+    elif sep and head and not Path(item).exists() and "/" not in tail and "\\" not in tail:
+        from .errors import ConfigError
+
+        raise ConfigError([f"compare item {item!r}: after ':' come key=value overrides, e.g. {head}:layers=6"])
     looks_like_file = "/" in source or "\\" in source or source.endswith((".yaml", ".yml", ".json"))
     if looks_like_file or Path(source).exists():
         return None, source, overrides
@@ -273,15 +277,22 @@ def memory(
     r, arch = _model(config, preset, config_file, overrides, head, pooler)
     o = _memory.Options(mode=mode, precision=precision, optimizer=optimizer, attention=attention,
                         grad_checkpointing=grad_checkpointing, batch=batch, seq=seq)
+    from .errors import UsageError
+
     budget = None
     gpu_name = None
+    if fit is not None and gpu is not None:
+        raise UsageError("--fit SIZE and --gpu NAME both set the memory budget: give one of them", param="fit")
     if fit is not None:
         budget = fit if isinstance(fit, int) else _memory.parse_size(fit)
     elif gpu is not None:
         from .flopcount import gpu_spec
 
-        gpu_name, spec = gpu_spec(gpu)
+        gpu_name, spec = gpu_spec(gpu, other="--fit SIZE")
         budget = int(float(spec["memory_gib"]) * (1 << 30))
+    if zero is not None and mode != "train":
+        raise UsageError("--zero shards training state (parameters, gradients, optimizer); use --mode train",
+                         param="zero")
     return _memory.estimate(arch, r.config, o, label=r.label, budget=budget, gpu=gpu_name, zero=zero, gpus=gpus)
 
 

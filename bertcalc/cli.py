@@ -31,6 +31,9 @@ class Layout(str, enum.Enum):
     tf = "tf"
 
 
+INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug, never confused with inspect/verify's 1 ("found a difference")
+
+
 def _one_line(text: str) -> str:
     return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
 
@@ -83,7 +86,7 @@ class BertcalcGroup(TyperGroup):
                 f"{prog}: internal error: {type(exc).__name__}: {_one_line(str(exc))} "
                 "(please report it; set BERTCALC_DEBUG=1 for details)\n"
             )
-            sys.exit(1)
+            sys.exit(INTERNAL_ERROR)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
@@ -91,6 +94,9 @@ def _plain(msg: str) -> str:
     """Say pydantic's coercion messages in the words the rest of bertcalc uses."""
     msg = msg.replace("Value error, ", "")
     msg = msg.replace("Input should be a valid integer, unable to parse string as an integer", "must be a whole number")
+    msg = msg.replace("Input should be a valid number, unable to parse string as a number", "must be a number")
+    msg = msg.replace("Input should be greater than or equal to ", "must be ≥ ")
+    msg = msg.replace("Input should be less than or equal to ", "must be ≤ ")
     return msg
 
 
@@ -111,7 +117,7 @@ def _messages(exc: BertcalcError) -> list[str]:
     lines = exc.problems if isinstance(exc, ConfigError) else [exc.message]
     if exc.param and not isinstance(exc, ConfigError):
         flag = "--" + exc.param.replace("_", "-")
-        lines = [f"{flag}: {line}" for line in lines]
+        lines = [line if line.startswith(flag) else f"{flag}: {line}" for line in lines]
     return lines
 
 
@@ -194,10 +200,11 @@ class Head(str, enum.Enum):
 HeadOpt = Annotated[Head, typer.Option(
     "--head", help="Model class: model (BertModel...), mlm, pretraining, seq-cls, token-cls, qa.",
     rich_help_panel=PANEL_MODEL, case_sensitive=False)]
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.", rich_help_panel=PANEL_OUT,
-                                           case_sensitive=False)]
+FormatOpt = Annotated[Format | None, typer.Option(
+    "--format", "-f", help="Output format (default: table, or the -o file's extension).", rich_help_panel=PANEL_OUT,
+    case_sensitive=False, show_default=False)]
 OutputOpt = Annotated[Path | None, typer.Option(
-    "--output", "-o", help="Write to FILE (atomically) instead of stdout.", rich_help_panel=PANEL_OUT,
+    "--output", "-o", help="Write to FILE (atomically) instead of stdout; - is stdout.", rich_help_panel=PANEL_OUT,
     show_default=False, dir_okay=False)]
 
 
@@ -225,9 +232,36 @@ def _resolve(preset, config, flags: dict[str, Any], untie: bool = False):
     return resolve(preset=preset, config_file=config, overrides=overrides, override_origins=origins)
 
 
-def _emit(report: Any, fmt: Format, output: Path | None, explain: bool = False) -> None:
+def _note(command: str, text: str) -> None:
+    """A flag that has no effect here: said once on stderr, and the run goes on."""
+    sys.stderr.write(f"bertcalc {command}: note: {text}\n")
+
+
+def _check_heads_use(r: Any, head: Head, labels: int | None, untie: bool, command: str) -> None:
+    if labels is None and not untie:
+        return
+    from .architecture import build
+
+    unused = build(r.config, head=head.value).unused_fields
+    if labels is not None and "num_labels" in unused:
+        _note(command, f"--labels has no effect on --head {head.value}; it sizes seq-cls, token-cls and qa heads")
+    if untie and "tie_word_embeddings" in unused:
+        _note(command, f"--untie has no effect on --head {head.value}, which has no decoder tied to the embeddings")
+
+
+_EXTENSIONS = {".json": Format.json, ".yaml": Format.yaml, ".yml": Format.yaml, ".csv": Format.csv,
+               ".md": Format.markdown, ".markdown": Format.markdown}
+
+
+def _emit(report: Any, fmt: Format | None, output: Path | None, explain: bool = False) -> None:
+    """Render and write: to stdout, or atomically to ``-o FILE`` (``-o -`` is stdout). Without --format the
+    file's extension picks it (.json, .yaml, .csv, .md), else the table."""
     from .render import render
 
+    if output is not None and str(output) == "-":
+        output = None
+    if fmt is None:
+        fmt = _EXTENSIONS.get(output.suffix.lower(), Format.table) if output is not None else Format.table
     if output is not None:
         from .fileio import write_atomic
 
@@ -262,7 +296,7 @@ def count(
     no_pooler: NoPoolerOpt = False,
     explain: Annotated[bool, typer.Option("--explain", "-e", help="Show each row's formula, with numbers.",
                                           rich_help_panel=PANEL_OUT)] = False,
-    fmt: FormatOpt = Format.table,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Count parameters by component: embeddings, one encoder layer × L, pooler, total.
@@ -272,6 +306,7 @@ def count(
     from .api import count as count_
 
     r = _resolve(preset, config, _flags(locals()), untie)
+    _check_heads_use(r, head, labels, untie, "count")
     _emit(count_(r, head=head.value, pooler=not no_pooler), fmt, output, explain)
 
 
@@ -292,7 +327,7 @@ def shapes(
     untie: UntieOpt = False,
     no_pooler: NoPoolerOpt = False,
     layout: Annotated[Layout, typer.Option(
-        "--layout", help="Linear weights as PyTorch [out, in] (pt) or TensorFlow/Keras [in, out] (tf).",
+        "--layout", help="Linear weights as PyTorch \\[out, in] (pt) or TensorFlow/Keras \\[in, out] (tf).",
         case_sensitive=False)] = Layout.pt,
     batch: Annotated[int | None, typer.Option("--batch", "-b", min=1, show_default=False,
                                               help="Batch size B: also show activation shapes.")] = None,
@@ -300,7 +335,7 @@ def shapes(
                                             help="Sequence length S (≤ max_position_embeddings).")] = None,
     collapse: Annotated[bool, typer.Option(
         "--collapse", help="One row per layer template (encoder.layer.{i}.…) instead of one per layer.")] = False,
-    fmt: FormatOpt = Format.table,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """List every weight tensor by its HF state-dict name, with shape and parameters.
@@ -312,6 +347,7 @@ def shapes(
     from .api import shapes as shapes_
 
     r = _resolve(preset, config, _flags(locals()), untie)
+    _check_heads_use(r, head, labels, untie, "shapes")
     _emit(shapes_(r, head=head.value, pooler=not no_pooler, layout=layout.value, batch=batch, seq=seq,
                   collapse=collapse), fmt, output)
 
@@ -323,12 +359,12 @@ def compare(
              "overrides, e.g. base base:num_hidden_layers=6 large.", show_default=False)] = None,
     head: HeadOpt = Head.model,
     no_pooler: NoPoolerOpt = False,
-    fmt: FormatOpt = Format.table,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Compare two or more configs side by side, each against the first.
 
-    Overrides take HF field names or flag names: base:layers=6,hidden=512 (hidden alone sets I = 4H).
+    Overrides take HF field names or flag names: base:layers=6,hidden=512,heads=8 (hidden alone sets I = 4H).
 
     Example: bertcalc compare base base:num_hidden_layers=6 large
     """
@@ -350,7 +386,10 @@ def inspect(
         rich_help_panel=PANEL_MODEL, case_sensitive=False, show_default=False)] = None,
     labels: LabelsOpt = None,
     untie: UntieOpt = False,
-    fmt: FormatOpt = Format.table,
+    diff: Annotated[bool, typer.Option(
+        "--diff", help="List only the differing tensors, in every format (the counts stay whole).",
+        rich_help_panel=PANEL_OUT)] = False,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Check a safetensors checkpoint against its config: matched, missing, unexpected, shape mismatch.
@@ -364,6 +403,10 @@ def inspect(
     overrides, origins = _overrides(dict(labels=labels), untie)
     report = inspect_(path, preset=preset, config_file=config, head=head.value if head else None,
                       override_origins=origins, **overrides)
+    if diff:
+        import dataclasses
+
+        report = dataclasses.replace(report, only_differences=True)
     _emit(report, fmt, output)
     raise typer.Exit(0 if report.ok else 1)
 
@@ -384,18 +427,19 @@ def verify(
     labels: LabelsOpt = None,
     untie: UntieOpt = False,
     no_pooler: NoPoolerOpt = False,
-    fmt: FormatOpt = Format.table,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Build the model with real transformers (meta device, no weights) and compare every name, shape, total.
 
-    Needs torch and transformers: pip install 'bertcalc[verify]'. Exits 0 only on an exact match.
+    Needs torch and transformers: pip install 'bertcalc\\[verify]'. Exits 0 only on an exact match.
 
     Example: bertcalc verify --preset base --head mlm
     """
     from .api import verify as verify_
 
     r = _resolve(preset, config, _flags(locals()), untie)
+    _check_heads_use(r, head, labels, untie, "verify")
     report = verify_(r, head=head.value, pooler=not no_pooler)
     _emit(report, fmt, output)
     raise typer.Exit(0 if report.ok else 1)
@@ -436,14 +480,16 @@ def flops(
     batch: BatchOpt = 8,
     seq: SeqOpt = 128,
     gpu: GpuOpt = None,
-    precision: Annotated[Precision, typer.Option("--precision", help="Which peak the GPU time uses.",
-                                                 rich_help_panel="Run", case_sensitive=False)] = Precision.bf16,
-    mfu: Annotated[float, typer.Option("--mfu", min=0.0, max=1.0, help="Model FLOPs utilisation for the time.",
-                                       rich_help_panel="Run")] = 0.40,
+    precision: Annotated[Precision | None, typer.Option(
+        "--precision", help="Which peak the GPU time uses (default bf16).", rich_help_panel="Run",
+        case_sensitive=False, show_default=False)] = None,
+    mfu: Annotated[float | None, typer.Option(
+        "--mfu", min=0.0, max=1.0, help="Model FLOPs utilisation for the time (default 0.40).",
+        rich_help_panel="Run", show_default=False)] = None,
     peak_tflops: Annotated[float | None, typer.Option(
-        "--peak-tflops", min=0.0, help="Peak TFLOP/s of any other accelerator.", rich_help_panel="Run",
-        show_default=False)] = None,
-    fmt: FormatOpt = Format.table,
+        "--peak-tflops", help="Peak TFLOP/s of any other accelerator (with --gpu: overrides its peak).",
+        rich_help_panel="Run", show_default=False)] = None,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Count matmul FLOPs of a forward pass and a training step, by component, as FlopCounterMode does.
@@ -455,8 +501,12 @@ def flops(
     from .api import flops as flops_
 
     r = _resolve(preset, config, _flags(locals()), untie)
-    _emit(flops_(r, head=head.value, pooler=not no_pooler, batch=batch, seq=seq, gpu=gpu, mfu=mfu,
-                 peak_tflops=peak_tflops, precision=precision.value), fmt, output)
+    _check_heads_use(r, head, labels, untie, "flops")
+    if gpu is None and peak_tflops is None and (mfu is not None or precision is not None):
+        _note("flops", "--mfu and --precision set the time per step, which needs --gpu or --peak-tflops")
+    _emit(flops_(r, head=head.value, pooler=not no_pooler, batch=batch, seq=seq, gpu=gpu,
+                 mfu=0.40 if mfu is None else mfu, peak_tflops=peak_tflops,
+                 precision=(precision or Precision.bf16).value), fmt, output)
 
 
 class Mode(str, enum.Enum):
@@ -476,6 +526,12 @@ class OptimizerChoice(str, enum.Enum):
 class AttentionChoice(str, enum.Enum):
     eager = "eager"
     sdpa = "sdpa"
+
+
+def _zero_stage(value: int | None) -> int | None:
+    if value is not None and value not in (1, 2, 3):
+        raise typer.BadParameter("a ZeRO stage is 1, 2 or 3")
+    return value
 
 
 @app.command()
@@ -501,11 +557,11 @@ def memory(
     precision: Annotated[Precision, typer.Option(
         "--precision", help="fp32; fp16/bf16 (model cast to half); amp-bf16/amp-fp16 (fp32 weights, autocast).",
         rich_help_panel="Run", case_sensitive=False)] = Precision.fp32,
-    optimizer: Annotated[OptimizerChoice, typer.Option(
-        "--optimizer", help="Optimizer states (--mode train). adamw is PyTorch's fused AdamW.",
-        rich_help_panel="Run", case_sensitive=False)] = OptimizerChoice.adamw,
+    optimizer: Annotated[OptimizerChoice | None, typer.Option(
+        "--optimizer", help="Optimizer states (--mode train; default adamw, PyTorch's fused AdamW).",
+        rich_help_panel="Run", case_sensitive=False, show_default=False)] = None,
     attention: Annotated[AttentionChoice, typer.Option(
-        "--attention", help="HF attn_implementation: eager materialises [B, A, S, S]; sdpa does not.",
+        "--attention", help="HF attn_implementation: eager materialises \\[B, A, S, S]; sdpa does not.",
         rich_help_panel="Run", case_sensitive=False)] = AttentionChoice.eager,
     grad_checkpointing: Annotated[bool, typer.Option(
         "--grad-checkpointing", help="Keep only each layer's input; recompute the layer in the backward.",
@@ -514,11 +570,11 @@ def memory(
         "--fit", help="A memory budget (80GiB, 24GB): the largest batch that fits at this --seq.",
         rich_help_panel="Run", show_default=False)] = None,
     gpu: GpuOpt = None,
-    zero: Annotated[int | None, typer.Option("--zero", help="ZeRO stage 1, 2 or 3: per-GPU model states.",
+    zero: Annotated[int | None, typer.Option("--zero", callback=_zero_stage, help="ZeRO stage 1, 2 or 3: per-GPU "
+                                             "model states.", rich_help_panel="Run", show_default=False)] = None,
+    gpus: Annotated[int | None, typer.Option("--gpus", min=1, help="Data-parallel GPUs for --zero (default 1).",
                                              rich_help_panel="Run", show_default=False)] = None,
-    gpus: Annotated[int, typer.Option("--gpus", min=1, help="Data-parallel GPUs for --zero.",
-                                      rich_help_panel="Run")] = 1,
-    fmt: FormatOpt = Format.table,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Estimate peak GPU memory of a training step or inference, term by term, with the formula behind each.
@@ -528,13 +584,19 @@ def memory(
     from .api import memory as memory_
 
     r = _resolve(preset, config, _flags(locals()), untie)
+    _check_heads_use(r, head, labels, untie, "memory")
+    if mode is Mode.infer and (optimizer is not None or grad_checkpointing):
+        _note("memory", "--optimizer and --grad-checkpointing apply to --mode train; inference has neither")
+    if gpus is not None and zero is None:
+        _note("memory", "--gpus only divides model states under --zero; without it the estimate is per GPU")
     _emit(memory_(r, head=head.value, pooler=not no_pooler, batch=batch, seq=seq, mode=mode.value,
-                  precision=precision.value, optimizer=optimizer.value, attention=attention.value,
-                  grad_checkpointing=grad_checkpointing, fit=fit, gpu=gpu, zero=zero, gpus=gpus), fmt, output)
+                  precision=precision.value, optimizer=(optimizer or OptimizerChoice.adamw).value,
+                  attention=attention.value, grad_checkpointing=grad_checkpointing, fit=fit, gpu=gpu, zero=zero,
+                  gpus=gpus or 1), fmt, output)
 
 
 @app.command()
-def presets(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> None:
+def presets(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
     """List the shipped presets with L, H, A, I, V and their parameter totals.
 
     Example: bertcalc presets --format markdown

@@ -16,6 +16,8 @@ class OutputError(BertcalcError):
 def write_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
     target = Path(path)
+    if target.is_symlink():  # write through the link, keeping it a link
+        target = Path(os.path.realpath(target))
     parent = target.parent if str(target.parent) else Path(".")
     if target.is_dir():
         raise OutputError(f"-o {target}: is a directory; give a file name")
@@ -29,9 +31,13 @@ def write_atomic(path: str | Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        if target.exists():  # keep the permissions of the file being replaced
+            mode = os.stat(target).st_mode & 0o7777
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
         tmp = None
     except PermissionError:

@@ -18,27 +18,30 @@ from .model import Architecture
 
 # Dense peak throughput in TFLOP/s (no sparsity), from NVIDIA's datasheets. fp32 is the non-tensor-core rate
 # PyTorch gets with TF32 off (its default for matmuls).
+# memory_gib: what torch.cuda.get_device_properties().total_memory reports for the card, roughly (the H100
+# figure is the shared table's measurement); the CUDA context takes several hundred MiB of it.
 GPUS: dict[str, dict[str, float | None]] = {
-    "A100": {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0, "fp16": 312.0, "memory_gib": 80.0},
+    "A100": {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0, "fp16": 312.0, "memory_gib": 79.15},
+    "A100-40GB": {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0, "fp16": 312.0, "memory_gib": 39.39},
     "H100": {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4, "memory_gib": 79.18},
     "H200": {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4, "memory_gib": 139.8},
-    "L4": {"fp32": 30.3, "tf32": 60.0, "bf16": 121.0, "fp16": 121.0, "memory_gib": 22.0},
+    "L4": {"fp32": 30.3, "tf32": 60.0, "bf16": 121.0, "fp16": 121.0, "memory_gib": 22.05},
     "T4": {"fp32": 8.1, "tf32": None, "bf16": None, "fp16": 65.0, "memory_gib": 14.75},
-    "RTX4090": {"fp32": 82.6, "tf32": 82.6, "bf16": 165.2, "fp16": 165.2, "memory_gib": 23.6},
+    "RTX4090": {"fp32": 82.6, "tf32": 82.6, "bf16": 165.2, "fp16": 165.2, "memory_gib": 23.65},
 }
-GPU_ALIASES = {"RTX 4090": "RTX4090", "4090": "RTX4090", "RTX-4090": "RTX4090"}
+GPU_ALIASES = {"RTX 4090": "RTX4090", "4090": "RTX4090", "RTX-4090": "RTX4090", "A100-80GB": "A100",
+               "A100-40G": "A100-40GB", "A100 40GB": "A100-40GB"}
 PRECISION_PEAK = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16", "amp-bf16": "bf16", "amp-fp16": "fp16"}
 DEFAULT_MFU = 0.40
 
 
-def gpu_spec(name: str) -> tuple[str, dict[str, float | None]]:
-    key = GPU_ALIASES.get(name.strip(), name.strip()).upper().replace(" ", "")
-    key = {"RTX4090": "RTX4090"}.get(key, key)
+def gpu_spec(name: str, other: str = "--peak-tflops") -> tuple[str, dict[str, float | None]]:
+    """A known GPU by name (case-insensitive). ``other`` names the option that covers any other card."""
+    wanted = GPU_ALIASES.get(name.strip(), name.strip()).upper().replace(" ", "")
     for k, v in GPUS.items():
-        if k.upper() == key:
+        if k.upper() == wanted or GPU_ALIASES.get(wanted, "").upper() == k.upper():
             return k, v
-    known = ", ".join(GPUS)
-    raise UsageError(f"unknown GPU {name!r}; known: {known} (or give --peak-tflops for any other)", param="gpu")
+    raise UsageError(f"unknown GPU {name!r}; known: {', '.join(GPUS)} (or give {other} for any other)", param="gpu")
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,10 @@ class FlopsReport:
     layers: int
     hidden: int
     precision: str = "bf16"
+    shared_layers: bool = False  # ALBERT: parameters applied more than once
     gpu: str | None = None
     peak_tflops: float | None = None
+    peak_given: bool = False  # True: the peak came from --peak-tflops, not from the GPU table
     mfu: float = DEFAULT_MFU
 
     @property
@@ -131,8 +136,9 @@ class FlopsReport:
         }
         secs = self.seconds()
         if secs is not None:
-            out["gpu"] = {"name": self.gpu, "peak_tflops": self.peak_tflops, "precision": self.precision,
-                          "mfu": self.mfu, "seconds": secs}
+            out["gpu"] = {"name": self.gpu, "peak_tflops": self.peak_tflops,
+                          "peak_source": "--peak-tflops" if self.peak_given else "table",
+                          "precision": self.precision, "mfu": self.mfu, "seconds": secs}
         return out
 
 
@@ -146,12 +152,14 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
           gpu: str | None = None, peak_tflops: float | None = None, precision: str = "bf16",
           mfu: float = DEFAULT_MFU) -> FlopsReport:
     """Forward matmul FLOPs from the tensor list: Linear weights × the tokens they see, plus attention."""
-    from .activations import Batch
+    from .architecture import check_batch
 
     d = cfg.dims
-    Batch.of(batch, seq, d.max_seq)  # validates batch and seq
+    check_batch(cfg, batch, seq)
     if not 0 < mfu <= 1:
         raise UsageError(f"MFU must be in (0, 1], got {mfu}", param="mfu")
+    if peak_tflops is not None and not (0 < peak_tflops < float("inf")):
+        raise UsageError(f"peak TFLOP/s must be a positive number, got {peak_tflops}", param="peak_tflops")
     rows: list[FlopRow] = []
     for comp in arch.components:
         rep = comp.times_applied
@@ -180,11 +188,15 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
         if peak is None and peak_tflops is None:
             raise UsageError(f"{gname} has no {key} tensor cores; choose another --precision or give --peak-tflops",
                              param="precision")
-        gpu, peak_tflops = gname, peak_tflops or peak
+        gpu = gname
+    peak_given = peak_tflops is not None
+    if gpu is not None and peak_tflops is None:
+        peak_tflops = peak
     emb = sum(p.parameters for c in arch.components if c.name in ("embeddings",) for p in c.parts)
     return FlopsReport(
         label=label, family=arch.family, model_class=arch.model_class, head=arch.head, config=cfg.fields(),
         batch=batch, seq=seq, rows=tuple(rows), parameters=arch.total_parameters,
         non_embedding_parameters=arch.total_parameters - emb, layers=d.L, hidden=d.H, precision=precision,
-        gpu=gpu, peak_tflops=peak_tflops, mfu=mfu,
+        shared_layers=any(c.times_applied != c.repeat for c in arch.components),
+        gpu=gpu, peak_tflops=peak_tflops, peak_given=peak_given, mfu=mfu,
     )

@@ -1,0 +1,151 @@
+"""The CLI's edges: where output goes, flags that conflict or do nothing, and what a bug looks like."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.test_cli import _bad
+
+# ------------------------------------------------------------------------------------------------ output
+
+
+def test_dash_output_is_stdout(cli, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    r = cli("count", "-p", "base", "-f", "json", "-o", "-")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["total_parameters"] == 109_482_240
+    assert not (tmp_path / "-").exists()
+
+
+@pytest.mark.parametrize(("name", "check"), [
+    ("r.json", lambda t: json.loads(t)["total_parameters"] == 109_482_240),
+    ("r.yaml", lambda t: yaml.safe_load(t)["total_parameters"] == 109_482_240),
+    ("r.YML", lambda t: yaml.safe_load(t)["total_parameters"] == 109_482_240),
+    ("r.csv", lambda t: t.splitlines()[0].startswith("component,")),
+    ("r.md", lambda t: t.lstrip().startswith("|") or "| component" in t),
+    ("r.txt", lambda t: "109,482,240" in t and "BertModel" in t),
+])
+def test_output_extension_picks_the_format(cli, tmp_path: Path, name: str, check) -> None:
+    out = tmp_path / name
+    r = cli("count", "-p", "base", "-o", str(out))
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == ""
+    assert check(out.read_text())
+
+
+def test_explicit_format_beats_the_extension(cli, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    assert cli("count", "-p", "base", "-f", "csv", "-o", str(out)).exit_code == 0
+    assert out.read_text().startswith("component,")
+
+
+def test_rewriting_a_file_keeps_its_mode(cli, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    out.write_text("{}")
+    out.chmod(0o640)
+    assert cli("count", "-p", "base", "-o", str(out)).exit_code == 0
+    assert (out.stat().st_mode & 0o777) == 0o640
+    assert json.loads(out.read_text())["total_parameters"] == 109_482_240
+
+
+def test_writing_through_a_symlink_keeps_the_link(cli, tmp_path: Path) -> None:
+    target = tmp_path / "real.json"
+    target.write_text("{}")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    assert cli("count", "-p", "base", "-o", str(link)).exit_code == 0
+    assert link.is_symlink()
+    assert json.loads(target.read_text())["total_parameters"] == 109_482_240
+
+
+def test_no_temporary_file_is_left_behind(cli, tmp_path: Path) -> None:
+    assert cli("count", "-p", "base", "-o", str(tmp_path / "r.json")).exit_code == 0
+    assert os.listdir(tmp_path) == ["r.json"]
+
+
+# ---------------------------------------------------------------------------------- conflicting flags
+
+
+@pytest.mark.parametrize(("args", "needles"), [
+    (["flops", "-p", "base", "--peak-tflops", "0"], ["--peak-tflops", "positive"]),
+    (["flops", "-p", "base", "--peak-tflops", "-5"], ["--peak-tflops", "positive"]),
+    (["memory", "-p", "base", "--fit", "80"], ["--fit", "unit", "80GiB"]),
+    (["memory", "-p", "base", "--fit", "80GiB", "--gpu", "h100"], ["--fit", "--gpu", "one"]),
+    (["memory", "-p", "base", "--zero", "0"], ["--zero", "1, 2 or 3"]),
+    (["memory", "-p", "base", "--zero", "2", "--mode", "infer"], ["--zero", "--mode train"]),
+    (["memory", "-p", "base", "--gpus", "0"], ["--gpus"]),
+])
+def test_conflicting_or_out_of_range_flags(cli, args, needles) -> None:
+    _bad(cli(*args), *needles)
+
+
+def test_the_flag_is_named_once(cli) -> None:
+    err = cli("memory", "-p", "base", "--zero", "2", "--mode", "infer").stderr
+    assert err.count("--zero") == 1, err
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["memory", "-p", "base", "--mode", "infer", "--optimizer", "sgd"], "--optimizer"),
+    (["memory", "-p", "base", "--mode", "infer", "--grad-checkpointing"], "--grad-checkpointing"),
+    (["memory", "-p", "base", "--gpus", "8"], "--gpus"),
+])
+def test_a_flag_with_no_effect_gets_a_note_and_the_run_goes_on(cli, args, needle) -> None:
+    r = cli(*args)
+    assert r.exit_code == 0, r.stderr
+    assert "note:" in r.stderr and needle in r.stderr
+    assert "Peak" in r.stdout or "peak" in r.stdout
+
+
+def test_gpu_label_says_which_peak_was_used(cli) -> None:
+    r = cli("flops", "-p", "base", "--gpu", "h100", "--peak-tflops", "400", "-f", "json")
+    assert r.exit_code == 0, r.stderr
+    gpu = json.loads(r.stdout)["gpu"]
+    assert gpu["name"] == "H100" and gpu["peak_tflops"] == 400 and gpu["peak_source"] == "--peak-tflops"
+    table = json.loads(cli("flops", "-p", "base", "--gpu", "h100", "-f", "json").stdout)["gpu"]
+    assert table["peak_source"] == "table" and table["peak_tflops"] != 400
+    assert "from --peak-tflops" in cli("flops", "-p", "base", "--gpu", "h100", "--peak-tflops", "400").stdout
+
+
+# -------------------------------------------------------------------------------------- names and help
+
+
+def test_preset_names_ignore_case(cli) -> None:
+    a = cli("count", "-p", "BASE", "-f", "json")
+    b = cli("count", "-p", "base", "-f", "json")
+    assert a.exit_code == 0 and json.loads(a.stdout)["total_parameters"] == json.loads(b.stdout)["total_parameters"]
+
+
+def test_help_shows_square_brackets(cli) -> None:
+    r = cli("memory", "--help", env={"COLUMNS": "200"})
+    assert r.exit_code == 0
+    assert "[B, A, S, S]" in r.stdout
+
+
+@pytest.mark.parametrize("pet", ["relative_key", "relative_key_query"])
+def test_relative_position_embeddings_are_refused_not_miscounted(cli, tmp_path: Path, pet: str) -> None:
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"model_type": "bert", "position_embedding_type": pet}))
+    _bad(cli("count", "-c", str(cfg)), "position_embedding_type", pet)
+
+
+# ------------------------------------------------------------------------------------------- a bug
+
+
+def test_an_internal_error_is_one_line_and_exit_70(cli, monkeypatch) -> None:
+    import bertcalc.api
+
+    def boom(*a, **k):
+        raise RuntimeError("something broke\non two lines")
+
+    monkeypatch.setattr(bertcalc.api, "count", boom)
+    monkeypatch.delenv("BERTCALC_DEBUG", raising=False)
+    r = cli("count", "-p", "base")
+    assert r.exit_code == 70
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "internal error" in lines[0] and "RuntimeError" in lines[0]
+    assert "Traceback" not in r.stderr
