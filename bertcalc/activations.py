@@ -51,6 +51,9 @@ class Batch:
             raise UsageError("batch must be at least 1", param="batch")
         if seq < 1:
             raise UsageError("seq must be at least 1", param="seq")
+        if max_seq < 1:
+            raise UsageError(f"the position table leaves no room for a token ({why}); raise max_position_embeddings",
+                             param="seq")
         if seq > max_seq:
             raise UsageError(
                 f"sequence length {seq} exceeds what the position table allows ({max_seq}, from {why}): "

@@ -9,7 +9,7 @@ from .config import ModelConfig
 from .model import Architecture
 
 if TYPE_CHECKING:
-    from .activations import Activation
+    from .activations import Activation, Batch
 
 
 def family_module(cfg: ModelConfig):
@@ -32,17 +32,22 @@ def build(cfg: ModelConfig, head: str = "model", pooler: bool = True) -> Archite
     return family_module(cfg).build(cfg, head=head, pooler_=pooler)
 
 
-def forward(arch: Architecture, cfg: ModelConfig, batch: int, seq: int) -> list[Activation]:
-    """Activation shapes of one forward pass over ``batch`` sequences of ``seq`` tokens."""
+def check_batch(cfg: ModelConfig, batch: int, seq: int) -> Batch:
+    """The batch and sequence of a forward pass, checked against the position table."""
     from .activations import Batch
-    from .activations import forward as walk
 
     d = cfg.dims
     why = "max_position_embeddings"
     if d.max_seq != d.P:
-        why = f"max_position_embeddings {d.P} minus the padding offset"
-    b = Batch.of(batch, seq, d.max_seq, why)
-    return walk(arch, d.A, activation_name(cfg), b)
+        why = f"max_position_embeddings {d.P} minus the padding offset {d.P - d.max_seq}"
+    return Batch.of(batch, seq, d.max_seq, why)
+
+
+def forward(arch: Architecture, cfg: ModelConfig, batch: int, seq: int) -> list[Activation]:
+    """Activation shapes of one forward pass over ``batch`` sequences of ``seq`` tokens."""
+    from .activations import forward as walk
+
+    return walk(arch, cfg.dims.A, activation_name(cfg), check_batch(cfg, batch, seq))
 
 
 def activation_name(cfg: ModelConfig) -> str:

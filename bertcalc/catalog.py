@@ -33,7 +33,8 @@ def names() -> list[str]:
 
 
 def path_of(name: str) -> Path:
-    """The file behind a preset name. A name is a name, never a path."""
+    """The file behind a preset name (any case). A name is a name, never a path."""
+    name = name.strip().lower()
     if not _NAME.match(name) or ".." in name:
         raise PresetNotFoundError(
             f"preset {name!r}: a preset is a name like 'base', not a path; "

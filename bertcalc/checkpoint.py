@@ -105,6 +105,16 @@ def shards_of(index: Path) -> list[Path]:
 def read_header(file: Path) -> tuple[list[StoredTensor], dict[str, str]]:
     """One file's tensors, from its header alone. Raises :class:`CheckpointError` on anything unreadable."""
     try:
+        return _read_header(file)
+    except CheckpointError as exc:
+        if file.suffix != ".safetensors":  # probably not a safetensors file at all: say that first
+            raise CheckpointError(f"{file}: not a safetensors file; give model.safetensors, its folder, or "
+                                  "model.safetensors.index.json") from exc
+        raise
+
+
+def _read_header(file: Path) -> tuple[list[StoredTensor], dict[str, str]]:
+    try:
         size = file.stat().st_size
         with file.open("rb") as fh:
             head = fh.read(8)
@@ -180,4 +190,23 @@ def read(path: str | Path) -> Checkpoint:
                 raise CheckpointError(f"{f}: tensor {t.name!r} is also in {seen[t.name]}; the shards overlap")
             seen[t.name] = f.name
         tensors += ts
+    index = _index_of(path)
+    if index is not None:  # the index must describe the shards it names
+        wmap = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        for name, shard in wmap.items():
+            if seen.get(name) != shard:
+                where = f"is in {seen[name]}" if name in seen else "is in no shard"
+                raise CheckpointError(f"{index}: weight_map puts {name!r} in {shard}, but it {where}; the index "
+                                      "does not match the shards")
+        extra = sorted(set(seen) - set(wmap))
+        if extra:
+            raise CheckpointError(f"{index}: {extra[0]!r} is in {seen[extra[0]]} but not in weight_map "
+                                  f"({len(extra)} such); the index does not match the shards")
     return Checkpoint(str(path), tuple(f.name for f in files), tuple(tensors), meta, str(cfg) if cfg else None)
+
+
+def _index_of(path: str | Path) -> Path | None:
+    p = Path(path)
+    if p.is_dir() and (p / INDEX).is_file():
+        return p / INDEX
+    return p if p.name.endswith(".index.json") else None

@@ -198,8 +198,17 @@ def _describe(err: Any, known: list[str], origins: Mapping[str, str], cls: type[
     value = err.get("input")
     ctx = err.get("ctx") or {}
     if kind == "extra_forbidden":
-        close = suggest(key, known)
-        hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else f"known keys: {', '.join(known)}"
+        flag_field = cls.FLAGS.get(key.replace("-", "_"))
+        if flag_field:  # a flag's name where a file wants the HF field's
+            hint = f"did you mean {flag_field!r}? (files use HF field names; {key} is the flag's)"
+        elif key in ("pooler", "no_pooler", "add_pooling_layer"):
+            hint = "the pooler is not a config field: use --no-pooler (or :pooler=false in compare)"
+        else:
+            close = suggest(key, known)
+            if close:
+                hint = f"did you mean {' or '.join(repr(c) for c in close)}?"
+            else:
+                hint = f"known keys: {', '.join(known)}"
         return f"{_where(key, origins)}: unknown key for {cls.display or cls.family}; {hint}"
     if not key:  # a model-level check: name the fields it is about
         msg = str(ctx.get("error", err.get("msg", "")))

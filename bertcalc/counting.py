@@ -182,11 +182,7 @@ def report(
         else:
             sym.append(c.name)
             num.append(f"{c.parameters:,}")
-    closed = " + ".join(
-        (f"{_short(c.repeat_symbol)}·({c.polynomial().render(short=True)})" if c.repeat_symbol else
-         c.polynomial().scale(None, c.repeat).render_factored(short=True))
-        for c in arch.components
-    )
+    closed = _closed_form(arch)
     return CountReport(
         label=label,
         family=arch.family,
@@ -206,6 +202,25 @@ def report(
         dims=cfg.dims._asdict(),
         unused_fields=arch.unused_fields,
     )
+
+
+def _closed_form(arch: Architecture) -> str:
+    """The whole model in short symbols: repeated components as ``L·(...)``, everything else merged into one
+    polynomial, with any common factor pulled out: ``(V + P + T + 2)·H + L·(4H² + ...) + ...``."""
+    from .formula import Polynomial
+
+    once = Polynomial()
+    parts: list[str] = []
+    for c in arch.components:
+        if c.repeat_symbol is not None:
+            parts.append(f"{_short(c.repeat_symbol)}·({c.polynomial().render(short=True)})")
+        else:
+            once = once + c.polynomial().scale(None, c.repeat)
+    emb = next((c for c in arch.components if c.name == "embeddings"), None)
+    head = [] if emb is None else [emb.polynomial().render_factored(short=True)]
+    rest = once + (Polynomial() if emb is None else emb.polynomial().scale(None, -1))
+    tail = [rest.render_factored(short=True)] if rest.terms else []
+    return " + ".join(head + parts + tail)
 
 
 def _short(symbol: str) -> str:

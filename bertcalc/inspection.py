@@ -50,6 +50,12 @@ class InspectReport:
     stored_parameters: int  # elements of the stored tensors that are parameters (buffers excluded)
     stored_bytes: int
     metadata: dict[str, str]
+    only_differences: bool = False  # render only the rows that are not ok (the counts stay whole)
+
+    def shown(self) -> tuple[InspectRow, ...]:
+        if not self.only_differences:
+            return self.rows
+        return tuple(r for r in self.rows if r.status in ("mismatched", "missing", "unexpected"))
 
     def _names(self, status: str) -> list[str]:
         return [r.name for r in self.rows if r.status == status]
@@ -99,7 +105,7 @@ class InspectReport:
                  "shape": list(r.shape) if r.shape is not None else None,
                  "expected": list(r.expected) if r.expected is not None else None,
                  "bytes": r.nbytes} | ({"note": r.note} if r.note else {})
-                for r in self.rows
+                for r in self.shown()
             ],
         }
 

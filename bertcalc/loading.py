@@ -159,6 +159,8 @@ def strict_source(data: Mapping[Any, Any], origin: str) -> Source:
 # Keys of an HF config that would change shapes in ways bertcalc does not model: refuse rather than miscount.
 _UNSUPPORTED = {
     "add_cross_attention": (True, "adds cross-attention tensors to every layer (a decoder); bertcalc models encoders"),
+    "position_embedding_type": ("relative", "relative_key and relative_key_query add distance_embedding tensors to "
+                                "every layer, which transformers 5 no longer builds and bertcalc does not count"),
 }
 
 
@@ -176,8 +178,9 @@ def hf_source(data: Mapping[Any, Any], origin: str) -> Source:
             f"{origin}: model_type {model_type!r} is not supported; bertcalc reads {', '.join(FAMILIES)}"
         )
     for key, (bad, why) in _UNSUPPORTED.items():
-        if data.get(key) == bad:
-            raise ConfigFileError(f"{origin}: {key}: {bad!r} {why}")
+        value = data.get(key)
+        if value == bad or (isinstance(bad, str) and isinstance(value, str) and value.startswith(bad)):
+            raise ConfigFileError(f"{origin}: {key}: {value!r}: {why}")
     cls = config_class(family)
     fields = {k: v for k, v in data.items() if k in cls.model_fields}
     if "num_labels" not in fields and isinstance(data.get("id2label"), dict):
@@ -218,7 +221,7 @@ def resolve(
     if len(families) > 1:
         a, b = sources
         raise ConfigError([
-            f"{b.origin} is a {config_class(b.family).display} config but {a.origin} is "
+            f"{b.origin} is {_a(config_class(b.family).display)} config but {a.origin} is "
             f"{config_class(a.family).display}; use one or the other"
         ])
     family = families.pop() if families else "bert"
@@ -257,6 +260,11 @@ def resolve(
     if label is None:
         label = preset or (_label_of(config_file) if config_file else f"{cls.display} defaults")
     return Resolved(config, label, description, tuple(described), tuple(notes), arch)
+
+
+def _a(word: str) -> str:
+    """'a BERT', 'an ALBERT', 'an ELECTRA'."""
+    return ("an " if word[:1] in "AEIOU" else "a ") + word
 
 
 def _label_of(path: str | Path) -> str:

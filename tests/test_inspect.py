@@ -282,3 +282,48 @@ def test_not_a_checkpoint_folder(tmp_path: Path, cli) -> None:
 def test_library_raises_typed_errors(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError):
         bertcalc.inspect(tmp_path / "missing.safetensors", preset="tiny")
+
+
+def test_index_that_disagrees_with_its_shards(tmp_path: Path, cli) -> None:
+    folder = build(tmp_path / "m", shards=2)
+    index = folder / "model.safetensors.index.json"
+    data = json.loads(index.read_text())
+    name = next(n for n, f in data["weight_map"].items() if f.startswith("model-00001"))
+    data["weight_map"][name] = "model-00002-of-00002.safetensors"  # moved in the index, not in the files
+    index.write_text(json.dumps(data))
+    _bad(cli("inspect", str(folder)), "weight_map", name, "does not match")
+
+    data = json.loads(index.read_text())
+    data["weight_map"][name] = "model-00001-of-00002.safetensors"
+    del data["weight_map"][name]  # a stored tensor the index does not list
+    index.write_text(json.dumps(data))
+    _bad(cli("inspect", str(folder)), "not in weight_map", name)
+
+
+def test_a_file_that_is_not_safetensors_says_so(tmp_path: Path, cli) -> None:
+    f = tmp_path / "config.bin"
+    f.write_bytes(b"\x00" * 64)
+    (tmp_path / "config.json").write_text(json.dumps(TINY))
+    _bad(cli("inspect", str(f)), "config.bin", "not a safetensors file")
+
+
+# ------------------------------------------------------------------------------------------------ --diff
+
+
+def test_diff_lists_only_the_differences_and_keeps_the_counts(tmp_path: Path, cli) -> None:
+    folder = build(tmp_path / "m", drop=("encoder.layer.1.output.dense.bias",),
+                   add={"encoder.layer.1.extra.weight": np.zeros((3,), dtype="float32")})
+    full = cli("inspect", str(folder), "-f", "json")
+    diff = cli("inspect", str(folder), "--diff", "-f", "json")
+    assert full.exit_code == diff.exit_code == 1
+    a, b = json.loads(full.stdout), json.loads(diff.stdout)
+    assert a["matched"] == b["matched"] > 0 and a["missing"] == b["missing"] and a["unexpected"] == b["unexpected"]
+    assert {t["status"] for t in b["tensors"]} == {"missing", "unexpected"}
+    assert len(b["tensors"]) == 2 < len(a["tensors"])
+    text = cli("inspect", str(folder), "--diff").stdout
+    assert "encoder.layer.1.extra.weight" in text and "encoder.layer.0.output.dense.bias" not in text
+
+
+def test_diff_on_a_full_match_exits_zero(tmp_path: Path, cli) -> None:
+    r = cli("inspect", str(build(tmp_path / "m")), "--diff")
+    assert r.exit_code == 0 and "full match" in r.stdout
