@@ -839,6 +839,7 @@ class MemoryReport:
     budget: int | None = None
     max_batch: int | None = None
     fits: bool | None = None
+    min_batch_peak: int | None = None  # the peak at batch 1, when even that does not fit
     gpu: str | None = None
     zero: tuple[Term, ...] = ()
     not_counted: tuple[str, ...] = NOT_COUNTED
@@ -924,14 +925,13 @@ def zero_terms(n: int, o: Options, stage: int, gpus: int) -> tuple[Term, ...]:
 def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "", budget: int | None = None,
              gpu: str | None = None, zero: int | None = None, gpus: int = 1) -> MemoryReport:
     """The memory report for one configuration."""
-    from .activations import Batch
+    from .architecture import check_batch
 
     if o.precision not in PRECISIONS:
         raise UsageError(f"unknown precision {o.precision!r}; choose one of {', '.join(PRECISIONS)}", param="precision")
     if o.attention not in ATTENTIONS:
         raise UsageError(f"unknown attention {o.attention!r}; choose eager or sdpa", param="attention")
-    d = cfg.dims
-    Batch.of(o.batch, o.seq, d.max_seq)
+    check_batch(cfg, o.batch, o.seq)
     n = arch.total_parameters
     wb = o.weight_bytes
     terms: list[Term] = []
@@ -947,8 +947,8 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
             Term("saved activations", t["saved"], "embeddings + L × layer + head and loss"
                  + (" + bf16 weight copies" if o.amp else "") + (" (checkpointed: layer inputs only)"
                                                                    if o.grad_checkpointing else "")),
-            Term("transient peak", t["transient"], f"the backward's highest point above weights, states and saved "
-                 f"activations ({t['where']})"),
+            Term("transient peak", t["transient"], f"gradients so far + backward temporaries, at the highest point "
+                 f"({t['where']})"),
         ]
         kept = "its input only; the rest is recomputed in the backward" if o.grad_checkpointing else \
             "Linear inputs, attention operands and probabilities, masks, LayerNorm inputs"
@@ -962,8 +962,8 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
         if t["weight_casts"]:
             detail.append(Term("bf16 weight copies", t["weight_casts"], "2 B × Linear weights, cast once per forward"))
         peak_bytes, where = t["peak"], t["where"]
-        if o.grad_checkpointing:
-            where += " (with one layer recomputed)"
+        if o.grad_checkpointing and where == "encoder backward":
+            where += " (one layer recomputed)"
     else:
         r = inference_peak(arch, cfg, o)
         terms += [
@@ -973,10 +973,14 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
         detail += [Term(k, v, what) for k, (v, what) in r["moments"].items()]
         peak_bytes, where = r["peak"], r["where"]
     terms.append(Term("peak allocated", peak_bytes, "max over the step of all of the above that is live at once"))
-    best = fits = None
+    best = fits = floor = None
     if budget is not None:
+        from dataclasses import replace
+
         best = max_batch(arch, cfg, o, budget)
         fits = peak_bytes <= budget
+        if best == 0:
+            floor = peak(arch, cfg, replace(o, batch=1))
     zero_t: tuple[Term, ...] = ()
     if zero is not None:
         zero_t = zero_terms(n, o, zero, gpus)
@@ -984,6 +988,7 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
         label=label, family=arch.family, model_class=arch.model_class, head=arch.head, config=cfg.fields(),
         options=o, terms=tuple(terms), peak_bytes=peak_bytes, where=where, parameters=n,
         weights_only=_weights_only(n), saved_detail=tuple(detail), budget=budget, max_batch=best, fits=fits,
+        min_batch_peak=floor,
         gpu=gpu, zero=zero_t,
     )
 
@@ -997,9 +1002,10 @@ def parse_size(text: str) -> int:
     import re
 
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
-    unit = (m.group(2).lower() if m else "") or "b"
+    unit = m.group(2).lower() if m else ""
     if not m or unit not in _UNITS:
-        raise UsageError(f"cannot read memory size {text!r}; write e.g. 80GiB, 24GB or 81920MiB", param="fit")
+        hint = "a unit is needed" if m and not unit else "cannot read it"
+        raise UsageError(f"memory size {text!r}: {hint}; write e.g. 80GiB, 24GB or 81920MiB", param="fit")
     value = int(float(m.group(1)) * _UNITS[unit])
     if value <= 0:
         raise UsageError(f"memory size must be positive, got {text!r}", param="fit")

@@ -13,6 +13,8 @@ FORMATS = ("table", "json", "yaml", "csv", "markdown")
 def human(n: int | float) -> str:
     """109482240 -> '109.5 M'. For display only; the exact integer is always shown beside it."""
     a = abs(n)
+    if a >= 10**15:
+        return f"{n:.3g}".replace("e+", "e")
     for size, suffix in ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "K")):
         if a >= size:
             return f"{n / size:.1f} {suffix}"

@@ -105,7 +105,7 @@ def _presets(r: Any) -> tuple[list[str], list[Row]]:
 def _inspect(r: Any) -> tuple[list[str], list[Row]]:
     headers = ["status", "name", "dtype", "shape", "expected", "bytes", "note"]
     rows: list[Row] = []
-    for x in r.rows:
+    for x in r.shown():
         rows.append([x.status, x.name, x.dtype, _shape(x.shape) if x.shape is not None else "",
                      _shape(x.expected) if x.expected is not None else "", x.nbytes, x.note])
     return headers, rows

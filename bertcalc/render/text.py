@@ -107,50 +107,69 @@ def count_view(r: Any, explain: bool = False) -> RenderableType:
     if explain:
         foot.append(Text("closed form: " + r.closed_form))
         foot.append(Text(_legend(shown), style="dim"))
-    body: RenderableType = _ExplainedCount(r) if explain else _count_table(r, formulas=False)
+    if explain:
+        body = FirstThatFits(lambda: _count_table(r, formulas=True),
+                             lambda: [_count_table(r, formulas=False), _formula_table(r)],
+                             lambda: [_count_table(r, formulas=False, compact=True), _formula_table(r)],
+                             lambda: [_count_table(r, formulas=False, compact=True, share=False), _formula_table(r)])
+    else:
+        body = FirstThatFits(lambda: _count_table(r, formulas=False),
+                             lambda: _count_table(r, formulas=False, compact=True),
+                             lambda: _count_table(r, formulas=False, compact=True, share=False))
     return Group(*head, body, *foot)
 
 
-class _ExplainedCount:
-    """The count table with each row's formula: in a column when the console is wide enough for it to
-    fit unwrapped, otherwise as a second table below, row for row, so formulas are never chopped."""
+class FirstThatFits:
+    """Of several layouts of the same content, the first whose natural width fits the console (else the
+    last): tables give way to narrower layouts instead of cutting names or numbers."""
 
-    def __init__(self, r: Any) -> None:
-        self.r = r
+    def __init__(self, *layouts: Any) -> None:
+        self.layouts = layouts  # callables returning a renderable or a list of them
 
     def __rich_console__(self, console: Console, options: Any):
         from rich.measure import Measurement
 
-        inline = _count_table(self.r, formulas=True)
-        natural = Measurement.get(console, options.update(max_width=10**6), inline).maximum
-        if natural <= options.max_width:
-            yield inline
-            return
-        yield _count_table(self.r, formulas=False)
-        yield _formula_table(self.r)
+        for i, make in enumerate(self.layouts):
+            parts = make()
+            parts = parts if isinstance(parts, list) else [parts]
+            last = i == len(self.layouts) - 1
+            if last or all(Measurement.get(console, options.update(max_width=10**6), p).maximum <= options.max_width
+                           for p in parts):
+                yield from parts
+                return
 
 
-def _count_table(r: Any, formulas: bool) -> Table:
+def _count_table(r: Any, formulas: bool, compact: bool = False, share: bool = True) -> Table:
+    """The count table. ``compact`` (narrow terminals) folds "× L" into the name, lets shapes wrap, and keeps
+    the human figure for the total only, so that no number is ever cut; ``share=False`` drops the share
+    column, the first thing to go when a terminal is narrower still."""
     table = Table(box=box.SIMPLE_HEAD, show_footer=False, pad_edge=False, header_style="bold")
-    table.add_column("component")
-    table.add_column("shape")
+    table.add_column("component", no_wrap=True)
+    table.add_column("shape", overflow="fold")
     table.add_column("parameters", justify="right", no_wrap=True)
-    table.add_column("×", justify="right", no_wrap=True)
+    if not compact:
+        table.add_column("×", justify="right", no_wrap=True)
     table.add_column("total", justify="right", no_wrap=True)
-    table.add_column("≈", justify="right", no_wrap=True)
-    table.add_column("share", justify="right", no_wrap=True)
+    if not compact:
+        table.add_column("≈", justify="right", no_wrap=True)
+    if share:
+        table.add_column("share", justify="right", no_wrap=True)
     if formulas:
         table.add_column("formula", no_wrap=True)
+
+    def row(*cells: Any, rep: str = "", approx: Any = "", formula: str | None = None) -> list[Any]:
+        out = list(cells[:3]) + ([] if compact else [rep]) + [cells[3]] + ([] if compact else [approx])
+        return out + ([cells[4]] if share else []) + ([formula] if formulas else [])
 
     for c in r.components:
         rep = _times(c)
         single = len(c.parts) == 1
         shape = " + ".join(_shape(t.shape) for t in c.parts[0].tensors) if single else ""
-        row = [Text(_cap(c.name), style="bold"), shape, f"{c.parameters:,}", rep,
-               f"{c.total_parameters:,}", human(c.total_parameters), _pct(c.share)]
-        if formulas:
-            row.append(_formula(c))
-        table.add_row(*row)
+        name = Text(_cap(c.name), style="bold")
+        if compact and rep:
+            name.append(f" {rep}", style="bold")
+        table.add_row(*row(name, shape, f"{c.parameters:,}", f"{c.total_parameters:,}", _pct(c.share), rep=rep,
+                           approx=human(c.total_parameters), formula=_formula(c) if formulas else None))
         if single:  # the component row already shows its one module
             continue
         for p in c.parts:
@@ -158,16 +177,15 @@ def _count_table(r: Any, formulas: bool) -> Table:
             label = Text("  " + p.label)
             if any(t.tied_to for t in p.tensors):
                 label.append(" (tied)", style="dim")
-            prow = [label, shp, f"{p.parameters:,}", "", "", "", ""]
-            if formulas:
-                prow.append(_formula(p))
-            table.add_row(*prow, style=None if formulas else "dim")
+            table.add_row(*row(label, shp, f"{p.parameters:,}", "", "", formula=_formula(p) if formulas else None),
+                          style=None if formulas else "dim")
     table.add_section()
-    total_row = [Text("Total", style="bold"), "", "", "", Text(f"{r.total_parameters:,}", style="bold green"),
-                 Text(human(r.total_parameters), style="bold green"), "100.0%"]
-    if formulas:
-        total_row.append(f"{r.total_formula} = {r.total_formula_values} = {r.total_parameters:,}")
-    table.add_row(*total_row)
+    total = Text("Total", style="bold")
+    if compact:
+        total.append(f" ({human(r.total_parameters)})", style="bold green")
+    table.add_row(*row(total, "", "", Text(f"{r.total_parameters:,}", style="bold green"), "100.0%",
+                       approx=Text(human(r.total_parameters), style="bold green"),
+                       formula=f"{r.total_formula} = {r.total_formula_values} = {r.total_parameters:,}"))
     return table
 
 
@@ -232,7 +250,7 @@ def shapes_view(r: Any) -> RenderableType:
     head = [_title(r.label, r.model_class, f"Linear weights {layout}"), _config_line(shown)]
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
     t.add_column("#", justify="right", style="dim")
-    t.add_column("state-dict name")
+    t.add_column("state-dict name", overflow="fold")
     t.add_column("shape")
     t.add_column("parameters", justify="right")
     if r.collapse:
@@ -258,7 +276,7 @@ def shapes_view(r: Any) -> RenderableType:
     if r.activations is not None:
         parts.append(Text(f"Activations for batch B={r.batch}, sequence S={r.seq}", style="bold cyan"))
         a = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
-        a.add_column("activation")
+        a.add_column("activation", overflow="fold")
         a.add_column("shape")
         a.add_column("=", justify="left")
         a.add_column("elements", justify="right")
@@ -278,36 +296,36 @@ def shapes_view(r: Any) -> RenderableType:
 def compare_view(r: Any) -> RenderableType:
     title = Text("compare", style="bold cyan")
     title.append(f"  ·  differences against {r.labels[0]}", style="cyan")
-    return Group(title, _ResponsiveCompare(r))
+    return Group(title, FirstThatFits(lambda: _compare_table(r, stacked=False),
+                                      lambda: _compare_table(r, stacked=True),
+                                      lambda: [_compare_rows(r), Text("(widen the terminal, or use --format markdown, "
+                                                                      "for every component)", style="dim")]))
 
 
-class _ResponsiveCompare:
-    """Each config's value with a 'vs first' column beside it when that fits the console; otherwise the
-    difference goes under the value in the same cell, so numbers are never cut."""
-
-    def __init__(self, r: Any) -> None:
-        self.r = r
-
-    def __rich_console__(self, console: Console, options: Any):
-        from rich.measure import Measurement
-
-        wide = _compare_table(self.r, stacked=False)
-        if Measurement.get(console, options.update(max_width=10**6), wide).maximum <= options.max_width:
-            yield wide
-        else:
-            yield _compare_table(self.r, stacked=True)
+def _compare_rows(r: Any) -> Table:
+    """The narrowest layout: one row per config, its sizes and total, and the total against the first."""
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    t.add_column("config", overflow="fold")
+    for col in ("L", "H", "A", "total", f"vs {r.labels[0]}"):
+        t.add_column(col, justify="right", no_wrap=True)
+    total_row = next(row for row in r.rows if row.kind == "total")
+    for j, rep in enumerate(r.reports):
+        d = rep.dims or {}
+        t.add_row(rep.label, str(d.get("L", "")), str(d.get("H", "")), str(d.get("A", "")),
+                  f"{rep.total_parameters:,}", _delta(total_row, j) if j else "")
+    return t
 
 
 def _compare_table(r: Any, stacked: bool) -> Table:
     labels = r.labels
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
-    t.add_column("")
+    t.add_column("", no_wrap=True)
     for j, (lab, rep) in enumerate(zip(labels, r.reports, strict=True)):
-        header = Text(lab)
+        header = Text(lab, overflow="fold")
         header.append(f"\n{rep.model_class}", style="dim")
-        t.add_column(header, justify="right", no_wrap=True)
+        t.add_column(header, justify="right", overflow="fold")
         if j and not stacked:
-            t.add_column(f"vs {labels[0]}", justify="right", style="dim", no_wrap=True)
+            t.add_column(f"vs {labels[0]}", justify="right", style="dim", overflow="fold")
     for row in r.rows:
         if row.kind == "total":
             t.add_section()
@@ -350,15 +368,30 @@ def _delta(row: Any, j: int) -> str:
 
 
 def presets_view(r: Any) -> RenderableType:
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
-    for col, just in (("preset", "left"), ("L", "right"), ("H", "right"), ("A", "right"), ("I", "right"),
-                      ("V", "right"), ("parameters", "right"), ("≈", "right"), ("description", "left")):
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
-    for p in r.rows:
-        d = p.config.dims
-        t.add_row(Text(p.name, style="bold"), str(d.L), str(d.H), str(d.A), str(d.I), str(d.V),
-                  f"{p.total_parameters:,}", human(p.total_parameters), Text(p.description, style="dim"))
-    return Group(Text("Shipped presets  ·  use with --preset NAME", style="bold cyan"), t)
+    def table(describe: bool, wide: bool) -> Table:
+        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+        t.add_column("preset", no_wrap=True)
+        cols = ("L", "H", "A", "I", "V", "parameters", "≈") if wide else ("L", "H", "A", "parameters")
+        if wide:
+            t.add_column("family", no_wrap=True)
+        for col in cols:
+            t.add_column(col, justify="right", no_wrap=True)
+        if describe:
+            t.add_column("description", overflow="fold")
+        for p in r.rows:
+            d = p.config.dims
+            values = {"L": d.L, "H": d.H, "A": d.A, "I": d.I, "V": d.V}
+            cells: list[Any] = [Text(p.name, style="bold")] + ([p.config.family] if wide else [])
+            cells += [str(values[c]) for c in cols if c in values]
+            cells += [f"{p.total_parameters:,}"] + ([human(p.total_parameters)] if wide else [])
+            if describe:
+                cells.append(Text(p.description, style="dim"))
+            t.add_row(*cells)
+        return t
+
+    title = Text("Shipped presets  ·  use with --preset NAME", style="bold cyan")
+    return Group(title, FirstThatFits(lambda: table(True, True), lambda: table(False, True),
+                                      lambda: table(False, False)))
 
 
 # ------------------------------------------------------------------------------------------------- inspect
@@ -384,13 +417,13 @@ def inspect_view(r: Any) -> RenderableType:
     title.append("  ·  ")
     title.append_text(verdict)
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
-    t.add_column("status")
-    t.add_column("state-dict name")
+    t.add_column("status", no_wrap=True)
+    t.add_column("state-dict name", overflow="fold")
     t.add_column("dtype")
     t.add_column("shape")
     t.add_column("expected")
     t.add_column("bytes", justify="right")
-    for row in r.rows:
+    for row in r.shown():
         word, style = _STATUS[row.status]
         expected = "" if row.expected is None or row.expected == row.shape else _shape(row.expected)
         name = Text(row.name)
@@ -398,6 +431,7 @@ def inspect_view(r: Any) -> RenderableType:
             name.append(f"  ({row.note})", style="dim")
         t.add_row(Text(word, style=style), name, row.dtype, _shape(row.shape) if row.shape is not None else "—",
                   expected, _mib(row.nbytes) if row.nbytes else "")
+    body: RenderableType = t if r.shown() else Text("(no differences)", style="green")
     counts = Text()
     counts.append(f"{r.matched} matched", style="green")
     for label, n in (("missing", len(r.missing)), ("unexpected", len(r.unexpected)),
@@ -414,7 +448,7 @@ def inspect_view(r: Any) -> RenderableType:
     params = Text(f"parameters: stored {r.stored_parameters:,} {same} predicted {r.expected_parameters:,}  ·  "
                   f"{_mib(r.stored_bytes)} on disk")
     notes = [Text("note: " + n, style="yellow") for n in r.notes]
-    return Group(title, t, counts, params, *notes)
+    return Group(title, body, counts, params, *notes)
 
 
 # -------------------------------------------------------------------------------------------------- verify
@@ -461,6 +495,8 @@ def _tick(ok: bool) -> Text:
 
 def flop_units(n: float) -> str:
     """3092414201856 -> '3.09 TFLOP'."""
+    if abs(n) >= 1e18:
+        return f"{n:.3g} FLOP".replace("e+", "e")
     for size, unit in ((1e15, "PFLOP"), (1e12, "TFLOP"), (1e9, "GFLOP"), (1e6, "MFLOP"), (1e3, "KFLOP")):
         if abs(n) >= size:
             return f"{n / size:.3g} {unit}"
@@ -477,23 +513,37 @@ def _duration(seconds: float) -> str:
 
 def flops_view(r: Any) -> RenderableType:
     title = _title(r.label, r.model_class, f"B={r.batch}  S={r.seq}  ({r.tokens:,} tokens)")
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
-    t.add_column("matmul")
-    t.add_column("formula")
-    t.add_column("FLOPs", justify="right", no_wrap=True)
-    t.add_column("×", justify="right", no_wrap=True)
-    t.add_column("total", justify="right", no_wrap=True)
-    t.add_column("≈", justify="right", no_wrap=True)
-    t.add_column("share", justify="right", no_wrap=True)
     total = r.forward_flops or 1
-    for row in r.rows:
-        t.add_row(row.name, Text(row.formula, style="dim"), f"{row.flops:,}", f"× {row.repeat}" if row.repeat != 1
-                  else "", f"{row.total:,}", flop_units(row.total), _pct(row.total / total))
-    t.add_section()
-    t.add_row(Text("forward", style="bold"), "", "", "", Text(f"{r.forward_flops:,}", style="bold green"),
-              Text(flop_units(r.forward_flops), style="bold green"), "100.0%")
-    t.add_row(Text("training step (3 × forward)", style="bold"), Text("backward = 2 × forward", style="dim"), "", "",
-              f"{r.training_flops:,}", flop_units(r.training_flops), "")
+
+    def table(formula: bool, each: bool) -> Table:
+        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+        t.add_column("matmul", overflow="fold")
+        if formula:
+            t.add_column("formula", overflow="fold")
+        if each:
+            t.add_column("FLOPs", justify="right", no_wrap=True)
+            t.add_column("×", justify="right", no_wrap=True)
+        t.add_column("total", justify="right", no_wrap=True)
+        if formula:
+            t.add_column("≈", justify="right", no_wrap=True)
+        t.add_column("share", justify="right", no_wrap=True)
+
+        def cells(name: Any, f: Any, flops: str, rep: str, tot: Any, approx: Any, share: str) -> list[Any]:
+            return [name] + ([f] if formula else []) + ([flops, rep] if each else []) + [tot] + \
+                ([approx] if formula else []) + [share]
+
+        for row in r.rows:
+            t.add_row(*cells(row.name, Text(row.formula, style="dim"), f"{row.flops:,}",
+                             f"× {row.repeat}" if row.repeat != 1 else "", f"{row.total:,}", flop_units(row.total),
+                             _pct(row.total / total)))
+        t.add_section()
+        t.add_row(*cells(Text("forward", style="bold"), "", "", "", Text(f"{r.forward_flops:,}", style="bold green"),
+                         Text(flop_units(r.forward_flops), style="bold green"), "100.0%"))
+        t.add_row(*cells(Text("training step (3 × forward)", style="bold"), Text("backward = 2 × forward", style="dim"),
+                         "", "", f"{r.training_flops:,}", flop_units(r.training_flops), ""))
+        return t
+
+    t = FirstThatFits(lambda: table(True, True), lambda: table(False, True), lambda: table(False, False))
     per = Text(f"per token: forward {flop_units(r.forward_flops / r.tokens)}, "
                f"training {flop_units(r.training_flops / r.tokens)}")
     a = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold", title="training FLOPs per token",
@@ -504,12 +554,15 @@ def flops_view(r: Any) -> RenderableType:
     ap = r.approximations()
     exact = ap["exact"]
     for k, v in ap.items():
-        a.add_row(k, f"{v:,.0f}", "" if k == "exact" else f"{100 * (v / exact - 1):+.1f}%")
+        a.add_row(k, f"{v:,.0f}", "" if k == "exact" else f"{100 * (v / exact - 1):+.1f}%".replace("-", "−"))
     parts: list[RenderableType] = [title, t, per, a]
+    if r.shared_layers:
+        parts.append(Text("note: the encoder's parameters run several times each (shared layers), so rules in N "
+                          "under-count", style="yellow"))
     secs = r.seconds()
     if secs is not None:
-        where = f"on {r.gpu} ({r.precision}, {r.peak_tflops:g} TFLOP/s peak)" if r.gpu else \
-            f"at {r.peak_tflops:g} TFLOP/s peak"
+        peak = f"{r.peak_tflops:g} TFLOP/s peak" + (" from --peak-tflops" if r.peak_given and r.gpu else "")
+        where = f"on {r.gpu} ({r.precision}, {peak})" if r.gpu else f"at {peak}"
         parts.append(Text(f"time {where} at {100 * r.mfu:.0f}% MFU: forward {_duration(secs['forward'])}, "
                           f"training step {_duration(secs['training_step'])}", style="bold"))
     return Group(*parts)
@@ -538,10 +591,18 @@ def memory_view(r: Any) -> RenderableType:
     t.add_column("≈", justify="right", no_wrap=True)
     t.add_column("how", style="dim")
     for term in r.terms:
+        if term.name == "gradients":
+            continue  # allocated during the backward: inside the transient peak; listed after the total
         if term.name == "peak allocated":
             t.add_section()
             t.add_row(Text("peak allocated", style="bold"), Text(f"{term.bytes:,}", style="bold green"),
-                      Text(_gib(term.bytes), style="bold green"), f"at: {r.where}")
+                      Text(_gib(term.bytes), style="bold green"), f"the sum of the rows above; at: {r.where}")
+            grads = next((x for x in r.terms if x.name == "gradients"), None)
+            if grads is not None:
+                t.add_section()
+                t.add_row(Text("gradients (all)", style="dim"), Text(f"{grads.bytes:,}", style="dim"),
+                          Text(_gib(grads.bytes), style="dim"),
+                          "all held after the backward; at the peak, part of the transient")
             continue
         t.add_row(term.name, f"{term.bytes:,}", _gib(term.bytes), term.formula)
         if term.name in ("saved activations", "activations at peak"):
@@ -556,7 +617,13 @@ def memory_view(r: Any) -> RenderableType:
         verdict = Text()
         verdict.append(f"budget {_gib(r.budget)}{on}: ", style="bold")
         verdict.append(f"batch {o.batch} {'fits' if r.fits else 'does not fit'}", style="green" if r.fits else "red")
-        verdict.append(f"; the largest batch that fits at S={o.seq} is {r.max_batch:,}")
+        if r.max_batch:
+            verdict.append(f"; the largest batch that fits at S={o.seq} is {r.max_batch:,}")
+        else:
+            fixed = sum(x.bytes for x in r.terms if x.name in ("weights", "optimizer states"))
+            why = (f"the weights and optimizer states alone need {_gib(fixed)}" if fixed > r.budget else
+                   f"batch 1 needs {_gib(r.min_batch_peak)}") if r.min_batch_peak else ""
+            verdict.append(f"; not even batch 1 fits at S={o.seq}" + (f": {why}" if why else ""))
         parts.append(verdict)
     for z in r.zero:
         parts.append(Text(f"{z.name}: {_gib(z.bytes)}  = {z.formula}"))
