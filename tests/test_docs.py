@@ -108,3 +108,19 @@ def test_memory_accuracy_tables_in_the_docs_are_current() -> None:
         shown = re.search(rf"<!-- accuracy: {tag} -->\n(.*?)<!-- /accuracy: {tag} -->", text, re.S).group(1)
         fresh = acc.markdown(*acc.evaluate(path))
         assert shown == fresh, f"regenerate with: python bench/memory_accuracy.py --markdown ({tag})"
+
+
+def test_docs_gpu_table_matches_bertcalc() -> None:
+    from bertcalc.flopcount import GPUS
+
+    text = (ROOT / "docs" / "memory.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 6 and cells[0] in GPUS:
+            rows[cells[0]] = cells[1:]
+    assert set(rows) == set(GPUS), "docs/memory.md's --gpu table lists other GPUs than bertcalc knows"
+    for name, cells in rows.items():
+        spec = GPUS[name]
+        for key, cell in zip(("fp32", "tf32", "bf16", "fp16", "memory_gib"), cells, strict=True):
+            assert (None if cell == "—" else float(cell)) == spec[key], (name, key, cell)
