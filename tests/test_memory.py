@@ -11,6 +11,7 @@ import importlib.util
 import itertools
 import json
 import os
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -245,3 +246,27 @@ def test_cli_memory_bad_input(cli, args, needles) -> None:
 def test_every_preset_has_a_memory_estimate() -> None:
     for name in catalog.names():
         assert bertcalc.memory(preset=name, batch=1, seq=8).peak_bytes > 0
+
+
+@pytest.mark.parametrize("args", [
+    ("-p", "base", "--head", "mlm", "--batch", "8", "--seq", "128"),
+    ("-p", "large", "--head", "seq-cls", "--precision", "amp-bf16", "--attention", "sdpa"),
+    ("-p", "base", "--mode", "infer", "--precision", "bf16", "--batch", "64"),
+    ("-p", "small", "--grad-checkpointing", "--optimizer", "adafactor"),
+    ("-p", "large", "--zero", "3", "--gpus", "8"),
+])
+def test_printed_memory_rows_add_up_to_the_printed_peak(cli, args) -> None:
+    """As torchinfo checks: the top-level rows of the rendered table sum to the 'peak allocated' row."""
+    r = cli("memory", *args)
+    assert r.exit_code == 0, r.stderr
+    top, peak = [], None
+    for line in r.stdout.splitlines():
+        m = re.match(r"^ (\S.*?)\s{2,}([\d,]+)\s", line)  # one space of indent: a top-level row
+        if not m:
+            continue
+        if m.group(1) == "peak allocated":
+            peak = int(m.group(2).replace(",", ""))
+            break
+        top.append(int(m.group(2).replace(",", "")))
+    assert peak is not None and len(top) >= 2, r.stdout
+    assert sum(top) == peak
