@@ -110,12 +110,10 @@ def count_view(r: Any, explain: bool = False) -> RenderableType:
     if explain:
         body = FirstThatFits(lambda: _count_table(r, formulas=True),
                              lambda: [_count_table(r, formulas=False), _formula_table(r)],
-                             lambda: [_count_table(r, formulas=False, compact=True), _formula_table(r)],
-                             lambda: [_count_table(r, formulas=False, compact=True, share=False), _formula_table(r)])
+                             lambda: [_count_table(r, formulas=False, compact=True), _formula_table(r)])
     else:
         body = FirstThatFits(lambda: _count_table(r, formulas=False),
-                             lambda: _count_table(r, formulas=False, compact=True),
-                             lambda: _count_table(r, formulas=False, compact=True, share=False))
+                             lambda: _count_table(r, formulas=False, compact=True))
     return Group(*head, body, *foot)
 
 
@@ -139,10 +137,10 @@ class FirstThatFits:
                 return
 
 
-def _count_table(r: Any, formulas: bool, compact: bool = False, share: bool = True) -> Table:
-    """The count table. ``compact`` (narrow terminals) folds "× L" into the name, lets shapes wrap, and keeps
-    the human figure for the total only, so that no number is ever cut; ``share=False`` drops the share
-    column, the first thing to go when a terminal is narrower still."""
+def _count_table(r: Any, formulas: bool, compact: bool = False) -> Table:
+    """The count table. ``compact`` (narrow terminals) folds "× L" and the share into the name, lets shapes
+    wrap, and keeps the human figure for the total only, so that no number is ever cut."""
+    share = not compact
     table = Table(box=box.SIMPLE_HEAD, show_footer=False, pad_edge=False, header_style="bold")
     table.add_column("component", no_wrap=True)
     table.add_column("shape", overflow="fold")
@@ -166,8 +164,9 @@ def _count_table(r: Any, formulas: bool, compact: bool = False, share: bool = Tr
         single = len(c.parts) == 1
         shape = " + ".join(_shape(t.shape) for t in c.parts[0].tensors) if single else ""
         name = Text(_cap(c.name), style="bold")
-        if compact and rep:
-            name.append(f" {rep}", style="bold")
+        if compact:
+            name.append(f" {rep}" if rep else "", style="bold")
+            name.append(f" ({_pct(c.share).strip()})", style="dim")
         table.add_row(*row(name, shape, f"{c.parameters:,}", f"{c.total_parameters:,}", _pct(c.share), rep=rep,
                            approx=human(c.total_parameters), formula=_formula(c) if formulas else None))
         if single:  # the component row already shows its one module
