@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -14,8 +15,24 @@ class OutputError(BertcalcError):
 
 
 def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``.
+
+    A path that is not a regular file (``/dev/null``, ``/dev/stdout``, a FIFO) is written in place: it
+    cannot be replaced, and a rename would turn the device or pipe into a plain file."""
     target = Path(path)
+    try:
+        st = os.stat(target)  # follows links: /dev/stdout -> /proc/self/fd/1 -> the pipe itself
+    except OSError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+        try:
+            with open(target, "w", encoding="utf-8", newline="") as fh:
+                fh.write(text)
+        except PermissionError:
+            raise OutputError(f"-o {path}: permission denied; choose a writable location") from None
+        except OSError as exc:
+            raise OutputError(f"-o {path}: cannot write ({exc.strerror or exc})") from None
+        return
     if target.is_symlink():  # write through the link, keeping it a link
         target = Path(os.path.realpath(target))
     parent = target.parent if str(target.parent) else Path(".")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,26 @@ def test_an_internal_error_is_one_line_and_exit_70(cli, monkeypatch) -> None:
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "internal error" in lines[0] and "RuntimeError" in lines[0]
     assert "Traceback" not in r.stderr
+
+
+def test_a_device_is_written_to_not_replaced(cli) -> None:
+    before = os.stat(os.devnull)
+    assert cli("count", "-p", "base", "-o", os.devnull).exit_code == 0
+    after = os.stat(os.devnull)
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX FIFOs")
+def test_a_fifo_gets_the_output_and_stays_a_fifo(cli, tmp_path: Path) -> None:
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    r = cli("count", "-p", "base", "-f", "csv", "-o", str(fifo))
+    reader.join(timeout=10)
+    assert r.exit_code == 0, r.stderr
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert got and got[0].startswith("component,")
