@@ -89,7 +89,7 @@ def locate(path: str | Path) -> tuple[list[Path], Path | None]:
 def shards_of(index: Path) -> list[Path]:
     try:
         data = json.loads(index.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise CheckpointError(f"{index}: cannot read the shard index ({exc}); is it a safetensors index?") from None
     wmap = data.get("weight_map") if isinstance(data, dict) else None
     if not isinstance(wmap, dict) or not wmap:
@@ -140,7 +140,7 @@ def _read_header(file: Path) -> tuple[list[StoredTensor], dict[str, str]]:
         raise CheckpointError(f"{file}: cannot read ({exc.strerror or exc})") from None
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise CheckpointError(f"{file}: the header is not valid JSON; the file is corrupt or not safetensors") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{file}: the header is not a JSON object; the file is corrupt or not safetensors")

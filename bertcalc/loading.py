@@ -90,11 +90,13 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
         import json
 
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=lambda pairs: _unique(p, pairs))
         except json.JSONDecodeError as exc:
             raise ConfigFileError(
                 f"{p}: line {exc.lineno}, column {exc.colno}: malformed JSON ({exc.msg}); fix the syntax"
             ) from None
+        except RecursionError:
+            raise ConfigFileError(f"{p}: nested too deeply to be a config; give a flat mapping of keys") from None
     else:
         data = _safe_yaml(p, text)
     if data is None:
@@ -106,11 +108,44 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def _unique(p: Path, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (json keeps the last one silently)."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ConfigFileError(f"{p}: key {k!r} is given twice; keep one")
+        out[k] = v
+    return out
+
+
+def _duplicate_yaml_keys(p: Path, node: Any) -> None:
+    """Refuse a mapping key given twice (safe_load keeps the last one silently). Walks the composed node
+    tree, which is parsing only: nothing is constructed."""
+    import yaml
+
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, yaml.MappingNode):
+            seen: set[Any] = set()
+            for k, v in n.value:
+                key = k.value if isinstance(k, yaml.ScalarNode) else None
+                if key is not None and key in seen:
+                    raise ConfigFileError(f"{p} (line {k.start_mark.line + 1}): key {key!r} is given twice; keep one")
+                seen.add(key)
+                stack.append(v)
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend(n.value)
+
+
 def _safe_yaml(p: Path, text: str) -> Any:
     import yaml
 
     try:
+        _duplicate_yaml_keys(p, yaml.compose(text, Loader=yaml.SafeLoader))
         return yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigFileError(f"{p}: nested too deeply to be a config; give a flat mapping of keys") from None
     except yaml.constructor.ConstructorError as exc:
         tag = getattr(exc, "problem", "") or "unknown tag"
         mark = exc.problem_mark
@@ -256,10 +291,22 @@ def resolve(
     if config_file is not None:
         described.append(f"file {config_file}")
     if fields:
-        described.append("overrides " + ", ".join(f"{k}={v}" for k, v in fields.items()))
-    if label is None:
-        label = preset or (_label_of(config_file) if config_file else f"{cls.display} defaults")
+        described.append("overrides " + ", ".join(f"{k}={_show(v)}" for k, v in fields.items()))
+    if label is None:  # name what was combined: "base", "large + my-model", "base:layers=6"
+        named = [preset] if preset else []
+        if config_file is not None:
+            named.append(_label_of(config_file))
+        label = " + ".join(named) or f"{cls.display} defaults"
+        if overrides:
+            label += ":" + ",".join(f"{k}={_show(v)}" for k, v in overrides.items())
+    if description and (len(sources) > 1 or fields):  # the preset's description no longer describes it alone
+        description = f"based on {description}"
     return Resolved(config, label, description, tuple(described), tuple(notes), arch)
+
+
+def _show(value: Any) -> str:
+    """A value as a user would type it: ``false``, not ``False``."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _a(word: str) -> str:
@@ -278,6 +325,7 @@ def _map_overrides(
     """Flag or field names -> this family's field names, with where each came from."""
     fields: dict[str, Any] = {}
     where: dict[str, str] = {}
+    keys: dict[str, str] = {}
     known = list(cls.model_fields)
     for key, value in overrides.items():
         k = key.strip().replace("-", "_")
@@ -289,8 +337,13 @@ def _map_overrides(
             close = suggest(k, [*known, *cls.FLAGS])
             hint = f"did you mean {' or '.join(map(repr, close))}?" if close else f"known keys: {', '.join(known)}"
             raise ConfigError([f"{origin}: unknown key {key!r} for {cls.display}; {hint}"])
+        if field in fields:
+            same = where[field] == origin
+            both = f"{origin}: {keys[field]!r} and {key!r}" if same else f"{where[field]} and {origin}"
+            raise ConfigError([f"{both} both set {field}; give it once"])
         fields[field] = value
         where[field] = origin
+        keys[field] = key
     return fields, where
 
 
@@ -320,5 +373,7 @@ def parse_overrides(text: str, where: str) -> dict[str, Any]:
         if "=" not in item:
             raise ConfigError([f"{where}: {item!r} is not key=value; write e.g. num_hidden_layers=6"])
         key, value = item.split("=", 1)
+        if key.strip() in out:
+            raise ConfigError([f"{where}: {key.strip()!r} is given twice; give it once"])
         out[key.strip()] = parse_scalar(value)
     return out

@@ -173,3 +173,48 @@ def test_a_fifo_gets_the_output_and_stays_a_fifo(cli, tmp_path: Path) -> None:
     assert r.exit_code == 0, r.stderr
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
     assert got and got[0].startswith("component,")
+
+
+# ---------------------------------------------------------------------------------- hostile config files
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("deep.json", "[" * 100_000 + "]" * 100_000),
+    ("deep.yaml", "a: " + "[" * 100_000 + "]" * 100_000),
+])
+def test_deeply_nested_files_are_bad_input_not_a_crash(cli, tmp_path: Path, name: str, text: str) -> None:
+    f = tmp_path / name
+    f.write_text(text)
+    _bad(cli("count", "-c", str(f)), name, "nested too deeply")
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("dup.yaml", "hidden_size: 512\nnum_attention_heads: 8\nhidden_size: 768\n"),
+    ("dup.json", '{"hidden_size": 512, "hidden_size": 768}'),
+])
+def test_a_key_given_twice_is_refused(cli, tmp_path: Path, name: str, text: str) -> None:
+    f = tmp_path / name
+    f.write_text(text)
+    _bad(cli("count", "-c", str(f)), name, "'hidden_size'", "twice")
+
+
+# ------------------------------------------------------------------------------- what the header names
+
+
+def test_an_overridden_preset_is_not_named_as_the_preset(cli) -> None:
+    d = json.loads(cli("count", "-p", "base", "--layers", "6", "-f", "json").stdout)
+    assert d["label"] == "base:layers=6"
+    assert d["description"].startswith("based on ")
+    assert json.loads(cli("count", "-p", "base", "-f", "json").stdout)["label"] == "base"
+
+
+def test_a_preset_under_a_file_names_both(cli, tmp_path: Path) -> None:
+    f = tmp_path / "mine.yaml"
+    f.write_text("hidden_size: 384\nnum_attention_heads: 6\nintermediate_size: 1536\n")
+    d = json.loads(cli("count", "-p", "large", "-c", str(f), "-f", "json").stdout)
+    assert d["label"] == "large + mine.yaml" and d["description"].startswith("based on BERT-Large")
+
+
+@pytest.mark.parametrize("item", ["base:layers=6,layers=8", "base:layers=6,num_hidden_layers=8"])
+def test_a_compare_override_given_twice_is_refused(cli, item: str) -> None:
+    _bad(cli("compare", "base", item), item, "once")

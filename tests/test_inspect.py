@@ -327,3 +327,11 @@ def test_diff_lists_only_the_differences_and_keeps_the_counts(tmp_path: Path, cl
 def test_diff_on_a_full_match_exits_zero(tmp_path: Path, cli) -> None:
     r = cli("inspect", str(build(tmp_path / "m")), "--diff")
     assert r.exit_code == 0 and "full match" in r.stdout
+
+
+def test_deeply_nested_header_is_corrupt_not_a_crash(tmp_path: Path, cli) -> None:
+    body = b"[" * 100_000 + b"]" * 100_000
+    f = tmp_path / "model.safetensors"
+    f.write_bytes(struct.pack("<Q", len(body)) + body)
+    (tmp_path / "config.json").write_text(json.dumps(TINY))
+    _bad(cli("inspect", str(f)), "model.safetensors", "corrupt")
