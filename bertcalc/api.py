@@ -290,9 +290,6 @@ def memory(
 
         gpu_name, spec = gpu_spec(gpu, other="--fit SIZE")
         budget = int(float(spec["memory_gib"]) * (1 << 30))
-    if zero is not None and mode != "train":
-        raise UsageError("--zero shards training state (parameters, gradients, optimizer); use --mode train",
-                         param="zero")
     return _memory.estimate(arch, r.config, o, label=r.label, budget=budget, gpu=gpu_name, zero=zero, gpus=gpus)
 
 

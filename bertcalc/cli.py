@@ -589,6 +589,8 @@ def memory(
         _note("memory", "--optimizer and --grad-checkpointing apply to --mode train; inference has neither")
     if gpus is not None and zero is None:
         _note("memory", "--gpus only divides model states under --zero; without it the estimate is per GPU")
+    if zero is not None and gpus is None and mode is Mode.train:
+        _note("memory", "--zero without --gpus assumes one GPU, which divides nothing; give --gpus N")
     _emit(memory_(r, head=head.value, pooler=not no_pooler, batch=batch, seq=seq, mode=mode.value,
                   precision=precision.value, optimizer=(optimizer or OptimizerChoice.adamw).value,
                   attention=attention.value, grad_checkpointing=grad_checkpointing, fit=fit, gpu=gpu, zero=zero,

@@ -903,23 +903,28 @@ def max_batch(arch: Architecture, cfg: ModelConfig, o: Options, budget: int, lim
     return lo
 
 
-def zero_terms(n: int, o: Options, stage: int, gpus: int) -> tuple[Term, ...]:
-    """Per-GPU model-state memory under ZeRO (Rajbhandari et al., 2020), mixed-precision training:
-    2Ψ for fp16/bf16 parameters, 2Ψ for their gradients, KΨ for the optimizer (fp32 master weights + states)."""
-    k = {"adamw": 12, "adam": 12, "sgd": 4, "sgd-momentum": 8, "adamw-8bit": 6, "adafactor": 4}[o.optimizer]
+def zero_terms(w: int, g: int, opt: int, stage: int, gpus: int) -> tuple[Term, ...]:
+    """Per-GPU model states under ZeRO (Rajbhandari et al., 2020): this run's weights W, gradients G and
+    optimizer states O, with stage 1 sharding O over the N GPUs, stage 2 also G, stage 3 also W."""
     if gpus < 1:
         raise UsageError("--gpus must be at least 1", param="gpus")
-    per = {
-        0: ((2 + 2 + k) * n, f"(2 + 2 + {k})Ψ"),
-        1: (2 * n + 2 * n + -(-k * n // gpus), f"2Ψ + 2Ψ + {k}Ψ/N"),
-        2: (2 * n + -(-(2 + k) * n // gpus), f"2Ψ + (2 + {k})Ψ/N"),
-        3: (-(-(2 + 2 + k) * n // gpus), f"(2 + 2 + {k})Ψ/N"),
-    }
-    if stage not in per:
+    if stage not in (1, 2, 3):
         raise UsageError(f"--zero takes 1, 2 or 3, got {stage}", param="zero")
-    out = [Term("no ZeRO (per GPU)", per[0][0], per[0][1] + f", Ψ = {n:,}")]
-    out.append(Term(f"ZeRO-{stage} (per GPU, N = {gpus})", per[stage][0], per[stage][1] + f", Ψ = {n:,}, N = {gpus}"))
-    return tuple(out)
+
+    def shard(x: int) -> int:
+        return -(-x // gpus)  # each GPU holds its ceil(1/N) slice
+
+    per = {
+        1: (w + g + shard(opt), "W + G + O/N"),
+        2: (w + shard(g + opt), "W + (G + O)/N"),
+        3: (shard(w + g + opt), "(W + G + O)/N"),
+    }
+    gib = 1 << 30
+    values = f"W = {w / gib:.2f} GiB, G = {g / gib:.2f} GiB, O = {opt / gib:.2f} GiB"
+    return (
+        Term("model states, no ZeRO (per GPU)", w + g + opt, f"W + G + O; {values}"),
+        Term(f"model states, ZeRO-{stage} (per GPU, N = {gpus})", per[stage][0], f"{per[stage][1]}, N = {gpus}"),
+    )
 
 
 def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "", budget: int | None = None,
@@ -983,7 +988,11 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
             floor = peak(arch, cfg, replace(o, batch=1))
     zero_t: tuple[Term, ...] = ()
     if zero is not None:
-        zero_t = zero_terms(n, o, zero, gpus)
+        if o.mode != "train":
+            raise UsageError("--zero shards training state (parameters, gradients, optimizer); use --mode train",
+                             param="zero")
+        by = {x.name: x.bytes for x in terms}
+        zero_t = zero_terms(by["weights"], by["gradients"], by["optimizer states"], zero, gpus)
     return MemoryReport(
         label=label, family=arch.family, model_class=arch.model_class, head=arch.head, config=cfg.fields(),
         options=o, terms=tuple(terms), peak_bytes=peak_bytes, where=where, parameters=n,

@@ -134,13 +134,27 @@ def test_adafactor_factors_every_matrix() -> None:
 
 
 def test_zero_formulas() -> None:
-    n = 1_000_000
-    o = memsim.Options(optimizer="adamw")
-    assert memsim.zero_terms(n, o, 3, 1)[1].bytes == 16 * n
-    assert memsim.zero_terms(n, o, 1, 8)[1].bytes == 4 * n + 12 * n // 8
-    assert memsim.zero_terms(n, o, 2, 8)[1].bytes == 2 * n + 14 * n // 8
-    assert memsim.zero_terms(n, o, 3, 8)[1].bytes == 16 * n // 8
-    assert memsim.zero_terms(n, o, 1, 8)[0].bytes == 16 * n
+    """The paper's stages over W, G, O; each GPU holds the ceiling of its 1/N slice."""
+    w, g, o = 4_000_000, 4_000_000, 8_000_001
+    assert memsim.zero_terms(w, g, o, 3, 1)[1].bytes == w + g + o
+    assert memsim.zero_terms(w, g, o, 1, 8)[1].bytes == w + g + 1_000_001
+    assert memsim.zero_terms(w, g, o, 2, 8)[1].bytes == w + 1_500_001
+    assert memsim.zero_terms(w, g, o, 3, 8)[1].bytes == 2_000_001
+    assert memsim.zero_terms(w, g, o, 1, 8)[0].bytes == w + g + o
+
+
+@pytest.mark.parametrize(("precision", "optimizer"), [("fp32", "adamw"), ("bf16", "adamw"), ("fp32", "sgd"),
+                                                      ("amp-bf16", "adafactor")])
+def test_zero_shards_this_runs_model_states(precision: str, optimizer: str) -> None:
+    """ZeRO divides the weights, gradients and optimizer states the table lists for this precision and
+    optimizer, not a fixed mixed-precision Adam layout (plain SGD has no state for ZeRO-1 to shard)."""
+    r = bertcalc.memory(preset="large", precision=precision, optimizer=optimizer, zero=1, gpus=8)
+    by = {t.name: t.bytes for t in r.terms}
+    none, one = r.zero
+    assert none.bytes == by["weights"] + by["gradients"] + by["optimizer states"]
+    assert one.bytes == by["weights"] + by["gradients"] + -(-by["optimizer states"] // 8)
+    if optimizer == "sgd":
+        assert one.bytes == none.bytes
 
 
 def test_allocator_rounding() -> None:
