@@ -818,6 +818,12 @@ class Term:
     bytes: int
     formula: str
     note: str = ""
+    # How the figure relates to the peak. Top-level terms: "summand" (the summands add up to the peak),
+    # "total" (the peak), "after" (not part of the sum: gradients, of which only those produced so far are
+    # live at the peak, inside the transient). Detail rows: "part" (the parts add up to their term), "unit"
+    # (one of L identical parts, shown for reference), "candidate" (one moment of a no-grad forward; the peak
+    # is the largest), "peak moment" (that largest one).
+    role: str = "summand"
 
 
 @dataclass(frozen=True)
@@ -848,6 +854,11 @@ class MemoryReport:
     def breakdown(self) -> dict[str, int]:
         return {t.name: t.bytes for t in self.terms}
 
+    @property
+    def summands(self) -> tuple[Term, ...]:
+        """The terms that add up to ``peak_bytes``."""
+        return tuple(t for t in self.terms if t.role == "summand")
+
     def to_dict(self) -> dict[str, Any]:
         o = self.options
         out: dict[str, Any] = {
@@ -862,6 +873,7 @@ class MemoryReport:
             "peak_bytes": self.peak_bytes,
             "peak_at": self.where,
             "breakdown": self.breakdown,
+            "peak_terms": [t.name for t in self.summands],
             "formulas": {t.name: t.formula for t in self.terms},
             "saved_activations_detail": {t.name: t.bytes for t in self.saved_detail},
             "weights_only": dict(self.weights_only),
@@ -947,7 +959,7 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
         opt_formula = optimizer_bytes(arch, o)[1]
         terms += [
             Term("weights", t["weights"], f"{wb} B × N, N = {n:,} (+ index buffers)"),
-            Term("gradients", t["gradients"], f"{wb} B × N"),
+            Term("gradients", t["gradients"], f"{wb} B × N", role="after"),
             Term("optimizer states", t["optimizer"], opt_formula),
             Term("saved activations", t["saved"], "embeddings + L × layer + head and loss"
                  + (" + bf16 weight copies" if o.amp else "") + (" (checkpointed: layer inputs only)"
@@ -958,14 +970,15 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
         kept = "its input only; the rest is recomputed in the backward" if o.grad_checkpointing else \
             "Linear inputs, attention operands and probabilities, masks, LayerNorm inputs"
         detail += [
-            Term("embeddings", t["saved_embeddings"], "LayerNorm input and statistics, dropout mask"),
-            Term("one layer", t["saved_layer"], kept),
-            Term(f"all layers (× {s.L})", s.L * t["saved_layer"], "L × one layer"),
+            Term("embeddings", t["saved_embeddings"], "LayerNorm input and statistics, dropout mask", role="part"),
+            Term("one layer", t["saved_layer"], kept, role="unit"),
+            Term(f"all layers (× {s.L})", s.L * t["saved_layer"], "L × one layer", role="part"),
             Term("head and loss", t["saved_head"], "MLM: transform, decoder input, log-softmax [B·S, V]"
-                 if arch.head in ("mlm", "pretraining") else "the head's inputs and the loss"),
+                 if arch.head in ("mlm", "pretraining") else "the head's inputs and the loss", role="part"),
         ]
         if t["weight_casts"]:
-            detail.append(Term("bf16 weight copies", t["weight_casts"], "2 B × Linear weights, cast once per forward"))
+            detail.append(Term("bf16 weight copies", t["weight_casts"], "2 B × Linear weights, cast once per forward",
+                               role="part"))
         peak_bytes, where = t["peak"], t["where"]
         if o.grad_checkpointing and where == "encoder backward":
             where += " (one layer recomputed)"
@@ -975,9 +988,11 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
             Term("weights", r["weights"], f"{wb} B × N, N = {n:,} (+ index buffers)"),
             Term("activations at peak", r["activations"], f"live tensors at the largest moment: {r['where']}"),
         ]
-        detail += [Term(k, v, what) for k, (v, what) in r["moments"].items()]
+        detail += [Term(k, v, what, role="peak moment" if k == r["where"] else "candidate")
+                   for k, (v, what) in r["moments"].items()]
         peak_bytes, where = r["peak"], r["where"]
-    terms.append(Term("peak allocated", peak_bytes, "max over the step of all of the above that is live at once"))
+    terms.append(Term("peak allocated", peak_bytes, "the sum of the terms above, at the step's highest point",
+                      role="total"))
     best = fits = floor = None
     if budget is not None:
         from dataclasses import replace

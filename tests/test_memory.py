@@ -284,3 +284,30 @@ def test_printed_memory_rows_add_up_to_the_printed_peak(cli, args) -> None:
         top.append(int(m.group(2).replace(",", "")))
     assert peak is not None and len(top) >= 2, r.stdout
     assert sum(top) == peak
+
+
+@pytest.mark.parametrize("args", [
+    ("-p", "base", "--head", "mlm", "--precision", "amp-bf16"),
+    ("-p", "large", "--grad-checkpointing"),
+    ("-p", "base", "--mode", "infer", "--batch", "64"),
+    ("-p", "base", "--head", "mlm", "--mode", "infer", "--precision", "bf16"),
+])
+def test_csv_roles_say_what_adds_up(cli, args) -> None:
+    """CSV and JSON readers can add up the figures without knowing the model: the summand rows give the
+    total, each term's parts give the term, and the peak moment of an inference is the largest candidate."""
+    import csv as _csv
+
+    rows = list(_csv.DictReader(cli("memory", *args, "-f", "csv").stdout.splitlines()))
+    total = next(int(r["bytes"]) for r in rows if r["role"] == "total")
+    assert sum(int(r["bytes"]) for r in rows if r["role"] == "summand") == total
+    for parent in ("saved activations", "activations at peak"):
+        parts = [int(r["bytes"]) for r in rows if r["term"].startswith(parent + ":") and r["role"] == "part"]
+        if parts:
+            assert sum(parts) == next(int(r["bytes"]) for r in rows if r["term"] == parent)
+    moments = [r for r in rows if r["role"] in ("candidate", "peak moment")]
+    if moments:
+        top = [r for r in moments if r["role"] == "peak moment"]
+        assert len(top) == 1 and int(top[0]["bytes"]) == max(int(r["bytes"]) for r in moments)
+        assert int(top[0]["bytes"]) == next(int(r["bytes"]) for r in rows if r["term"] == "activations at peak")
+    d = json.loads(cli("memory", *args, "-f", "json").stdout)
+    assert sum(d["breakdown"][k] for k in d["peak_terms"]) == d["peak_bytes"] == total

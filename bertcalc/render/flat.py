@@ -131,15 +131,17 @@ def _flops(r: Any) -> tuple[list[str], list[Row]]:
 
 
 def _memory(r: Any) -> tuple[list[str], list[Row]]:
-    headers = ["term", "bytes", "formula"]
+    """One row per figure; ``role`` says how it adds up: the ``summand`` rows sum to the ``total`` row, the
+    ``part`` rows to the term they follow; ``unit``, ``candidate``, ``after`` and the rest are for reference."""
+    headers = ["term", "role", "bytes", "formula"]
     rows: list[Row] = []
     for t in r.terms:
-        rows.append([t.name, t.bytes, t.formula])
+        rows.append([t.name, t.role, t.bytes, t.formula])
         if t.name in ("saved activations", "activations at peak"):
-            rows += [[f"{t.name}: {d.name}", d.bytes, d.formula] for d in r.saved_detail]
+            rows += [[f"{t.name}: {d.name}", d.role, d.bytes, d.formula] for d in r.saved_detail]
     if r.budget is not None:
-        rows.append(["budget", r.budget, f"max batch {r.max_batch} at S={r.options.seq}"])
-    rows += [[z.name, z.bytes, z.formula] for z in r.zero]
+        rows.append(["budget", "budget", r.budget, f"max batch {r.max_batch} at S={r.options.seq}"])
+    rows += [[z.name, "zero", z.bytes, z.formula] for z in r.zero]
     return headers, rows
 
 

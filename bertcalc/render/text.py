@@ -590,24 +590,28 @@ def memory_view(r: Any) -> RenderableType:
     t.add_column("≈", justify="right", no_wrap=True)
     t.add_column("how", style="dim")
     for term in r.terms:
-        if term.name == "gradients":
-            continue  # allocated during the backward: inside the transient peak; listed after the total
-        if term.name == "peak allocated":
+        if term.role == "after":
+            continue  # listed after the total: not one of its summands
+        if term.role == "total":
             t.add_section()
-            t.add_row(Text("peak allocated", style="bold"), Text(f"{term.bytes:,}", style="bold green"),
+            t.add_row(Text(term.name, style="bold"), Text(f"{term.bytes:,}", style="bold green"),
                       Text(_gib(term.bytes), style="bold green"), f"the sum of the rows above; at: {r.where}")
-            grads = next((x for x in r.terms if x.name == "gradients"), None)
-            if grads is not None:
+            for after in (x for x in r.terms if x.role == "after"):
                 t.add_section()
-                t.add_row(Text("gradients (all)", style="dim"), Text(f"{grads.bytes:,}", style="dim"),
-                          Text(_gib(grads.bytes), style="dim"),
-                          "all held after the backward; at the peak, part of the transient")
+                t.add_row(Text(f"{after.name} (all)", style="dim"), Text(f"{after.bytes:,}", style="dim"),
+                          Text(_gib(after.bytes), style="dim"),
+                          "all held after the backward; at the peak, those produced so far are in the transient")
             continue
         t.add_row(term.name, f"{term.bytes:,}", _gib(term.bytes), term.formula)
         if term.name in ("saved activations", "activations at peak"):
             for d in r.saved_detail:
-                t.add_row(Text("  " + d.name, style="dim"), Text(f"{d.bytes:,}", style="dim"),
-                          Text(_gib(d.bytes), style="dim"), d.formula)
+                name, how = "  " + d.name, d.formula
+                if d.role in ("candidate", "peak moment"):  # alternatives: the peak is the largest
+                    name = f"  at {d.name}" + (" ◀ peak" if d.role == "peak moment" else "")
+                elif d.role == "unit":
+                    how = f"{how} (for reference; counted in all layers)"
+                t.add_row(Text(name, style="dim"), Text(f"{d.bytes:,}", style="dim"),
+                          Text(_gib(d.bytes), style="dim"), how)
     parts: list[RenderableType] = [*head, t]
     w = "  ·  ".join(f"{k} {_gib(v)}" for k, v in r.weights_only)
     parts.append(Text(f"weights alone: {w}", style="dim"))
