@@ -153,6 +153,9 @@ def compare(
     from .comparing import compare as line_up
     from .errors import UsageError
 
+    if isinstance(items, (str, Path, ModelConfig)) or not hasattr(items, "__iter__"):
+        raise UsageError(f"compare takes a list of configs, got {items!r}; e.g. compare(['base', 'large'])")
+    items = list(items)
     if len(items) < 2:
         raise UsageError("compare needs at least two configs, e.g. 'bertcalc compare base large'")
     reports = []

@@ -39,6 +39,13 @@ class Dims(NamedTuple):
     max_seq: int  # longest sequence the position table allows
 
 
+def _heads_for(h: int, field: str) -> str:
+    """A head count that divides ``h``: the one nearest a head size of 64, as BERT's sizes all use."""
+    divisors = [d for d in range(1, h + 1) if h % d == 0] if h <= 1 << 20 else [1]
+    best = min(divisors, key=lambda d: (abs(h // d - 64), d))
+    return f"{field} {best} (head size {h // best})" if best > 1 else f"a {field} that divides {h}"
+
+
 class ModelConfig(BaseModel):
     """What every family shares: HF ``PretrainedConfig`` fields that change shapes, and validation."""
 
@@ -76,7 +83,7 @@ class ModelConfig(BaseModel):
             options = " or ".join(f"{x}" for x in (lower, lower + a) if x >= a)
             raise ValueError(
                 f"{self.HIDDEN} {h} is not divisible by {self.HEADS} {a}; "
-                f"use a {self.HIDDEN} such as {options}, or a head count that divides {h}"
+                f"use a {self.HIDDEN} such as {options}, or {_heads_for(h, self.HEADS)}"
             )
         return self
 
@@ -184,11 +191,19 @@ def validate(cls: type[ModelConfig], data: Mapping[str, Any], origins: Mapping[s
 
 def _where(key: str, origins: Mapping[str, str]) -> str:
     src = origins.get(key)
-    if src is None:
+    if src is None or src == key:
         return key
     if src.startswith("--"):
         return f"{src} ({key})"
     return f"{src}: {key}"
+
+
+def _about(key: str, origins: Mapping[str, str]) -> str:
+    """A field in a list of several: ``--hidden (hidden_size)``, ``num_attention_heads (from preset 'base')``."""
+    src = origins.get(key)
+    if src is None or src == key:
+        return key
+    return f"{src} ({key})" if src.startswith("--") else f"{key} (from {src})"
 
 
 def _describe(err: Any, known: list[str], origins: Mapping[str, str], cls: type[ModelConfig]) -> str:
@@ -216,7 +231,7 @@ def _describe(err: Any, known: list[str], origins: Mapping[str, str], cls: type[
             about = ["pad_token_id", "vocab_size" if "vocab" in msg else "max_position_embeddings"]
         else:
             about = [cls.HIDDEN, cls.HEADS]
-        return f"{' / '.join(_where(f, origins) for f in about)}: {msg}"
+        return f"{' / '.join(_about(f, origins) for f in about)}: {msg}"
     if kind in ("greater_than_equal", "greater_than"):
         bound = ctx.get("ge", ctx.get("gt"))
         op = "≥" if kind == "greater_than_equal" else ">"

@@ -79,7 +79,7 @@ class CountReport:
         for c in self.components:
             if c.name == name:
                 return c
-        raise KeyError(name)
+        raise KeyError(f"no component {name!r}; this model has {', '.join(repr(c.name) for c in self.components)}")
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract of ``count --format json``. Keys read by tools are kept stable."""

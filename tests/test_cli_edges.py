@@ -218,3 +218,30 @@ def test_a_preset_under_a_file_names_both(cli, tmp_path: Path) -> None:
 @pytest.mark.parametrize("item", ["base:layers=6,layers=8", "base:layers=6,num_hidden_layers=8"])
 def test_a_compare_override_given_twice_is_refused(cli, item: str) -> None:
     _bad(cli("compare", "base", item), item, "once")
+
+
+def test_a_wide_hidden_size_suggests_the_usual_head_count(cli) -> None:
+    """H = 1024 with BERT-base's 12 heads: the fix a user wants is 16 heads of 64, not H = 1020."""
+    _bad(cli("count", "--hidden", "1024"), "--hidden", "num_attention_heads 16", "head size 64")
+
+
+def test_library_errors_name_each_field_once() -> None:
+    import bertcalc
+
+    with pytest.raises(bertcalc.ConfigError) as e:
+        bertcalc.count(preset="base", num_hidden_layers=-1)
+    assert str(e.value).count("num_hidden_layers") == 1
+    with pytest.raises(bertcalc.ConfigError) as e:
+        bertcalc.count(preset="base", hidden_size=770)
+    assert "num_attention_heads (from preset 'base')" in str(e.value)
+
+
+def test_library_compare_wants_a_list_and_component_lists_the_names() -> None:
+    import bertcalc
+
+    for bad in ("base", bertcalc.BertConfig()):
+        with pytest.raises(bertcalc.UsageError, match="list of configs"):
+            bertcalc.compare(bad)
+    assert len(bertcalc.compare(("base", "large")).to_dict()["configs"]) == 2
+    with pytest.raises(KeyError, match="'encoder layer'"):
+        bertcalc.count(preset="base").component("encoder")
