@@ -124,3 +124,16 @@ def test_docs_gpu_table_matches_bertcalc() -> None:
         spec = GPUS[name]
         for key, cell in zip(("fp32", "tf32", "bf16", "fp16", "memory_gib"), cells, strict=True):
             assert (None if cell == "—" else float(cell)) == spec[key], (name, key, cell)
+
+
+def test_usage_error_examples_are_real_output() -> None:
+    """The error lines docs/usage.md shows are what bertcalc prints today, with exit code 2."""
+    text = (ROOT / "docs" / "usage.md").read_text()
+    section = text[text.index("## Errors and exit codes"):]
+    examples = re.findall(r"^\$ (bertcalc [^\n]+)\n(bertcalc [^\n]+)\n", section, re.M)
+    assert len(examples) >= 3
+    for command, shown in examples:
+        out = subprocess.run([sys.executable, "-m", "bertcalc", *command.split()[1:]], capture_output=True,
+                             text=True, env={"NO_COLOR": "1", "PATH": ""})
+        assert out.returncode == 2, command
+        assert out.stderr.strip() == shown.strip(), f"docs/usage.md error example out of date: {command}"
