@@ -16,9 +16,10 @@ Layout = Literal["pt", "tf"]
 def displayed_shape(t: TensorSpec, layout: Layout) -> tuple[int, ...]:
     """PyTorch stores a Linear's weight as ``[out, in]``; TensorFlow and Keras store the kernel ``[in, out]``.
 
-    Embedding tables are ``[rows, dim]`` in both, and vectors have one layout.
+    Embedding tables are ``[rows, dim]`` in both, and vectors have one layout. A tied weight (the MLM decoder)
+    is the embedding table itself, used transposed: it keeps the table's shape in both layouts.
     """
-    if layout == "tf" and t.role == "weight" and len(t.dims) == 2:
+    if layout == "tf" and t.role == "weight" and len(t.dims) == 2 and t.tied_to is None:
         return t.shape[::-1]
     return t.shape
 
@@ -52,6 +53,10 @@ class ShapesReport:
     @property
     def total_parameters(self) -> int:
         return self.arch.total_parameters
+
+    @property
+    def state_dict_parameters(self) -> int:
+        return self.arch.state_dict_parameters
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

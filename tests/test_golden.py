@@ -35,6 +35,11 @@ CASES = {
     "count-albert-mlm": (lambda: bertcalc.count(preset="albert-base-v2", head="mlm"), {}, "shared × 12"),
     "count-bert-mlm-explain": (lambda: bertcalc.count(preset="tiny", head="mlm"), {"explain": True},
                                "cls.predictions.decoder.weight → bert.embeddings.word_embeddings.weight"),
+    "shapes-tiny-mlm-tf-80": (lambda: bertcalc.shapes(preset="tiny", head="mlm", layout="tf", collapse=True),
+                              {"width": 80}, "cls.predictions.decoder.weight"),
+    "memory-base-mlm-amp": (lambda: bertcalc.memory(preset="base", head="mlm", batch=32, seq=512,
+                                                    precision="amp-bf16", fit="80GiB"), {}, "peak allocated"),
+    "memory-base-infer": (lambda: bertcalc.memory(preset="base", mode="infer", batch=64, seq=128), {}, "◀ peak"),
     "compare-families": (lambda: bertcalc.compare(["base", "roberta-base", "distilbert-base", "albert-base-v2"]),
                          {}, "11,683,584"),
 }
@@ -60,3 +65,15 @@ def test_golden_table(name: str, update_golden: bool) -> None:
     if text != want:
         diff = "".join(difflib.unified_diff(want.splitlines(True), text.splitlines(True), "golden", "now"))
         pytest.fail(f"{path.name} differs (pytest --update-golden to accept):\n{diff}")
+
+
+@pytest.mark.parametrize("width", [80, 100])
+@pytest.mark.parametrize("head", ["model", "mlm"])
+def test_narrow_shapes_never_split_a_name(width: int, head: str) -> None:
+    """State-dict names are what people copy: at any common width each one appears whole on a line."""
+    r = bertcalc.shapes(preset="large", head=head)
+    text = render(r, "table", width=width)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= width
+    for name, _spec, _rep in r.tensors():
+        assert any(name in line for line in lines), name

@@ -247,31 +247,55 @@ def shapes_view(r: Any) -> RenderableType:
     layout = "[in, out] (TensorFlow/Keras)" if r.layout == "tf" else "[out, in] (PyTorch)"
     shown = {k: v for k, v in r.config.items() if k not in r.arch.unused_fields}
     head = [_title(r.label, r.model_class, f"Linear weights {layout}"), _config_line(shown)]
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
-    t.add_column("#", justify="right", style="dim")
-    t.add_column("state-dict name", overflow="fold")
-    t.add_column("shape")
-    t.add_column("parameters", justify="right")
-    if r.collapse:
-        t.add_column("×", justify="right")
-        t.add_column("total", justify="right")
+    rows = []
     for n, (name, spec, rep) in enumerate(r.tensors(), 1):
-        shp = _shape(displayed_shape(spec, r.layout))
         label = Text(name)
         if spec.tied_to:
             label.append(f"  (tied to {spec.tied_to})", style="dim")
-        row = [str(n), label, shp, f"{spec.parameters:,}"]
-        if r.collapse:
-            row += [f"× {rep}" if "{i}" in name else "", f"{spec.parameters * rep:,}"]
-        t.add_row(*row)
-    t.add_section()
+        params = Text(f"{spec.parameters:,}", style="dim" if spec.tied_to else "")
+        total = Text(f"{spec.parameters * rep:,}", style="dim" if spec.tied_to else "")
+        rows.append((str(n), label, _shape(displayed_shape(spec, r.layout)), params,
+                     f"× {rep}" if "{i}" in name else "", total))
     count = r.arch.tensor_count()
-    total_row = ["", Text(f"{count:,} tensors", style="bold"), "", Text(f"{r.total_parameters:,}", style="bold green")]
-    if r.collapse:
-        total_row = ["", Text(f"{count:,} tensors", style="bold"), "", "", "",
-                     Text(f"{r.total_parameters:,}", style="bold green")]
-    t.add_row(*total_row)
+    foot = Text(f"{count:,} tensors", style="bold")
+    total_text = Text(f"{r.state_dict_parameters:,}", style="bold green")
+
+    def table() -> Table:
+        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+        t.add_column("#", justify="right", style="dim")
+        t.add_column("state-dict name", no_wrap=True)
+        t.add_column("shape", no_wrap=True)
+        t.add_column("parameters", justify="right", no_wrap=True)
+        if r.collapse:
+            t.add_column("×", justify="right", no_wrap=True)
+            t.add_column("total", justify="right", no_wrap=True)
+        for row in rows:
+            t.add_row(*(row if r.collapse else row[:4]))
+        t.add_section()
+        t.add_row(*(["", foot, "", "", "", total_text] if r.collapse else ["", foot, "", total_text]))
+        return t
+
+    def stacked() -> Table:  # narrow terminals: each name whole on its line, its figures below it
+        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+        t.add_column("#", justify="right", style="dim")
+        t.add_column("state-dict name / shape, parameters", overflow="fold")
+        for n, label, shp, params, rep, total in rows:
+            cell = label.copy()
+            cell.append(f"\n    {shp}   ")
+            cell.append_text(params)
+            if r.collapse and rep:
+                cell.append(f" {rep} = ")
+                cell.append_text(total)
+            t.add_row(n, cell)
+        t.add_section()
+        t.add_row("", Text.assemble(foot, "   ", total_text))
+        return t
+
+    t = FirstThatFits(table, stacked)
     parts: list[RenderableType] = [*head, t]
+    if r.state_dict_parameters != r.total_parameters:
+        parts.append(Text(f"parameters: {r.total_parameters:,}; the rows add up to the state dict's "
+                          f"{r.state_dict_parameters:,}, which counts each tied tensor (dim) again"))
     if r.activations is not None:
         parts.append(Text(f"Activations for batch B={r.batch}, sequence S={r.seq}", style="bold cyan"))
         a = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
@@ -311,7 +335,7 @@ def _compare_rows(r: Any) -> Table:
     for j, rep in enumerate(r.reports):
         d = rep.dims or {}
         t.add_row(rep.label, str(d.get("L", "")), str(d.get("H", "")), str(d.get("A", "")),
-                  f"{rep.total_parameters:,}", _delta(total_row, j) if j else "")
+                  f"{rep.total_parameters:,}", _delta(total_row, j) if j else Text("baseline", style="dim"))
     return t
 
 
@@ -415,21 +439,40 @@ def inspect_view(r: Any) -> RenderableType:
     title = _title(r.path, r.model_class, ", ".join(r.files))
     title.append("  ·  ")
     title.append_text(verdict)
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
-    t.add_column("status", no_wrap=True)
-    t.add_column("state-dict name", overflow="fold")
-    t.add_column("dtype")
-    t.add_column("shape")
-    t.add_column("expected")
-    t.add_column("bytes", justify="right")
+    rows = []
     for row in r.shown():
         word, style = _STATUS[row.status]
         expected = "" if row.expected is None or row.expected == row.shape else _shape(row.expected)
         name = Text(row.name)
         if row.note:
             name.append(f"  ({row.note})", style="dim")
-        t.add_row(Text(word, style=style), name, row.dtype, _shape(row.shape) if row.shape is not None else "—",
-                  expected, _mib(row.nbytes) if row.nbytes else "")
+        rows.append((Text(word, style=style), name, row.dtype, _shape(row.shape) if row.shape is not None else "—",
+                     expected, _mib(row.nbytes) if row.nbytes else ""))
+
+    def table() -> Table:
+        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+        t.add_column("status", no_wrap=True)
+        t.add_column("state-dict name", no_wrap=True)
+        t.add_column("dtype", no_wrap=True)
+        t.add_column("shape", no_wrap=True)
+        t.add_column("expected", no_wrap=True)
+        t.add_column("bytes", justify="right", no_wrap=True)
+        for cells in rows:
+            t.add_row(*cells)
+        return t
+
+    def stacked() -> Table:  # narrow terminals: each name whole on its line, its figures below it
+        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+        t.add_column("status", no_wrap=True)
+        t.add_column("state-dict name / dtype, shape (expected), bytes", overflow="fold")
+        for word, name, dtype, shp, expected, size in rows:
+            cell = name.copy()
+            cell.append(f"\n    {dtype or ''}  {shp}" + (f"  (expected {expected})" if expected else "")
+                        + (f"  {size}" if size else ""))
+            t.add_row(word, cell)
+        return t
+
+    t = FirstThatFits(table, stacked)
     body: RenderableType = t if r.shown() else Text("(no differences)", style="green")
     counts = Text()
     counts.append(f"{r.matched} matched", style="green")
