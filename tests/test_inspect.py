@@ -335,3 +335,13 @@ def test_deeply_nested_header_is_corrupt_not_a_crash(tmp_path: Path, cli) -> Non
     f.write_bytes(struct.pack("<Q", len(body)) + body)
     (tmp_path / "config.json").write_text(json.dumps(TINY))
     _bad(cli("inspect", str(f)), "model.safetensors", "corrupt")
+
+
+def test_narrow_inspect_never_splits_a_name() -> None:
+    from bertcalc.render import render
+
+    r = bertcalc.inspect(minilm_dir())
+    lines = render(r, "table", width=80).splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for row in r.rows:
+        assert any(row.name in line for line in lines), row.name
