@@ -49,6 +49,7 @@ class BertcalcGroup(TyperGroup):
         argv = sys.argv[1:] if args is None else list(args)
         sub = next((a for a in argv if not a.startswith("-")), None)
         where_cmd = f"{prog} {sub}" if sub in self.commands else prog
+        _NOTES.clear()
         try:
             rv = super().main(args=args, prog_name=prog, complete_var=complete_var, standalone_mode=False, **extra)
         except BertcalcError as exc:
@@ -60,6 +61,8 @@ class BertcalcGroup(TyperGroup):
             sys.exit(0)
         except click_exc.ClickException as exc:
             where = exc.ctx.command_path if getattr(exc, "ctx", None) else prog
+            if where == prog:  # click raised before the subcommand had a context: name it anyway
+                where = where_cmd
             hint = f" (see '{where} --help')" if isinstance(exc, click_exc.UsageError) else ""
             msg = _plain(_one_line(exc.format_message()))
             param = getattr(exc, "param", None)
@@ -83,7 +86,7 @@ class BertcalcGroup(TyperGroup):
             if os.environ.get("BERTCALC_DEBUG"):
                 raise
             sys.stderr.write(
-                f"{prog}: internal error: {type(exc).__name__}: {_one_line(str(exc))} "
+                f"{where_cmd}: internal error: {type(exc).__name__}: {_one_line(str(exc))} "
                 "(please report it; set BERTCALC_DEBUG=1 for details)\n"
             )
             sys.exit(INTERNAL_ERROR)
@@ -232,9 +235,13 @@ def _resolve(preset, config, flags: dict[str, Any], untie: bool = False):
     return resolve(preset=preset, config_file=config, overrides=overrides, override_origins=origins)
 
 
+_NOTES: list[str] = []
+
+
 def _note(command: str, text: str) -> None:
-    """A flag that has no effect here: said once on stderr, and the run goes on."""
-    sys.stderr.write(f"bertcalc {command}: note: {text}\n")
+    """A flag that has no effect here: said once on stderr, and the run goes on. Held until the report is
+    made, so that a run that fails shows its one error line and nothing else."""
+    _NOTES.append(f"bertcalc {command}: note: {text}\n")
 
 
 def _check_heads_use(r: Any, head: Head, labels: int | None, untie: bool, command: str) -> None:
@@ -258,6 +265,8 @@ def _emit(report: Any, fmt: Format | None, output: Path | None, explain: bool = 
     file's extension picks it (.json, .yaml, .csv, .md), else the table."""
     from .render import render
 
+    while _NOTES:
+        sys.stderr.write(_NOTES.pop(0))
     if output is not None and str(output) == "-":
         output = None
     if fmt is None:
@@ -484,7 +493,7 @@ def flops(
         "--precision", help="Which peak the GPU time uses (default bf16).", rich_help_panel="Run",
         case_sensitive=False, show_default=False)] = None,
     mfu: Annotated[float | None, typer.Option(
-        "--mfu", min=0.0, max=1.0, help="Model FLOPs utilisation for the time (default 0.40).",
+        "--mfu", help="Model FLOPs utilisation for the time (default 0.40).",
         rich_help_panel="Run", show_default=False)] = None,
     peak_tflops: Annotated[float | None, typer.Option(
         "--peak-tflops", help="Peak TFLOP/s of any other accelerator (with --gpu: overrides its peak).",

@@ -189,6 +189,11 @@ def validate(cls: type[ModelConfig], data: Mapping[str, Any], origins: Mapping[s
         raise ConfigError(problems) from None
 
 
+def _shown(value: Any) -> str:
+    """A rejected value as the user wrote it: ``true``, not ``True``; text quoted."""
+    return str(value).lower() if isinstance(value, bool) else repr(value)
+
+
 def _where(key: str, origins: Mapping[str, str]) -> str:
     src = origins.get(key)
     if src is None or src == key:
@@ -235,13 +240,13 @@ def _describe(err: Any, known: list[str], origins: Mapping[str, str], cls: type[
     if kind in ("greater_than_equal", "greater_than"):
         bound = ctx.get("ge", ctx.get("gt"))
         op = "≥" if kind == "greater_than_equal" else ">"
-        return f"{_where(key, origins)}: must be {op} {bound}, got {value!r}"
+        return f"{_where(key, origins)}: must be {op} {bound}, got {_shown(value)}"
     if kind in ("int_type", "int_parsing", "int_from_float"):
-        return f"{_where(key, origins)}: must be a whole number, got {value!r}"
+        return f"{_where(key, origins)}: must be a whole number, got {_shown(value)}"
     if kind in ("float_type", "float_parsing"):
-        return f"{_where(key, origins)}: must be a number, got {value!r}"
+        return f"{_where(key, origins)}: must be a number, got {_shown(value)}"
     if kind in ("bool_type", "bool_parsing"):
-        return f"{_where(key, origins)}: must be true or false, got {value!r}"
+        return f"{_where(key, origins)}: must be true or false, got {_shown(value)}"
     if kind == "string_type":
-        return f"{_where(key, origins)}: must be text, got {value!r}"
-    return f"{_where(key, origins)}: {err.get('msg', 'invalid value')}, got {value!r}"
+        return f"{_where(key, origins)}: must be text, got {_shown(value)}"
+    return f"{_where(key, origins)}: {err.get('msg', 'invalid value')}, got {_shown(value)}"

@@ -15,6 +15,7 @@ fix it. YAML is read with ``yaml.safe_load`` only.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,7 +216,7 @@ def hf_source(data: Mapping[Any, Any], origin: str) -> Source:
     for key, (bad, why) in _UNSUPPORTED.items():
         value = data.get(key)
         if value == bad or (isinstance(bad, str) and isinstance(value, str) and value.startswith(bad)):
-            raise ConfigFileError(f"{origin}: {key}: {value!r}: {why}")
+            raise ConfigFileError(f"{origin}: {key} = {json.dumps(value)}: {why}")
     cls = config_class(family)
     fields = {k: v for k, v in data.items() if k in cls.model_fields}
     if "num_labels" not in fields and isinstance(data.get("id2label"), dict):
@@ -270,6 +271,7 @@ def resolve(
         data.update(s.data)
         origins.update(dict.fromkeys(s.data, s.origin))
         description = s.description or description
+        notes += _likely_typos(s, cls)
     arch = next((s.architectures for s in sources if s.architectures), ())
 
     fields, field_origins = _map_overrides(cls, dict(overrides or {}), dict(override_origins or {}))
@@ -307,6 +309,20 @@ def resolve(
 def _show(value: Any) -> str:
     """A value as a user would type it: ``false``, not ``False``."""
     return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _likely_typos(s: Source, cls: type[ModelConfig]) -> list[str]:
+    """An HF config.json is read leniently, so a misspelt field would silently fall back to its default.
+    Say so when an ignored key is one slip from a field (same length give or take one, and close)."""
+    import difflib
+
+    out = []
+    for key in s.ignored:
+        for field in difflib.get_close_matches(key, list(cls.model_fields), n=1, cutoff=0.8):
+            if abs(len(field) - len(key)) <= 1 and field not in s.data:
+                out.append(f"{s.origin}: {key!r} is not a field bertcalc reads, so {field} keeps its default "
+                           f"({cls.model_fields[field].default}); did you mean {field!r}?")
+    return out
 
 
 def _a(word: str) -> str:

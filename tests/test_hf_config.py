@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 import bertcalc
 from bertcalc.errors import ConfigError, ConfigFileError
+from bertcalc.loading import resolve
 
 from .test_cli import _bad
 
@@ -147,3 +149,22 @@ def test_cli_flag_the_family_lacks(cli) -> None:
 
 def test_cli_unsupported_model_type(cli, tmp_path: Path) -> None:
     _bad(cli("count", "-c", str(write(tmp_path, {"model_type": "t5"}))), "config.json", "'t5'", "electra")
+
+
+def test_a_misspelt_field_in_config_json_gets_a_note(tmp_path: Path) -> None:
+    f = tmp_path / "config.json"
+    f.write_text(json.dumps({"model_type": "bert", "hidden_szie": 512, "num_attention_heads": 8}))
+    r = resolve(config_file=f)
+    assert r.config.hidden_size == 768  # lenient: the misspelt key is ignored, as HF would ...
+    assert any("'hidden_szie'" in n and "did you mean 'hidden_size'" in n for n in r.notes)  # ... but said
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "distilbert", "albert", "electra"])
+def test_no_typo_note_for_a_real_config(tmp_path: Path, family: str) -> None:
+    """Every key transformers itself writes to a config.json is read or ignored without a typo note."""
+    transformers = pytest.importorskip("transformers") if not os.environ.get("CI") else __import__("transformers")
+    cls = {"bert": "BertConfig", "roberta": "RobertaConfig", "distilbert": "DistilBertConfig",
+           "albert": "AlbertConfig", "electra": "ElectraConfig"}[family]
+    f = tmp_path / "config.json"
+    f.write_text(getattr(transformers, cls)().to_json_string())
+    assert not [n for n in resolve(config_file=f).notes if "did you mean" in n]

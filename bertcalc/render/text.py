@@ -72,7 +72,7 @@ def _config_line(config: dict[str, Any], notes: tuple[str, ...] = ()) -> Text:
         if i:
             t.append("  ")
         t.append(f"{k}=", style="dim")
-        t.append(f"{v}", style="bold")
+        t.append(str(v).lower() if isinstance(v, bool) else f"{v}", style="bold")  # as in YAML and JSON
     for n in notes:
         t.append("\nnote: ", style="yellow")
         t.append(n)
