@@ -38,6 +38,25 @@ def _one_line(text: str) -> str:
     return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
 
 
+def _flags_show_no_type() -> None:
+    """typer's rich help prints ``<bool>`` beside flags such as --untie and --help, which take no value;
+    users then type ``--untie true`` and get an error. Show nothing there instead."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_bertcalc", False):
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        return "" if getattr(self, "is_flag", False) and self.metavar is None else shown(self, ctx)
+
+    display_type_rich._bertcalc = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_show_no_type()
+
+
 class BertcalcGroup(TyperGroup):
     """Runs a command and owns the outcome: one line per error on stderr, and the exit code."""
 
@@ -185,8 +204,9 @@ NoPoolerOpt = Annotated[bool, typer.Option("--no-pooler", help="Drop the pooler 
                                            rich_help_panel=PANEL_MODEL)]
 EmbOpt = Annotated[int | None, typer.Option("--embedding-size", help="embedding_size (E), ALBERT and ELECTRA.",
                                             rich_help_panel=PANEL_MODEL, show_default=False)]
-LabelsOpt = Annotated[int | None, typer.Option("--labels", help="num_labels, for --head seq-cls / token-cls.",
-                                               rich_help_panel=PANEL_MODEL, show_default=False)]
+LabelsOpt = Annotated[int | None, typer.Option(
+    "--labels", help="num_labels, for --head seq-cls, token-cls or qa (default 2).", rich_help_panel=PANEL_MODEL,
+    show_default=False)]
 UntieOpt = Annotated[bool, typer.Option("--untie", help="Give the MLM decoder its own weight "
                                         "(tie_word_embeddings: false).", rich_help_panel=PANEL_MODEL)]
 

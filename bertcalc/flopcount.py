@@ -29,17 +29,22 @@ GPUS: dict[str, dict[str, float | None]] = {
     "T4": {"fp32": 8.1, "tf32": None, "bf16": None, "fp16": 65.0, "memory_gib": 14.75},
     "RTX4090": {"fp32": 82.6, "tf32": 82.6, "bf16": 165.2, "fp16": 165.2, "memory_gib": 23.65},
 }
-GPU_ALIASES = {"RTX 4090": "RTX4090", "4090": "RTX4090", "RTX-4090": "RTX4090", "A100-80GB": "A100",
-               "A100-40G": "A100-40GB", "A100 40GB": "A100-40GB"}
+GPU_ALIASES = {"4090": "RTX4090", "A10080GB": "A100", "A10040G": "A100-40GB", "H10080GB": "H100",
+               "H100SXM": "H100", "H100SXM5": "H100", "H200SXM": "H200"}  # keys as _key() writes them
 PRECISION_PEAK = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16", "amp-bf16": "bf16", "amp-fp16": "fp16"}
 DEFAULT_MFU = 0.40
 
 
 def gpu_spec(name: str, other: str = "--peak-tflops") -> tuple[str, dict[str, float | None]]:
-    """A known GPU by name (case-insensitive). ``other`` names the option that covers any other card."""
-    wanted = GPU_ALIASES.get(name.strip(), name.strip()).upper().replace(" ", "")
+    """A known GPU by name: case, spaces, hyphens and underscores are ignored (``a100 80gb``, ``H100-SXM``).
+    ``other`` names the option that covers any other card."""
+    def _key(text: str) -> str:
+        return "".join(ch for ch in text.upper() if ch not in " -_")
+
+    wanted = _key(name)
+    wanted = _key(GPU_ALIASES.get(wanted, wanted))
     for k, v in GPUS.items():
-        if k.upper() == wanted or GPU_ALIASES.get(wanted, "").upper() == k.upper():
+        if _key(k) == wanted:
             return k, v
     raise UsageError(f"unknown GPU {name!r}; known: {', '.join(GPUS)} (or give {other} for any other)", param="gpu")
 

@@ -245,3 +245,11 @@ def test_library_compare_wants_a_list_and_component_lists_the_names() -> None:
     assert len(bertcalc.compare(("base", "large")).to_dict()["configs"]) == 2
     with pytest.raises(KeyError, match="'encoder layer'"):
         bertcalc.count(preset="base").component("encoder")
+
+
+@pytest.mark.parametrize(("given", "card"), [("a100 80gb", "A100"), ("A100-80GB", "A100"), ("a100_40g", "A100-40GB"),
+                                             ("H100 SXM", "H100"), ("rtx 4090", "RTX4090"), ("4090", "RTX4090")])
+def test_gpu_names_as_people_write_them(given: str, card: str) -> None:
+    from bertcalc.flopcount import gpu_spec
+
+    assert gpu_spec(given)[0] == card

@@ -42,6 +42,7 @@ def test_command_is_documented(name: str) -> None:
 def test_help_runs(cli, name: str) -> None:
     r = cli(name, "--help")
     assert r.exit_code == 0 and "Example" in r.stdout
+    assert "<bool>" not in r.stdout, "a flag takes no value; its help should not show a type"
 
 
 def test_readme_quick_start_is_two_command_lines() -> None:

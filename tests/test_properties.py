@@ -92,3 +92,15 @@ def test_printed_rows_add_up_to_printed_total(cfg: BertConfig, pooler: bool) -> 
             totals.append(nums[-1])  # the "total" column is the last integer on the row
     assert printed_total is not None
     assert sum(totals) == printed_total
+
+
+@given(st.integers(min_value=1000, max_value=10**15 - 1))
+def test_human_figure_is_the_exact_count_rounded_to_a_tenth(n: int) -> None:
+    from bertcalc.render import human
+
+    value, unit = human(n).split()
+    size = {"K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}[unit]
+    tenths = int(value.replace(".", ""))
+    assert 10 <= tenths < 10000 or unit == "T"
+    assert abs(20 * n - 2 * tenths * size) <= size  # |n - shown| ≤ half a tenth of the unit
+    assert human(-n) == "-" + human(n)

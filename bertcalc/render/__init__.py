@@ -15,10 +15,23 @@ def human(n: int | float) -> str:
     a = abs(n)
     if a >= 10**15:
         return f"{n:.3g}".replace("e+", "e")
-    for size, suffix in ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "K")):
+    units = ((10**3, "K"), (10**6, "M"), (10**9, "B"), (10**12, "T"))
+    if isinstance(n, int):
+        sign = "-" if n < 0 else ""
+        for i, (size, suffix) in enumerate(units):
+            if a < size * 1000 or i == len(units) - 1:
+                if a < size:
+                    break
+                tenths = (10 * a + size // 2) // size  # exact, half up: 622,650 -> 622.7 K (floats say 622.6)
+                if tenths >= 10000 and i < len(units) - 1:  # 999,950 is 1.0 M, not 1000.0 K
+                    size, suffix = units[i + 1]
+                    tenths = (10 * a + size // 2) // size
+                return f"{sign}{tenths // 10}.{tenths % 10} {suffix}"
+        return f"{n:,}"
+    for size, suffix in reversed(units):
         if a >= size:
             return f"{n / size:.1f} {suffix}"
-    return f"{n:,}" if isinstance(n, int) else f"{n:.1f}"
+    return f"{n:.1f}"
 
 
 def render(report: Any, fmt: str, *, explain: bool = False, width: int | None = None) -> str:

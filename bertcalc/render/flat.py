@@ -80,12 +80,12 @@ def _shapes(r: Any) -> tuple[list[str], list[Row]]:
 
 def _compare(r: Any) -> tuple[list[str], list[Row]]:
     labels = r.labels
-    headers = ["row", labels[0]]
+    headers = ["row", "kind", labels[0]]
     for lab in labels[1:]:
         headers += [lab, f"delta ({lab} - {labels[0]})", f"ratio ({lab} / {labels[0]})"]
     rows: list[Row] = []
     for row in r.rows:
-        out: Row = [row.name, _blank(row.values[0])]
+        out: Row = [row.field or row.name, row.kind, _blank(row.values[0])]  # the names JSON uses
         for j in range(1, len(labels)):
             ratio = row.ratio(j)
             out += [_blank(row.values[j]), _blank(row.delta(j)), "" if ratio is None else f"{ratio:.6f}"]

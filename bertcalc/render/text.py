@@ -554,7 +554,8 @@ def _duration(seconds: float) -> str:
 
 
 def flops_view(r: Any) -> RenderableType:
-    title = _title(r.label, r.model_class, f"B={r.batch}  S={r.seq}  ({r.tokens:,} tokens)")
+    tokens = f"{r.tokens:,} token" + ("s" if r.tokens != 1 else "")
+    title = _title(r.label, r.model_class, f"B={r.batch}  S={r.seq}  ({tokens})")
     total = r.forward_flops or 1
 
     def table(formula: bool, each: bool) -> Table:
