@@ -618,36 +618,38 @@ def weights_bytes(arch: Architecture, cfg: ModelConfig, elem: int) -> int:
     return sum(part_bytes(p, elem) * c.repeat for c in arch.components for p in c.parts) + buffer_bytes(cfg)
 
 
-def optimizer_bytes(arch: Architecture, o: Options) -> tuple[int, str]:
-    """Optimizer state, from each parameter's shape, and the formula behind it."""
+def optimizer_bytes(arch: Architecture, o: Options, exact: bool = False) -> tuple[int, str]:
+    """Optimizer state, from each parameter's shape, and the formula behind it. ``exact``: the states'
+    own bytes, without allocator rounding or Adam's step counters (what the ZeRO formulas count)."""
     wb = o.weight_bytes
     total = 0
+    rnd = (lambda nbytes: nbytes) if exact else alloc
     params = [(t, c.repeat) for c in arch.components for p in c.parts for t in p.tensors if t.tied_to is None]
     n_tensors = sum(rep for _, rep in params)
     if o.optimizer in ("adamw", "adam"):
         for t, rep in params:
-            total += rep * 2 * alloc(t.parameters * wb)
-        total += n_tensors * alloc(4)  # fused Adam keeps each tensor's step count on the device
+            total += rep * 2 * rnd(t.parameters * wb)
+        total += 0 if exact else n_tensors * rnd(4)  # fused Adam keeps each tensor's step count on the device
         return total, f"2 × {wb} B × N (exp_avg, exp_avg_sq) + one 4-byte step tensor per parameter tensor"
     if o.optimizer == "sgd":
         return 0, "none (plain SGD keeps no state)"
     if o.optimizer == "sgd-momentum":
-        return sum(rep * alloc(t.parameters * wb) for t, rep in params), f"{wb} B × N (momentum buffer)"
+        return sum(rep * rnd(t.parameters * wb) for t, rep in params), f"{wb} B × N (momentum buffer)"
     if o.optimizer == "adafactor":
         for t, rep in params:
             shape = t.shape
             if len(shape) >= 2:  # factored second moment: one row vector and one column vector
-                total += rep * (alloc(math.prod(shape[:-1]) * 4) + alloc(shape[-1] * 4))
+                total += rep * (rnd(math.prod(shape[:-1]) * 4) + rnd(shape[-1] * 4))
             else:
-                total += rep * alloc(t.parameters * 4)
+                total += rep * rnd(t.parameters * 4)
         return total, "4 B × (rows + cols) per matrix, 4 B × n per vector (factored second moment, no momentum)"
     if o.optimizer == "adamw-8bit":
         for t, rep in params:
             n = t.parameters
             if n >= 4096:  # bitsandbytes keeps two uint8 states and one fp32 absmax per 256-element block
-                total += rep * 2 * (alloc(n) + alloc(4 * -(-n // 256)))
+                total += rep * 2 * (rnd(n) + rnd(4 * -(-n // 256)))
             else:
-                total += rep * 2 * alloc(4 * n)
+                total += rep * 2 * rnd(4 * n)
         return total, "2 × (1 B × n + 4 B × n/256) per tensor of ≥ 4096 elements; 2 × 4 B × n below that"
     raise UsageError(f"unknown optimizer {o.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}", param="optimizer")
 
@@ -915,26 +917,37 @@ def max_batch(arch: Architecture, cfg: ModelConfig, o: Options, budget: int, lim
     return lo
 
 
-def zero_terms(w: int, g: int, opt: int, stage: int, gpus: int) -> tuple[Term, ...]:
-    """Per-GPU model states under ZeRO (Rajbhandari et al., 2020): this run's weights W, gradients G and
-    optimizer states O, with stage 1 sharding O over the N GPUs, stage 2 also G, stage 3 also W."""
+def zero_terms(arch: Architecture, o: Options, stage: int, gpus: int) -> tuple[Term, ...]:
+    """Per-GPU model states under ZeRO, by the paper's formulas (Rajbhandari et al., 2020): (W + G + K)·Ψ
+    bytes for Ψ parameters, with stage 1 sharding the optimizer's K·Ψ over N GPUs, stage 2 also the
+    gradients, stage 3 also the parameters.
+
+    Mixed precision (``amp-*``) is the paper's setting: 2Ψ bf16/fp16 parameters, 2Ψ gradients, and K = 4
+    (the fp32 master copy) + the optimizer's fp32 states (8 for Adam: K = 12). Otherwise the weights are their
+    own master copy: W = G = 4 (fp32) or 2 (bf16/fp16), and K is the optimizer's states alone."""
     if gpus < 1:
         raise UsageError("--gpus must be at least 1", param="gpus")
     if stage not in (1, 2, 3):
         raise UsageError(f"--zero takes 1, 2 or 3, got {stage}", param="zero")
+    n = arch.total_parameters
+    states = optimizer_bytes(arch, o, exact=True)[0]
+    wc = 2 if o.amp else o.weight_bytes  # bytes per parameter: weights, and their gradients
+    w = g = wc * n
+    opt = (4 * n if o.amp else 0) + states
 
-    def shard(x: int) -> int:
-        return -(-x // gpus)  # each GPU holds its ceil(1/N) slice
+    def coef(x: int) -> str:
+        return f"{x // n}" if n and x % n == 0 else f"{x / n:.2f}" if n else "0"
 
+    k = coef(opt)
     per = {
-        1: (w + g + shard(opt), "W + G + O/N"),
-        2: (w + shard(g + opt), "W + (G + O)/N"),
-        3: (shard(w + g + opt), "(W + G + O)/N"),
+        1: (w + g + -(-opt // gpus), f"{wc}Ψ + {wc}Ψ + {k}Ψ/N"),
+        2: (w + -(-(g + opt) // gpus), f"{wc}Ψ + ({wc} + {k})Ψ/N"),
+        3: (-(-(w + g + opt) // gpus), f"({wc} + {wc} + {k})Ψ/N"),
     }
-    gib = 1 << 30
-    values = f"W = {w / gib:.2f} GiB, G = {g / gib:.2f} GiB, O = {opt / gib:.2f} GiB"
+    why = ("fp32 master weights + the optimizer's fp32 states" if o.amp else "the optimizer's states")
+    psi = f"Ψ = {n:,}, K = {k} ({why})"
     return (
-        Term("model states, no ZeRO (per GPU)", w + g + opt, f"W + G + O; {values}"),
+        Term("model states, no ZeRO (per GPU)", w + g + opt, f"({wc} + {wc} + {k})Ψ; {psi}"),
         Term(f"model states, ZeRO-{stage} (per GPU, N = {gpus})", per[stage][0], f"{per[stage][1]}, N = {gpus}"),
     )
 
@@ -1006,8 +1019,7 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
         if o.mode != "train":
             raise UsageError("--zero shards training state (parameters, gradients, optimizer); use --mode train",
                              param="zero")
-        by = {x.name: x.bytes for x in terms}
-        zero_t = zero_terms(by["weights"], by["gradients"], by["optimizer states"], zero, gpus)
+        zero_t = zero_terms(arch, o, zero, gpus)
     return MemoryReport(
         label=label, family=arch.family, model_class=arch.model_class, head=arch.head, config=cfg.fields(),
         options=o, terms=tuple(terms), peak_bytes=peak_bytes, where=where, parameters=n,

@@ -133,28 +133,35 @@ def test_adafactor_factors_every_matrix() -> None:
     assert memsim.optimizer_bytes(arch, memsim.Options(optimizer="adafactor"))[0] == expected
 
 
-def test_zero_formulas() -> None:
-    """The paper's stages over W, G, O; each GPU holds the ceiling of its 1/N slice."""
-    w, g, o = 4_000_000, 4_000_000, 8_000_001
-    assert memsim.zero_terms(w, g, o, 3, 1)[1].bytes == w + g + o
-    assert memsim.zero_terms(w, g, o, 1, 8)[1].bytes == w + g + 1_000_001
-    assert memsim.zero_terms(w, g, o, 2, 8)[1].bytes == w + 1_500_001
-    assert memsim.zero_terms(w, g, o, 3, 8)[1].bytes == 2_000_001
-    assert memsim.zero_terms(w, g, o, 1, 8)[0].bytes == w + g + o
+def test_zero_formulas_are_the_papers() -> None:
+    """Rajbhandari et al. 2020, section 3: mixed-precision Adam keeps 2Ψ + 2Ψ + KΨ with K = 12; stage 1
+    shards K·Ψ, stage 2 also the gradients, stage 3 everything. Ψ from bertcalc's count (HF's
+    num_parameters)."""
+    arch = build(bertcalc.resolve(preset="large").config)
+    psi = arch.total_parameters
+    assert psi == 335_141_888
+    amp = memsim.Options(precision="amp-bf16", optimizer="adamw")
+    none, one = memsim.zero_terms(arch, amp, 1, 8)
+    assert none.bytes == 16 * psi and "(2 + 2 + 12)Ψ" in none.formula
+    assert one.bytes == 4 * psi + -(-12 * psi // 8)
+    assert memsim.zero_terms(arch, amp, 2, 8)[1].bytes == 2 * psi + -(-14 * psi // 8)
+    assert memsim.zero_terms(arch, amp, 3, 8)[1].bytes == -(-16 * psi // 8)
+    assert memsim.zero_terms(arch, amp, 3, 1)[1].bytes == 16 * psi
 
 
-@pytest.mark.parametrize(("precision", "optimizer"), [("fp32", "adamw"), ("bf16", "adamw"), ("fp32", "sgd"),
-                                                      ("amp-bf16", "adafactor")])
-def test_zero_shards_this_runs_model_states(precision: str, optimizer: str) -> None:
-    """ZeRO divides the weights, gradients and optimizer states the table lists for this precision and
-    optimizer, not a fixed mixed-precision Adam layout (plain SGD has no state for ZeRO-1 to shard)."""
-    r = bertcalc.memory(preset="large", precision=precision, optimizer=optimizer, zero=1, gpus=8)
-    by = {t.name: t.bytes for t in r.terms}
-    none, one = r.zero
-    assert none.bytes == by["weights"] + by["gradients"] + by["optimizer states"]
-    assert one.bytes == by["weights"] + by["gradients"] + -(-by["optimizer states"] // 8)
-    if optimizer == "sgd":
-        assert one.bytes == none.bytes
+@pytest.mark.parametrize(("precision", "optimizer", "w", "k"), [
+    ("fp32", "adamw", 4, 8),       # fp32 weights are their own master copy; two fp32 moments
+    ("bf16", "adamw", 2, 4),       # everything in bf16, moments too
+    ("fp32", "sgd", 4, 0),         # no state: ZeRO-1 saves nothing
+    ("amp-fp16", "sgd", 2, 4),     # only the fp32 master copy
+    ("amp-bf16", "sgd-momentum", 2, 8),
+])
+def test_zero_follows_precision_and_optimizer(precision: str, optimizer: str, w: int, k: int) -> None:
+    arch = build(bertcalc.resolve(preset="base").config)
+    psi = arch.total_parameters
+    none, one = memsim.zero_terms(arch, memsim.Options(precision=precision, optimizer=optimizer), 1, 4)
+    assert none.bytes == (2 * w + k) * psi
+    assert one.bytes == 2 * w * psi + -(-k * psi // 4)
 
 
 def test_allocator_rounding() -> None:
