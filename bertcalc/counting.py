@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .config import ModelConfig
-from .model import Architecture, Component, Part
+from .model import Architecture, Component, ModelReport, Part, identify
 
 
 @dataclass(frozen=True)
@@ -48,16 +48,11 @@ class ComponentRow:
 
 
 @dataclass(frozen=True)
-class CountReport:
+class CountReport(ModelReport):
     """What ``bertcalc count`` shows, computed once; renderers only read it."""
+
     kind: ClassVar[str] = "count"
 
-
-    label: str
-    family: str
-    model_class: str
-    head: str
-    config: dict[str, Any]
     components: tuple[ComponentRow, ...]
     total_parameters: int
     state_dict_parameters: int
@@ -184,11 +179,7 @@ def report(
             num.append(f"{c.parameters:,}")
     closed = _closed_form(arch)
     return CountReport(
-        label=label,
-        family=arch.family,
-        model_class=arch.model_class,
-        head=arch.head,
-        config=cfg.fields(),
+        **identify(arch, label, cfg.fields()),
         components=rows,
         total_parameters=total,
         state_dict_parameters=arch.state_dict_parameters,

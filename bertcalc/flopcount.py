@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from .config import ModelConfig
 from .errors import UsageError
-from .model import Architecture
+from .model import Architecture, ModelReport, identify
 
 # Dense peak throughput in TFLOP/s (no sparsity), from NVIDIA's datasheets. fp32 is the non-tensor-core rate
 # PyTorch gets with TF32 off (its default for matmuls).
@@ -64,14 +64,9 @@ class FlopRow:
 
 
 @dataclass(frozen=True)
-class FlopsReport:
+class FlopsReport(ModelReport):
     kind: ClassVar[str] = "flops"
 
-    label: str
-    family: str
-    model_class: str
-    head: str
-    config: dict[str, Any]
     batch: int
     seq: int
     rows: tuple[FlopRow, ...]
@@ -123,11 +118,7 @@ class FlopsReport:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "label": self.label,
-            "family": self.family,
-            "model_class": self.model_class,
-            "head": self.head,
-            "config": dict(self.config),
+            **self.identity(),
             "batch": self.batch,
             "seq": self.seq,
             "forward_flops": self.forward_flops,
@@ -199,8 +190,7 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
         peak_tflops = peak
     emb = sum(p.parameters for c in arch.components if c.name in ("embeddings",) for p in c.parts)
     return FlopsReport(
-        label=label, family=arch.family, model_class=arch.model_class, head=arch.head, config=cfg.fields(),
-        batch=batch, seq=seq, rows=tuple(rows), parameters=arch.total_parameters,
+        **identify(arch, label, cfg.fields()), batch=batch, seq=seq, rows=tuple(rows), parameters=arch.total_parameters,
         non_embedding_parameters=arch.total_parameters - emb, layers=d.L, hidden=d.H, precision=precision,
         shared_layers=any(c.times_applied != c.repeat for c in arch.components),
         gpu=gpu, peak_tflops=peak_tflops, peak_given=peak_given, mfu=mfu,

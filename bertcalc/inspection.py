@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .checkpoint import Checkpoint, StoredTensor
-from .model import Architecture, TensorSpec
+from .model import Architecture, ModelReport, TensorSpec, identify
 
 BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")
 BASE_PREFIX = {"bert": "bert.", "roberta": "roberta.", "distilbert": "distilbert.", "albert": "albert.",
@@ -34,16 +34,11 @@ class InspectRow:
 
 
 @dataclass(frozen=True)
-class InspectReport:
+class InspectReport(ModelReport):
     kind: ClassVar[str] = "inspect"
 
     path: str
     files: tuple[str, ...]
-    label: str
-    family: str
-    model_class: str
-    head: str
-    config: dict[str, Any]
     rows: tuple[InspectRow, ...]
     notes: tuple[str, ...]
     expected_parameters: int  # bertcalc's unique parameters for this config and head
@@ -165,11 +160,7 @@ def compare(ckpt: Checkpoint, arch: Architecture, config: dict[str, Any], label:
     return InspectReport(
         path=ckpt.path,
         files=ckpt.files,
-        label=label,
-        family=arch.family,
-        model_class=arch.model_class,
-        head=arch.head,
-        config=config,
+        **identify(arch, label, config),
         rows=tuple(rows),
         notes=tuple(notes),
         expected_parameters=arch.total_parameters,

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 
 from .activations import Activation
 from .config import ModelConfig
-from .model import Architecture, TensorSpec
+from .model import Architecture, ModelReport, TensorSpec, identify
 
 Layout = Literal["pt", "tf"]
 
@@ -25,14 +25,9 @@ def displayed_shape(t: TensorSpec, layout: Layout) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class ShapesReport:
+class ShapesReport(ModelReport):
     kind: ClassVar[str] = "shapes"
 
-    label: str
-    family: str
-    model_class: str
-    head: str
-    config: dict[str, Any]
     layout: Layout
     arch: Architecture
     activations: tuple[Activation, ...] | None = None
@@ -105,11 +100,7 @@ def report(
     collapse: bool = False,
 ) -> ShapesReport:
     return ShapesReport(
-        label=label,
-        family=arch.family,
-        model_class=arch.model_class,
-        head=arch.head,
-        config=cfg.fields(),
+        **identify(arch, label, cfg.fields()),
         layout=layout,
         arch=arch,
         activations=tuple(activations) if activations is not None else None,

@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Literal
 
 from .config import ModelConfig
 from .errors import UsageError
-from .model import Architecture
+from .model import Architecture, ModelReport, identify
 
 Mode = Literal["train", "infer"]
 Precision = Literal["fp32", "fp16", "bf16", "amp-bf16", "amp-fp16"]
@@ -829,14 +829,9 @@ class Term:
 
 
 @dataclass(frozen=True)
-class MemoryReport:
+class MemoryReport(ModelReport):
     kind: ClassVar[str] = "memory"
 
-    label: str
-    family: str
-    model_class: str
-    head: str
-    config: dict[str, Any]
     options: Options
     terms: tuple[Term, ...]
     peak_bytes: int
@@ -864,11 +859,7 @@ class MemoryReport:
     def to_dict(self) -> dict[str, Any]:
         o = self.options
         out: dict[str, Any] = {
-            "label": self.label,
-            "family": self.family,
-            "model_class": self.model_class,
-            "head": self.head,
-            "config": dict(self.config),
+            **self.identity(),
             "options": {"mode": o.mode, "precision": o.precision, "optimizer": o.optimizer if o.mode == "train"
                         else None, "attention": o.attention, "grad_checkpointing": o.grad_checkpointing,
                         "batch": o.batch, "seq": o.seq},
@@ -1021,8 +1012,8 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
                              param="zero")
         zero_t = zero_terms(arch, o, zero, gpus)
     return MemoryReport(
-        label=label, family=arch.family, model_class=arch.model_class, head=arch.head, config=cfg.fields(),
-        options=o, terms=tuple(terms), peak_bytes=peak_bytes, where=where, parameters=n,
+        **identify(arch, label, cfg.fields()), options=o, terms=tuple(terms), peak_bytes=peak_bytes, where=where,
+        parameters=n,
         weights_only=_weights_only(n), saved_detail=tuple(detail), budget=budget, max_batch=best, fits=fits,
         min_batch_peak=floor,
         gpu=gpu, zero=zero_t,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from .formula import Monomial, Polynomial, monomial
 
@@ -193,3 +193,25 @@ class Architecture:
             else:
                 poly = poly + c.polynomial().scale(None, c.repeat)
         return poly
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    """What every report opens with: which model it describes. Reports add their own fields after these."""
+
+    label: str
+    family: str
+    model_class: str
+    head: str
+    config: dict[str, Any]
+
+    def identity(self) -> dict[str, Any]:
+        """These fields as JSON keys, in the order every report's JSON starts with."""
+        return {"label": self.label, "family": self.family, "model_class": self.model_class, "head": self.head,
+                "config": dict(self.config)}
+
+
+def identify(arch: Architecture, label: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The :class:`ModelReport` fields for a report on ``arch``: ``Report(**identify(...), ...)``."""
+    return {"label": label, "family": arch.family, "model_class": arch.model_class, "head": arch.head,
+            "config": config}

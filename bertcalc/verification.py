@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from .config import ModelConfig
 from .errors import BertcalcError
-from .model import Architecture
+from .model import Architecture, ModelReport, identify
 
 HF_CONFIG = {"bert": "BertConfig", "roberta": "RobertaConfig", "distilbert": "DistilBertConfig",
              "albert": "AlbertConfig", "electra": "ElectraConfig"}
@@ -37,14 +37,9 @@ class Difference:
 
 
 @dataclass(frozen=True)
-class VerifyReport:
+class VerifyReport(ModelReport):
     kind: ClassVar[str] = "verify"
 
-    label: str
-    family: str
-    model_class: str
-    head: str
-    config: dict[str, Any]
     tensors: int
     total_bertcalc: int
     total_transformers: int
@@ -60,11 +55,7 @@ class VerifyReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
-            "label": self.label,
-            "family": self.family,
-            "model_class": self.model_class,
-            "head": self.head,
-            "config": dict(self.config),
+            **self.identity(),
             "tensors": self.tensors,
             "total_parameters": {"bertcalc": self.total_bertcalc, "transformers": self.total_transformers},
             "state_dict_parameters": {"bertcalc": self.state_dict_bertcalc,
@@ -132,11 +123,7 @@ def verify(arch: Architecture, cfg: ModelConfig, label: str = "", pooler: bool =
     if [tuple(t) for t in their_ties] != our_ties:
         diffs.append(Difference("tied", "tied pairs", [list(t) for t in our_ties], [list(t) for t in their_ties]))
     return VerifyReport(
-        label=label,
-        family=arch.family,
-        model_class=arch.model_class,
-        head=arch.head,
-        config=cfg.fields(),
+        **identify(arch, label, cfg.fields()),
         tensors=len(ours),
         total_bertcalc=arch.total_parameters,
         total_transformers=n_theirs,
