@@ -375,20 +375,25 @@ def layer_backward(sim: Sim, s: Shapes, o: Options, tag: str, first: bool, saved
     def drop(*names: str) -> None:
         sim.free(*(f"{tag}.{n}" for n in names))
 
-    # LayerNorm 2 (after the FFN residual)
-    sim.alloc("g_ln2", TH * r)
-    _grad_w(sim, f"{tag}.ln2.w", s.grads["ffn_norm"], first, o)
-    sim.free("g")
-    drop("ln2_in", "ln2_mean", "ln2_rstd")
-    # the residual hands g_ln2 to the FFN branch (dropout) and keeps it for y1
-    if amp:
-        sim.alloc("g_cast", TH * 2)
-    if s.p_hidden > 0:
-        sim.alloc("g_do", TH * c)
-        sim.free("g_cast")
-        drop("ffn_out_mask")
-    else:
-        sim.bufs["g_do"] = sim.bufs.pop("g_cast", 0)
+    def norm_then_branch(ln: str, grads: str, upstream: str, out: str, dropout: bool, mask: str) -> None:
+        """LayerNorm ``ln``'s backward (its input's gradient ``g_{ln}``, fp32 under amp), then the residual
+        hands that gradient to its branch: cast to the compute dtype under amp, through the branch's dropout
+        if it has one; the branch's gradient is ``out``."""
+        sim.alloc(f"g_{ln}", TH * r)
+        _grad_w(sim, f"{tag}.{ln}.w", s.grads[grads], first, o)
+        sim.free(upstream)
+        drop(f"{ln}_in", f"{ln}_mean", f"{ln}_rstd")
+        if amp:
+            sim.alloc("g_cast", TH * 2)
+        if dropout:
+            sim.alloc(out, TH * c)
+            sim.free("g_cast")
+            drop(mask)
+        else:
+            sim.bufs[out] = sim.bufs.pop("g_cast", 0)
+
+    # LayerNorm 2 (after the FFN residual); g_ln2 is kept for y1
+    norm_then_branch("ln2", "ffn_norm", "g", "g_do", s.p_hidden > 0, "ffn_out_mask")
     # output dense (I -> H)
     sim.alloc("g_act", TI * c)
     _grad_w(sim, f"{tag}.out.w", s.grads["ffn_out"], first, o)
@@ -408,18 +413,7 @@ def layer_backward(sim: Sim, s: Shapes, o: Options, tag: str, first: bool, saved
         sim.free("g_y1b")
     sim.free("g_y1b", "g_y1f")  # added in place into g_ln2, which becomes y1's gradient
     # LayerNorm 1 (after the attention residual)
-    sim.alloc("g_ln1", TH * r)
-    _grad_w(sim, f"{tag}.ln1.w", s.grads["attn_norm"], first, o)
-    sim.free("g_ln2")
-    drop("ln1_in", "ln1_mean", "ln1_rstd")
-    if amp:
-        sim.alloc("g_cast", TH * 2)
-    if s.attn_out_dropout and s.p_hidden > 0:
-        sim.alloc("g_ado", TH * c)
-        sim.free("g_cast")
-        drop("attn_out_mask")
-    else:
-        sim.bufs["g_ado"] = sim.bufs.pop("g_cast", 0)
+    norm_then_branch("ln1", "attn_norm", "g_ln2", "g_ado", s.attn_out_dropout and s.p_hidden > 0, "attn_out_mask")
     # attention output projection
     sim.alloc("g_ctx", TH * c)
     _grad_w(sim, f"{tag}.o.w", s.grads["attn_out"], first, o)
