@@ -1,6 +1,7 @@
 """Memory: predictions against measured peaks, the terms against independent formulas, and the CLI.
 
-Measured data: ../shared/measured/h100_bert_base.jsonl (torch.cuda.max_memory_allocated on an H100) and
+Measured data: tests/fixtures/memory/h100_bert_base.jsonl (a byte-for-byte copy of
+../shared/measured/h100_bert_base.jsonl: torch.cuda.max_memory_allocated on an H100) and
 tests/fixtures/memory/cpu_fp32_eager.jsonl (scripts/measure_cpu_memory.py: the same HF code on the CPU,
 tiny to large and every family, fp32 eager). The model is never fitted to either.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import json
-import os
 import re
 
 import pytest
@@ -32,20 +32,19 @@ GiB = 1 << 30
 MiB = 1 << 20
 
 
-def _shared_table():
-    if not accuracy.SHARED.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"{accuracy.SHARED} is missing")
-        pytest.skip("../shared/measured is not next to this checkout")
-    return accuracy.evaluate(accuracy.SHARED)
-
-
 # --------------------------------------------------------------------------------------------- accuracy
+
+
+def test_h100_copy_is_the_shared_table() -> None:
+    """tests/fixtures/memory/h100_bert_base.jsonl is ../shared/measured's file, unedited."""
+    if not accuracy.SHARED.is_file():
+        pytest.skip("../shared/measured is not beside this checkout; the committed copy is used")
+    assert accuracy.H100.read_bytes() == accuracy.SHARED.read_bytes()
 
 
 def test_h100_table_meets_the_accuracy_target() -> None:
     """median |error| ≤ 5 %, at least 90 % of cases within ±10 %, none beyond ±25 %."""
-    _, _rows, summary = _shared_table()
+    _, _rows, summary = accuracy.evaluate(accuracy.H100)
     assert summary["cases"] == 64
     assert summary["median_abs_error"] <= 0.05, summary
     assert summary["within_10pct"] >= 0.90, summary
@@ -62,7 +61,7 @@ def test_cpu_table_tiny_to_large_and_every_family() -> None:
 
 def test_saved_activations_match_the_h100_table() -> None:
     """The saved-activation term on its own, against what was allocated after the forward."""
-    _meta, records = accuracy.load(accuracy.SHARED) if accuracy.SHARED.is_file() else pytest.skip("no shared")
+    _meta, records = accuracy.load(accuracy.H100)
     for r in records:
         if not r["mode"].startswith("train"):
             continue
@@ -81,7 +80,7 @@ def test_fit_is_borne_out_by_the_measurements() -> None:
     measurement says 32 fits, and the prediction says 33 would not. (Training steps; for bf16 inference,
     where one more sequence adds only a few MiB, the 12 MiB of allocator slack after model.to(bfloat16)
     that bertcalc does not model can move the answer by one or two.)"""
-    _, records = accuracy.load(accuracy.SHARED) if accuracy.SHARED.is_file() else pytest.skip("no shared")
+    _, records = accuracy.load(accuracy.H100)
     checked = 0
     for r in records:
         if r["batch"] != 32:
