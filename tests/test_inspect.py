@@ -345,3 +345,9 @@ def test_narrow_inspect_never_splits_a_name() -> None:
     assert max(len(line) for line in lines) <= 80
     for row in r.rows:
         assert any(row.name in line for line in lines), row.name
+
+
+def test_one_difference_is_singular(tmp_path: Path, cli) -> None:
+    folder = build(tmp_path / "m", drop=("encoder.layer.1.output.dense.bias",))
+    out = cli("inspect", str(folder)).stdout
+    assert "1 difference" in out and "1 differences" not in out

@@ -19,6 +19,10 @@ def _shape(shape: tuple[int, ...] | list[int]) -> str:
     return "[" + ", ".join(str(s) for s in shape) + "]"
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
@@ -435,7 +439,7 @@ def _mib(n: int) -> str:
 
 def inspect_view(r: Any) -> RenderableType:
     verdict = Text("full match", style="bold green") if r.ok else Text(
-        f"{len(r.missing) + len(r.unexpected) + len(r.mismatched)} differences", style="bold red")
+        _plural(len(r.missing) + len(r.unexpected) + len(r.mismatched), "difference"), style="bold red")
     title = _title(r.path, r.model_class, ", ".join(r.files))
     title.append("  ·  ")
     title.append_text(verdict)
@@ -498,7 +502,7 @@ def inspect_view(r: Any) -> RenderableType:
 
 def verify_view(r: Any) -> RenderableType:
     verdict = Text("exact match", style="bold green") if r.ok else Text(
-        f"{len(r.differences)} differences", style="bold red")
+        _plural(len(r.differences), "difference"), style="bold red")
     title = _title(r.label, r.model_class, " ".join(f"{k} {v}" for k, v in r.versions.items()))
     title.append("  ·  ")
     title.append_text(verdict)
@@ -554,8 +558,7 @@ def _duration(seconds: float) -> str:
 
 
 def flops_view(r: Any) -> RenderableType:
-    tokens = f"{r.tokens:,} token" + ("s" if r.tokens != 1 else "")
-    title = _title(r.label, r.model_class, f"B={r.batch}  S={r.seq}  ({tokens})")
+    title = _title(r.label, r.model_class, f"B={r.batch}  S={r.seq}  ({_plural(r.tokens, 'token')})")
     total = r.forward_flops or 1
 
     def table(formula: bool, each: bool) -> Table:
