@@ -15,7 +15,6 @@ fix it. YAML is read with ``yaml.safe_load`` only.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,6 +215,8 @@ def hf_source(data: Mapping[Any, Any], origin: str) -> Source:
     for key, (bad, why) in _UNSUPPORTED.items():
         value = data.get(key)
         if value == bad or (isinstance(bad, str) and isinstance(value, str) and value.startswith(bad)):
+            import json
+
             raise ConfigFileError(f"{origin}: {key} = {json.dumps(value)}: {why}")
     cls = config_class(family)
     fields = {k: v for k, v in data.items() if k in cls.model_fields}
