@@ -28,10 +28,8 @@ def write_atomic(path: str | Path, text: str) -> None:
         try:
             with open(target, "w", encoding="utf-8", newline="") as fh:
                 fh.write(text)
-        except PermissionError:
-            raise OutputError(f"-o {path}: permission denied; choose a writable location") from None
         except OSError as exc:
-            raise OutputError(f"-o {path}: cannot write ({exc.strerror or exc})") from None
+            raise _cannot_write(path, exc) from None
         return
     if target.is_symlink():  # write through the link, keeping it a link
         target = Path(os.path.realpath(target))
@@ -57,12 +55,16 @@ def write_atomic(path: str | Path, text: str) -> None:
         os.chmod(tmp, mode)
         os.replace(tmp, target)
         tmp = None
-    except PermissionError:
-        raise OutputError(f"-o {target}: permission denied; choose a writable location") from None
     except OSError as exc:
-        raise OutputError(f"-o {target}: cannot write ({exc.strerror or exc})") from None
+        raise _cannot_write(target, exc) from None
     finally:
         if fd is not None:
             os.close(fd)
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _cannot_write(where: str | Path, exc: OSError) -> OutputError:
+    if isinstance(exc, PermissionError):
+        return OutputError(f"-o {where}: permission denied; choose a writable location")
+    return OutputError(f"-o {where}: cannot write ({exc.strerror or exc})")
