@@ -22,7 +22,7 @@ _EXPORTS = {
     "verify": "bertcalc.api",
     "flops": "bertcalc.api",
     "memory": "bertcalc.api",
-    "BertConfig": "bertcalc.config",
+    "BertConfig": "bertcalc.families.bert",
     "ModelConfig": "bertcalc.config",
     "config_class": "bertcalc.config",
     "resolve": "bertcalc.loading",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import architecture, counting
-from .config import FAMILIES, ModelConfig
+from .config import ModelConfig
 from .loading import Resolved, parse_overrides, resolve
 
 if TYPE_CHECKING:
@@ -204,7 +204,8 @@ def inspect(
     notes = []
     if pooler is None:
         pooler = True
-        if head == "model" and not any(".pooler." in f".{t.name}" for t in ckpt.tensors):
+        bare = not architecture.build(r.config, head=head).prefix  # the base model itself, not a task model
+        if bare and not any(".pooler." in f".{t.name}" for t in ckpt.tensors):
             pooler = False
             notes.append("no pooler.* tensors stored: checked as a bare model without pooler (add_pooling_layer=False)")
     arch = architecture.build(r.config, head=head, pooler=pooler)
@@ -305,6 +306,8 @@ def presets() -> PresetsReport:
     for name in catalog.names():
         r = resolve(preset=name)
         rows.append(PresetRow(name, r.description, r.config, architecture.build(r.config).total_parameters))
-    order = list(FAMILIES)
+    from .config import family_names
+
+    order = list(family_names())
     rows.sort(key=lambda r: (order.index(r.config.family), r.total_parameters, r.name))
     return PresetsReport(tuple(rows))

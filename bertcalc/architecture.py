@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 from .config import ModelConfig
@@ -13,12 +12,16 @@ if TYPE_CHECKING:
 
 
 def family_module(cfg: ModelConfig):
-    return importlib.import_module(f"bertcalc.families.{cfg.family}")
+    from . import families
+
+    return families.module(cfg.family)
 
 
 def heads_of(family: str) -> tuple[str, ...]:
     """The ``--head`` values a family's HF classes offer."""
-    return importlib.import_module(f"bertcalc.families.{family}").HEADS
+    from . import families
+
+    return families.module(family).HEADS
 
 
 def build(cfg: ModelConfig, head: str = "model", pooler: bool = True) -> Architecture:
@@ -47,8 +50,4 @@ def forward(arch: Architecture, cfg: ModelConfig, batch: int, seq: int) -> list[
     """Activation shapes of one forward pass over ``batch`` sequences of ``seq`` tokens."""
     from .activations import forward as walk
 
-    return walk(arch, cfg.dims.A, activation_name(cfg), check_batch(cfg, batch, seq))
-
-
-def activation_name(cfg: ModelConfig) -> str:
-    return str(getattr(cfg, "hidden_act", None) or getattr(cfg, "activation", "gelu"))
+    return walk(arch, check_batch(cfg, batch, seq))

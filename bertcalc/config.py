@@ -1,16 +1,15 @@
 """Model configurations: pydantic v2 models with HuggingFace's field names, meanings and defaults.
 
-One class per family (``BertConfig`` here; RoBERTa, DistilBERT, ALBERT and ELECTRA in ``families/``, loaded
-on first use). Validation is strict: sizes are integers (``true`` or ``"768"`` are rejected), every size is
-at least 1 (layer counts may be 0), the hidden size must split evenly into heads, and unknown keys are
-errors. :func:`validate` turns pydantic's errors into one plain line per field, naming where the value
-came from.
+The shared base class is here; each family's class is in its file in ``families/`` (``BertConfig`` in
+``families/bert.py``), loaded on first use. Validation is strict: sizes are integers (``true`` or ``"768"``
+are rejected), every size is at least 1 (layer counts may be 0), the hidden size must split evenly into
+heads, and unknown keys are errors. :func:`validate` turns pydantic's errors into one plain line per field,
+naming where the value came from.
 """
 
 from __future__ import annotations
 
 import difflib
-import importlib
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, NamedTuple
 
@@ -58,6 +57,18 @@ class ModelConfig(BaseModel):
     HIDDEN: ClassVar[str] = "hidden_size"
     HEADS: ClassVar[str] = "num_attention_heads"
     INTERMEDIATE: ClassVar[str] = "intermediate_size"
+
+    # config field -> its one-letter symbol in formulas (``hidden_size`` -> ``H``), and fields that change
+    # memory (dropout masks) but never a shape, left out of count and shapes headers
+    SYMBOLS: ClassVar[dict[str, str]] = {"num_labels": "C"}
+    MEMORY_ONLY: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        from .formula import register
+
+        register(cls.SYMBOLS)
 
     num_labels: Size = Field(2, description="Classes of a classification head (--labels).")
     pad_token_id: Count | None = Field(0, description="Padding token id: the word table's padding row.")
@@ -107,41 +118,6 @@ class ModelConfig(BaseModel):
         return {k: v for k, v in self.model_dump().items() if isinstance(v, int) and not isinstance(v, bool)}
 
 
-class BertConfig(ModelConfig):
-    """The shape-relevant fields of HuggingFace's ``BertConfig``, with its defaults (BERT-base)."""
-
-    family: ClassVar[str] = "bert"
-    display: ClassVar[str] = "BERT"
-    FLAGS: ClassVar[dict[str, str]] = {
-        "layers": "num_hidden_layers",
-        "hidden": "hidden_size",
-        "heads": "num_attention_heads",
-        "intermediate": "intermediate_size",
-        "vocab": "vocab_size",
-        "max_positions": "max_position_embeddings",
-        "type_vocab": "type_vocab_size",
-        "labels": "num_labels",
-    }
-
-    vocab_size: Size = Field(30522, description="Tokens in the vocabulary (rows of word_embeddings).")
-    hidden_size: Size = Field(768, description="Width of every hidden state (H).")
-    num_hidden_layers: Count = Field(12, description="Encoder layers (L).")
-    num_attention_heads: Size = Field(12, description="Attention heads per layer (A); must divide H.")
-    intermediate_size: Size = Field(3072, description="Width of the feed-forward layer (I), usually 4H.")
-    max_position_embeddings: Size = Field(512, description="Longest sequence: rows of position_embeddings.")
-    type_vocab_size: Size = Field(2, description="Segment (token type) ids: rows of token_type_embeddings.")
-    hidden_act: str = Field("gelu", description="Feed-forward activation. Shown, not counted.")
-    layer_norm_eps: Eps = Field(1e-12, description="LayerNorm epsilon. Shown, not counted.")
-    hidden_dropout_prob: Prob = Field(0.1, description="Dropout after embeddings and sublayers (memory: masks).")
-    attention_probs_dropout_prob: Prob = Field(0.1, description="Dropout on attention probabilities (memory).")
-
-    @property
-    def dims(self) -> Dims:
-        return Dims(self.num_hidden_layers, self.hidden_size, self.num_attention_heads, self.intermediate_size,
-                    self.vocab_size, self.max_position_embeddings, self.type_vocab_size, self.hidden_size,
-                    self.num_labels, self.max_position_embeddings)
-
-
 # The flags every family understands (each maps them to its own field names, see ModelConfig.FLAGS).
 FLAG_NAMES = ("layers", "hidden", "heads", "intermediate", "vocab", "max_positions", "type_vocab",
               "embedding_size", "labels")
@@ -149,21 +125,31 @@ FLAG_NAMES = ("layers", "hidden", "heads", "intermediate", "vocab", "max_positio
 # What ``--hidden`` does to the feed-forward width when no ``--intermediate`` is given: BERT's convention.
 INTERMEDIATE_RATIO = 4
 
-# family -> "module:Class"; imported on first use so start-up pays for BERT only.
-FAMILIES: dict[str, str] = {
-    "bert": "bertcalc.config:BertConfig",
-    "roberta": "bertcalc.families.roberta:RobertaConfig",
-    "distilbert": "bertcalc.families.distilbert:DistilBertConfig",
-    "albert": "bertcalc.families.albert:AlbertConfig",
-    "electra": "bertcalc.families.electra:ElectraConfig",
-}
+def family_names() -> tuple[str, ...]:
+    """Every family, one module each in ``bertcalc/families/`` (in their ``ORDER``: by publication)."""
+    from . import families
+
+    return families.names()
 
 
 def config_class(family: str) -> type[ModelConfig]:
-    if family not in FAMILIES:
-        raise ConfigError([f"unknown family {family!r}; supported: {', '.join(FAMILIES)}"])
-    module, name = FAMILIES[family].split(":")
-    return getattr(importlib.import_module(module), name)
+    """The config class of ``family``: its module's ``CONFIG``, imported on first use (start-up pays for the
+    one family it needs)."""
+    from . import families
+
+    if not families.exists(family):
+        raise ConfigError([f"unknown family {family!r}; supported: {', '.join(family_names())}"])
+    return families.module(family).CONFIG
+
+
+def __getattr__(name: str):
+    if name == "BertConfig":  # BERT's config lives in its family's file, like every family's
+        from .families.bert import BertConfig
+
+        return BertConfig
+    if name == "FAMILIES":
+        return family_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def field_names(cls: type[BaseModel]) -> list[str]:

@@ -138,17 +138,15 @@ class FlopsReport(ModelReport):
         return out
 
 
-def _short(symbol: str | None) -> str:
-    from .formula import SHORT
-
-    return SHORT.get(symbol, symbol) if symbol else "?"
-
-
 def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: str = "",
           gpu: str | None = None, peak_tflops: float | None = None, precision: str = "bf16",
           mfu: float = DEFAULT_MFU) -> FlopsReport:
-    """Forward matmul FLOPs from the tensor list: Linear weights × the tokens they see, plus attention."""
+    """Forward matmul FLOPs from the program: each Linear's weight × the rows it sees (all B·S tokens, or the
+    B [CLS] rows), and each attention's two batched matmuls. By component; within one, the Linears in
+    state-dict order, then attention."""
     from .architecture import check_batch
+    from .formula import short
+    from .program import Attention, Linear, size
 
     d = cfg.dims
     check_batch(cfg, batch, seq)
@@ -156,27 +154,32 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
         raise UsageError(f"MFU must be in (0, 1], got {mfu}", param="mfu")
     if peak_tflops is not None and not (0 < peak_tflops < float("inf")):
         raise UsageError(f"peak TFLOP/s must be a positive number, got {peak_tflops}", param="peak_tflops")
+    prog = arch.program
+    ops = prog.all_ops()
+    linears = {id(op.part): op for op in ops if isinstance(op, Linear)}
+    attention = [op for op in (prog.encoder.ops if prog.encoder is not None else ()) if isinstance(op, Attention)]
     rows: list[FlopRow] = []
     for comp in arch.components:
         rep = comp.times_applied
         for p in comp.parts:
-            if p.kind != "linear":
+            op = linears.get(id(p))
+            if op is None:
                 continue
-            w = p.tensors[0]
-            out_d, in_d = w.dims
-            tokens = batch * seq if p.tokens == "all" else batch
-            scope = "B·S" if p.tokens == "all" else "B"
-            formula = f"2 × {scope} × {_short(in_d.symbol) if in_d.symbol else in_d.size} × " \
-                      f"{_short(out_d.symbol) if out_d.symbol else out_d.size}"
+            out_d, in_d = p.tensors[0].dims
+            lead = op.x.dims[:-1]
+            tokens = 1
+            for dim in lead:
+                tokens *= size(dim, batch, seq)
+            scope = "·".join(dim.symbol or str(dim.size) for dim in lead)
+            formula = f"2 × {scope} × {short(in_d.symbol) or in_d.size} × {short(out_d.symbol) or out_d.size}"
             rows.append(FlopRow(f"{comp.name}: {p.label}", comp.name, "linear", formula,
                                 2 * tokens * in_d.size * out_d.size, rep))
-        if any(p.role == "q" for p in comp.parts):
-            inner = sum(p.role == "q" for p in comp.parts)
-            hd = d.H // d.A
-            one = 2 * batch * d.A * seq * seq * hd
+        if prog.encoder is not None and comp.name == prog.encoder.component and attention:
             for what in ("Q·Kᵀ", "probs·V"):
+                op = attention[0]
+                one = 2 * batch * op.heads.size * seq * seq * op.head_dim.size
                 rows.append(FlopRow(f"{comp.name}: attention {what}", comp.name, "attention",
-                                    "2 × B·A × S × S × H/A", one, rep * inner))
+                                    "2 × B·A × S × S × H/A", one, rep * len(attention)))
     if gpu is not None:
         gname, spec = gpu_spec(gpu)
         key = PRECISION_PEAK[precision]

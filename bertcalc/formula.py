@@ -11,48 +11,26 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-# Canonical order of symbols inside a product, so that [I, H] and [H, I] are the same monomial.
-SYMBOL_ORDER = (
-    "num_hidden_layers",
-    "n_layers",
-    "num_hidden_groups",
-    "vocab_size",
-    "max_position_embeddings",
-    "type_vocab_size",
-    "embedding_size",
-    "hidden_size",
-    "dim",
-    "intermediate_size",
-    "hidden_dim",
-    "num_labels",
-)
+# One-letter names of config fields, registered by each family's config class (``SYMBOLS``) when it is
+# defined: ``hidden_size`` and DistilBERT's ``dim`` are both H.
+SHORT: dict[str, str] = {}
 
-# Short names for the compact closed form: (V + P + T + 2)·H + L·(...)
-SHORT = {
-    "num_hidden_layers": "L",
-    "n_layers": "L",
-    "num_hidden_groups": "G",
-    "vocab_size": "V",
-    "max_position_embeddings": "P",
-    "type_vocab_size": "T",
-    "embedding_size": "E",
-    "hidden_size": "H",
-    "dim": "H",
-    "intermediate_size": "I",
-    "hidden_dim": "I",
-    "num_labels": "C",
-    "num_attention_heads": "A",
-    "n_heads": "A",
-}
+# Canonical order of symbols inside a product, by their letters, so that [I, H] and [H, I] are the same
+# monomial: layers, groups, vocabulary, positions, token types, embedding width, hidden, FFN, labels.
+LETTER_ORDER = "LGVPTEHIC"
+
+
+def register(symbols: Mapping[str, str]) -> None:
+    SHORT.update(symbols)
+
 
 Monomial = tuple[str, ...]  # sorted symbols, with repeats: ("hidden_size", "hidden_size") is hidden_size²
 
 
 def _rank(symbol: str) -> tuple[int, str]:
-    try:
-        return (SYMBOL_ORDER.index(symbol), symbol)
-    except ValueError:
-        return (len(SYMBOL_ORDER), symbol)
+    letter = SHORT.get(symbol, "")
+    i = LETTER_ORDER.find(letter) if letter else -1
+    return (i if i >= 0 else len(LETTER_ORDER), symbol)
 
 
 def monomial(symbols: Iterable[str]) -> Monomial:
@@ -154,3 +132,8 @@ _SUP = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 def _superscript(n: int) -> str:
     return str(n).translate(_SUP)
+
+
+def short(symbol: str | None) -> str | None:
+    """A config field's one-letter name (``hidden_size`` -> ``H``); other symbols as they are."""
+    return SHORT.get(symbol, symbol) if symbol else None

@@ -17,10 +17,6 @@ from typing import Any, ClassVar
 from .checkpoint import Checkpoint, StoredTensor
 from .model import Architecture, ModelReport, TensorSpec, identify
 
-BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")
-BASE_PREFIX = {"bert": "bert.", "roberta": "roberta.", "distilbert": "distilbert.", "albert": "albert.",
-               "electra": "electra."}
-
 
 @dataclass(frozen=True)
 class InspectRow:
@@ -105,8 +101,14 @@ class InspectReport(ModelReport):
         }
 
 
-def _is_buffer(name: str) -> bool:
-    return any(name == b or name.endswith("." + b) for b in BUFFERS)
+def _buffers(arch: Architecture) -> tuple[str, ...]:
+    """The family's buffers, without the task model's prefix (``embeddings.position_ids``)."""
+    return tuple(b.name[len(arch.prefix):] if arch.prefix and b.name.startswith(arch.prefix) else b.name
+                 for b in arch.buffers)
+
+
+def _is_buffer(name: str, buffers: tuple[str, ...]) -> bool:
+    return any(name == b or name.endswith("." + b) for b in buffers)
 
 
 def compare(ckpt: Checkpoint, arch: Architecture, config: dict[str, Any], label: str) -> InspectReport:
@@ -115,11 +117,12 @@ def compare(ckpt: Checkpoint, arch: Architecture, config: dict[str, Any], label:
     notes: list[str] = []
 
     # Match names, allowing for a base-model prefix that is missing, or extra.
-    base = BASE_PREFIX.get(arch.family, "")
+    base = arch.base_prefix
+    buffer_names = _buffers(arch)
     rename: dict[str, str] = {}  # stored name -> expected name
     added = stripped = 0
     for name in stored:
-        if name in expected or _is_buffer(name):
+        if name in expected or _is_buffer(name, buffer_names):
             continue
         if arch.prefix and arch.prefix + name in expected:
             rename[name] = arch.prefix + name
@@ -148,7 +151,7 @@ def compare(ckpt: Checkpoint, arch: Architecture, config: dict[str, Any], label:
     for t in ckpt.tensors:
         if rename.get(t.name, t.name) in expected:
             continue
-        status = "buffer" if _is_buffer(t.name) else "unexpected"
+        status = "buffer" if _is_buffer(t.name, buffer_names) else "unexpected"
         note = "index buffer, not a parameter" if status == "buffer" else t.problem
         rows.append(InspectRow(t.name, status, t.dtype, t.shape, None, t.nbytes, note))
 
@@ -156,7 +159,7 @@ def compare(ckpt: Checkpoint, arch: Architecture, config: dict[str, Any], label:
     if buffers:
         notes.append(f"{buffers} index buffer(s) such as embeddings.position_ids are stored too: older "
                      "transformers saved them; they hold no parameters and are not counted")
-    params = sum(t.elements for t in ckpt.tensors if not _is_buffer(t.name))
+    params = sum(t.elements for t in ckpt.tensors if not _is_buffer(t.name, buffer_names))
     return InspectReport(
         path=ckpt.path,
         files=ckpt.files,

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import FAMILIES, FLAG_NAMES, INTERMEDIATE_RATIO, ModelConfig, config_class, suggest, validate
+from .config import FLAG_NAMES, INTERMEDIATE_RATIO, ModelConfig, config_class, family_names, suggest, validate
 from .errors import ConfigError, ConfigFileError
+from .families import DEFAULT as DEFAULT_FAMILY
+from .families import exists as family_exists
 
 # Keys a bertcalc YAML file may hold besides the config's fields.
 META_KEYS = ("description", "family")
@@ -182,11 +184,12 @@ def load_file(path: str | Path) -> Source:
 
 def strict_source(data: Mapping[Any, Any], origin: str) -> Source:
     """bertcalc's own YAML: the family's fields plus ``description`` and ``family``; unknown keys are errors."""
-    family = data.get("family", "bert")
-    if family not in FAMILIES:
-        close = suggest(str(family), list(FAMILIES))
+    family = data.get("family", DEFAULT_FAMILY)
+    if not family_exists(family):
+        close = suggest(str(family), list(family_names()))
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ConfigError([f"{origin}: family: unknown family {family!r}; {hint}supported: {', '.join(FAMILIES)}"])
+        raise ConfigError([f"{origin}: family: unknown family {family!r}; {hint}supported: "
+                           f"{', '.join(family_names())}"])
     fields = {str(k): v for k, v in data.items() if k not in META_KEYS}  # unknown keys fail in validate()
     return Source(family, fields, origin, str(data.get("description", "")))
 
@@ -205,12 +208,12 @@ def hf_source(data: Mapping[Any, Any], origin: str) -> Source:
     if model_type is None:
         raise ConfigFileError(
             f"{origin}: no model_type; a HuggingFace config.json names its architecture in model_type "
-            f"(one of {', '.join(FAMILIES)})"
+            f"(one of {', '.join(family_names())})"
         )
     family = str(model_type).replace("-", "_")
-    if family not in FAMILIES:
+    if not family_exists(family):
         raise ConfigFileError(
-            f"{origin}: model_type {model_type!r} is not supported; bertcalc reads {', '.join(FAMILIES)}"
+            f"{origin}: model_type {model_type!r} is not supported; bertcalc reads {', '.join(family_names())}"
         )
     for key, (bad, why) in _UNSUPPORTED.items():
         value = data.get(key)
@@ -261,7 +264,7 @@ def resolve(
             f"{b.origin} is {_a(config_class(b.family).display)} config but {a.origin} is "
             f"{config_class(a.family).display}; use one or the other"
         ])
-    family = families.pop() if families else "bert"
+    family = families.pop() if families else DEFAULT_FAMILY
     cls = config_class(family)
 
     data: dict[str, Any] = {}

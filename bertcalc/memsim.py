@@ -22,13 +22,16 @@ predictions with peaks measured on an H100 and on the CPU.
 
 from __future__ import annotations
 
+import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from .config import ModelConfig
 from .errors import UsageError
-from .model import Architecture, ModelReport, identify
+from .model import Architecture, ModelReport, Part, identify
+from .program import Act, Add, Dropout, First, Heads, Input, Linear, Lookup, Loss, Norm, Op, Program, Value
+from .program import Attention as AttentionOp
 
 Mode = Literal["train", "infer"]
 Precision = Literal["fp32", "fp16", "bf16", "amp-bf16", "amp-fp16"]
@@ -40,7 +43,6 @@ OPTIMIZERS = ("adamw", "adam", "sgd", "sgd-momentum", "adafactor", "adamw-8bit")
 ATTENTIONS = ("eager", "sdpa")
 
 MiB = 1 << 20
-KiB = 1 << 10
 
 
 def alloc(nbytes: int) -> int:
@@ -84,40 +86,79 @@ class Options:
         return 4 if self.precision == "fp32" or self.amp else 2
 
 
-class Sim:
-    """A ledger of live allocations, with its high-water mark: the backward, replayed."""
-
-    def __init__(self, start: int = 0) -> None:
-        self.live = start
-        self.peak = start
-        self.bufs: dict[str, int] = {}
-        self.where = ""
-
-    def alloc(self, name: str, nbytes: int) -> None:
-        n = alloc(nbytes)
-        if name in self.bufs:
-            raise KeyError(f"buffer {name!r} allocated twice")
-        self.bufs[name] = n
-        self.live += n
-        if self.live > self.peak:
-            self.peak = self.live
-            self.where = name
-
-    def free(self, *names: str) -> None:
-        for name in names:
-            n = self.bufs.pop(name, None)
-            if n is not None:
-                self.live -= n
-
-    def has(self, name: str) -> bool:
-        return name in self.bufs
+# ------------------------------------------------------------------------------------------ the program
 
 
-# ------------------------------------------------------------------------------------------ activations
+@dataclass(frozen=True)
+class Ctx:
+    """The dtypes of one run: bytes per element of activations (``a``), of matmul outputs (``c``: bf16 under
+    autocast), and of gradients of the residual stream and LayerNorms (``r``: fp32 under autocast)."""
+
+    amp: bool
+    a: int
+    c: int
+    r: int
+    wb: int
+    attention: str
+    batch: int
+    seq: int
+    gc: bool = False
+
+    @classmethod
+    def of(cls, o: Options) -> Ctx:
+        a = o.act_bytes
+        return cls(o.amp, a, 2 if o.amp else a, 4 if o.amp else a, o.weight_bytes, o.attention, o.batch, o.seq,
+                   o.grad_checkpointing)
+
+    @property
+    def tokens(self) -> int:
+        return self.batch * self.seq
+
+    def n(self, v: Value) -> int:
+        return v.elements(self.batch, self.seq)
+
+
+def part_bytes(part: Part, elem_bytes: int) -> int:
+    """What one part's unique tensors occupy at ``elem_bytes`` per element, as the allocator counts them."""
+    return sum(alloc(t.parameters * elem_bytes) for t in part.tensors if t.tied_to is None)
+
+
+def dtypes(p: Program, x: Ctx) -> dict[Value, int]:
+    """Bytes per element of every value of the forward, by the producing op: autocast runs Linear and attention
+    matmuls in bf16 and LayerNorm and softmax in fp32; lookups stay fp32; a sum promotes to the wider dtype."""
+    dt: dict[Value, int] = {}
+
+    def of(v: Value) -> int:
+        return dt[v.storage] if v.storage in dt else dt.get(v, x.a)
+
+    def walk(ops: tuple[Op, ...]) -> None:
+        for op in ops:
+            if isinstance(op, Input):
+                dt[op.out] = 8
+            elif isinstance(op, (Lookup, Norm)):
+                dt[op.out] = 4 if x.amp else x.a
+            elif isinstance(op, (Linear, AttentionOp)):
+                dt[op.out] = x.c
+            elif isinstance(op, Add):
+                dt[op.out] = max(of(v) for v in op.xs)
+            elif isinstance(op, (Dropout, Act, Heads, First)):
+                dt[op.out] = of(op.inputs[0])
+            elif isinstance(op, Loss):
+                dt[op.out] = 4
+
+    walk(p.embeddings)
+    if p.encoder is not None:
+        dt[p.encoder.inp] = 4 if x.amp else x.a  # a layer's input: the previous layer's LayerNorm output
+        walk(p.encoder.ops)
+        dt[p.hidden] = dt[p.encoder.out] if p.encoder.times else of(p.embedded)
+    walk(p.tail)
+    walk(p.head)
+    return dt
+
 
 # How HF's ACT2FN implements each activation, as autograd sees it: which tensor the backward keeps ("input"
-# or "output"), how many more [T, I] tensors a Python-composed formula saves, and how many more are alive at
-# once in a no-grad forward. ``gelu_new`` is 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) written out in
+# or "output"), how many more tensors of its size a Python-composed formula saves, and how many more are alive
+# at once in a no-grad forward. ``gelu_new`` is 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) written out in
 # Python: pow, tanh and two products each keep a tensor.
 ACTIVATIONS: dict[str, tuple[str, int, int]] = {
     "gelu": ("input", 0, 0),
@@ -138,478 +179,748 @@ def activation_profile(name: str) -> tuple[str, int, int]:
     return ACTIVATIONS.get(name, ("input", 0, 0))
 
 
-# --------------------------------------------------------------------------------------------- the shapes
-
-
-@dataclass(frozen=True)
-class Shapes:
-    """Everything the memory model needs to know about the model, read from the config and the parts."""
-
-    B: int
-    S: int
-    H: int
-    I: int  # noqa: E741
-    A: int
-    E: int  # embedding width (H unless factorized)
-    V: int
-    C: int  # labels
-    L: int  # layer applications (ALBERT: num_hidden_layers)
-    groups: int  # distinct layer parameter sets (ALBERT: num_hidden_groups; else L)
-    inner: int  # layers per application (ALBERT's inner_group_num; else 1)
-    token_types: bool
-    project: bool  # a Linear from E to H after the embeddings (ALBERT, ELECTRA with E != H)
-    attn_out_dropout: bool  # BERT drops out the attention projection; DistilBERT does not
-    p_hidden: float
-    p_attn: float
-    family: str
-    head: str
-    pooler: bool
-    positions: int  # rows of the position table (for the index buffers)
-    linear_weights_per_layer: int  # elements in one layer's Linear weights (bf16 copies under autocast)
-    head_linear_weights: int  # elements in the Linear weights outside the layers (pooler, head, projection)
-    tied_decoder: bool
-    grads: dict[str, int] = field(default_factory=dict)  # gradient bytes of one layer's parts, by role
-    activation: str = "gelu"
-
-    @property
-    def T(self) -> int:
-        return self.B * self.S
-
-
-def part_bytes(part: Any, elem_bytes: int) -> int:
-    """What one part's unique tensors occupy at ``elem_bytes`` per element, as the allocator counts them."""
-    return sum(alloc(t.parameters * elem_bytes) for t in part.tensors if t.tied_to is None)
-
-
-def shapes_of(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, grad_bytes: int = 4) -> Shapes:
-    d = cfg.dims
-    comps = {c.name: c for c in arch.components}
-    layer = next(c for c in arch.components if any(p.role == "q" for p in c.parts))
-    inner = sum(p.role == "q" for p in layer.parts)
-    p_hidden, p_attn = dropout_probs(cfg)
-    lin_layer = sum(p.tensors[0].parameters for p in layer.parts if p.kind == "linear")
-    lin_other = sum(p.tensors[0].parameters for c in arch.components if c is not layer for p in c.parts
-                    if p.kind == "linear" and p.tensors[0].tied_to is None)
-    tied_decoder = any(t.tied_to for c in arch.components for p in c.parts if p.role == "mlm_decoder"
-                       for t in p.tensors[:1])
-    return Shapes(
-        B=batch, S=seq, H=d.H, I=d.I, A=d.A, E=d.E, V=d.V, C=d.C,
-        L=layer.times_applied, groups=layer.repeat, inner=inner,
-        token_types=d.T > 0,
-        project=any(p.role == "emb_project" for c in arch.components for p in c.parts),
-        attn_out_dropout=cfg.family != "distilbert",
-        p_hidden=p_hidden, p_attn=p_attn,
-        family=cfg.family, head=arch.head, pooler="pooler" in comps,
-        positions=d.P,
-        linear_weights_per_layer=lin_layer,
-        head_linear_weights=lin_other,
-        tied_decoder=tied_decoder,
-        grads={p.role: part_bytes(p, grad_bytes) for p in layer.parts},
-        activation=str(getattr(cfg, "hidden_act", None) or getattr(cfg, "activation", "gelu")),
-    )
-
-
-def dropout_probs(cfg: ModelConfig) -> tuple[float, float]:
-    """(hidden, attention) dropout probabilities: HF's defaults (0.1) unless the config sets them."""
-    if cfg.family == "distilbert":
-        return float(getattr(cfg, "dropout", 0.1)), float(getattr(cfg, "attention_dropout", 0.1))
-    return float(getattr(cfg, "hidden_dropout_prob", 0.1)), float(getattr(cfg, "attention_probs_dropout_prob", 0.1))
-
-
-# ------------------------------------------------------------------------------------ saved activations
-
-
 def _ceil(x: int, m: int) -> int:
     return -(-x // m) * m
 
 
-def layer_saved(s: Shapes, o: Options) -> dict[str, int]:
-    """What autograd keeps for one application of one encoder layer, by tensor. Bytes, before rounding.
+Key = Any  # a Value (its storage), or (op, tag) for a tensor only that op holds
 
-    Eager (HF ``eager_attention_forward``): ``matmul`` folds [B, A, S, H/A] into a batch, which copies the
-    transposed q and k (and v) views: the copies are what ``bmm`` saves. Softmax saves its output; dropout
-    saves a one-byte mask, and ``bmm`` the dropped-out probabilities. sdpa (memory-efficient or flash) saves
-    q, k, v, its output and a log-sum-exp instead. Under autocast each Linear casts its input to bf16 and
-    saves the cast (q, k and v cast the layer input three times); LayerNorm and softmax run in fp32.
+
+def saved_of(op: Op, x: Ctx, dt: dict[Value, int]) -> list[tuple[Key, int]]:
+    """What autograd keeps from ``op`` for the backward: (storage key, bytes). Storage keys are shared, so a
+    tensor saved by several ops (the layer input, by Q, K and V) is counted once.
+
+    - Linear: its input; under autocast, its own bf16 cast of it (Q, K and V each cast the layer input). A
+      weight tied to another tensor is cast under autocast here too (the other weights' casts are counted once,
+      in :func:`weight_casts`).
+    - LayerNorm: its input (cast to fp32 under autocast) and the mean and rstd of each row, in fp32.
+    - Dropout: a one-byte mask. Activations: their input or output, and a composed formula's intermediates.
+    - Eager attention: ``matmul`` folds [B, A, S, H/A] into a batch, which copies the transposed q and k (and
+      v) views: the copies are what ``bmm`` saves; softmax saves its output (fp32 under autocast), dropout a
+      mask, and ``probs @ v`` the dropped-out probabilities (their bf16 cast under autocast). sdpa saves q, k,
+      v, its output and a log-sum-exp.
+    - Losses: the log-softmax (fp32); under CUDA autocast the bf16 logits over the vocabulary are held to the
+      backward as well (measured on an H100).
     """
-    T, H, I, A, B, S = s.T, s.H, s.I, s.A, s.B, s.S  # noqa: E741
-    TH, TI, BASS = T * H, T * I, B * A * S * S
-    amp, a = o.amp, o.act_bytes
-    c = 2 if amp else a  # dtype of matmul outputs
-    ln = 4 if amp else a  # dtype of LayerNorm inputs (the residual sums)
-    d: dict[str, int] = {}
-    if amp:
-        d.update(x_q=TH * 2, x_k=TH * 2, x_v=TH * 2)
-    else:
-        d["x"] = TH * a
-    if o.attention == "eager":
-        d["q_copy"] = d["k_copy"] = TH * c
-        d["probs"] = BASS * (4 if amp else a)
-        if s.p_attn > 0:
-            d["probs_mask"] = BASS
-        if amp:
-            d["probs_bf16"] = BASS * 2
-        elif s.p_attn > 0:
-            d["probs_dropped"] = BASS * a
-        d["v_copy"] = TH * c
-        d["context"] = TH * c
-    else:
-        d["q"] = d["k"] = d["v"] = TH * c
-        d["context"] = TH * c  # sdpa's output, viewed as [B, S, H], is also what the projection saves
-        d["lse"] = B * A * _ceil(S, 32) * 4
-    if s.attn_out_dropout and s.p_hidden > 0:
-        d["attn_out_mask"] = TH
-    d["ln1_in"] = TH * ln
-    d["ln1_mean"] = d["ln1_rstd"] = T * 4
-    d["ffn_in"] = TH * c
-    keeps, extra, _ = activation_profile(s.activation)
-    if keeps == "input":  # relu and tanh keep their output instead, which the next Linear keeps anyway
-        d["inter"] = TI * c
-    d["act"] = TI * c
-    if extra:
-        d["act_extra"] = extra * TI * c  # the intermediate tensors of a Python-composed activation
-    if s.p_hidden > 0:
-        d["ffn_out_mask"] = TH
-    d["ln2_in"] = TH * ln
-    d["ln2_mean"] = d["ln2_rstd"] = T * 4
-    return d
+    def n(v: Value) -> int:
+        return x.n(v)
 
+    def kept(v: Value) -> tuple[Key, int]:
+        s = v.storage
+        return s, n(s) * dt[s]
 
-def embeddings_saved(s: Shapes, o: Options) -> dict[str, int]:
-    TE = s.T * s.E
-    a = 4 if o.amp else o.act_bytes  # embedding lookups are not autocast: fp32 in amp
-    d = {"emb_ln_in": TE * a, "emb_ln_mean": s.T * 4, "emb_ln_rstd": s.T * 4}
-    if s.p_hidden > 0:
-        d["emb_mask"] = TE
-    if s.project:  # the projection (E -> H) saves its input; its output is layer 0's input
-        d["proj_in"] = TE * (2 if o.amp else a)
-    return d
-
-
-def head_saved(s: Shapes, o: Options) -> dict[str, int]:
-    """The task head and its loss. MLM: transform dense, activation, LayerNorm, decoder, log-softmax."""
-    T, H, E, V, C, B = s.T, s.H, s.E, s.V, s.C, s.B
-    amp, a = o.amp, o.act_bytes
-    c = 2 if amp else a
-    lsm = 4 if (amp or a == 4) else 2  # log_softmax output: fp32 under autocast
-    width = E if s.family in ("albert", "electra") else H  # the MLM transform's width
-    d: dict[str, int] = {}
-    head = s.head
-    extra = activation_profile(s.activation)[1]
-    if head in ("mlm", "pretraining") and s.family != "electra":
-        d.update(t_in=T * H * c, t_act=T * width * c, t_ln=T * width * (4 if amp else a), t_ln_mean=T * 4,
-                 t_ln_rstd=T * 4, dec_in=T * width * c, logsm=T * V * lsm)
-        if extra:
-            d["t_act_extra"] = extra * T * width * c
-        if amp:
-            if s.tied_decoder:  # an untied decoder's cast is counted with the other Linear weights
-                d["dec_w"] = V * width * 2
-            d["logits_bf16"] = T * V * 2  # held to the backward under CUDA autocast (measured on H100)
-    if head == "mlm" and s.family == "electra":
-        d.update(t_in=T * H * c, t_act=T * E * c, t_ln=T * E * (4 if amp else a), t_ln_mean=T * 4,
-                 t_ln_rstd=T * 4, dec_in=T * E * c, logsm=T * V * lsm)
-        if amp:
-            if s.tied_decoder:
-                d["dec_w"] = V * E * 2
-            d["logits_bf16"] = T * V * 2
-    if head == "pretraining" and s.family == "electra":
-        d.update(t_in=T * H * c, t_act=T * H * c, pred_in=T * H * c, bce=T * 4)
-    pooled = s.pooler and head in ("model", "pretraining", "seq-cls")
-    if pooled:  # the pooler's Linear saves a view of the [CLS] row, which keeps the last hidden state alive
-        d["pool_keep"] = T * H * (0 if amp else a) + (B * H * 2 if amp else 0)
-        d["pool_tanh"] = B * H * a
-    if head == "seq-cls":
-        if s.family in ("roberta", "electra"):  # dropout on [CLS], dense, tanh/gelu, dropout, out_proj
-            d.update(cls_mask1=B * H, cls_in=B * H * c, cls_act=B * H * a, cls_mask2=B * H, out_in=B * H * c)
-        elif s.family == "distilbert":  # pre_classifier on the [CLS] view keeps the hidden state
-            d.update(pool_keep=T * H * (0 if amp else a) + (B * H * 2 if amp else 0), relu=B * H * a,
-                     cls_mask=B * H, cls_in=B * H * c)
+    if isinstance(op, Linear):
+        out: list[tuple[Key, int]] = []
+        if x.amp and dt[op.x.storage] != 2:
+            out.append(((op, "in"), n(op.x) * 2))
         else:
-            d.update(cls_mask=B * H, cls_in=B * H * c)
-        d["cls_logsm"] = B * C * 4
-    if head == "token-cls":
-        d.update(tok_mask=T * H, tok_in=T * H * c, tok_logsm=T * C * 4)
-    if head == "qa":
-        d.update(qa_in=T * H * c, qa_logsm=2 * B * s.S * 4)
-    return d
+            out.append(kept(op.x))
+        w = op.part.tensors[0]
+        if x.amp and w.tied_to is not None:
+            out.append(((op, "w"), w.parameters * 2))
+        return out
+    if isinstance(op, Norm):
+        rows = n(op.x) // op.x.width.size
+        inp = ((op, "in"), n(op.x) * 4) if x.amp and dt[op.x.storage] != 4 else kept(op.x)
+        return [inp, ((op, "mean"), rows * 4), ((op, "rstd"), rows * 4)]
+    if isinstance(op, Dropout):
+        return [((op, "mask"), n(op.x))]
+    if isinstance(op, Act):
+        keeps, extra, _ = activation_profile(op.fn)
+        out = [kept(op.x) if keeps == "input" else kept(op.out)]
+        if extra:
+            out.append(((op, "extra"), extra * n(op.x) * dt[op.x.storage]))
+        return out
+    if isinstance(op, AttentionOp):
+        th, bass = n(op.q), n(op.scores)
+        c = dt[op.q.storage]
+        if x.attention == "sdpa":
+            A = op.heads.size
+            return [kept(op.q), kept(op.k), kept(op.v), kept(op.out),
+                    ((op, "lse"), x.batch * A * _ceil(x.seq, 32) * 4)]
+        out = [((op, "qc"), th * c), ((op, "kc"), th * c), ((op, "probs"), bass * (4 if x.amp else x.a))]
+        if op.p > 0:
+            out.append(((op, "mask"), bass))
+        if x.amp:
+            out.append(((op, "probs_bf16"), bass * 2))
+        elif op.p > 0:
+            out.append(((op, "dropped"), bass * x.a))
+        out.append(((op, "vc"), n(op.v) * c))
+        return out
+    if isinstance(op, Loss):
+        if op.kind == "sum":
+            return []
+        if op.kind == "vocab":
+            lsm = 4 if (x.amp or x.a == 4) else 2
+            out = [((op, "lsm"), n(op.x) * lsm)]
+            if x.amp:
+                out.append(kept(op.x))
+            return out
+        return [((op, "lsm"), n(op.x) * 4)]
+    return []
 
 
-def weight_casts(s: Shapes, o: Options) -> int:
-    """Under autocast every Linear weight is cast to bf16 once per forward and saved for its backward."""
-    if not o.amp:
-        return 0
-    return 2 * (s.groups * s.linear_weights_per_layer + s.head_linear_weights)
+def saved_set(ops: tuple[Op, ...], x: Ctx, dt: dict[Value, int]) -> dict[Key, int]:
+    """Everything ``ops`` keep for the backward, each storage once: key -> bytes (before rounding)."""
+    out: dict[Key, int] = {}
+    for op in ops:
+        for k, nbytes in saved_of(op, x, dt):
+            out.setdefault(k, nbytes)
+    return out
 
 
-def saved_bytes(d: dict[str, int]) -> int:
+def saved_bytes(d: dict[Key, int]) -> int:
     return sum(alloc(n) for n in d.values())
 
 
-# ------------------------------------------------------------------------------------- the backward, replayed
+def weight_casts(arch: Architecture, p: Program, x: Ctx) -> int:
+    """Under autocast every Linear weight is cast to bf16 once per forward (autocast caches the cast) and saved
+    for its backward: once per distinct weight, even for ALBERT's shared layer. Tied weights are counted with
+    the op that uses them."""
+    if not x.amp:
+        return 0
+    repeat = {id(part): c.repeat for c in arch.components for part in c.parts}
+    seen: dict[int, int] = {}
+    for op in p.ops():
+        if isinstance(op, Linear) and op.part.tensors[0].tied_to is None:
+            seen[id(op.part)] = op.part.tensors[0].parameters * repeat.get(id(op.part), 1)
+    return 2 * sum(seen.values())
 
 
-def _grad_w(sim: Sim, name: str, nbytes: int, first: bool, o: Options) -> None:
-    """A weight's gradient: allocated on first use and kept; later (shared ALBERT layers) a temporary added
-    in place. Under autocast the bf16 gradient of the cast weight comes first, then its fp32 copy."""
-    if nbytes == 0:
-        return
-    if o.amp:
-        sim.alloc(name + ".bf16", nbytes // 2)
-    if first:
-        sim.alloc(name, nbytes)
-        sim.free(name + ".bf16")
-    else:
-        sim.alloc(name + ".tmp", nbytes)
-        sim.free(name + ".bf16", name + ".tmp")
+# ------------------------------------------------------------------------------------------------ the ledger
 
 
-def layer_backward(sim: Sim, s: Shapes, o: Options, tag: str, first: bool, saved: dict[str, int]) -> None:
-    """One layer's backward, from the gradient of its output (``g``, in the sim) to the gradient of its
-    input (``g`` again). ``tag`` names this layer's saved buffers in the sim."""
-    T, H, I, A, B, S = s.T, s.H, s.I, s.A, s.B, s.S  # noqa: E741
-    TH, TI, BASS = T * H, T * I, B * A * S * S
-    amp, a = o.amp, o.act_bytes
-    c = 2 if amp else a
-    r = 4 if amp else a  # residual stream and LayerNorm grads
+_KEYS = itertools.count()
 
-    def drop(*names: str) -> None:
-        sim.free(*(f"{tag}.{n}" for n in names))
 
-    def norm_then_branch(ln: str, grads: str, upstream: str, out: str, dropout: bool, mask: str) -> None:
-        """LayerNorm ``ln``'s backward (its input's gradient ``g_{ln}``, fp32 under amp), then the residual
-        hands that gradient to its branch: cast to the compute dtype under amp, through the branch's dropout
-        if it has one; the branch's gradient is ``out``."""
-        sim.alloc(f"g_{ln}", TH * r)
-        _grad_w(sim, f"{tag}.{ln}.w", s.grads[grads], first, o)
-        sim.free(upstream)
-        drop(f"{ln}_in", f"{ln}_mean", f"{ln}_rstd")
-        if amp:
-            sim.alloc("g_cast", TH * 2)
-        if dropout:
-            sim.alloc(out, TH * c)
-            sim.free("g_cast")
-            drop(mask)
+class Sim:
+    """A ledger of live allocations, with its high-water mark. Buffers are reference-counted (a gradient
+    handed to both sides of a residual is one tensor); freeing a buffer the ledger does not hold is an error."""
+
+    def __init__(self, start: int = 0) -> None:
+        self.live = start
+        self.peak = start
+        self.bufs: dict[Any, list[int]] = {}  # key -> [bytes, references]
+        self.where: Any = None
+        self._n = 0
+
+    def alloc(self, nbytes: int, key: Any = None) -> Any:
+        if key is None:
+            key = ("tmp", next(_KEYS))
+        if key in self.bufs:
+            raise KeyError(f"buffer {key!r} allocated twice")
+        n = alloc(nbytes)
+        self.bufs[key] = [n, 1]
+        self.live += n
+        if self.live > self.peak:
+            self.peak = self.live
+            self.where = key
+        return key
+
+    def ref(self, key: Any) -> Any:
+        self.bufs[key][1] += 1
+        return key
+
+    def free(self, key: Any) -> None:
+        entry = self.bufs.get(key)
+        if entry is None:
+            raise KeyError(f"freeing {key!r}, which the ledger does not hold")
+        entry[1] -= 1
+        if entry[1] == 0:
+            del self.bufs[key]
+            self.live -= entry[0]
+
+    def has(self, key: Any) -> bool:
+        return key in self.bufs
+
+
+class Backward:
+    """The backward of a list of ops, replayed in reverse: each op consumes the gradient of its output and
+    hands one to each input. A value reached twice (a residual, a tied table) keeps the first gradient to
+    arrive; later ones are added into it in place and freed. Each op frees its saved tensors when it is done.
+
+    ``first`` says whether this pass allocates the gradients of ``shared`` parameters (ALBERT's layers, run
+    several times: later runs add theirs through a temporary)."""
+
+    def __init__(self, sim: Sim, x: Ctx, dt: dict[Value, int], saved: dict[Op, list[Key]], *,
+                 owners: dict[str, Part], shared: frozenset[int] = frozenset(), first: bool = True,
+                 params: dict[int, Any] | None = None) -> None:
+        self.sim, self.x, self.dt, self.saved = sim, x, dt, saved
+        self.owners, self.shared, self.first = owners, shared, first
+        self.grads: dict[Value, Any] = {}
+        self.params: dict[int, Any] = {} if params is None else params  # id(part) -> its gradient's buffer
+        self.via_linear: set[int] = set()
+
+    # --------------------------------------------------------------------------------------- plumbing
+
+    def n(self, v: Value) -> int:
+        return self.x.n(v)
+
+    def deliver(self, v: Value, key: Any) -> None:
+        if v.dtype == "int64" or v in self.grads:
+            self.sim.free(key)
         else:
-            sim.bufs[out] = sim.bufs.pop("g_cast", 0)
+            self.grads[v] = key
 
-    # LayerNorm 2 (after the FFN residual); g_ln2 is kept for y1
-    norm_then_branch("ln2", "ffn_norm", "g", "g_do", s.p_hidden > 0, "ffn_out_mask")
-    # output dense (I -> H)
-    sim.alloc("g_act", TI * c)
-    _grad_w(sim, f"{tag}.out.w", s.grads["ffn_out"], first, o)
-    sim.free("g_do")
-    drop("act")
-    # activation
-    sim.alloc("g_inter", TI * c)
-    sim.free("g_act")
-    drop("inter", "act_extra")
-    # intermediate dense (H -> I)
-    sim.alloc("g_y1b", TH * c)
-    _grad_w(sim, f"{tag}.inter.w", s.grads["ffn_in"], first, o)
-    sim.free("g_inter")
-    drop("ffn_in")
-    if amp:
-        sim.alloc("g_y1f", TH * 4)
-        sim.free("g_y1b")
-    sim.free("g_y1b", "g_y1f")  # added in place into g_ln2, which becomes y1's gradient
-    # LayerNorm 1 (after the attention residual)
-    norm_then_branch("ln1", "attn_norm", "g_ln2", "g_ado", s.attn_out_dropout and s.p_hidden > 0, "attn_out_mask")
-    # attention output projection
-    sim.alloc("g_ctx", TH * c)
-    _grad_w(sim, f"{tag}.o.w", s.grads["attn_out"], first, o)
-    sim.free("g_ado")
-    drop("context")
-    if o.attention == "eager":
-        sim.alloc("g_ctx_c", TH * c)  # [B, S, A, H/A] -> [B*A, S, H/A] for bmm: a copy
-        sim.free("g_ctx")
-        # probs @ V
-        sim.alloc("g_pd", BASS * c)
-        sim.alloc("g_vc", TH * c)
-        sim.free("g_ctx_c")
-        drop("probs_dropped", "probs_bf16", "v_copy")
-        if amp:
-            sim.alloc("g_pd32", BASS * 4)
-            sim.free("g_pd")
-        if s.p_attn > 0:
-            sim.alloc("g_p", BASS * (4 if amp else a))
-            sim.free("g_pd", "g_pd32")
-            drop("probs_mask")
+    def release(self, op: Op) -> None:
+        for k in self.saved.pop(op, ()):
+            self.sim.free(k)
+
+    def grad_w(self, part: Part, nbytes: int) -> None:
+        """A parameter's gradient: allocated on first use and kept; a shared parameter's later uses add into
+        it through a temporary. Under autocast the bf16 gradient of the cast weight comes first, then its
+        fp32 copy."""
+        if nbytes == 0:
+            return
+        sim, amp = self.sim, self.x.amp
+        first = self.first or id(part) not in self.shared
+        half = sim.alloc(nbytes // 2) if amp else None
+        if first:
+            self.params[id(part)] = sim.alloc(nbytes)
         else:
-            sim.bufs["g_p"] = sim.bufs.pop("g_pd32", 0) or sim.bufs.pop("g_pd", 0)
-        # softmax
-        sim.alloc("g_sc", BASS * (4 if amp else a))
-        sim.free("g_p")
-        drop("probs")
-        if amp:
-            sim.alloc("g_scb", BASS * 2)
-            sim.free("g_sc")
-        # * scaling
-        sim.alloc("g_raw", BASS * c)
-        sim.free("g_sc", "g_scb")
-        # q @ k^T
-        sim.alloc("g_qc", TH * c)
-        sim.alloc("g_kc", TH * c)
-        sim.free("g_raw")
-        drop("q_copy", "k_copy")
-        grads = ("g_qc", "g_kc", "g_vc")
-    else:
-        sim.alloc("g_out", TH * c)  # the output gradient in sdpa's layout
-        sim.free("g_ctx")
-        if amp or a == 2:
-            sim.alloc("dq_accum", TH * 4)  # flash attention accumulates dq in fp32
-        sim.alloc("delta", B * A * _ceil(S, 32) * 4)
-        sim.alloc("g_qc", TH * c)
-        sim.alloc("g_kc", TH * c)
-        sim.alloc("g_vc", TH * c)
-        sim.free("g_out", "dq_accum", "delta")
-        drop("q", "k", "v", "lse")
-        grads = ("g_qc", "g_kc", "g_vc")
-    # back through the head split to each projection: a reshape of a transposed view copies
-    for i, gname in enumerate(grads):
-        sim.alloc(gname + "2", TH * c)
-        sim.free(gname)
-        sim.alloc(f"g_x{i}", TH * c)
-        _grad_w(sim, f"{tag}.qkv{i}.w", s.grads["qkv"[i]], first, o)
-        sim.free(gname + "2")
-        if amp:
-            sim.alloc(f"g_x{i}f", TH * 4)
-            sim.free(f"g_x{i}")
-        sim.free(f"g_x{i}", f"g_x{i}f")  # accumulated in place into the residual's gradient
-    drop("x", "x_q", "x_k", "x_v")
-    sim.bufs["g"] = sim.bufs.pop("g_ln1")
+            sim.free(sim.alloc(nbytes))
+        if half is not None:
+            sim.free(half)
+
+    def weight_grads(self, part: Part) -> None:
+        """The gradients a Linear's backward produces: its own tensors', then those of tensors it is tied to
+        (the MLM decoder's weight is the word embeddings')."""
+        self.grad_w(part, part_bytes(part, self.x.wb))
+        for owner in dict.fromkeys(self.owners[t.tied_to] for t in part.tensors if t.tied_to):
+            self.grad_w(owner, part_bytes(owner, self.x.wb))
+            self.via_linear.add(id(owner))
+
+    # ------------------------------------------------------------------------------------------ the ops
+
+    def run(self, ops: tuple[Op, ...]) -> None:
+        for op in reversed(ops):
+            if isinstance(op, Loss):
+                self._loss(op)
+                continue
+            g = self.grads.pop(op.out, None)
+            if g is None:  # not on the loss's path (ids), or an input: nothing flows back
+                self.release(op)
+                continue
+            getattr(self, "_" + type(op).__name__.lower())(op, g)
+
+    def _input(self, op: Input, g: Any) -> None:
+        self.sim.free(g)
+
+    def _grad_in(self, op: Op, g: Any, x: Value, nbytes: int) -> None:
+        gi = self.sim.alloc(nbytes)
+        self.sim.free(g)
+        self.release(op)
+        self.deliver(x, gi)
+
+    def _linear(self, op: Linear, g: Any) -> None:
+        sim, x = self.sim, self.x
+        gi = sim.alloc(self.n(op.x) * x.c)
+        self.weight_grads(op.part)
+        sim.free(g)
+        self.release(op)
+        src = self.dt[op.x.storage]
+        if x.amp and src != 2:  # the input was cast to bf16: the cast's backward gives the original dtype
+            gf = sim.alloc(self.n(op.x) * src)
+            sim.free(gi)
+            gi = gf
+        self.deliver(op.x, gi)
+
+    def _norm(self, op: Norm, g: Any) -> None:
+        sim, x = self.sim, self.x
+        gi = sim.alloc(self.n(op.x) * x.r)
+        self.grad_w(op.part, part_bytes(op.part, x.wb))
+        sim.free(g)
+        self.release(op)
+        src = self.dt[op.x.storage]
+        if x.amp and src != 4:
+            gc = sim.alloc(self.n(op.x) * src)
+            sim.free(gi)
+            gi = gc
+        self.deliver(op.x, gi)
+
+    def _add(self, op: Add, g: Any) -> None:
+        sim, x = self.sim, self.x
+        for v in op.xs:
+            if x.amp and self.dt[v.storage] != self.dt[op.out]:
+                self.deliver(v, sim.alloc(self.n(v) * self.dt[v.storage]))  # cast for the narrower branch
+            else:
+                self.deliver(v, sim.ref(g))
+        sim.free(g)
+
+    def _dropout(self, op: Dropout, g: Any) -> None:
+        self._grad_in(op, g, op.x, self.n(op.x) * self.dt[op.x.storage])
+
+    def _act(self, op: Act, g: Any) -> None:
+        self._grad_in(op, g, op.x, self.n(op.x) * self.dt[op.x.storage])
+
+    def _heads(self, op: Heads, g: Any) -> None:
+        # back through transpose and view: a reshape of a transposed gradient copies it
+        self._grad_in(op, g, op.x, self.n(op.x) * self.dt[op.x.storage])
+
+    def _first(self, op: First, g: Any) -> None:
+        # select backward materialises a zero [B, S, H] gradient with the first rows set
+        self._grad_in(op, g, op.x, self.n(op.x) * self.dt[op.x.storage])
+
+    def _lookup(self, op: Lookup, g: Any) -> None:
+        sim, x = self.sim, self.x
+        n = part_bytes(op.table, x.wb)
+        partials = None
+        if x.tokens > 3072:  # CUDA's embedding backward sorts the indices and reduces through [T, E] partials
+            partials = sim.alloc(2 * x.tokens * op.table.tensors[0].dims[1].size * 4)
+        if id(op.table) in self.params and id(op.table) in self.via_linear:
+            # The decoder's gradient for the shared table arrived first, as a transposed view (from W.t()), and
+            # waits in autograd's input buffer. A non-contiguous buffer cannot be added to in place, so the sum
+            # with the lookups' gradient is a third [V, E] tensor.
+            tmp = sim.alloc(n)
+            total = sim.alloc(n)
+            sim.free(tmp)
+            sim.free(self.params[id(op.table)])
+            self.params[id(op.table)] = total
+        elif n:
+            self.params[id(op.table)] = sim.alloc(n)
+        if partials is not None:
+            sim.free(partials)
+        sim.free(g)
+        self.release(op)
+
+    def _attention(self, op: AttentionOp, g: Any) -> None:
+        sim, x = self.sim, self.x
+        th, bass, c = self.n(op.out), self.n(op.scores), x.c
+        if x.attention == "eager":
+            gc = sim.alloc(th * c)  # [B, S, H] -> [B·A, S, H/A] for bmm: a copy
+            sim.free(g)
+            gp = sim.alloc(bass * c)  # probs @ V
+            gv = sim.alloc(th * c)
+            sim.free(gc)
+            for tag in ("dropped", "probs_bf16", "vc"):
+                self._release_one(op, tag)
+            if x.amp:
+                g32 = sim.alloc(bass * 4)
+                sim.free(gp)
+                gp = g32
+            if op.p > 0:
+                gd = sim.alloc(bass * (4 if x.amp else x.a))
+                sim.free(gp)
+                gp = gd
+                self._release_one(op, "mask")
+            gs = sim.alloc(bass * (4 if x.amp else x.a))  # softmax
+            sim.free(gp)
+            self._release_one(op, "probs")
+            if x.amp:
+                gb = sim.alloc(bass * 2)
+                sim.free(gs)
+                gs = gb
+            graw = sim.alloc(bass * c)  # * scaling
+            sim.free(gs)
+            gq = sim.alloc(th * c)  # q @ k^T
+            gk = sim.alloc(th * c)
+            sim.free(graw)
+            self.release(op)
+        else:
+            go = sim.alloc(th * c)  # the output gradient in sdpa's layout
+            sim.free(g)
+            dq = sim.alloc(th * 4) if (x.amp or x.a == 2) else None  # flash attention accumulates dq in fp32
+            A = op.heads.size
+            delta = sim.alloc(x.batch * A * _ceil(x.seq, 32) * 4)
+            gq, gk, gv = sim.alloc(th * c), sim.alloc(th * c), sim.alloc(th * c)
+            for k in (go, dq, delta):
+                if k is not None:
+                    sim.free(k)
+            self.release(op)
+        self.deliver(op.v, gv)
+        self.deliver(op.k, gk)
+        self.deliver(op.q, gq)
+
+    def _release_one(self, op: Op, tag: str) -> None:
+        keys = self.saved.get(op, [])
+        if (op, tag) in keys:
+            keys.remove((op, tag))
+            self.sim.free((op, tag))
+
+    def _loss(self, op: Loss) -> None:
+        sim, x = self.sim, self.x
+        n = self.n(op.x)
+        if op.kind == "vocab":  # cross-entropy over [T, V]
+            lsm = 4 if (x.amp or x.a == 4) else 2
+            gn = sim.alloc(n * lsm)
+            if x.amp:  # measured on H100: the loss backward tops out one [T, V] fp32 buffer above the saved set
+                self.release(op)
+            gl = sim.alloc(n * lsm)
+            sim.free(gn)
+            self.release(op)
+            if x.amp:
+                gb = sim.alloc(n * 2)
+                sim.free(gl)
+                gl = gb
+            self.deliver(op.x, gl)
+            return
+        gl = sim.alloc(n * self.dt[op.x.storage])  # the logits' gradient (a materialised one for a sum)
+        self.release(op)
+        self.deliver(op.x, gl)
 
 
-def _register(sim: Sim, prefix: str, d: dict[str, int]) -> None:
-    """Put already-counted saved tensors into the ledger by name, so the backward can free them."""
+def owners_of(arch: Architecture) -> dict[str, Part]:
+    return {t.name: p for c in arch.components for p in c.parts for t in p.tensors if t.tied_to is None}
+
+
+def _register(sim: Sim, d: dict[Key, int]) -> None:
+    """Put already-counted saved tensors into the ledger by key, so the backward can free them."""
     for k, n in d.items():
-        sim.bufs[f"{prefix}.{k}"] = alloc(n)
+        sim.bufs[k] = [alloc(n), 0]
 
 
-def head_backward(sim: Sim, s: Shapes, o: Options, d: dict[str, int], grads: dict[str, int]) -> None:
-    """From the loss to ``g``, the gradient of the last hidden state [T, H]."""
-    T, H, E, V = s.T, s.H, s.E, s.V
-    amp, a = o.amp, o.act_bytes
-    c = 2 if amp else a
-    r = 4 if amp else a
-    width = E if s.family in ("albert", "electra") else H
-
-    def drop(*names: str) -> None:
-        sim.free(*(f"head.{n}" for n in names))
-
-    if "logsm" in d:  # masked LM: cross-entropy over [T, V]
-        lsm = 4 if (amp or a == 4) else 2
-        sim.alloc("g_nll", T * V * lsm)
-        if amp:  # measured on H100: the loss backward tops out one [T, V] fp32 buffer above the saved set
-            drop("logsm", "logits_bf16")
-        sim.alloc("g_logits", T * V * lsm)
-        sim.free("g_nll")
-        drop("logsm")
-        if amp:
-            sim.alloc("g_logits_b", T * V * 2)
-            sim.free("g_logits")
-        # decoder: its weight gradient is the word embeddings' (allocated here when tied)
-        sim.alloc("g_dec_in", T * width * c)
-        _grad_w(sim, "grad.decoder", grads.get("mlm_decoder", 0), True, o)
-        _grad_w(sim, "grad.word", grads.get("word_tied", 0), True, o)  # a tied decoder's is the table's
-        _grad_w(sim, "grad.mlm_bias", grads.get("mlm_bias", 0), True, o)
-        sim.free("g_logits", "g_logits_b")
-        drop("dec_in", "dec_w")
-        sim.alloc("g_t_ln", T * width * r)
-        _grad_w(sim, "grad.mlm_norm", grads.get("mlm_norm", 0), True, o)
-        sim.free("g_dec_in")
-        drop("t_ln", "t_ln_mean", "t_ln_rstd")
-        sim.alloc("g_t_act", T * width * c)
-        sim.free("g_t_ln")
-        drop("t_act", "t_act_extra")
-        sim.alloc("g_y", T * H * c)
-        _grad_w(sim, "grad.mlm_transform", grads.get("mlm_transform", 0), True, o)
-        sim.free("g_t_act")
-        drop("t_in")
-        if amp:
-            sim.alloc("g_yf", T * H * 4)
-            sim.free("g_y")
-    elif "pred_in" in d:  # ELECTRA discriminator: dense, gelu, dense_prediction, BCE
-        sim.alloc("g_pred", T * 4)
-        drop("bce")
-        sim.alloc("g_act", T * H * c)
-        _grad_w(sim, "grad.disc_pred", grads.get("disc_pred", 0), True, o)
-        sim.free("g_pred")
-        drop("pred_in")
-        sim.alloc("g_dense", T * H * c)
-        sim.free("g_act")
-        drop("t_act")
-        sim.alloc("g_y", T * H * (4 if amp else c))
-        _grad_w(sim, "grad.disc_dense", grads.get("disc_dense", 0), True, o)
-        sim.free("g_dense")
-        drop("t_in")
-    elif "tok_in" in d or "qa_in" in d:  # per-token logits
-        for role in ("cls_out", "qa_out"):
-            _grad_w(sim, f"grad.{role}", grads.get(role, 0), True, o)
-        sim.alloc("g_y", T * H * r)
-        drop("tok_logsm", "tok_in", "tok_mask", "qa_logsm", "qa_in")
-    else:  # a pooled or [CLS] head, or the bare model: the gradient of the hidden state is a [T, H] tensor
-        for role in ("cls_out", "cls_dense", "seq_relationship", "pooler"):
-            _grad_w(sim, f"grad.{role}", grads.get(role, 0), True, o)
-        sim.alloc("g_y", T * H * r)  # select/slice backward materialises a zero [B, S, H] gradient
-        drop(*[k for k in d if k.startswith(("pool", "cls", "out_in", "relu"))])
-    sim.bufs["g"] = sim.bufs.pop("g_yf", 0) or sim.bufs.pop("g_y")
+def _savers(ops: tuple[Op, ...], x: Ctx, dt: dict[Value, int], sim: Sim) -> dict[Op, list[Key]]:
+    """Which saved keys each op holds; each op's hold is one reference on the key's buffer."""
+    out: dict[Op, list[Key]] = {}
+    for op in ops:
+        keys = list(dict.fromkeys(k for k, _ in saved_of(op, x, dt)))
+        for k in keys:
+            sim.bufs[k][1] += 1
+        out[op] = keys
+    return out
 
 
-def embeddings_backward(sim: Sim, s: Shapes, o: Options, grads: dict[str, int]) -> None:
-    """From the gradient of layer 0's input to the embedding tables' gradients."""
-    TE = s.T * s.E
-    amp, a = o.amp, o.act_bytes
-    r = 4 if amp else a
-    if s.project:
-        sim.alloc("g_e", TE * (2 if amp else a))
-        _grad_w(sim, "grad.emb_project", grads.get("emb_project", 0), True, o)
-        sim.free("g")
-        sim.free("emb.proj_in")
-        if amp:
-            sim.alloc("g_ef", TE * 4)
-            sim.free("g_e")
-        sim.bufs["g"] = sim.bufs.pop("g_ef", 0) or sim.bufs.pop("g_e")
-    if s.p_hidden > 0:
-        sim.alloc("g_do", TE * r)
-        sim.free("g", "emb.emb_mask")
-        sim.bufs["g"] = sim.bufs.pop("g_do")
-    sim.alloc("g_sum", TE * r)
-    _grad_w(sim, "grad.emb_norm", grads.get("emb_norm", 0), True, o)
-    sim.free("g", "emb.emb_ln_in", "emb.emb_ln_mean", "emb.emb_ln_rstd")
-    # the sum hands the same gradient to each lookup; each table's gradient is a dense [rows, E] tensor. Past
-    # 3072 indices CUDA's embedding backward sorts them and reduces per segment, with [T, E] partial sums.
-    tied = grads.get("word_tied", 0) > 0
-    for role in ("word", "position", "token_type"):
-        n = grads.get(role, 0)
-        if not n:
-            continue
-        if s.T > 3072:
-            sim.alloc("emb_partials", 2 * TE * 4)
-        if role == "word" and tied:
-            # The decoder's gradient for the shared table arrived first, as a transposed view (from W.t()),
-            # and waits in autograd's input buffer. A non-contiguous buffer cannot be added to in place, so
-            # the sum with the lookups' gradient is a third [V, E] tensor.
-            sim.alloc("grad.word.tmp", n)
-            sim.alloc("grad.word.sum", n)
-            sim.free("grad.word.tmp", "grad.word")
-            sim.bufs["grad.word"] = sim.bufs.pop("grad.word.sum")
+# ------------------------------------------------------------------------------------------------ the step
+
+
+@dataclass(frozen=True)
+class TrainingPeak:
+    """A training step, term by term (bytes). ``peak`` is weights + optimizer + saved + transient."""
+
+    weights: int
+    optimizer: int
+    gradients: int
+    steady: int
+    saved: int
+    saved_layer: int  # one application of the layer template
+    saved_embeddings: int
+    saved_head: int
+    weight_casts: int
+    layers: int  # applications of the layer template
+    peak: int
+    where: str
+    end: int  # live after the backward (steady + gradients, when nothing saved is left)
+    saved_left: int  # saved bytes still in the ledger after the backward (0: every op freed what it kept)
+
+    @property
+    def transient(self) -> int:
+        return self.peak - self.steady - self.saved
+
+
+def _layer_run(arch: Architecture, p: Program, x: Ctx, dt: dict[Value, int], first: bool) -> tuple[int, int, int]:
+    """One application of the layer template: (peak rise, net change, saved bytes left), measured from its
+    start with its saved tensors and the incoming gradient live. With gradient checkpointing, only the layer's
+    input was kept; the forward runs again first, saving as usual (the input itself is that same storage)."""
+    enc = p.encoder
+    assert enc is not None
+    sim = Sim()
+    ops = enc.ops
+    saved = saved_set(ops, x, dt)
+    g = sim.alloc(x.n(enc.out) * dt[enc.out])
+    start = sim.live
+    if x.gc:  # the checkpointed input is already counted (L × the inputs): carry it, and do not count it twice
+        kept = enc.inp.storage
+        sim.bufs[kept] = [alloc(x.n(kept) * dt[kept]), 1]
+        sim.live += sim.bufs[kept][0]
+        start = sim.live
+        for k, n in saved.items():
+            if k is kept:
+                continue
+            sim.alloc(n, key=k)
+            sim.bufs[k][1] = 0
+    else:
+        _register(sim, saved)
+        sim.live += saved_bytes(saved)
+        start = sim.live
+    sim.peak = start
+    savers = _savers(ops, x, dt, sim)
+    shared = frozenset(id(part) for c in arch.components if c.name == enc.component for part in c.parts)
+    bw = Backward(sim, x, dt, savers, owners=owners_of(arch), shared=shared if enc.groups < enc.times else frozenset(),
+                  first=first)
+    bw.grads[enc.out] = g
+    bw.run(ops)
+    if x.gc and sim.has(enc.inp.storage):
+        sim.free(enc.inp.storage)
+    left = sum(sim.bufs[k][0] for k in saved if sim.has(k))
+    return sim.peak - start, sim.live - start, left
+
+
+def _runs(times: int, groups: int) -> list[tuple[int, int]]:
+    """ALBERT's layer ``i`` uses group ``int(i / (L / G))``: (applications per group, how many such groups),
+    in the order the backward meets them (the last group first)."""
+    sizes: list[int] = []
+    for g in reversed(range(groups)):
+        lo = -(-g * times // groups)
+        hi = -(-(g + 1) * times // groups)
+        sizes.append(hi - lo)
+    out: list[tuple[int, int]] = []
+    for n in sizes:
+        if out and out[-1][0] == n:
+            out[-1] = (n, out[-1][1] + 1)
         else:
-            sim.alloc(f"grad.{role}", n)
-        sim.free("emb_partials")
-    sim.free("g_sum")
+            out.append((n, 1))
+    return out
+
+
+def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingPeak:
+    x = Ctx.of(o)
+    p = arch.program
+    dt = dtypes(p, x)
+    weights = weights_bytes(arch, cfg, x.wb)
+    opt, _ = optimizer_bytes(arch, o)
+    grads_total = weights - buffer_bytes(arch)
+    steady = weights + opt
+    enc = p.encoder
+    times = enc.times if enc is not None else 0
+    emb_saved = saved_set(p.embeddings, x, dt)
+    head_ops = (*p.tail, *p.head)
+    head_saved = saved_set(head_ops, x, dt)
+    layer_saved = saved_set(enc.ops, x, dt) if enc is not None else {}
+    if o.grad_checkpointing and enc is not None:
+        per_app = alloc(x.n(enc.inp) * dt[enc.inp])
+    else:
+        per_app = saved_bytes(layer_saved)
+    casts = 0 if o.grad_checkpointing else weight_casts(arch, p, x)
+    saved = saved_bytes(emb_saved) + times * per_app + saved_bytes(head_saved) + casts
+    owners = owners_of(arch)
+    # the backward: loss, head and pooler
+    sim = Sim(steady + saved)
+    _register(sim, head_saved)
+    bw = Backward(sim, x, dt, _savers(head_ops, x, dt, sim), owners=owners)
+    bw.run(head_ops)
+    head_peak = sim.peak
+    left = sum(sim.bufs[k][0] for k in head_saved if sim.has(k))
+    hidden_grad = bw.grads.pop(p.hidden, None)
+    live = sim.live
+    # the layers, last applied first; each application frees its saved set and adds its gradients once
+    best = live
+    if times:
+        rise1, net1, l1 = _layer_run(arch, p, x, dt, True)
+        rise2, net2, _ = _layer_run(arch, p, x, dt, False) if enc.groups < times else (rise1, net1, l1)
+        left += l1
+        if enc.groups >= times:  # one application per parameter set: closed form
+            best = live + max(0, (times - 1) * net1) + rise1
+            live += times * net1
+        else:
+            for n, count in _runs(times, enc.groups):
+                if n == 0:
+                    continue
+                step = net1 + (n - 1) * net2
+                # the first group of this size starts at `live`, the last at live + (count - 1)·step
+                top = max(rise1, net1 + rise2 if n > 1 else 0)
+                best = max(best, live + top, live + (count - 1) * step + top)
+                live += count * step
+        live -= casts  # the bf16 weight copies go with the last backward that used them
+    # the embeddings
+    emb = Sim(live)
+    _register(emb, emb_saved)
+    ebw = Backward(emb, x, dt, _savers(p.embeddings, x, dt, emb), owners=owners, params=bw.params)
+    ebw.via_linear = bw.via_linear
+    for part_id in bw.via_linear:  # a tied table's gradient from the decoder: counted in `live`, held here
+        emb.bufs[bw.params[part_id]] = [sim.bufs[bw.params[part_id]][0], 1]
+    incoming = x.n(p.embedded) * dt[p.embedded]
+    if hidden_grad is not None or times:
+        emb.bufs["incoming"] = [alloc(incoming), 1]  # the gradient of the encoder's input, counted in `live`
+        ebw.grads[p.embedded] = "incoming"
+    ebw.run(p.embeddings)
+    left += sum(emb.bufs[k][0] for k in emb_saved if emb.has(k))
+    peak = max(head_peak, best, emb.peak, steady + grads_total)
+    where = max((head_peak, "loss and head backward"), (best, "encoder backward"), (emb.peak, "embeddings backward"),
+                (steady + grads_total, "optimizer step"))[1]
+    return TrainingPeak(weights, opt, grads_total, steady, saved, per_app, saved_bytes(emb_saved),
+                        saved_bytes(head_saved), casts, times, peak, where, emb.live, left)
+
+
+# ---------------------------------------------------------------------------------------------- inference
+
+
+@dataclass(frozen=True)
+class Moment:
+    label: str
+    bytes: int  # live above the weights
+    what: str  # the live tensors
+
+
+@dataclass(frozen=True)
+class InferencePeak:
+    weights: int
+    moments: tuple[Moment, ...]  # the largest live set of each labelled part of the forward
+    peak: int
+    where: str
+
+    @property
+    def activations(self) -> int:
+        return self.peak - self.weights
+
+
+class Forward:
+    """A no-grad forward, op by op. A value is freed after its last use unless Python still holds it (its
+    ``until``: a local variable of an HF module, or the base model's and the caller's references); a view or
+    an eval-mode dropout shares its input's storage. Each labelled part of the forward keeps its highest
+    live set."""
+
+    def __init__(self, x: Ctx, dt: dict[Value, int]) -> None:
+        self.x, self.dt = x, dt
+        self.live = 0
+        self.alias: dict[Value, Value] = {}  # value -> the storage it lives on
+        self.store: dict[Value, list[int]] = {}  # storage -> [bytes, live values on it]
+        self.best: dict[str, tuple[int, list[str]]] = {}
+        self.label = ""
+        self.held: list[Value] = []  # values held to the end of the base model or of the forward
+
+    def key(self, v: Value) -> Value:
+        v = self.alias.get(v, v)
+        return self.alias.get(v.storage, v.storage)
+
+    def produce(self, v: Value, nbytes: int | None = None) -> None:
+        k = self.key(v)
+        if k not in self.store:
+            n = alloc(self.x.n(k) * self.dt[k]) if nbytes is None else nbytes
+            self.store[k] = [n, 0]
+            self.live += n
+        self.store[k][1] += 1
+
+    def release(self, v: Value) -> None:
+        k = self.key(v)
+        entry = self.store[k]
+        entry[1] -= 1
+        if entry[1] == 0:
+            del self.store[k]
+            self.live -= entry[0]
+
+    def mark(self, extra: int = 0, what: tuple[str, ...] = (), label: str | None = None) -> None:
+        label = label or self.label
+        total = self.live + extra
+        if total > self.best.get(label, (-1, []))[0]:
+            self.best[label] = (total, [k.name for k in self.store] + list(what))
+
+    def run(self, ops: tuple[Op, ...], labels: dict[int, str], keep: frozenset[Value] = frozenset(),
+            base_end: int | None = None) -> None:
+        """``keep``: values whose lifetime the caller manages. At op ``base_end`` the base model has returned:
+        what only it held is freed."""
+        uses: dict[Value, int] = {}
+        for op in ops:
+            for v in op.inputs:
+                uses[v] = uses.get(v, 0) + 1
+        waiting: dict[Value, list[Value]] = {}  # a value -> those Python holds until it has been written
+
+        def retire(v: Value) -> None:
+            if v in keep or v.dtype == "int64":
+                return
+            if isinstance(v.until, Value):
+                waiting.setdefault(v.until, []).append(v)
+            elif v.until is not None:
+                self.held.append(v)
+            else:
+                self.release(v)
+
+        for i, op in enumerate(ops):
+            if i == base_end:
+                for v in [v for v in self.held if v.until == "base"]:
+                    self.held.remove(v)
+                    self.release(v)
+            if i in labels:
+                self.label = labels[i]
+            if isinstance(op, (Input, Loss)):
+                continue
+            self._op(op)
+            for v in waiting.pop(op.out, []):
+                self.release(v)
+            for v in op.inputs:
+                uses[v] -= 1
+                if uses[v] == 0:
+                    retire(v)
+            if isinstance(op, AttentionOp) and self.x.attention == "eager":
+                retire(op.probs)
+            if op.out not in uses:
+                retire(op.out)
+
+    def _op(self, op: Op) -> None:
+        x, dt = self.x, self.dt
+        if isinstance(op, Dropout):  # the identity in eval mode
+            self.alias[op.out] = self.key(op.x)
+        if isinstance(op, (Heads, First, Dropout)):
+            self.produce(op.out)
+            self.mark()
+            return
+        if isinstance(op, AttentionOp):
+            self._attention(op)
+            return
+        extra, what = 0, ()
+        if isinstance(op, Norm):  # native_layer_norm returns its statistics too
+            rows = x.n(op.x) // op.x.width.size
+            extra, what = 2 * alloc(rows * 4), ("LayerNorm statistics",)
+        elif isinstance(op, Act):
+            more = activation_profile(op.fn)[2]
+            if more:
+                extra = more * alloc(x.n(op.x) * dt[op.x.storage])
+                what = (f"{more} more from the composed {op.fn}",)
+        self.produce(op.out)
+        self.mark(extra, what)
+
+    def _attention(self, op: AttentionOp) -> None:
+        x = self.x
+        th = alloc(x.n(op.q) * x.c)
+        if x.attention == "sdpa":
+            self.produce(op.out)
+            self.mark(label="attention (sdpa)")
+            return
+        bass = alloc(x.n(op.scores) * x.c)
+        self.mark(2 * th + bass, ("copies of Q and K for bmm", "Q·Kᵀ"), "attention scores")
+        self.mark(2 * bass, ("Q·Kᵀ", "its scaled copy"), "attention scores")
+        sm = alloc(x.n(op.probs) * (4 if x.amp else x.a))
+        self.mark(bass + sm, ("scaled scores", "probabilities"), "softmax")
+        self.produce(op.probs, sm)
+        self.mark(2 * th, ("V copy", "probs · V"), "probs · V")
+        self.produce(op.out)
+        self.mark(th, ("probs · V, per head",), "probs · V")
+
+
+def inference_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> InferencePeak:
+    x = Ctx.of(o)
+    p = arch.program
+    dt = dtypes(p, x)
+    dt.setdefault(p.encoder.inp if p.encoder is not None else p.embedded, 4 if x.amp else x.a)
+    weights = weights_bytes(arch, cfg, x.wb)
+    f = Forward(x, dt)
+
+    def labels(ops: tuple[Op, ...]) -> dict[int, str]:
+        return {i: p.moments[id(op)] for i, op in enumerate(ops) if id(op) in p.moments}
+
+    f.label = "embeddings"
+    f.run(p.embeddings, labels(p.embeddings), frozenset({p.embedded}))
+    enc = p.encoder
+    if enc is not None and enc.times:
+        # From the second layer on, the embeddings' output (held by the base model) and the layer's input are
+        # two tensors; with one layer they are one.
+        if enc.times == 1:
+            f.alias[enc.inp] = f.key(p.embedded)
+        f.produce(enc.inp)
+        if p.embedded.until is None and p.embedded is not p.hidden:
+            f.release(p.embedded)
+        for layer in enc.layers:
+            f.run(layer.ops, layer.moments, frozenset({layer.inp, layer.out}))
+            f.release(layer.inp)
+        f.alias[p.hidden] = f.key(enc.out)
+    if p.embedded.until == "base" and p.embedded is not p.hidden:
+        f.held.append(p.embedded)
+    rest = (*p.tail, *p.head)
+    f.run(rest, labels(rest), frozenset({p.hidden}), base_end=len(p.tail))
+    moments = tuple(Moment(k, b, ", ".join(dict.fromkeys(names))) for k, (b, names) in f.best.items())
+    top = max(moments, key=lambda m: m.bytes)
+    return InferencePeak(weights, moments, weights + top.bytes, top.label)
 
 
 # ------------------------------------------------------------------------------------- weights and states
 
 
-def buffer_bytes(cfg: ModelConfig) -> int:
-    """The int64 index buffers HF registers: ``position_ids`` and (but for DistilBERT) ``token_type_ids``."""
-    n = 1 if cfg.family == "distilbert" else 2
-    return n * alloc(8 * cfg.dims.P)
+def buffer_bytes(arch: Architecture) -> int:
+    """The integer index buffers the family registers (``position_ids``, ``token_type_ids``: int64)."""
+    return sum(alloc(8 * math.prod(b.shape)) for b in arch.buffers)
 
 
 def weights_bytes(arch: Architecture, cfg: ModelConfig, elem: int) -> int:
-    return sum(part_bytes(p, elem) * c.repeat for c in arch.components for p in c.parts) + buffer_bytes(cfg)
+    return sum(part_bytes(p, elem) * c.repeat for c in arch.components for p in c.parts) + buffer_bytes(arch)
 
 
 def optimizer_bytes(arch: Architecture, o: Options, exact: bool = False) -> tuple[int, str]:
@@ -646,154 +957,6 @@ def optimizer_bytes(arch: Architecture, o: Options, exact: bool = False) -> tupl
                 total += rep * 2 * rnd(4 * n)
         return total, "2 × (1 B × n + 4 B × n/256) per tensor of ≥ 4096 elements; 2 × 4 B × n below that"
     raise UsageError(f"unknown optimizer {o.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}", param="optimizer")
-
-
-# ---------------------------------------------------------------------------------------------- inference
-
-
-def inference_moments(s: Shapes, o: Options) -> dict[str, tuple[int, str]]:
-    """The largest working sets of a no-grad forward, moment by moment: (bytes above the weights, what).
-
-    Python keeps some tensors alive past their last use: ``embedding_output`` for the whole encoder call,
-    each layer's input for the whole layer, and (eager) the attention probabilities, returned as
-    ``attn_weights`` and bound to ``_``, until the layer returns.
-    """
-    T, H, I, A, B, S, E, V = s.T, s.H, s.I, s.A, s.B, s.S, s.E, s.V  # noqa: E741
-    TH, TI, BASS = T * H, T * I, B * A * S * S
-    a = o.act_bytes
-    c = 2 if o.amp else a  # matmul outputs
-    sm = 4 if o.amp else a  # softmax output under autocast is fp32
-    f = 4 if o.amp else a  # LayerNorm outputs, the residual stream
-    held = alloc(T * E * f)  # the embeddings' output, held by the base model's forward
-    x = alloc(TH * f)
-    m: dict[str, tuple[int, str]] = {
-        "embeddings": (4 * alloc(T * E * f), "three lookups and their sum [B, S, E]"),
-    }
-    qkv = 3 * alloc(TH * c)
-    base = "embedding output + layer input + Q, K, V"
-    if o.attention == "eager":
-        m["attention scores"] = (held + x + qkv + 2 * alloc(BASS * c),
-                                 base + " + Q·Kᵀ and its scaled copy [B, A, S, S]")
-        m["softmax"] = (held + x + qkv + alloc(BASS * c) + alloc(BASS * sm), base + " + scores and probabilities")
-        m["probs · V"] = (held + x + qkv + alloc(BASS * sm) + 2 * alloc(TH * c), base + " + probabilities + V copy "
-                          "+ context")
-        kept, why = alloc(BASS * sm), " + attention probabilities (held as attn_weights)"
-    else:
-        m["attention (sdpa)"] = (held + x + qkv + alloc(TH * c), base + " + sdpa output")
-        kept, why = 0, ""
-    extra = activation_profile(s.activation)[2]
-    m["feed-forward"] = (held + x + alloc(TH * f) + kept + (2 + extra) * alloc(TI * c),
-                         f"embedding output + layer input + attention output{why} + FFN intermediate and "
-                         f"{s.activation} output [B, S, I]" + (f" + {extra} more from the composed {s.activation}"
-                                                                if extra else ""))
-    if s.head in ("mlm", "pretraining") and not (s.family == "electra" and s.head == "pretraining"):
-        width = E if s.family in ("albert", "electra") else H
-        m["MLM logits"] = (x + alloc(T * width * f) + alloc(T * V * c),
-                           "last hidden state + transform output + logits [B, S, V]")
-    return m
-
-
-# ------------------------------------------------------------------------------------------------ the step
-
-
-def _grads_by_role(arch: Architecture, elem: int, layer_name: str) -> dict[str, int]:
-    out: dict[str, int] = {}
-    tied_word = any(t.tied_to and t.tied_to.endswith("word_embeddings.weight") for c in arch.components
-                    for p in c.parts for t in p.tensors)
-    for c in arch.components:
-        if c.name == layer_name:
-            continue
-        for p in c.parts:
-            n = part_bytes(p, elem)
-            if p.role == "word" and tied_word:
-                out["word_tied"] = n
-                out["word"] = n
-                continue
-            out[p.role] = out.get(p.role, 0) + n
-    return out
-
-
-def _layer_run(s: Shapes, o: Options, first: bool, saved: dict[str, int]) -> tuple[int, int]:
-    """One application of the layer template (all its inner layers): (peak rise, net change) of live bytes,
-    measured from its start with its saved tensors and the incoming gradient live."""
-    sim = Sim()
-    r = 4 if o.amp else o.act_bytes
-    sim.alloc("g", s.T * s.H * r)
-    if o.grad_checkpointing:  # only the layer's input was kept; the forward runs again, saving as usual
-        sim.alloc("ckpt", s.T * s.H * r)
-        start = sim.live
-    for j in range(s.inner):
-        for k, n in saved.items():
-            sim.alloc(f"l{j}.{k}", n)
-    if not o.grad_checkpointing:  # the saved set was there before the backward reached this layer
-        start = sim.live
-    sim.peak = start
-    for j in reversed(range(s.inner)):
-        layer_backward(sim, s, o, f"l{j}", first, saved)
-    sim.free("ckpt")
-    return sim.peak - start, sim.live - start
-
-
-def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> dict[str, Any]:
-    wb = o.weight_bytes
-    s = shapes_of(arch, cfg, o.batch, o.seq, grad_bytes=wb)
-    layer_name = next(c.name for c in arch.components if any(p.role == "q" for p in c.parts))
-    grads = _grads_by_role(arch, wb, layer_name)
-    weights = weights_bytes(arch, cfg, wb)
-    opt, _ = optimizer_bytes(arch, o)
-    grads_total = weights - buffer_bytes(cfg)
-    steady = weights + opt
-    ls, es, hs = layer_saved(s, o), embeddings_saved(s, o), head_saved(s, o)
-    r = 4 if o.amp else o.act_bytes
-    per_app = alloc(s.T * s.H * r) if o.grad_checkpointing else s.inner * saved_bytes(ls)
-    layers_saved = s.L * per_app
-    casts = 0 if o.grad_checkpointing else weight_casts(s, o)
-    saved = saved_bytes(es) + layers_saved + saved_bytes(hs) + casts
-    # the backward: loss and head
-    sim = Sim(steady + saved)
-    _register(sim, "head", hs)
-    head_backward(sim, s, o, hs, grads)
-    head_peak = sim.peak
-    x = sim.live
-    # the layers, last applied first; each application frees its saved set and adds its gradients once
-    best = x
-    if s.L:
-        rise1, net1 = _layer_run(s, o, True, ls)
-        rise2, net2 = _layer_run(s, o, False, ls)
-        runs = [s.L // s.groups + (1 if g < s.L % s.groups else 0) for g in range(s.groups)]
-        if len(set(runs)) == 1 and runs[0] == 1:  # one application per parameter set: closed form
-            best = x + max(0, (s.L - 1) * net1) + rise1
-            x += s.L * net1
-        else:
-            for n in runs:
-                if n == 0:
-                    continue
-                best = max(best, x + rise1, x + net1 + rise2 if n > 1 else 0)
-                x += net1 + (n - 1) * net2
-        x -= casts  # the bf16 weight copies go with the last backward that used them
-    # the embeddings
-    emb = Sim(x)
-    emb.bufs["g"] = 0
-    _register(emb, "emb", es)
-    embeddings_backward(emb, s, o, grads)
-    end = emb.live
-    peak = max(head_peak, best, emb.peak, steady + grads_total)
-    where = max((head_peak, "loss and head backward"), (best, "encoder backward"), (emb.peak, "embeddings backward"),
-                (steady + grads_total, "optimizer step"))[1]
-    return {
-        "shapes": s, "weights": weights, "optimizer": opt, "gradients": grads_total, "steady": steady,
-        "saved": saved, "saved_layer": per_app, "saved_embeddings": saved_bytes(es), "saved_head": saved_bytes(hs),
-        "weight_casts": casts, "peak": peak, "transient": peak - steady - saved, "where": where, "end": end,
-    }
-
-
-def inference_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> dict[str, Any]:
-    s = shapes_of(arch, cfg, o.batch, o.seq, grad_bytes=o.weight_bytes)
-    weights = weights_bytes(arch, cfg, o.weight_bytes)
-    moments = inference_moments(s, o)
-    where, (act, _) = max(moments.items(), key=lambda kv: kv[1][0])
-    return {"shapes": s, "weights": weights, "moments": moments, "activations": act, "where": where,
-            "peak": weights + act}
 
 
 # -------------------------------------------------------------------------------------------------- report
@@ -881,7 +1044,7 @@ def _weights_only(n: int) -> tuple[tuple[str, int], ...]:
 
 
 def peak(arch: Architecture, cfg: ModelConfig, o: Options) -> int:
-    return (training_peak if o.mode == "train" else inference_peak)(arch, cfg, o)["peak"]
+    return (training_peak if o.mode == "train" else inference_peak)(arch, cfg, o).peak
 
 
 def max_batch(arch: Architecture, cfg: ModelConfig, o: Options, budget: int, limit: int = 1 << 40) -> int:
@@ -953,42 +1116,42 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
     detail: list[Term] = []
     if o.mode == "train":
         t = training_peak(arch, cfg, o)
-        s = t["shapes"]
         opt_formula = optimizer_bytes(arch, o)[1]
         terms += [
-            Term("weights", t["weights"], f"{wb} B × N, N = {n:,} (+ index buffers)"),
-            Term("gradients", t["gradients"], f"{wb} B × N", role="after"),
-            Term("optimizer states", t["optimizer"], opt_formula),
-            Term("saved activations", t["saved"], "embeddings + L × layer + head and loss"
+            Term("weights", t.weights, f"{wb} B × N, N = {n:,} (+ index buffers)"),
+            Term("gradients", t.gradients, f"{wb} B × N", role="after"),
+            Term("optimizer states", t.optimizer, opt_formula),
+            Term("saved activations", t.saved, "embeddings + L × layer + head and loss"
                  + (" + bf16 weight copies" if o.amp else "") + (" (checkpointed: layer inputs only)"
                                                                    if o.grad_checkpointing else "")),
-            Term("transient peak", t["transient"], f"gradients so far + backward temporaries, at the highest point "
-                 f"({t['where']})"),
+            Term("transient peak", t.transient, f"gradients so far + backward temporaries, at the highest point "
+                 f"({t.where})"),
         ]
         kept = "its input only; the rest is recomputed in the backward" if o.grad_checkpointing else \
             "Linear inputs, attention operands and probabilities, masks, LayerNorm inputs"
+        vocab = any(isinstance(op, Loss) and op.kind == "vocab" for op in arch.program.head)
         detail += [
-            Term("embeddings", t["saved_embeddings"], "LayerNorm input and statistics, dropout mask", role="part"),
-            Term("one layer", t["saved_layer"], kept, role="unit"),
-            Term(f"all layers (× {s.L})", s.L * t["saved_layer"], "L × one layer", role="part"),
-            Term("head and loss", t["saved_head"], "MLM: transform, decoder input, log-softmax [B·S, V]"
-                 if arch.head in ("mlm", "pretraining") else "the head's inputs and the loss", role="part"),
+            Term("embeddings", t.saved_embeddings, "LayerNorm input and statistics, dropout mask", role="part"),
+            Term("one layer", t.saved_layer, kept, role="unit"),
+            Term(f"all layers (× {t.layers})", t.layers * t.saved_layer, "L × one layer", role="part"),
+            Term("head and loss", t.saved_head, "MLM: transform, decoder input, log-softmax [B·S, V]"
+                 if vocab else "the head's inputs and the loss", role="part"),
         ]
-        if t["weight_casts"]:
-            detail.append(Term("bf16 weight copies", t["weight_casts"], "2 B × Linear weights, cast once per forward",
+        if t.weight_casts:
+            detail.append(Term("bf16 weight copies", t.weight_casts, "2 B × Linear weights, cast once per forward",
                                role="part"))
-        peak_bytes, where = t["peak"], t["where"]
+        peak_bytes, where = t.peak, t.where
         if o.grad_checkpointing and where == "encoder backward":
             where += " (one layer recomputed)"
     else:
         r = inference_peak(arch, cfg, o)
         terms += [
-            Term("weights", r["weights"], f"{wb} B × N, N = {n:,} (+ index buffers)"),
-            Term("activations at peak", r["activations"], f"live tensors at the largest moment: {r['where']}"),
+            Term("weights", r.weights, f"{wb} B × N, N = {n:,} (+ index buffers)"),
+            Term("activations at peak", r.activations, f"live tensors at the largest moment: {r.where}"),
         ]
-        detail += [Term(k, v, what, role="peak moment" if k == r["where"] else "candidate")
-                   for k, (v, what) in r["moments"].items()]
-        peak_bytes, where = r["peak"], r["where"]
+        detail += [Term(m.label, m.bytes, m.what, role="peak moment" if m.label == r.where else "candidate")
+                   for m in r.moments]
+        peak_bytes, where = r.peak, r.where
     terms.append(Term("peak allocated", peak_bytes, "the sum of the terms above, at the step's highest point",
                       role="total"))
     best = fits = floor = None

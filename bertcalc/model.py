@@ -137,16 +137,29 @@ class Component:
 
 
 @dataclass(frozen=True)
+class Buffer:
+    """A buffer the model registers that a checkpoint may hold but that is no parameter (``position_ids``)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "int64"
+    persistent: bool = False  # non-persistent buffers are not in today's state dict (older versions saved them)
+
+
+@dataclass(frozen=True)
 class Architecture:
     """A whole model: its components in state-dict order, plus what it was built from."""
 
-    family: str  # "bert"
+    family: str  # its module in families/
     model_class: str  # "BertModel"
     head: str  # "model"
     components: tuple[Component, ...]
     values: dict[str, int] = field(default_factory=dict)  # symbol -> size, for formulas
     prefix: str = ""  # "bert." when the base model sits inside a task model
     unused_fields: tuple[str, ...] = ()  # config fields this model class ignores (num_labels for BertModel)
+    program: Any = None  # the forward pass (:class:`bertcalc.program.Program`)
+    buffers: tuple[Buffer, ...] = ()
+    base_prefix: str = ""  # the base model's prefix inside a task model ("bert."), whether or not this one has it
 
     @property
     def total_parameters(self) -> int:

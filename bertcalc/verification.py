@@ -13,10 +13,6 @@ from .config import ModelConfig
 from .errors import BertcalcError
 from .model import Architecture, ModelReport, identify
 
-HF_CONFIG = {"bert": "BertConfig", "roberta": "RobertaConfig", "distilbert": "DistilBertConfig",
-             "albert": "AlbertConfig", "electra": "ElectraConfig"}
-POOLER_ARG = ("bert", "roberta", "albert")  # families whose bare model takes add_pooling_layer
-
 
 class MissingDependencyError(BertcalcError):
     """torch or transformers is not installed."""
@@ -80,11 +76,14 @@ def _import():
 
 def hf_model(cfg: ModelConfig, model_class: str, pooler: bool):
     """The transformers model for ``cfg``, on the meta device."""
+    from . import families
+
     torch, transformers = _import()
-    hf_cfg = getattr(transformers, HF_CONFIG[cfg.family])(**cfg.fields())
+    family = families.module(cfg.family)  # its HF names: HF_CONFIG, POOLER_ARG
+    hf_cfg = getattr(transformers, family.HF_CONFIG)(**cfg.fields())
     cls = getattr(transformers, model_class)
     with torch.device("meta"):
-        if model_class.endswith("Model") and cfg.family in POOLER_ARG:
+        if model_class.endswith("Model") and family.POOLER_ARG:
             return cls(hf_cfg, add_pooling_layer=pooler)
         return cls(hf_cfg)
 

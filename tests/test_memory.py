@@ -70,7 +70,7 @@ def test_saved_activations_match_the_h100_table() -> None:
         _mode, precision = accuracy.MODES[r["mode"]]
         t = memsim.training_peak(arch, cfg, memsim.Options(precision=precision, attention=r["attn"],
                                                            batch=r["batch"], seq=r["seq"]))
-        err = t["saved"] / r["saved_activations_bytes"] - 1
+        err = t.saved / r["saved_activations_bytes"] - 1
         limit = 0.02 if precision == "fp32" else 0.08  # autocast holds a few tens of MiB more than modelled
         assert abs(err) <= limit, (r["head"], r["mode"], r["attn"], r["batch"], r["seq"], err)
 
@@ -111,8 +111,7 @@ def test_adamw_states_are_two_copies_of_the_weights() -> None:
     n = arch.total_parameters
     opt, _ = memsim.optimizer_bytes(arch, memsim.Options(optimizer="adamw"))
     tensors = sum(len(p.tensors) * c.repeat for c in arch.components for p in c.parts) - 2  # 2 tied
-    params = memsim.weights_bytes(arch, arch_cfg := bertcalc.resolve(preset="base").config, 4) \
-        - memsim.buffer_bytes(arch_cfg)
+    params = memsim.weights_bytes(arch, bertcalc.resolve(preset="base").config, 4) - memsim.buffer_bytes(arch)
     assert opt == 2 * params + tensors * 512  # exp_avg and exp_avg_sq like each weight, plus step counts
     assert 8 * n <= opt <= 8 * n + 2 * MiB + tensors * 512
     assert memsim.optimizer_bytes(arch, memsim.Options(optimizer="sgd"))[0] == 0

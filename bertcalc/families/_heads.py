@@ -7,6 +7,7 @@ classification and question-answering classes.
 
 from __future__ import annotations
 
+from ..config import ModelConfig
 from ..errors import UsageError
 from ..model import Component, Dim
 from ._parts import linear
@@ -20,7 +21,6 @@ HEAD_CLASSES = {
     "qa": "ForQuestionAnswering",
 }
 HEADS = tuple(HEAD_CLASSES)
-LABEL_HEADS = ("seq-cls", "token-cls")
 
 
 def head_from_architectures(architectures: tuple[str, ...]) -> str | None:
@@ -42,14 +42,11 @@ def check_head(head: str, family_display: str, supported: tuple[str, ...]) -> No
         )
 
 
-# Fields that change memory (dropout masks) but never a shape: left out of count and shapes headers.
-MEMORY_ONLY = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
-
-
-def unused(labels: bool, ties: bool, pad: bool = False) -> tuple[str, ...]:
-    """The config fields a model class's shapes ignore, so the report header can leave them out."""
+def unused(cfg: ModelConfig, labels: bool, ties: bool, pad: bool = False) -> tuple[str, ...]:
+    """The config fields a model class's shapes ignore, so the report header can leave them out: those of
+    heads it lacks, and the family's memory-only fields (dropouts)."""
     used = (("num_labels", labels), ("tie_word_embeddings", ties), ("pad_token_id", pad))
-    return tuple(f for f, u in used if not u) + MEMORY_ONLY
+    return tuple(f for f, u in used if not u) + cfg.MEMORY_ONLY
 
 
 def token_classifier(H: Dim, C: Dim) -> Component:

@@ -13,12 +13,18 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from ..config import BertConfig, Dims, Prob, Size
+from ..config import Dims, Prob, Size
 from ..model import Architecture, Component, Dim
 from . import bert
 from ._heads import HEAD_CLASSES, check_head, pooled_classifier, qa_head, token_classifier, unused
 from ._parts import layernorm, linear, lone_bias
+from .bert import BertConfig, buffers, forward
 
+HF_CONFIG = "AlbertConfig"  # transformers' config class
+HF_PREFIX = "Albert"  # transformers' model classes
+BASE_PREFIX = "albert."  # the base model's name inside a task model
+POOLER_ARG = True  # whether the bare model takes add_pooling_layer
+ORDER = 4
 HEADS = ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa")
 
 
@@ -27,6 +33,8 @@ class AlbertConfig(BertConfig):
 
     family: ClassVar[str] = "albert"
     display: ClassVar[str] = "ALBERT"
+    SYMBOLS: ClassVar[dict[str, str]] = {**BertConfig.SYMBOLS, **{"num_hidden_groups": "G", "embedding_size": "E"}}
+    MEMORY_ONLY: ClassVar[tuple[str, ...]] = (*BertConfig.MEMORY_ONLY, *("classifier_dropout_prob",))
     FLAGS: ClassVar[dict[str, str]] = {**BertConfig.FLAGS, "embedding_size": "embedding_size"}
 
     vocab_size: Size = Field(30000, description="Tokens in the vocabulary.")
@@ -39,6 +47,8 @@ class AlbertConfig(BertConfig):
     hidden_act: str = Field("gelu_new", description="Feed-forward activation. Shown, not counted.")
     hidden_dropout_prob: Prob = Field(0.0, description="Dropout after embeddings and sublayers (memory: masks).")
     attention_probs_dropout_prob: Prob = Field(0.0, description="Dropout on attention probabilities (memory).")
+    classifier_dropout_prob: Prob = Field(0.1, description="Dropout before the classifiers (memory).")
+    classifier_dropout: None = Field(None, exclude=True)  # BERT's field; ALBERT's is classifier_dropout_prob
 
     @property
     def dims(self) -> Dims:
@@ -106,6 +116,12 @@ def build(cfg: AlbertConfig, head: str = "model", pooler_: bool = True) -> Archi
         comps.append(token_classifier(H, d["C"]))
     elif head == "qa":
         comps.append(qa_head(H, d["C"]))
-    return Architecture("albert", "Albert" + HEAD_CLASSES[head], head, tuple(comps), cfg.symbol_values(), prefix,
-                        unused(labels=head in ("seq-cls", "token-cls", "qa", "pretraining"),
-                               ties=head in ("mlm", "pretraining")))
+    return Architecture("albert", HF_PREFIX + HEAD_CLASSES[head], head, tuple(comps), cfg.symbol_values(), prefix,
+                        unused(cfg, labels=head in ("seq-cls", "token-cls", "qa", "pretraining"),
+                               ties=head in ("mlm", "pretraining")),
+                        # AlbertLayer's ff_chunk rebinds its intermediate, so BertOutput's hold does not apply
+                        program=forward(cfg, comps, head, p_cls=cfg.classifier_dropout_prob, hold_intermediate=False),
+                        buffers=buffers(cfg, prefix), base_prefix="albert.")
+
+
+CONFIG = AlbertConfig

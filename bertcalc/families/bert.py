@@ -6,12 +6,70 @@ ELECTRA reuse the encoder layer and pooler from here.
 
 from __future__ import annotations
 
-from ..config import BertConfig
-from ..model import Architecture, Component, Dim
+from typing import ClassVar
+
+from pydantic import Field
+
+from ..config import Count, Dims, Eps, ModelConfig, Prob, Size
+from ..model import Architecture, Buffer, Component, Dim
+from . import _blocks as blocks
+from ._blocks import Trace
 from ._heads import HEAD_CLASSES, check_head, pooled_classifier, qa_head, token_classifier, unused
 from ._parts import embedding, layernorm, linear, lone_bias
 
 HEADS = ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa")
+HF_CONFIG = "BertConfig"  # transformers' config class
+HF_PREFIX = "Bert"  # transformers' model classes: BertModel, BertForMaskedLM, ...
+BASE_PREFIX = "bert."  # the base model's name inside a task model
+POOLER_ARG = True  # BertModel(config, add_pooling_layer=...)
+ORDER = 1
+
+
+class BertConfig(ModelConfig):
+    """The shape-relevant fields of HuggingFace's ``BertConfig``, with its defaults (BERT-base)."""
+
+    family: ClassVar[str] = "bert"
+    display: ClassVar[str] = "BERT"
+    SYMBOLS: ClassVar[dict[str, str]] = {
+        "num_hidden_layers": "L", "vocab_size": "V", "max_position_embeddings": "P", "type_vocab_size": "T",
+        "hidden_size": "H", "intermediate_size": "I", "num_labels": "C", "num_attention_heads": "A",
+    }
+    MEMORY_ONLY: ClassVar[tuple[str, ...]] = ("hidden_dropout_prob", "attention_probs_dropout_prob",
+                                              "classifier_dropout")
+    FLAGS: ClassVar[dict[str, str]] = {
+        "layers": "num_hidden_layers",
+        "hidden": "hidden_size",
+        "heads": "num_attention_heads",
+        "intermediate": "intermediate_size",
+        "vocab": "vocab_size",
+        "max_positions": "max_position_embeddings",
+        "type_vocab": "type_vocab_size",
+        "labels": "num_labels",
+    }
+
+    vocab_size: Size = Field(30522, description="Tokens in the vocabulary (rows of word_embeddings).")
+    hidden_size: Size = Field(768, description="Width of every hidden state (H).")
+    num_hidden_layers: Count = Field(12, description="Encoder layers (L).")
+    num_attention_heads: Size = Field(12, description="Attention heads per layer (A); must divide H.")
+    intermediate_size: Size = Field(3072, description="Width of the feed-forward layer (I), usually 4H.")
+    max_position_embeddings: Size = Field(512, description="Longest sequence: rows of position_embeddings.")
+    type_vocab_size: Size = Field(2, description="Segment (token type) ids: rows of token_type_embeddings.")
+    hidden_act: str = Field("gelu", description="Feed-forward activation. Shown, not counted.")
+    layer_norm_eps: Eps = Field(1e-12, description="LayerNorm epsilon. Shown, not counted.")
+    hidden_dropout_prob: Prob = Field(0.1, description="Dropout after embeddings and sublayers (memory: masks).")
+    attention_probs_dropout_prob: Prob = Field(0.1, description="Dropout on attention probabilities (memory).")
+    classifier_dropout: Prob | None = Field(None, description="Dropout before a classifier; hidden_dropout_prob "
+                                            "when unset (memory).")
+
+    @property
+    def dims(self) -> Dims:
+        return Dims(self.num_hidden_layers, self.hidden_size, self.num_attention_heads, self.intermediate_size,
+                    self.vocab_size, self.max_position_embeddings, self.type_vocab_size, self.hidden_size,
+                    self.num_labels, self.max_position_embeddings)
+
+
+
+CONFIG = BertConfig
 
 
 def dims(cfg: BertConfig) -> dict[str, Dim]:
@@ -108,6 +166,65 @@ def nsp_head(H: Dim) -> Component:
     ))
 
 
+def buffers(cfg: BertConfig, prefix: str) -> tuple[Buffer, ...]:
+    """``position_ids`` and ``token_type_ids``, ``[1, P]`` int64, registered with ``persistent=False``."""
+    P = cfg.max_position_embeddings
+    return (Buffer(f"{prefix}embeddings.position_ids", (1, P)), Buffer(f"{prefix}embeddings.token_type_ids", (1, P)))
+
+
+def forward(cfg: BertConfig, comps: list[Component], head: str, *, mlm_act: str | None = None,
+            cls_act: str = "tanh", p_cls: float | None = None, **layer: bool):
+    """BertModel's forward and the task head's, as a program over the parts in ``comps``: embeddings (and a
+    projection from E to H where there is one), the layer template × L, the pooler, then the head and its loss
+    (a bare model: the sum of its output). RoBERTa, ALBERT and ELECTRA run the same modules under their names:
+    ``mlm_act`` is the MLM head's activation, ``cls_act`` that of a dense [CLS] classifier, ``p_cls`` the
+    classifier's dropout; ``layer`` goes to :func:`~bertcalc.families._blocks.encoder`."""
+    c = {x.name: x for x in comps}
+    act = cfg.hidden_act
+    p_h, p_a = cfg.hidden_dropout_prob, cfg.attention_probs_dropout_prob
+    e = Trace()
+    embedded = blocks.embeddings(e, c["embeddings"].parts, p_h)
+    embedded.until = "base"  # embedding_output: held by the base model's forward for the whole encoder call
+    project = c.get("embeddings project") or c.get("embedding mapping")
+    if project is not None:  # a Linear from the embedding width E to H
+        embedded = e.linear(project.parts[0], embedded, "embedding width -> hidden width")
+        if "embeddings project" in c:  # ELECTRA rebinds hidden_states: the projection is what the model holds
+            embedded.until, e.ops[-2].out.until = "base", None
+    layers = next(x for x in comps if x.repeat_symbol is not None)
+    enc = blocks.encoder(layers, heads=cfg.num_attention_heads, act=act, p_hidden=p_h, p_attn=p_a, **layer)
+    hidden = blocks.hidden_of(embedded, enc)
+    tail = Trace()
+    pooled = blocks.pooler(tail, c["pooler"].parts[0], hidden) if "pooler" in c else None
+    h = Trace()
+    if p_cls is None:
+        p_cls = cfg.classifier_dropout if cfg.classifier_dropout is not None else p_h
+    mlm = c.get("MLM head") or c.get("generator head")
+    if head in ("mlm", "pretraining") and mlm is not None:
+        blocks.mlm(h, mlm.parts, hidden, mlm_act or act)
+    if head == "pretraining" and "discriminator head" in c:
+        d = blocks.by_role(c["discriminator head"].parts)
+        h.moment("head")
+        x = h.linear(d["disc_dense"], hidden, blocks.HEAD_WORDS["disc_dense"])
+        x = h.act(act, x, listed=False)
+        h.loss("binary", h.linear(d["disc_pred"], x, blocks.HEAD_WORDS["disc_pred"]))
+    elif head == "pretraining":
+        sentence = c.get("NSP head") or c["SOP head"]
+        blocks.classify(h, sentence.parts[0], pooled, p_cls if "SOP head" in c else 0.0)
+    elif head == "seq-cls":
+        parts = c["sequence classifier"].parts
+        if len(parts) > 1:
+            blocks.dense_classifier(h, parts, hidden, p_cls, cls_act)
+        else:
+            blocks.classify(h, parts[0], pooled, p_cls)
+    elif head == "token-cls":
+        blocks.classify(h, c["token classifier"].parts[0], hidden, p_cls)
+    elif head == "qa":
+        blocks.classify(h, c["QA head"].parts[0], hidden, loss="spans")
+    elif head == "model":
+        h.loss("sum", pooled if pooled is not None else hidden)
+    return blocks.program(e, embedded, enc, hidden, tail, h)
+
+
 def build(cfg: BertConfig, head: str = "model", pooler_: bool = True) -> Architecture:
     check_head(head, "BERT", HEADS)
     d = dims(cfg)
@@ -129,10 +246,13 @@ def build(cfg: BertConfig, head: str = "model", pooler_: bool = True) -> Archite
         comps.append(qa_head(d["H"], d["C"]))
     return Architecture(
         family="bert",
-        model_class="Bert" + HEAD_CLASSES[head],
+        model_class=HF_PREFIX + HEAD_CLASSES[head],
         head=head,
         components=tuple(comps),
         values=cfg.symbol_values(),
         prefix=prefix,
-        unused_fields=unused(labels=head in ("seq-cls", "token-cls", "qa"), ties=head in ("mlm", "pretraining")),
+        unused_fields=unused(cfg, labels=head in ("seq-cls", "token-cls", "qa"), ties=head in ("mlm", "pretraining")),
+        program=forward(cfg, comps, head),
+        buffers=buffers(cfg, prefix),
+        base_prefix="bert.",
     )

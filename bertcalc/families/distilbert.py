@@ -1,4 +1,4 @@
-"""DistilBERT: ``transformers.models.distilbert.modeling_distilbert``.
+"""DistilBERT: ``transformers.models.distilbert.modeling_distilbert``, tensors and forward side by side.
 
 Its own field names (``dim``, ``n_layers``, ``n_heads``, ``hidden_dim``), its own module names (``q_lin``,
 ``k_lin``, ``v_lin``, ``out_lin``, ``sa_layer_norm``, ``ffn.lin1``/``lin2``, ``output_layer_norm``), no token
@@ -14,11 +14,17 @@ from pydantic import Field
 
 from ..config import Count, Dims, ModelConfig, Prob, Size
 from ..errors import UsageError
-from ..model import Architecture, Component, Dim
+from ..model import Architecture, Buffer, Component, Dim
+from . import _blocks as blocks
 from ._heads import HEAD_CLASSES, check_head, qa_head, token_classifier, unused
 from ._parts import embedding, layernorm, linear
 
 HEADS = ("model", "mlm", "seq-cls", "token-cls", "qa")
+HF_CONFIG = "DistilBertConfig"  # transformers' config class
+HF_PREFIX = "DistilBert"  # transformers' model classes: DistilBertModel, DistilBertForMaskedLM, ...
+BASE_PREFIX = "distilbert."  # the base model's name inside a task model
+POOLER_ARG = False  # DistilBertModel takes no add_pooling_layer
+ORDER = 3
 
 
 class DistilBertConfig(ModelConfig):
@@ -26,6 +32,9 @@ class DistilBertConfig(ModelConfig):
 
     family: ClassVar[str] = "distilbert"
     display: ClassVar[str] = "DistilBERT"
+    SYMBOLS: ClassVar[dict[str, str]] = {"n_layers": "L", "vocab_size": "V", "max_position_embeddings": "P",
+                                         "dim": "H", "hidden_dim": "I", "num_labels": "C", "n_heads": "A"}
+    MEMORY_ONLY: ClassVar[tuple[str, ...]] = ("dropout", "attention_dropout", "seq_classif_dropout", "qa_dropout")
     FLAGS: ClassVar[dict[str, str]] = {
         "layers": "n_layers",
         "hidden": "dim",
@@ -49,6 +58,8 @@ class DistilBertConfig(ModelConfig):
     activation: str = Field("gelu", description="Feed-forward activation. Shown, not counted.")
     dropout: Prob = Field(0.1, description="Dropout after embeddings and the FFN (memory: masks).")
     attention_dropout: Prob = Field(0.1, description="Dropout on attention probabilities (memory).")
+    seq_classif_dropout: Prob = Field(0.2, description="Dropout before the sequence classifier (memory).")
+    qa_dropout: Prob = Field(0.1, description="Dropout before the QA head (memory).")
 
     @property
     def dims(self) -> Dims:
@@ -56,14 +67,14 @@ class DistilBertConfig(ModelConfig):
                     self.max_position_embeddings, 0, self.dim, self.num_labels, self.max_position_embeddings)
 
 
-def build(cfg: DistilBertConfig, head: str = "model", pooler_: bool = True) -> Architecture:
-    check_head(head, "DistilBERT", HEADS)
+# ------------------------------------------------------------------------------- __init__: the tensors
+
+
+def components(cfg: DistilBertConfig, head: str, prefix: str) -> list[Component]:
     V, P = Dim(cfg.vocab_size, "vocab_size"), Dim(cfg.max_position_embeddings, "max_position_embeddings")
     H, I = Dim(cfg.dim, "dim"), Dim(cfg.hidden_dim, "hidden_dim")  # noqa: E741
     C = Dim(cfg.num_labels, "num_labels")
-    prefix = "" if head == "model" else "distilbert."
-    e = f"{prefix}embeddings"
-    m = f"{prefix}transformer.layer.{{i}}"
+    e, m = f"{prefix}embeddings", f"{prefix}transformer.layer.{{i}}"
     comps = [
         Component("embeddings", (
             embedding("word_embeddings", f"{e}.word_embeddings", V, H, "one row per token id", role="word"),
@@ -83,18 +94,16 @@ def build(cfg: DistilBertConfig, head: str = "model", pooler_: bool = True) -> A
         ), repeat=cfg.n_layers, repeat_symbol="n_layers"),
     ]
     if head == "mlm":
-        tie = cfg.tie_word_embeddings
+        tied = f"{e}.word_embeddings.weight" if cfg.tie_word_embeddings else None
         comps.append(Component("MLM head", (
             linear("vocab_transform", "vocab_transform", H, H, role="mlm_transform"),
             layernorm("vocab_layer_norm", "vocab_layer_norm", H, role="mlm_norm"),
             linear("vocab_projector", "vocab_projector", H, V, role="mlm_decoder",
-                   description="logits over the vocabulary",
-                   weight_tied_to=f"{e}.word_embeddings.weight" if tie else None),
+                   description="logits over the vocabulary", weight_tied_to=tied),
         )))
     elif head == "seq-cls":
         comps.append(Component("sequence classifier", (
-            linear("pre_classifier", "pre_classifier", H, H, tokens="first", role="cls_dense",
-                   description="on [CLS]"),
+            linear("pre_classifier", "pre_classifier", H, H, tokens="first", role="cls_dense", description="on [CLS]"),
             linear("classifier", "classifier", H, C, tokens="first", role="cls_out", description="logits"),
         )))
     elif head == "token-cls":
@@ -104,5 +113,51 @@ def build(cfg: DistilBertConfig, head: str = "model", pooler_: bool = True) -> A
             raise UsageError(f"DistilBertForQuestionAnswering needs num_labels 2 (start and end), got {cfg.num_labels}",
                              param="labels")
         comps.append(qa_head(H, C))
-    return Architecture("distilbert", "DistilBert" + HEAD_CLASSES[head], head, tuple(comps), cfg.symbol_values(),
-                        prefix, unused(labels=head in ("seq-cls", "token-cls", "qa"), ties=head == "mlm"))
+    return comps
+
+
+# -------------------------------------------------------------------------------- forward: the program
+
+
+def forward(cfg: DistilBertConfig, comps: list[Component], head: str):
+    """Embeddings (word + position, LayerNorm, dropout); TransformerBlock × L, which has no dropout after
+    ``out_lin`` and whose attention and FFN rebind their intermediates (nothing held past its use but the
+    sublayer outputs beside each LayerNorm); then the head."""
+    c = {x.name: x for x in comps}
+    e = blocks.Trace()
+    embedded = blocks.embeddings(e, c["embeddings"].parts, cfg.dropout)
+    embedded.until = "base"  # DistilBertModel holds `embeddings` for the whole transformer call
+    enc = blocks.encoder(c["encoder layer"], heads=cfg.n_heads, act=cfg.activation, p_hidden=cfg.dropout,
+                         p_attn=cfg.attention_dropout, attn_out_dropout=False, hold_context=False,
+                         hold_intermediate=False)
+    hidden = blocks.hidden_of(embedded, enc)
+    h = blocks.Trace()
+    if head == "mlm":
+        blocks.mlm(h, c["MLM head"].parts, hidden, cfg.activation)
+    elif head == "seq-cls":  # hidden[:, 0] -> pre_classifier -> ReLU -> dropout -> classifier
+        pre, out = c["sequence classifier"].parts
+        h.moment("head")
+        x = h.first(hidden, f"{pre.module}.first_token", listed=False)
+        x = h.act("relu", h.linear(pre, x, blocks.HEAD_WORDS["cls_dense"]), listed=False)
+        blocks.classify(h, out, x, cfg.seq_classif_dropout)
+    elif head == "token-cls":
+        blocks.classify(h, c["token classifier"].parts[0], hidden, cfg.dropout)
+    elif head == "qa":
+        blocks.classify(h, c["QA head"].parts[0], hidden, cfg.qa_dropout, loss="spans")
+    else:
+        h.loss("sum", hidden)
+    return blocks.program(e, embedded, enc, hidden, None, h)
+
+
+def build(cfg: DistilBertConfig, head: str = "model", pooler_: bool = True) -> Architecture:
+    check_head(head, "DistilBERT", HEADS)
+    prefix = "" if head == "model" else BASE_PREFIX
+    comps = components(cfg, head, prefix)
+    return Architecture("distilbert", HF_PREFIX + HEAD_CLASSES[head], head, tuple(comps), cfg.symbol_values(), prefix,
+                        unused(cfg, labels=head in ("seq-cls", "token-cls", "qa"), ties=head == "mlm"),
+                        program=forward(cfg, comps, head),
+                        buffers=(Buffer(f"{prefix}embeddings.position_ids", (1, cfg.max_position_embeddings)),),
+                        base_prefix=BASE_PREFIX)
+
+
+CONFIG = DistilBertConfig

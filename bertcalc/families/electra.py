@@ -12,12 +12,18 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from ..config import BertConfig, Dims, Size
+from ..config import Dims, Size
 from ..model import Architecture, Component, Dim
 from . import bert
 from ._heads import HEAD_CLASSES, check_head, dense_classifier, qa_head, token_classifier, unused
 from ._parts import layernorm, linear
+from .bert import BertConfig, buffers, forward
 
+HF_CONFIG = "ElectraConfig"  # transformers' config class
+HF_PREFIX = "Electra"  # transformers' model classes
+BASE_PREFIX = "electra."  # the base model's name inside a task model
+POOLER_ARG = False  # whether the bare model takes add_pooling_layer
+ORDER = 5
 HEADS = ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa")
 
 
@@ -26,6 +32,7 @@ class ElectraConfig(BertConfig):
 
     family: ClassVar[str] = "electra"
     display: ClassVar[str] = "ELECTRA"
+    SYMBOLS: ClassVar[dict[str, str]] = {**BertConfig.SYMBOLS, **{"embedding_size": "E"}}
     FLAGS: ClassVar[dict[str, str]] = {**BertConfig.FLAGS, "embedding_size": "embedding_size"}
 
     embedding_size: Size = Field(128, description="Width of the embeddings (E).")
@@ -71,5 +78,10 @@ def build(cfg: ElectraConfig, head: str = "model", pooler_: bool = True) -> Arch
         comps.append(token_classifier(H, d["C"]))
     elif head == "qa":
         comps.append(qa_head(H, d["C"]))
-    return Architecture("electra", "Electra" + HEAD_CLASSES[head], head, tuple(comps), cfg.symbol_values(), prefix,
-                        unused(labels=head in ("seq-cls", "token-cls", "qa"), ties=head == "mlm"))
+    return Architecture("electra", HF_PREFIX + HEAD_CLASSES[head], head, tuple(comps), cfg.symbol_values(), prefix,
+                        unused(cfg, labels=head in ("seq-cls", "token-cls", "qa"), ties=head == "mlm"),
+                        program=forward(cfg, comps, head, mlm_act="gelu", cls_act="gelu"),
+                        buffers=buffers(cfg, prefix), base_prefix="electra.")
+
+
+CONFIG = ElectraConfig

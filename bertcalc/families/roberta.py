@@ -12,12 +12,18 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from ..config import BertConfig, Count, Dims, Size
+from ..config import Count, Dims, Size
 from ..model import Architecture, Component
 from . import bert
 from ._heads import HEAD_CLASSES, check_head, dense_classifier, qa_head, token_classifier, unused
 from ._parts import embedding, layernorm, linear, lone_bias
+from .bert import BertConfig, buffers, forward
 
+HF_CONFIG = "RobertaConfig"  # transformers' config class
+HF_PREFIX = "Roberta"  # transformers' model classes
+BASE_PREFIX = "roberta."  # the base model's name inside a task model
+POOLER_ARG = True  # whether the bare model takes add_pooling_layer
+ORDER = 2
 HEADS = ("model", "mlm", "seq-cls", "token-cls", "qa")
 
 
@@ -85,5 +91,10 @@ def build(cfg: RobertaConfig, head: str = "model", pooler_: bool = True) -> Arch
         comps.append(token_classifier(d["H"], d["C"]))
     elif head == "qa":
         comps.append(qa_head(d["H"], d["C"]))
-    return Architecture("roberta", "Roberta" + HEAD_CLASSES[head], head, tuple(comps), cfg.symbol_values(), prefix,
-                        unused(labels=head in ("seq-cls", "token-cls", "qa"), ties=head == "mlm", pad=True))
+    return Architecture("roberta", HF_PREFIX + HEAD_CLASSES[head], head, tuple(comps), cfg.symbol_values(), prefix,
+                        unused(cfg, labels=head in ("seq-cls", "token-cls", "qa"), ties=head == "mlm", pad=True),
+                        program=forward(cfg, comps, head, mlm_act="gelu", cls_act="tanh"),
+                        buffers=buffers(cfg, prefix), base_prefix="roberta.")
+
+
+CONFIG = RobertaConfig

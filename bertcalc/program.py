@@ -1,0 +1,294 @@
+"""The forward program: a model's forward pass as typed ops over named activations.
+
+A family describes its forward pass once, beside its tensors, as a :class:`Program`: the embeddings' ops, one
+encoder layer template (applied ``times``, cycling through ``groups`` parameter sets), and the ops after the
+encoder (pooler, task head, loss). Each op names the :class:`~bertcalc.model.Part` it uses and the
+:class:`Value` it reads and writes. Generic code reads the program and nothing else:
+
+- ``activations.py``: each listed value's shape, in order;
+- ``flopcount.py``: each op's matmul FLOPs, by the ``torch.utils.flop_counter`` convention;
+- ``memsim.py``: per-op rules for what autograd saves and in which dtype, the backward replayed in reverse over
+  the same ops, and a no-grad forward's live set op by op.
+
+Shapes are symbolic: :data:`B` and :data:`S` stand for the batch and the sequence, resolved per run, so one
+program serves every batch size, and an encoder of 10^9 layers is still one template.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .model import Dim, Part
+
+B = Dim(0, "B")  # the batch: a placeholder, resolved by :func:`size`
+S = Dim(0, "S")  # the sequence length
+MARKERS = (B, S)
+
+Scope = Literal["base", "end"]
+
+
+def size(d: Dim, batch: int, seq: int) -> int:
+    if d == B:
+        return batch
+    if d == S:
+        return seq
+    return d.size
+
+
+def resolve(dims: tuple[Dim, ...], batch: int, seq: int) -> tuple[Dim, ...]:
+    """The dims with B and S given their sizes (``Dim(8, "B")``)."""
+    return tuple(Dim(size(d, batch, seq), d.symbol) for d in dims)
+
+
+@dataclass(eq=False)
+class Value:
+    """One activation. ``view_of`` shares its storage (a reshape, a [CLS] slice); ``hold`` says how long Python
+    keeps it alive in a no-grad forward beyond its last use: until the op that writes another value of the same
+    layer has run (a local variable of an HF module), to the end of the ``base`` model, or to the ``end`` of the
+    forward (the model's outputs)."""
+
+    name: str
+    dims: tuple[Dim, ...]
+    description: str = ""
+    dtype: str = "float"  # "int64" for ids
+    listed: bool = True  # shown by ``shapes --batch --seq``
+    view_of: Value | None = None
+    until: Value | Scope | None = None
+
+    def elements(self, batch: int, seq: int) -> int:
+        return math.prod(size(d, batch, seq) for d in self.dims)
+
+    @property
+    def storage(self) -> Value:
+        v = self
+        while v.view_of is not None:
+            v = v.view_of
+        return v
+
+    @property
+    def width(self) -> Dim:
+        return self.dims[-1]
+
+
+# ------------------------------------------------------------------------------------------------------ ops
+
+
+@dataclass(frozen=True, eq=False)
+class Op:
+    out: Value
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:  # pragma: no cover - every op overrides
+        return ()
+
+
+@dataclass(frozen=True, eq=False)
+class Input(Op):
+    """Integer ids fed to the model (``input_ids [B, S]``). Not counted in memory, like the other inputs."""
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        return ()
+
+
+@dataclass(frozen=True, eq=False)
+class Lookup(Op):
+    """``nn.Embedding``: one row of ``table`` per id."""
+
+    table: Part = field(kw_only=True)
+    ids: Value = field(kw_only=True)
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        return (self.ids,)
+
+
+@dataclass(frozen=True, eq=False)
+class Linear(Op):
+    """``nn.Linear`` over the last dimension of ``x``: ``2 × rows × in × out`` FLOPs."""
+
+    part: Part = field(kw_only=True)
+    x: Value = field(kw_only=True)
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        return (self.x,)
+
+
+@dataclass(frozen=True, eq=False)
+class Norm(Op):
+    """``nn.LayerNorm`` over the last dimension: saves its input and two statistics per row."""
+
+    part: Part = field(kw_only=True)
+    x: Value = field(kw_only=True)
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        return (self.x,)
+
+
+@dataclass(frozen=True, eq=False)
+class Add(Op):
+    """An elementwise sum (the embeddings' lookups, a residual). Type promotion: fp32 + bf16 is fp32."""
+
+    xs: tuple[Value, ...] = field(kw_only=True)
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        return self.xs
+
+
+@dataclass(frozen=True, eq=False)
+class Dropout(Op):
+    """``nn.Dropout(p)`` in training: a one-byte mask per element. Only emitted for ``p > 0`` (ATen returns the
+    input itself at p = 0); the identity in a no-grad forward."""
+
+    x: Value = field(kw_only=True)
+    p: float = field(kw_only=True)
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        return (self.x,)
+
+
+@dataclass(frozen=True, eq=False)
+class Act(Op):
+    """An activation function by its HF name (``gelu``, ``gelu_new``, ``relu``, ``tanh``...)."""
+
+    fn: str = field(kw_only=True)
+    x: Value = field(kw_only=True)
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        return (self.x,)
+
+
+@dataclass(frozen=True, eq=False)
+class Heads(Op):
+    """``view(B, S, A, H/A).transpose(1, 2)``: a view, split into attention heads."""
+
+    x: Value = field(kw_only=True)
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        return (self.x,)
+
+
+@dataclass(frozen=True, eq=False)
+class Attention(Op):
+    """Scaled dot-product attention over head-split ``q``, ``k``, ``v`` (``[B, A, S, H/A]``), with dropout ``p``
+    on the probabilities, merged back into ``out`` (``[B, S, H]``). ``scores``, ``probs`` and ``context`` are
+    the intermediate values of the eager implementation, for the listing."""
+
+    q: Value = field(kw_only=True)
+    k: Value = field(kw_only=True)
+    v: Value = field(kw_only=True)
+    p: float = field(kw_only=True)
+    scores: Value = field(kw_only=True)
+    probs: Value = field(kw_only=True)
+    context: Value = field(kw_only=True)
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        return (self.q, self.k, self.v)
+
+    @property
+    def heads(self) -> Dim:
+        return self.q.dims[1]
+
+    @property
+    def head_dim(self) -> Dim:
+        return self.q.dims[-1]
+
+
+@dataclass(frozen=True, eq=False)
+class First(Op):
+    """``hidden_states[:, 0]``: a view of the first ([CLS]) token of every sequence."""
+
+    x: Value = field(kw_only=True)
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        return (self.x,)
+
+
+LossKind = Literal["vocab", "classes", "spans", "binary", "sum"]
+
+
+@dataclass(frozen=True, eq=False)
+class Loss(Op):
+    """The loss the training step differentiates: ``vocab`` (cross-entropy over the vocabulary, per token),
+    ``classes`` (cross-entropy over the labels, per row of ``x``), ``spans`` (QA: start and end cross-entropy
+    over the sequence), ``binary`` (BCE with logits, per token), or ``sum`` (a bare model: the sum of its
+    output)."""
+
+    kind: LossKind = field(kw_only=True)
+    x: Value = field(kw_only=True)
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        return (self.x,)
+
+
+# --------------------------------------------------------------------------------------------- structure
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One encoder layer's forward: ``inp`` [B, S, H] to ``out`` [B, S, H]. ``moments`` labels the ops for the
+    no-grad forward's report (the label of an op holds until the next labelled op)."""
+
+    ops: tuple[Op, ...]
+    inp: Value
+    out: Value
+    moments: dict[int, str] = field(default_factory=dict)  # op index -> label
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """The layer template (one or more layers: ALBERT's inner group), applied ``times`` in all, cycling through
+    ``groups`` distinct parameter sets (``times`` of them, unless layers are shared)."""
+
+    component: str
+    layers: tuple[Layer, ...]
+    times: int
+    groups: int
+
+    @property
+    def inp(self) -> Value:
+        return self.layers[0].inp
+
+    @property
+    def out(self) -> Value:
+        return self.layers[-1].out
+
+    @property
+    def ops(self) -> tuple[Op, ...]:
+        return tuple(op for layer in self.layers for op in layer.ops)
+
+
+@dataclass(frozen=True)
+class Program:
+    """A model's forward pass. ``embeddings`` ends at the encoder's input; ``tail`` runs after the encoder inside
+    the base model (the pooler); ``head`` is the task head with its loss. ``hidden`` is the last hidden state.
+    ``moments`` labels ops of ``embeddings``, ``tail`` and ``head`` (by op) for the no-grad forward."""
+
+    embeddings: tuple[Op, ...]
+    embedded: Value  # what the embeddings hand the encoder
+    encoder: Encoder | None
+    hidden: Value  # the last hidden state (``embedded`` when there are no layers)
+    tail: tuple[Op, ...] = ()
+    head: tuple[Op, ...] = ()
+    moments: dict[int, str] = field(default_factory=dict)  # id(op) -> label
+
+    def all_ops(self) -> tuple[Op, ...]:
+        """Every op, the encoder's template once even when it is applied zero times."""
+        enc = self.encoder.ops if self.encoder is not None else ()
+        return (*self.embeddings, *enc, *self.tail, *self.head)
+
+    def ops(self) -> tuple[Op, ...]:
+        """Every op of one pass, the encoder's template once."""
+        enc = self.encoder.ops if self.encoder is not None and self.encoder.times else ()
+        return (*self.embeddings, *enc, *self.tail, *self.head)
