@@ -31,9 +31,25 @@ from urllib.parse import unquote
 RESOLVE = re.compile(r"^/(?P<repo>[^/]+(?:/[^/]+)?)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
 
 
+@dataclass(frozen=True)
+class Sparse:
+    """A large file held as its first bytes (a safetensors header) and its size; the rest reads as zeros."""
+
+    head: bytes
+    size: int
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, s: slice) -> bytes:
+        start, stop, _ = s.indices(self.size)
+        got = self.head[start:stop]
+        return got + b"\0" * (max(stop - start, 0) - len(got))
+
+
 @dataclass
 class Repo:
-    files: dict[str, bytes]
+    files: dict[str, bytes | Sparse]
     commit: str = ""  # default: derived from the files
     refs: tuple[str, ...] = ("main",)  # branches and tags that name the commit
     token: str | None = None  # gated: this token is needed
@@ -43,7 +59,8 @@ class Repo:
         if not self.commit:
             h = hashlib.sha1()
             for name in sorted(self.files):
-                h.update(name.encode() + b"\0" + self.files[name])
+                f = self.files[name]
+                h.update(name.encode() + b"\0" + (f if isinstance(f, bytes) else f.head + str(f.size).encode()))
             self.commit = h.hexdigest()
 
 
@@ -148,7 +165,8 @@ class HubServer:
         chunk = body[start : end + 1]
         h.send_response(status)
         h.send_header("X-Repo-Commit", repo.commit)
-        h.send_header("ETag", '"' + hashlib.sha256(body).hexdigest() + '"')
+        tag = body if isinstance(body, bytes) else body.head + str(body.size).encode()
+        h.send_header("ETag", '"' + hashlib.sha256(tag).hexdigest() + '"')
         h.send_header("Accept-Ranges", "bytes")
         h.send_header("Content-Length", str(len(chunk) if not head else len(body)))
         if status == 206:
@@ -249,3 +267,52 @@ def fill_cache(cache: Path, repo_id: str, repo: Repo, files: tuple[str, ...] = (
         if not link.exists():
             link.symlink_to(Path("..", "..", "blobs", blob.name))
     return snap
+
+
+def sparse_safetensors(tensors: dict[str, tuple[str, tuple[int, ...]]]) -> Sparse:
+    """A safetensors file of this size and header, without its data: ``{name: (dtype, shape)}``."""
+    import math
+
+    width = {"F32": 4, "F16": 2, "BF16": 2, "I64": 8}
+    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+    at = 0
+    for name in sorted(tensors):
+        dtype, shape = tensors[name]
+        n = math.prod(shape) * width[dtype]
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [at, at + n]}
+        at += n
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    return Sparse(struct.pack("<Q", len(raw)) + raw, 8 + len(raw) + at)
+
+
+# google-bert/bert-base-uncased's config.json (its values as published on the Hub), for the README's example
+BERT_BASE_UNCASED = {
+    "architectures": ["BertForMaskedLM"], "attention_probs_dropout_prob": 0.1, "gradient_checkpointing": False,
+    "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "hidden_size": 768, "initializer_range": 0.02,
+    "intermediate_size": 3072, "layer_norm_eps": 1e-12, "max_position_embeddings": 512, "model_type": "bert",
+    "num_attention_heads": 12, "num_hidden_layers": 12, "pad_token_id": 0, "position_embedding_type": "absolute",
+    "transformers_version": "4.6.0.dev0", "type_vocab_size": 2, "use_cache": True, "vocab_size": 30522,
+}
+
+
+def readme_repos() -> dict[str, Repo]:
+    """The repo the README's Hub examples read: bert-base-uncased's config, and a checkpoint in its layout (a
+    BertForPreTraining state dict with the bert. prefix, LayerNorm gamma/beta, position_ids), data left sparse."""
+    from bertcalc.architecture import build
+    from bertcalc.config import config_class, validate
+    from bertcalc.loading import hf_source
+
+    cfg = validate(config_class("bert"), hf_source(BERT_BASE_UNCASED, "readme").data)
+    names = {n.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"):
+             ("F32", spec.shape) for n, spec in build(cfg, head="pretraining").tensors() if spec.tied_to is None}
+    names["bert.embeddings.position_ids"] = ("I64", (1, 512))
+    files = {"config.json": json.dumps(BERT_BASE_UNCASED, indent=2).encode(),
+             "model.safetensors": sparse_safetensors(names)}
+    return {"google-bert/bert-base-uncased": Repo(files)}
+
+
+def readme_env(home: Path, url: str) -> dict[str, str]:
+    """The environment README examples run in: huggingface_hub pointed at the local Hub, a fresh HF_HOME."""
+    return {"NO_COLOR": "1", "COLUMNS": "200", "PATH": "", "HF_ENDPOINT": url, "HF_HOME": str(home),
+            "HF_HUB_DISABLE_TELEMETRY": "1"}

@@ -514,13 +514,27 @@ def inspect_view(r: Any) -> RenderableType:
             line += f"  ·  quantization_config: {method}{bits} (changes bytes, not shapes)"
         extra.append(Text(line))
     if r.download is not None:
-        n = r.download["bytes"]
-        reqs = r.download["requests"]
-        what = f" in {_plural(len(reqs), 'request')} with a body" if reqs else \
-            f" (read from the {r.download.get('source', 'local path')})"
-        extra.append(Text(f"downloaded: {n:,} bytes{what}"))
+        extra.append(Text(f"downloaded: {r.download['bytes']:,} bytes" + _download_detail(r.download)))
     notes = [Text("note: " + n, style="yellow") for n in r.notes]
     return Group(title, body, counts, params, *extra, *notes)
+
+
+def _download_detail(d: dict[str, Any]) -> str:
+    """``(config.json 571 B; model.safetensors header 24,152 B in 2 range requests)``, or where it was read."""
+    if not d["requests"]:
+        return f" (read from the {d.get('source', 'local path')})"
+    parts: dict[str, list[int]] = {}
+    for q in d["requests"]:
+        parts.setdefault(q["file"], []).append(q["bytes"])
+    shown = []
+    for file, sizes in parts.items():
+        if file.endswith(".safetensors"):
+            shown.append(f"{file} header {sum(sizes):,} B in {_plural(len(sizes), 'range request')}")
+        else:
+            shown.append(f"{file} {sum(sizes):,} B")
+    if "config.json" not in parts:
+        shown.insert(0, "config.json from the HF cache")
+    return " (" + "; ".join(shown) + ")"
 
 
 # -------------------------------------------------------------------------------------------------- verify
