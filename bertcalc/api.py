@@ -30,11 +30,39 @@ if TYPE_CHECKING:
     from .verification import VerifyReport
 
 
+def model_sources(name: str, preset: str | None = None, config_file: str | Path | None = None) -> dict[str, Any]:
+    """A model name -> ``resolve()``'s ``preset``, ``config_file`` or ``model`` (a Hub id).
+
+    A preset name wins, then a path that exists, then anything path-like; else it is a Hub id (``hub.classify``).
+    """
+    from .errors import BertcalcError, UsageError
+    from .hub import classify
+
+    kind, value = classify(name)
+    if (kind == "preset" and preset is not None) or (kind != "preset" and config_file is not None):
+        other = "--preset" if kind == "preset" else "--config"
+        raise UsageError(f"{name!r} and {other} both name the model; give it once", param="model")
+    if kind == "preset":
+        from . import catalog
+
+        if value not in catalog.names():
+            try:
+                catalog.path_of(value)
+            except BertcalcError as exc:
+                exc.message += "; a Hub model id is written org/name, e.g. google-bert/bert-base-uncased"
+                raise
+    out: dict[str, Any] = {"preset": preset, "config_file": config_file, "model": None}
+    out[{"preset": "preset", "path": "config_file", "hub": "model"}[kind]] = value
+    return out
+
+
 def _resolved(
-    config: ModelConfig | Resolved | None, preset: str | None, config_file: str | Path | None, overrides: dict
+    config: ModelConfig | Resolved | str | None, preset: str | None, config_file: str | Path | None, overrides: dict
 ) -> Resolved:
     if isinstance(config, Resolved):
         return config
+    if isinstance(config, str):  # a preset name, a path or a Hub model id
+        return resolve(**model_sources(config, preset, config_file), overrides=overrides)
     if isinstance(config, ModelConfig):
         if preset or config_file or overrides:
             raise TypeError("pass either a config object or preset/config_file/overrides, not both")
@@ -133,9 +161,20 @@ def parse_item(item: str) -> tuple[str | None, str | None, str]:
     return source, None, overrides
 
 
+def _hub_item(source: str) -> str | None:
+    """The Hub id a compare item names, if it is one (``hub.classify``: presets and existing paths win)."""
+    from .hub import classify
+
+    kind, value = classify(source)
+    return value if kind == "hub" else None
+
+
 def resolve_item(item: str) -> tuple[Resolved, bool]:
     """One ``compare`` item -> its resolved config, and whether it keeps the pooler."""
     preset, file, text = parse_item(item)
+    model = _hub_item(file) if file else None
+    if model is not None:
+        preset = file = None
     ov = parse_overrides(text, f"compare item {item!r}") if text else {}
     pooler = ov.pop("pooler", True)
     if not isinstance(pooler, bool):
@@ -143,7 +182,8 @@ def resolve_item(item: str) -> tuple[Resolved, bool]:
 
         raise ConfigError([f"compare item {item!r}: pooler must be true or false, got {pooler!r}"])
     origins = dict.fromkeys(ov, f"compare item {item!r}")
-    return resolve(preset=preset, config_file=file, overrides=ov, override_origins=origins, label=item), pooler
+    return resolve(preset=preset, config_file=file, overrides=ov, override_origins=origins, label=item,
+                   model=model), pooler
 
 
 def compare(
@@ -179,9 +219,15 @@ def inspect(
     head: str | None = None,
     pooler: bool | None = None,
     override_origins: dict[str, str] | None = None,
+    revision: str | None = None,
+    offline: bool | None = None,
+    download_bytes: bool = False,
     **overrides: Any,
 ) -> InspectReport:
     """A safetensors checkpoint (file, folder, or shard index) against what its config predicts.
+
+    ``path`` may be a Hub model id (when no such path exists): its headers are read from the HF cache, or with
+    HTTP range requests (the header only; ``download_bytes=True`` reports the bytes read).
 
     The config is the one given, else the ``config.json`` beside the checkpoint. The head is the one given,
     else the one the config's ``architectures`` names, else ``model``. With ``pooler=None`` a bare model
@@ -191,7 +237,17 @@ def inspect(
     from .errors import UsageError
     from .families._heads import head_from_architectures
 
-    ckpt = checkpoint.read(path)
+    transfer = None
+    if isinstance(path, str) and not Path(path).exists():
+        from . import hub
+
+        if hub.classify(path)[0] == "hub":
+            transfer = hub.Transfer()
+            ckpt, _ = hub.read_checkpoint(path, revision, offline, transfer)
+        else:
+            ckpt = checkpoint.read(path)
+    else:
+        ckpt = checkpoint.read(path)
     if config is None and preset is None and config_file is None:
         if ckpt.config_path is None:
             raise UsageError(f"{path}: no config.json beside the checkpoint; pass --config FILE or --preset NAME")
@@ -199,7 +255,11 @@ def inspect(
     if isinstance(config, (ModelConfig, Resolved)):
         r = _resolved(config, None, None, {})
     else:
-        r = resolve(preset=preset, config_file=config_file, overrides=overrides, override_origins=override_origins)
+        label = None
+        if transfer is not None and config_file == ckpt.config_path:
+            label = ckpt.path + (":" + ",".join(f"{k}={v}" for k, v in overrides.items()) if overrides else "")
+        r = resolve(preset=preset, config_file=config_file, overrides=overrides, override_origins=override_origins,
+                    label=label)
     head = head or head_from_architectures(r.architectures) or "model"
     notes = []
     if pooler is None:
@@ -209,8 +269,16 @@ def inspect(
             pooler = False
             notes.append("no pooler.* tensors stored: checked as a bare model without pooler (add_pooling_layer=False)")
     arch = architecture.build(r.config, head=head, pooler=pooler)
-    report = inspection.compare(ckpt, arch, r.config.fields(), r.label)
-    return dataclasses.replace(report, notes=(*notes, *report.notes))
+    report = inspection.compare(ckpt, arch, r.config.fields(), r.label, model_config=r.config)
+    from .hub import declared_bytes
+
+    declared = declared_bytes(config_file) if config_file is not None and preset is None else {}
+    download = None
+    if download_bytes:
+        download = {"source": "local path", "bytes": 0, "requests": []}  # a local checkpoint: nothing downloaded
+        if transfer is not None:
+            download = {"source": "Hub" if transfer.reads else "HF cache", **transfer.to_dict()}
+    return dataclasses.replace(report, notes=(*notes, *report.notes), declared=declared, download=download)
 
 
 def verify(

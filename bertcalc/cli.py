@@ -185,6 +185,18 @@ ConfigOpt = Annotated[
     typer.Option("--config", "-c", help="A config: bertcalc YAML, HF config.json, or a model folder.",
                  rich_help_panel=PANEL_MODEL, show_default=False, dir_okay=True),
 ]
+ModelArg = Annotated[str | None, typer.Argument(
+    help="The model: a preset, a config file or model folder, or a Hugging Face Hub id (org/name). A preset name "
+         "wins, then a path that exists.", show_default=False, metavar="[MODEL]")]
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", "-m", help="The model, as MODEL: a preset, a path, or a Hub id such as google-bert/bert-base-uncased.",
+    rich_help_panel=PANEL_MODEL, show_default=False)]
+RevisionOpt = Annotated[str | None, typer.Option(
+    "--revision", help="Hub id: the branch, tag or commit to read (default: main).", rich_help_panel=PANEL_MODEL,
+    show_default=False)]
+OfflineOpt = Annotated[bool, typer.Option(
+    "--offline", help="Hub id: the local HF cache only, no network (as HF_HUB_OFFLINE=1).",
+    rich_help_panel=PANEL_MODEL)]
 LayersOpt = Annotated[int | None, typer.Option("--layers", help="num_hidden_layers (L).",
                                                rich_help_panel=PANEL_MODEL, show_default=False)]
 HiddenOpt = Annotated[int | None, typer.Option(
@@ -248,11 +260,30 @@ def _overrides(flags: dict[str, Any], untie: bool = False) -> tuple[dict[str, An
     return overrides, origins
 
 
-def _resolve(preset, config, flags: dict[str, Any], untie: bool = False):
+def _resolve(preset, config, flags: dict[str, Any], untie: bool = False, model: str | None = None,
+             model_opt: str | None = None, revision: str | None = None, offline: bool = False, command: str = ""):
     from .loading import resolve
 
     overrides, origins = _overrides(flags, untie)
-    return resolve(preset=preset, config_file=config, overrides=overrides, override_origins=origins)
+    hub_id = None
+    name = _model_name(model, model_opt)
+    if name is not None:
+        from .api import model_sources
+
+        src = model_sources(name, preset, config)
+        preset, config, hub_id = src["preset"], src["config_file"], src["model"]
+    if hub_id is None and (revision is not None or offline):
+        _note(command, "--revision and --offline apply to a Hub model id (org/name); this model is not one")
+    return resolve(preset=preset, config_file=config, overrides=overrides, override_origins=origins, model=hub_id,
+                   revision=revision, offline=offline or None)
+
+
+def _model_name(model: str | None, model_opt: str | None) -> str | None:
+    if model is not None and model_opt is not None:
+        from .errors import UsageError
+
+        raise UsageError(f"MODEL {model!r} and --model {model_opt!r} both name the model; give one", param="model")
+    return model if model is not None else model_opt
 
 
 _NOTES: list[str] = []
@@ -309,6 +340,10 @@ def _emit(report: Any, fmt: Format | None, output: Path | None, explain: bool = 
 
 @app.command()
 def count(
+    model: ModelArg = None,
+    model_opt: ModelOpt = None,
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
     preset: PresetOpt = None,
     config: ConfigOpt = None,
     layers: LayersOpt = None,
@@ -334,13 +369,17 @@ def count(
     """
     from .api import count as count_
 
-    r = _resolve(preset, config, _flags(locals()), untie)
+    r = _resolve(preset, config, _flags(locals()), untie, model, model_opt, revision, offline, "count")
     _check_heads_use(r, head, labels, untie, "count")
     _emit(count_(r, head=head.value, pooler=not no_pooler), fmt, output, explain)
 
 
 @app.command()
 def shapes(
+    model: ModelArg = None,
+    model_opt: ModelOpt = None,
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
     preset: PresetOpt = None,
     config: ConfigOpt = None,
     layers: LayersOpt = None,
@@ -375,7 +414,7 @@ def shapes(
     """
     from .api import shapes as shapes_
 
-    r = _resolve(preset, config, _flags(locals()), untie)
+    r = _resolve(preset, config, _flags(locals()), untie, model, model_opt, revision, offline, "shapes")
     _check_heads_use(r, head, labels, untie, "shapes")
     _emit(shapes_(r, head=head.value, pooler=not no_pooler, layout=layout.value, batch=batch, seq=seq,
                   collapse=collapse), fmt, output)
@@ -384,8 +423,8 @@ def shapes(
 @app.command()
 def compare(
     items: Annotated[list[str] | None, typer.Argument(
-        help="Two or more configs: a preset or a YAML file, each optionally with ':key=value,...' "
-             "overrides, e.g. base base:num_hidden_layers=6 large.", show_default=False)] = None,
+        help="Two or more configs: a preset, a config file or a Hub id (org/name), each optionally with "
+             "':key=value,...' overrides, e.g. base base:num_hidden_layers=6 large.", show_default=False)] = None,
     head: HeadOpt = Head.model,
     no_pooler: NoPoolerOpt = False,
     fmt: FormatOpt = None,
@@ -404,8 +443,14 @@ def compare(
 
 @app.command()
 def inspect(
-    path: Annotated[Path, typer.Argument(help="A model.safetensors file, a model folder, or a shard index "
-                                              "(model.safetensors.index.json).", show_default=False)],
+    path: Annotated[str, typer.Argument(help="A model.safetensors file, a model folder, a shard index "
+                                             "(model.safetensors.index.json), or a Hub model id (org/name).",
+                                        show_default=False, metavar="PATH|ID")],
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
+    download_bytes: Annotated[bool, typer.Option(
+        "--download-bytes", help="Hub id: report the bytes read from the Hub (config, index, headers).",
+        rich_help_panel=PANEL_OUT)] = False,
     preset: PresetOpt = None,
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", help="The config to check against (default: config.json beside the checkpoint).",
@@ -423,7 +468,8 @@ def inspect(
 ) -> None:
     """Check a safetensors checkpoint against its config: matched, missing, unexpected, shape mismatch.
 
-    Reads the header only (no tensor data, no torch). Exits 0 on a full match, 1 on any difference.
+    Reads the header only (no tensor data, no torch). Exits 0 on a full match, 1 on any difference. A Hub id's
+    headers are read from the HF cache, else with HTTP range requests: no weight byte is downloaded.
 
     Example: bertcalc inspect ./all-MiniLM-L6-v2
     """
@@ -431,7 +477,8 @@ def inspect(
 
     overrides, origins = _overrides(dict(labels=labels), untie)
     report = inspect_(path, preset=preset, config_file=config, head=head.value if head else None,
-                      override_origins=origins, **overrides)
+                      override_origins=origins, revision=revision, offline=offline or None,
+                      download_bytes=download_bytes, **overrides)
     if diff:
         import dataclasses
 
@@ -442,6 +489,10 @@ def inspect(
 
 @app.command()
 def verify(
+    model: ModelArg = None,
+    model_opt: ModelOpt = None,
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
     preset: PresetOpt = None,
     config: ConfigOpt = None,
     layers: LayersOpt = None,
@@ -467,7 +518,7 @@ def verify(
     """
     from .api import verify as verify_
 
-    r = _resolve(preset, config, _flags(locals()), untie)
+    r = _resolve(preset, config, _flags(locals()), untie, model, model_opt, revision, offline, "verify")
     _check_heads_use(r, head, labels, untie, "verify")
     report = verify_(r, head=head.value, pooler=not no_pooler)
     _emit(report, fmt, output)
@@ -492,6 +543,10 @@ class Precision(str, enum.Enum):
 
 @app.command()
 def flops(
+    model: ModelArg = None,
+    model_opt: ModelOpt = None,
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
     preset: PresetOpt = None,
     config: ConfigOpt = None,
     layers: LayersOpt = None,
@@ -529,7 +584,7 @@ def flops(
     """
     from .api import flops as flops_
 
-    r = _resolve(preset, config, _flags(locals()), untie)
+    r = _resolve(preset, config, _flags(locals()), untie, model, model_opt, revision, offline, "flops")
     _check_heads_use(r, head, labels, untie, "flops")
     if gpu is None and peak_tflops is None and (mfu is not None or precision is not None):
         _note("flops", "--mfu and --precision set the time per step, which needs --gpu or --peak-tflops")
@@ -565,6 +620,10 @@ def _zero_stage(value: int | None) -> int | None:
 
 @app.command()
 def memory(
+    model: ModelArg = None,
+    model_opt: ModelOpt = None,
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
     preset: PresetOpt = None,
     config: ConfigOpt = None,
     layers: LayersOpt = None,
@@ -612,7 +671,7 @@ def memory(
     """
     from .api import memory as memory_
 
-    r = _resolve(preset, config, _flags(locals()), untie)
+    r = _resolve(preset, config, _flags(locals()), untie, model, model_opt, revision, offline, "memory")
     _check_heads_use(r, head, labels, untie, "memory")
     if mode is Mode.infer and (optimizer is not None or grad_checkpointing):
         _note("memory", "--optimizer and --grad-checkpointing apply to --mode train; inference has neither")

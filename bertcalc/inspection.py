@@ -7,21 +7,30 @@ Real checkpoints have quirks, handled here rather than reported as differences:
 - a missing or extra base-model prefix: a bare ``BertModel`` saved without ``bert.``, or a task checkpoint
   inspected as the bare model. Names are matched with the prefix added or removed, and a note says so.
 - tied weights: ``save_pretrained`` stores a tied tensor once, so a tied name absent from the file is fine.
+- legacy LayerNorm names: Google's original BERT checkpoints (``bert-base-uncased`` on the Hub) call a
+  LayerNorm's parameters ``gamma`` and ``beta``; transformers renames ``LayerNorm.gamma``/``LayerNorm.beta`` to
+  ``LayerNorm.weight``/``LayerNorm.bias`` on load, and so does this check: the row is matched, with a note.
+- a task checkpoint inspected as the bare model (``bert-base-uncased`` is a ``BertForPreTraining`` state dict,
+  checked with ``--head model``): the tensors of the family's task heads (``cls.*``, ``classifier.*``, ...) are
+  what ``from_pretrained`` drops with a warning. They are listed as ``unused``, not as differences, and the base
+  model is judged complete or not on its own tensors.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .checkpoint import Checkpoint, StoredTensor
 from .model import Architecture, ModelReport, TensorSpec, identify
 
+# transformers' "legacy" key renamings on load (conversion_mapping.py): TF-era LayerNorm parameter names
+LEGACY_RENAMES = (("LayerNorm.gamma", "LayerNorm.weight"), ("LayerNorm.beta", "LayerNorm.bias"))
 
 @dataclass(frozen=True)
 class InspectRow:
     name: str  # as stored (or, for missing/tied rows, as expected)
-    status: str  # matched | mismatched | unexpected | missing | tied | buffer
+    status: str  # matched | mismatched | unexpected | missing | tied | buffer | unused
     dtype: str = ""
     shape: tuple[int, ...] | None = None  # stored shape
     expected: tuple[int, ...] | None = None  # predicted shape
@@ -42,6 +51,17 @@ class InspectReport(ModelReport):
     stored_bytes: int
     metadata: dict[str, str]
     only_differences: bool = False  # render only the rows that are not ok (the counts stay whole)
+    declared: dict[str, Any] = field(default_factory=dict)  # the config's dtype and quantization_config
+    download: dict[str, Any] | None = None  # bytes read from the Hub, when asked (--download-bytes)
+
+    @property
+    def stored_dtypes(self) -> dict[str, int]:
+        """Bytes of the stored parameters (buffers excluded) by dtype, largest first."""
+        out: dict[str, int] = {}
+        for r in self.rows:
+            if r.dtype and r.status not in ("buffer", "missing", "tied"):
+                out[r.dtype] = out.get(r.dtype, 0) + r.nbytes
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
     def shown(self) -> tuple[InspectRow, ...]:
         if not self.only_differences:
@@ -62,6 +82,10 @@ class InspectReport(ModelReport):
     @property
     def unexpected(self) -> list[str]:
         return self._names("unexpected")
+
+    @property
+    def unused(self) -> list[str]:
+        return self._names("unused")
 
     @property
     def mismatched(self) -> list[InspectRow]:
@@ -87,6 +111,12 @@ class InspectReport(ModelReport):
                            for r in self.mismatched],
             "buffers": self._names("buffer"),
             "tied_not_stored": self._names("tied"),
+            "unused": self.unused,
+            "stored_dtypes": self.stored_dtypes,
+            **({"dtype": self.declared["dtype"]} if "dtype" in self.declared else {}),
+            **({"quantization_config": self.declared["quantization_config"]}
+               if "quantization_config" in self.declared else {}),
+            **({"download_bytes": self.download["bytes"], "download": self.download} if self.download else {}),
             "expected_parameters": self.expected_parameters,
             "stored_parameters": self.stored_parameters,
             "stored_bytes": self.stored_bytes,
@@ -111,10 +141,43 @@ def _is_buffer(name: str, buffers: tuple[str, ...]) -> bool:
     return any(name == b or name.endswith("." + b) for b in buffers)
 
 
-def compare(ckpt: Checkpoint, arch: Architecture, config: dict[str, Any], label: str) -> InspectReport:
+def legacy_name(name: str) -> str:
+    """The name transformers gives a stored key on load: ``LayerNorm.gamma`` -> ``LayerNorm.weight``."""
+    for old, new in LEGACY_RENAMES:
+        name = name.replace(old, new)
+    return name
+
+
+def _head_tensors(arch: Architecture, cfg: Any) -> set[str]:
+    """The names of every task head the family offers (outside the base model), for this config."""
+    from .architecture import build, heads_of
+    from .errors import BertcalcError
+
+    names: set[str] = set()
+    for head in heads_of(arch.family):
+        if head in (arch.head,):
+            continue
+        try:
+            other = build(cfg, head=head)
+        except BertcalcError:
+            continue
+        names |= {n for n, _ in other.tensors() if not (other.prefix and n.startswith(other.prefix))}
+    return names
+
+
+def compare(ckpt: Checkpoint, arch: Architecture, config: dict[str, Any], label: str,
+            model_config: Any = None) -> InspectReport:
     expected: dict[str, TensorSpec] = dict(arch.tensors())
-    stored: dict[str, StoredTensor] = {t.name: t for t in ckpt.tensors}
     notes: list[str] = []
+    # Legacy names first, as transformers renames them before it matches anything.
+    names = {t.name for t in ckpt.tensors}
+    legacy = {t.name: legacy_name(t.name) for t in ckpt.tensors
+              if legacy_name(t.name) != t.name and legacy_name(t.name) not in names}
+    stored: dict[str, StoredTensor] = {legacy.get(t.name, t.name): t for t in ckpt.tensors}
+    if legacy:
+        first = next(iter(legacy))
+        notes.append(f"{len(legacy)} stored names use the original BERT's LayerNorm gamma/beta (such as {first}); "
+                     "transformers renames them to weight/bias on load, and they are matched as renamed")
 
     # Match names, allowing for a base-model prefix that is missing, or extra.
     base = arch.base_prefix
@@ -136,6 +199,9 @@ def compare(ckpt: Checkpoint, arch: Architecture, config: dict[str, Any], label:
     if stripped:
         notes.append(f"{stripped} stored names carry the '{base}' prefix of a task model; matched without it")
     by_expected = {rename.get(n, n): t for n, t in stored.items()}
+    # A task checkpoint checked as the bare model: its heads' tensors are what from_pretrained leaves unused.
+    heads = _head_tensors(arch, model_config) if stripped and model_config is not None and not arch.prefix \
+        else set()
 
     rows: list[InspectRow] = []
     for name, spec in expected.items():
@@ -147,13 +213,22 @@ def compare(ckpt: Checkpoint, arch: Architecture, config: dict[str, Any], label:
                 rows.append(InspectRow(name, "missing", expected=spec.shape))
             continue
         status = "matched" if t.shape == spec.shape else "mismatched"
-        rows.append(InspectRow(t.name, status, t.dtype, t.shape, spec.shape, t.nbytes, t.problem))
-    for t in ckpt.tensors:
-        if rename.get(t.name, t.name) in expected:
+        note = t.problem or (f"renamed to {legacy[t.name].rsplit('.', 1)[-1]} on load" if t.name in legacy else "")
+        rows.append(InspectRow(t.name, status, t.dtype, t.shape, spec.shape, t.nbytes, note))
+    unused = 0
+    for key, t in stored.items():
+        if rename.get(key, key) in expected:
             continue
-        status = "buffer" if _is_buffer(t.name, buffer_names) else "unexpected"
-        note = "index buffer, not a parameter" if status == "buffer" else t.problem
+        status = "buffer" if _is_buffer(key, buffer_names) else "unused" if key in heads else "unexpected"
+        note = {"buffer": "index buffer, not a parameter",
+                "unused": "a task head's tensor; not part of this model class"}.get(status, t.problem)
+        if status == "unused" and t.problem:
+            note = f"{note}; {t.problem}"
+        unused += status == "unused"
         rows.append(InspectRow(t.name, status, t.dtype, t.shape, None, t.nbytes, note))
+    if unused:
+        notes.append(f"{unused} stored tensors belong to a task head ({arch.model_class} has none): from_pretrained "
+                     f"leaves them unused, and the base model is checked on its own")
 
     buffers = sum(r.status == "buffer" for r in rows)
     if buffers:

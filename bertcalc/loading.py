@@ -246,8 +246,14 @@ def resolve(
     overrides: Mapping[str, Any] | None = None,
     override_origins: Mapping[str, str] | None = None,
     label: str | None = None,
+    model: str | None = None,
+    revision: str | None = None,
+    offline: bool | None = None,
 ) -> Resolved:
-    """Preset, then file, then overrides, validated once.
+    """Preset, then file (or Hub model), then overrides, validated once.
+
+    ``model`` is a Hugging Face Hub model id (``google-bert/bert-base-uncased``): its config.json, from the local
+    HF cache or downloaded alone (``revision``, ``offline``: see ``hub.py``). It takes the place of a file.
 
     Overrides are keyed by HF field names (``num_hidden_layers``) or flag names (``layers``, mapped to the
     family's own field: ``n_layers`` for DistilBERT). Without a preset or file the family's HF defaults
@@ -257,6 +263,10 @@ def resolve(
     sources = [load_preset(preset)] if preset is not None else []
     if config_file is not None:
         sources.append(load_file(config_file))
+    if model is not None:
+        from . import hub
+
+        sources.append(hub.load_source(model, revision, offline))
     families = {s.family for s in sources}
     if len(families) > 1:
         a, b = sources
@@ -296,12 +306,17 @@ def resolve(
     described = [f"preset {preset}"] if preset else []
     if config_file is not None:
         described.append(f"file {config_file}")
+    hub_label = None if model is None else model + (f"@{revision}" if revision else "")
+    if hub_label is not None:
+        described.append(f"Hub model {hub_label}")
     if fields:
         described.append("overrides " + ", ".join(f"{k}={_show(v)}" for k, v in fields.items()))
     if label is None:  # name what was combined: "base", "large + my-model", "base:layers=6"
         named = [preset] if preset else []
         if config_file is not None:
             named.append(_label_of(config_file))
+        if hub_label is not None:
+            named.append(hub_label)
         label = " + ".join(named) or f"{cls.display} defaults"
         if overrides:
             label += ":" + ",".join(f"{k}={_show(v)}" for k, v in overrides.items())

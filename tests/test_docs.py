@@ -63,15 +63,19 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert test_line in (ROOT / ".ci" / "run").read_text()
 
 
-def test_readme_examples_are_real_output() -> None:
-    """Every 'bertcalc ...' example shown with its output in README.md must print that output today."""
+def test_readme_examples_are_real_output(tmp_path) -> None:
+    """Every 'bertcalc ...' example shown with its output in README.md must print that output today. Hub ids are
+    read from the local Hub of tests/hubserver.py, as scripts/update_readme.py reads them, into an empty cache."""
+    from .hubserver import HubServer, readme_env, readme_repos
+
     text = (ROOT / "README.md").read_text()
     examples = re.findall(r"^```console\n\$ (bertcalc [^\n]+)\n(.*?)^```", text, re.S | re.M)
     assert examples, "README.md should show examples as ```console blocks: '$ bertcalc ...' then the output"
-    for command, shown in examples:
-        args = command.split()[1:]
-        out = subprocess.run([sys.executable, "-m", "bertcalc", *args], capture_output=True, text=True,
-                             env={"NO_COLOR": "1", "COLUMNS": "200", "PATH": ""})
+    with HubServer(readme_repos()) as hub:
+        outs = [subprocess.run([sys.executable, "-m", "bertcalc", *command.split()[1:]], capture_output=True,
+                               text=True, env=readme_env(tmp_path / "hf", hub.url), cwd=ROOT)
+                for command, _ in examples]
+    for (command, shown), out in zip(examples, outs, strict=True):
         assert out.returncode == 0, (command, out.stderr)
         norm = lambda s: "\n".join(ln.rstrip() for ln in s.strip().splitlines())  # noqa: E731
         assert norm(out.stdout) == norm(shown), f"README example out of date: {command}"

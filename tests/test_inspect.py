@@ -179,8 +179,11 @@ def test_task_checkpoint_inspected_as_bare_model(tmp_path: Path) -> None:
     cfg = {**TINY, "architectures": ["BertForSequenceClassification"]}
     folder = build(tmp_path / "m", head="seq-cls", config=cfg)
     r = bertcalc.inspect(folder, head="model")
-    assert r.unexpected == ["classifier.bias", "classifier.weight"]
+    # as from_pretrained(BertModel) does: the head's tensors are unused, the base model is complete
+    assert r.ok and r.unexpected == []
+    assert r.unused == ["classifier.bias", "classifier.weight"]
     assert any("carry the 'bert.' prefix" in n for n in r.notes)
+    assert any("belong to a task head" in n for n in r.notes)
     assert bertcalc.inspect(folder).ok  # the head from architectures
 
 

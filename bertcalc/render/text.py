@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 from rich import box
@@ -430,6 +431,7 @@ _STATUS = {
     "unexpected": ("UNEXPECTED", "bold yellow"),
     "tied": ("tied", "dim"),
     "buffer": ("buffer", "dim"),
+    "unused": ("unused", "dim"),
 }
 
 
@@ -490,11 +492,49 @@ def inspect_view(r: Any) -> RenderableType:
         counts.append(f"  ·  {buffers} buffer")
     if tied:
         counts.append(f"  ·  {tied} tied, stored once")
-    same = "=" if r.stored_parameters == r.expected_parameters else "≠"
-    params = Text(f"parameters: stored {r.stored_parameters:,} {same} predicted {r.expected_parameters:,}  ·  "
+    unused = len(r.unused)
+    if unused:
+        counts.append(f"  ·  {unused} unused (task head)")
+    in_heads = sum(math.prod(x.shape or ()) for x in r.rows if x.status == "unused")
+    stored = r.stored_parameters - in_heads
+    same = "=" if stored == r.expected_parameters else "≠"
+    heads = f" (+ {in_heads:,} in unused task-head tensors)" if in_heads else ""
+    params = Text(f"parameters: stored {stored:,} {same} predicted {r.expected_parameters:,}{heads}  ·  "
                   f"{_mib(r.stored_bytes)} on disk")
+    extra: list[RenderableType] = []
+    if r.stored_dtypes or r.declared:
+        line = "stored dtype: " + ("  ·  ".join(f"{k} {_mib(v)}" for k, v in r.stored_dtypes.items()) or "—")
+        if "dtype" in r.declared:
+            line += f"  ·  config dtype: {r.declared['dtype']}"
+        q = r.declared.get("quantization_config")
+        if q:
+            method = q.get("quant_method") or q.get("quant_type") or "?"
+            bits = ", 4-bit" if q.get("load_in_4bit") is True else ", 8-bit" if q.get("load_in_8bit") is True else \
+                f", {q['bits']}-bit" if isinstance(q.get("bits"), int) else ""
+            line += f"  ·  quantization_config: {method}{bits} (changes bytes, not shapes)"
+        extra.append(Text(line))
+    if r.download is not None:
+        extra.append(Text(f"downloaded: {r.download['bytes']:,} bytes" + _download_detail(r.download)))
     notes = [Text("note: " + n, style="yellow") for n in r.notes]
-    return Group(title, body, counts, params, *notes)
+    return Group(title, body, counts, params, *extra, *notes)
+
+
+def _download_detail(d: dict[str, Any]) -> str:
+    """``(config.json 571 B; model.safetensors header 24,152 B in 2 range requests)``, or where it was read."""
+    if not d["requests"]:
+        return f" (read from the {d.get('source', 'local path')})"
+    parts: dict[str, list[int]] = {}
+    for q in d["requests"]:
+        parts.setdefault(q["file"], []).append(q["bytes"])
+    shown = []
+    for file, sizes in parts.items():
+        if file.endswith(".safetensors"):
+            shown.append(f"{file} header {sum(sizes):,} B in {_plural(len(sizes), 'range request')}")
+        else:
+            shown.append(f"{file} {sum(sizes):,} B")
+    if "config.json" not in parts:
+        shown.insert(0, "config.json from the HF cache")
+    return " (" + "; ".join(shown) + ")"
 
 
 # -------------------------------------------------------------------------------------------------- verify
