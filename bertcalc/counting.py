@@ -198,13 +198,13 @@ def report(
 def _closed_form(arch: Architecture) -> str:
     """The whole model in short symbols: repeated components as ``L·(...)``, everything else merged into one
     polynomial, with any common factor pulled out: ``(V + P + T + 2)·H + L·(4H² + ...) + ...``."""
-    from .formula import Polynomial
+    from .formula import Polynomial, short
 
     once = Polynomial()
     parts: list[str] = []
     for c in arch.components:
         if c.repeat_symbol is not None:
-            parts.append(f"{_short(c.repeat_symbol)}·({c.polynomial().render(short=True)})")
+            parts.append(f"{short(c.repeat_symbol)}·({c.polynomial().render(short=True)})")
         else:
             once = once + c.polynomial().scale(None, c.repeat)
     emb = next((c for c in arch.components if c.name == "embeddings"), None)
@@ -212,10 +212,3 @@ def _closed_form(arch: Architecture) -> str:
     rest = once + (Polynomial() if emb is None else emb.polynomial().scale(None, -1))
     tail = [rest.render_factored(short=True)] if rest.terms else []
     return " + ".join(head + parts + tail)
-
-
-def _short(symbol: str) -> str:
-    from .formula import SHORT
-
-    return SHORT.get(symbol, symbol)
-

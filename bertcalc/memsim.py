@@ -22,6 +22,7 @@ predictions with peaks measured on an H100 and on the CPU.
 
 from __future__ import annotations
 
+import enum
 import itertools
 import math
 from dataclasses import dataclass
@@ -971,18 +972,32 @@ NOT_COUNTED = (
 )
 
 
+class Role(str, enum.Enum):
+    """How a figure relates to the peak. Top-level terms: ``summand`` (the summands add up to the peak),
+    ``total`` (the peak), ``after`` (not part of the sum: gradients, of which only those produced so far are
+    live at the peak, inside the transient). Detail rows: ``part`` (the parts add up to their term), ``unit``
+    (one of L identical parts, shown for reference), ``candidate`` (one moment of a no-grad forward; the peak is
+    the largest), ``peak moment`` (that largest one)."""
+
+    SUMMAND = "summand"
+    TOTAL = "total"
+    AFTER = "after"
+    PART = "part"
+    UNIT = "unit"
+    CANDIDATE = "candidate"
+    PEAK_MOMENT = "peak moment"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class Term:
     name: str
     bytes: int
     formula: str
     note: str = ""
-    # How the figure relates to the peak. Top-level terms: "summand" (the summands add up to the peak),
-    # "total" (the peak), "after" (not part of the sum: gradients, of which only those produced so far are
-    # live at the peak, inside the transient). Detail rows: "part" (the parts add up to their term), "unit"
-    # (one of L identical parts, shown for reference), "candidate" (one moment of a no-grad forward; the peak
-    # is the largest), "peak moment" (that largest one).
-    role: str = "summand"
+    role: Role = Role.SUMMAND
 
 
 @dataclass(frozen=True)
@@ -1011,7 +1026,12 @@ class MemoryReport(ModelReport):
     @property
     def summands(self) -> tuple[Term, ...]:
         """The terms that add up to ``peak_bytes``."""
-        return tuple(t for t in self.terms if t.role == "summand")
+        return tuple(t for t in self.terms if t.role is Role.SUMMAND)
+
+    @property
+    def model_states_bytes(self) -> int:
+        """Weights and optimizer states: what no batch size can make smaller."""
+        return sum(t.bytes for t in self.terms if t.name in ("weights", "optimizer states"))
 
     def to_dict(self) -> dict[str, Any]:
         o = self.options
@@ -1119,7 +1139,7 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
         opt_formula = optimizer_bytes(arch, o)[1]
         terms += [
             Term("weights", t.weights, f"{wb} B × N, N = {n:,} (+ index buffers)"),
-            Term("gradients", t.gradients, f"{wb} B × N", role="after"),
+            Term("gradients", t.gradients, f"{wb} B × N", role=Role.AFTER),
             Term("optimizer states", t.optimizer, opt_formula),
             Term("saved activations", t.saved, "embeddings + L × layer + head and loss"
                  + (" + bf16 weight copies" if o.amp else "") + (" (checkpointed: layer inputs only)"
@@ -1131,15 +1151,15 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
             "Linear inputs, attention operands and probabilities, masks, LayerNorm inputs"
         vocab = any(isinstance(op, Loss) and op.kind == "vocab" for op in arch.program.head)
         detail += [
-            Term("embeddings", t.saved_embeddings, "LayerNorm input and statistics, dropout mask", role="part"),
-            Term("one layer", t.saved_layer, kept, role="unit"),
-            Term(f"all layers (× {t.layers})", t.layers * t.saved_layer, "L × one layer", role="part"),
+            Term("embeddings", t.saved_embeddings, "LayerNorm input and statistics, dropout mask", role=Role.PART),
+            Term("one layer", t.saved_layer, kept, role=Role.UNIT),
+            Term(f"all layers (× {t.layers})", t.layers * t.saved_layer, "L × one layer", role=Role.PART),
             Term("head and loss", t.saved_head, "MLM: transform, decoder input, log-softmax [B·S, V]"
-                 if vocab else "the head's inputs and the loss", role="part"),
+                 if vocab else "the head's inputs and the loss", role=Role.PART),
         ]
         if t.weight_casts:
             detail.append(Term("bf16 weight copies", t.weight_casts, "2 B × Linear weights, cast once per forward",
-                               role="part"))
+                               role=Role.PART))
         peak_bytes, where = t.peak, t.where
         if o.grad_checkpointing and where == "encoder backward":
             where += " (one layer recomputed)"
@@ -1149,11 +1169,11 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
             Term("weights", r.weights, f"{wb} B × N, N = {n:,} (+ index buffers)"),
             Term("activations at peak", r.activations, f"live tensors at the largest moment: {r.where}"),
         ]
-        detail += [Term(m.label, m.bytes, m.what, role="peak moment" if m.label == r.where else "candidate")
+        detail += [Term(m.label, m.bytes, m.what, role=Role.PEAK_MOMENT if m.label == r.where else Role.CANDIDATE)
                    for m in r.moments]
         peak_bytes, where = r.peak, r.where
     terms.append(Term("peak allocated", peak_bytes, "the sum of the terms above, at the step's highest point",
-                      role="total"))
+                      role=Role.TOTAL))
     best = fits = floor = None
     if budget is not None:
         from dataclasses import replace

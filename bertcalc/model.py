@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from .formula import Monomial, Polynomial, monomial
@@ -157,9 +158,14 @@ class Architecture:
     values: dict[str, int] = field(default_factory=dict)  # symbol -> size, for formulas
     prefix: str = ""  # "bert." when the base model sits inside a task model
     unused_fields: tuple[str, ...] = ()  # config fields this model class ignores (num_labels for BertModel)
-    program: Any = None  # the forward pass (:class:`bertcalc.program.Program`)
+    forward: Any = None  # builds the forward pass (a :class:`bertcalc.program.Program`) when first asked
     buffers: tuple[Buffer, ...] = ()
     base_prefix: str = ""  # the base model's prefix inside a task model ("bert."), whether or not this one has it
+
+    @cached_property
+    def program(self) -> Any:
+        """The forward pass, built on first use (``count`` never needs it)."""
+        return self.forward() if self.forward is not None else None
 
     @property
     def total_parameters(self) -> int:

@@ -120,7 +120,8 @@ def build(cfg: AlbertConfig, head: str = "model", pooler_: bool = True) -> Archi
                         unused(cfg, labels=head in ("seq-cls", "token-cls", "qa", "pretraining"),
                                ties=head in ("mlm", "pretraining")),
                         # AlbertLayer's ff_chunk rebinds its intermediate, so BertOutput's hold does not apply
-                        program=forward(cfg, comps, head, p_cls=cfg.classifier_dropout_prob, hold_intermediate=False),
+                        forward=lambda: forward(cfg, comps, head, p_cls=cfg.classifier_dropout_prob,
+                                                hold_intermediate=False),
                         buffers=buffers(cfg, prefix), base_prefix="albert.")
 
 

@@ -12,8 +12,6 @@ from pydantic import Field
 
 from ..config import Count, Dims, Eps, ModelConfig, Prob, Size
 from ..model import Architecture, Buffer, Component, Dim
-from . import _blocks as blocks
-from ._blocks import Trace
 from ._heads import HEAD_CLASSES, check_head, pooled_classifier, qa_head, token_classifier, unused
 from ._parts import embedding, layernorm, linear, lone_bias
 
@@ -179,6 +177,9 @@ def forward(cfg: BertConfig, comps: list[Component], head: str, *, mlm_act: str 
     (a bare model: the sum of its output). RoBERTa, ALBERT and ELECTRA run the same modules under their names:
     ``mlm_act`` is the MLM head's activation, ``cls_act`` that of a dense [CLS] classifier, ``p_cls`` the
     classifier's dropout; ``layer`` goes to :func:`~bertcalc.families._blocks.encoder`."""
+    from . import _blocks as blocks
+    from ._blocks import Trace
+
     c = {x.name: x for x in comps}
     act = cfg.hidden_act
     p_h, p_a = cfg.hidden_dropout_prob, cfg.attention_probs_dropout_prob
@@ -252,7 +253,7 @@ def build(cfg: BertConfig, head: str = "model", pooler_: bool = True) -> Archite
         values=cfg.symbol_values(),
         prefix=prefix,
         unused_fields=unused(cfg, labels=head in ("seq-cls", "token-cls", "qa"), ties=head in ("mlm", "pretraining")),
-        program=forward(cfg, comps, head),
+        forward=lambda: forward(cfg, comps, head),
         buffers=buffers(cfg, prefix),
         base_prefix="bert.",
     )

@@ -15,7 +15,6 @@ from pydantic import Field
 from ..config import Count, Dims, ModelConfig, Prob, Size
 from ..errors import UsageError
 from ..model import Architecture, Buffer, Component, Dim
-from . import _blocks as blocks
 from ._heads import HEAD_CLASSES, check_head, qa_head, token_classifier, unused
 from ._parts import embedding, layernorm, linear
 
@@ -123,6 +122,8 @@ def forward(cfg: DistilBertConfig, comps: list[Component], head: str):
     """Embeddings (word + position, LayerNorm, dropout); TransformerBlock × L, which has no dropout after
     ``out_lin`` and whose attention and FFN rebind their intermediates (nothing held past its use but the
     sublayer outputs beside each LayerNorm); then the head."""
+    from . import _blocks as blocks
+
     c = {x.name: x for x in comps}
     e = blocks.Trace()
     embedded = blocks.embeddings(e, c["embeddings"].parts, cfg.dropout)
@@ -155,7 +156,7 @@ def build(cfg: DistilBertConfig, head: str = "model", pooler_: bool = True) -> A
     comps = components(cfg, head, prefix)
     return Architecture("distilbert", HF_PREFIX + HEAD_CLASSES[head], head, tuple(comps), cfg.symbol_values(), prefix,
                         unused(cfg, labels=head in ("seq-cls", "token-cls", "qa"), ties=head == "mlm"),
-                        program=forward(cfg, comps, head),
+                        forward=lambda: forward(cfg, comps, head),
                         buffers=(Buffer(f"{prefix}embeddings.position_ids", (1, cfg.max_position_embeddings)),),
                         base_prefix=BASE_PREFIX)
 

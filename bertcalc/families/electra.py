@@ -80,7 +80,7 @@ def build(cfg: ElectraConfig, head: str = "model", pooler_: bool = True) -> Arch
         comps.append(qa_head(H, d["C"]))
     return Architecture("electra", HF_PREFIX + HEAD_CLASSES[head], head, tuple(comps), cfg.symbol_values(), prefix,
                         unused(cfg, labels=head in ("seq-cls", "token-cls", "qa"), ties=head == "mlm"),
-                        program=forward(cfg, comps, head, mlm_act="gelu", cls_act="gelu"),
+                        forward=lambda: forward(cfg, comps, head, mlm_act="gelu", cls_act="gelu"),
                         buffers=buffers(cfg, prefix), base_prefix="electra.")
 
 

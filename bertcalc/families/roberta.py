@@ -93,7 +93,7 @@ def build(cfg: RobertaConfig, head: str = "model", pooler_: bool = True) -> Arch
         comps.append(qa_head(d["H"], d["C"]))
     return Architecture("roberta", HF_PREFIX + HEAD_CLASSES[head], head, tuple(comps), cfg.symbol_values(), prefix,
                         unused(cfg, labels=head in ("seq-cls", "token-cls", "qa"), ties=head == "mlm", pad=True),
-                        program=forward(cfg, comps, head, mlm_act="gelu", cls_act="tanh"),
+                        forward=lambda: forward(cfg, comps, head, mlm_act="gelu", cls_act="tanh"),
                         buffers=buffers(cfg, prefix), base_prefix="roberta.")
 
 

@@ -710,7 +710,7 @@ def memory_view(r: Any) -> RenderableType:
         if r.max_batch:
             verdict.append(f"; the largest batch that fits at S={o.seq} is {r.max_batch:,}")
         else:
-            fixed = sum(x.bytes for x in r.terms if x.name in ("weights", "optimizer states"))
+            fixed = r.model_states_bytes
             why = (f"the weights and optimizer states alone need {_gib(fixed)}" if fixed > r.budget else
                    f"batch 1 needs {_gib(r.min_batch_peak)}") if r.min_batch_peak else ""
             verdict.append(f"; not even batch 1 fits at S={o.seq}" + (f": {why}" if why else ""))
