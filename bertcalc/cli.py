@@ -133,12 +133,27 @@ def _given(args: list[str], opts: list[str]) -> str | None:
     return None
 
 
+# The library's parameter -> the flag that sets it: the one place the two vocabularies meet. Core errors name
+# the parameter (``param="pooler"``); the message line names the flag. Config overrides are recorded by flag too.
+FLAGS = {
+    # the model
+    "layers": "--layers", "hidden": "--hidden", "heads": "--heads", "intermediate": "--intermediate",
+    "vocab": "--vocab", "max_positions": "--max-positions", "type_vocab": "--type-vocab",
+    "embedding_size": "--embedding-size", "labels": "--labels", "tie_word_embeddings": "--untie",
+    "head": "--head", "pooler": "--no-pooler",
+    # the run
+    "batch": "--batch", "seq": "--seq", "gpu": "--gpu", "mfu": "--mfu", "peak_tflops": "--peak-tflops",
+    "precision": "--precision", "mode": "--mode", "optimizer": "--optimizer", "attention": "--attention",
+    "fit": "--fit", "zero": "--zero", "gpus": "--gpus",
+}
+
+
 def _messages(exc: BertcalcError) -> list[str]:
     from .errors import ConfigError
 
     lines = exc.problems if isinstance(exc, ConfigError) else [exc.message]
-    if exc.param and not isinstance(exc, ConfigError):
-        flag = "--" + exc.param.replace("_", "-")
+    flag = FLAGS.get(exc.param) if exc.param and not isinstance(exc, ConfigError) else None
+    if flag:
         lines = [line if line.startswith(flag) else f"{flag}: {line}" for line in lines]
     return lines
 
@@ -241,10 +256,10 @@ def _flags(ns: dict[str, Any]) -> dict[str, Any]:
 def _overrides(flags: dict[str, Any], untie: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
     """Flags -> overrides keyed by flag name (the family's config maps them to its own fields), and origins."""
     overrides = {flag: value for flag, value in flags.items() if value is not None}
-    origins = {flag: "--" + flag.replace("_", "-") for flag in overrides}
+    origins = {flag: FLAGS[flag] for flag in overrides}
     if untie:
         overrides["tie_word_embeddings"] = False
-        origins["tie_word_embeddings"] = "--untie"
+        origins["tie_word_embeddings"] = FLAGS["tie_word_embeddings"]
     return overrides, origins
 
 
