@@ -41,7 +41,6 @@ ATTENTIONS = ("eager", "sdpa")
 MODES = ("train", "infer")
 
 MiB = 1 << 20
-KiB = 1 << 10
 
 
 def alloc(nbytes: int) -> int:

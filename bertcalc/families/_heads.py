@@ -20,7 +20,6 @@ HEAD_CLASSES = {
     "qa": "ForQuestionAnswering",
 }
 HEADS = tuple(HEAD_CLASSES)
-LABEL_HEADS = ("seq-cls", "token-cls")
 
 
 def head_from_architectures(architectures: tuple[str, ...]) -> str | None:
