@@ -17,6 +17,7 @@ from .errors import ConfigFileError, PresetNotFoundError
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 SUFFIX = ".yaml"
+MAX_NAME = 100  # the longest shipped name is 27 characters; a longer one is never a preset
 
 
 @lru_cache(maxsize=1)
@@ -35,6 +36,11 @@ def names() -> list[str]:
 def path_of(name: str) -> Path:
     """The file behind a preset name (any case). A name is a name, never a path."""
     name = name.strip().lower()
+    if len(name) > MAX_NAME:
+        raise PresetNotFoundError(
+            f"preset {name[:40]!r}...: {len(name):,} characters, too long for a preset name; "
+            "run 'bertcalc presets' to list them"
+        )
     if not _NAME.match(name) or ".." in name:
         raise PresetNotFoundError(
             f"preset {name!r}: a preset is a name like 'base', not a path; "
