@@ -510,7 +510,8 @@ def flops(
     seq: SeqOpt = 128,
     gpu: GpuOpt = None,
     precision: Annotated[Precision | None, typer.Option(
-        "--precision", help="Which peak the GPU time uses (default bf16).", rich_help_panel="Run",
+        "--precision", help="Which peak the GPU time uses (default bf16, or the --gpu card's best: fp16 on a T4).",
+        rich_help_panel="Run",
         case_sensitive=False, show_default=False)] = None,
     mfu: Annotated[float | None, typer.Option(
         "--mfu", help="Model FLOPs utilisation for the time (default 0.40).",
@@ -535,7 +536,7 @@ def flops(
         _note("flops", "--mfu and --precision set the time per step, which needs --gpu or --peak-tflops")
     _emit(flops_(r, head=head.value, pooler=not no_pooler, batch=batch, seq=seq, gpu=gpu,
                  mfu=0.40 if mfu is None else mfu, peak_tflops=peak_tflops,
-                 precision=(precision or Precision.bf16).value), fmt, output)
+                 precision=precision.value if precision else None), fmt, output)
 
 
 class Mode(str, enum.Enum):
