@@ -27,7 +27,35 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+MAX_TABLE_ROWS = 10_000  # a rich table of 10^6 rows takes minutes and gigabytes; CSV and JSON do not
+
+
+def table_rows(report: Any) -> int:
+    """How many rows the table of ``report`` would have, counted without building it (or expanding layers)."""
+    if report.kind == "shapes":
+        if report.collapse:
+            n = sum(len(tuple(c.templates())) for c in report.arch.components)
+        else:
+            n = report.arch.tensor_count()
+        return n + len(report.activations or ())
+    if report.kind == "inspect":
+        return len(report.shown())
+    return 0  # the other tables have a row per component or term, never per layer
+
+
+def _check_size(report: Any) -> None:
+    n = table_rows(report)
+    if n > MAX_TABLE_ROWS:
+        from ..errors import TableTooLargeError
+
+        fix = "--collapse for one row per layer template" if report.kind == "shapes" else "--diff for the differences"
+        raise TableTooLargeError(
+            f"the table would have {n:,} rows (limit {MAX_TABLE_ROWS:,}); use {fix}, or --format csv or json, "
+            "which have no limit", param="format")
+
+
 def renderable(report: Any, explain: bool = False) -> RenderableType:
+    _check_size(report)
     if report.kind == "count":
         return count_view(report, explain)
     if report.kind == "shapes":
