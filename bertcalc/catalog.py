@@ -43,8 +43,8 @@ def path_of(name: str) -> Path:
         )
     if not _NAME.match(name) or ".." in name:
         raise PresetNotFoundError(
-            f"preset {name!r}: a preset is a name like 'base', not a path; "
-            f"to read a file, use --config {name}"
+            f"preset {name!r}: a preset is a name like 'base', not a path; to read a file, give its path "
+            "(--config FILE, or in compare the file itself, e.g. my-model.yaml)"
         )
     path = preset_dir() / f"{name}{SUFFIX}"
     if not path.is_file():

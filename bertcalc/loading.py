@@ -245,6 +245,8 @@ def load_file(path: str | Path) -> Source:
     """A config file or a model folder, in either format (see the module docstring)."""
     if str(path).strip() == "":
         raise ConfigFileError("the config path is empty; give a YAML file, a config.json or a model folder")
+    if str(path) == "-":
+        return _from_stdin()
     p = Path(path)
     if paths.kind(p, ConfigFileError) == "dir":
         cfg = p / "config.json"
@@ -257,6 +259,29 @@ def load_file(path: str | Path) -> Source:
     if p.suffix.lower() == ".json" or "model_type" in data:
         return hf_source(data, str(p))
     return strict_source(data, str(p))
+
+
+STDIN = "<stdin>"
+
+
+def _from_stdin() -> Source:
+    """``--config -``: a YAML or JSON config on standard input (JSON is read as the YAML it also is)."""
+    import sys
+
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        raise ConfigFileError(f"{STDIN}: standard input is closed; give --config FILE")
+    try:
+        raw = stream.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigFileError(f"{STDIN}: cannot read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigFileError(f"{STDIN}: larger than {MAX_CONFIG_BYTES // 1024} KiB; a config is a short mapping")
+    p = Path(STDIN)
+    data = read_mapping(p, _text(p, raw))
+    if "model_type" in data:
+        return hf_source(data, STDIN)
+    return strict_source(data, STDIN)
 
 
 def strict_source(data: Mapping[Any, Any], origin: str) -> Source:
@@ -429,6 +454,8 @@ def _a(word: str) -> str:
 
 
 def _label_of(path: str | Path) -> str:
+    if str(path) == "-":
+        return "stdin"
     p = Path(path)
     return p.parent.name if p.name == "config.json" and p.parent.name else p.name
 
