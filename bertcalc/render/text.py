@@ -142,11 +142,42 @@ def count_view(r: Any, explain: bool = False) -> RenderableType:
     if explain:
         body = FirstThatFits(lambda: _count_table(r, formulas=True),
                              lambda: [_count_table(r, formulas=False), _formula_table(r)],
-                             lambda: [_count_table(r, formulas=False, compact=True), _formula_table(r)])
+                             lambda: [_count_table(r, formulas=False, compact=True), _formula_table(r)],
+                             lambda: [_count_stacked(r), _formula_table(r)])
     else:
         body = FirstThatFits(lambda: _count_table(r, formulas=False),
-                             lambda: _count_table(r, formulas=False, compact=True))
+                             lambda: _count_table(r, formulas=False, compact=True),
+                             lambda: _count_stacked(r))
     return Group(*head, body, *foot)
+
+
+def _count_stacked(r: Any) -> Table:
+    """The narrowest count layout (about 40 columns for BERT-large): one column, each name on its own line
+    and its shape and figures on the next, so that shapes never wrap into slivers and no number is cut."""
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    t.add_column("component / shape, parameters", overflow="fold")
+    for c in r.components:
+        rep = _times(c)
+        cell = Text(_cap(c.name), style="bold")
+        cell.append(f" ({_pct(c.share).strip()})", style="dim")
+        figures = f"{c.parameters:,} {rep} = {c.total_parameters:,}" if rep else f"{c.total_parameters:,}"
+        if len(c.parts) == 1:
+            cell.append("\n    " + " + ".join(_shape(x.shape) for x in c.parts[0].tensors), style="dim")
+        cell.append(f"\n    {figures}")
+        t.add_row(cell)
+        if len(c.parts) == 1:
+            continue
+        for p in c.parts:
+            sub = Text("  " + p.label + (" (tied)" if any(x.tied_to for x in p.tensors) else ""))
+            sub.append("\n      " + " + ".join(_shape(x.shape) for x in p.tensors) + f"   {p.parameters:,}",
+                       style="dim")
+            t.add_row(sub)
+    t.add_section()
+    total = Text("Total ", style="bold")
+    total.append(f"{r.total_parameters:,}", style="bold green")
+    total.append(f" ({human(r.total_parameters)})", style="bold green")
+    t.add_row(total)
+    return t
 
 
 class FirstThatFits:
