@@ -142,13 +142,19 @@ def count_view(r: Any, explain: bool = False) -> RenderableType:
     if explain:
         body = FirstThatFits(lambda: _count_table(r, formulas=True),
                              lambda: [_count_table(r, formulas=False), _formula_table(r)],
-                             lambda: [_count_table(r, formulas=False, compact=True), _formula_table(r)],
+                             lambda: [_count_table(r, formulas=False, compact=True), _free(_formula_table(r))],
                              lambda: [_count_stacked(r), _formula_table(r)])
     else:
         body = FirstThatFits(lambda: _count_table(r, formulas=False),
                              lambda: _count_table(r, formulas=False, compact=True),
                              lambda: _count_stacked(r))
     return Group(*head, body, *foot)
+
+
+def _free(table: Table) -> Table:
+    """Mark a table whose width does not decide the layout (the formulas, which wrap as they must)."""
+    table.free_width = True  # type: ignore[attr-defined]
+    return table
 
 
 def _count_stacked(r: Any) -> Table:
@@ -195,7 +201,7 @@ class FirstThatFits:
             parts = parts if isinstance(parts, list) else [parts]
             last = i == len(self.layouts) - 1
             if last or all(Measurement.get(console, options.update(max_width=10**6), p).maximum <= options.max_width
-                           for p in parts):
+                           for p in parts if not getattr(p, "free_width", False)):
                 yield from parts
                 return
 
