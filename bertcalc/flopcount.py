@@ -164,8 +164,8 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
 
     d = cfg.dims
     if isinstance(batch, int) and batch > MAX_SIZE:
-        raise UsageError(f"batch size {batch:.3g} is beyond int64; give a batch of at most 2^63 - 1",
-                         param="batch")
+        raise UsageError(f"a batch size of {len(str(batch)) if batch.bit_length() < 14000 else 'over 4,300'} "
+                         "digits is beyond int64; give a batch of at most 2^63 - 1", param="batch")
     check_batch(cfg, batch, seq)
     if not 0 < mfu <= 1:
         raise UsageError(f"MFU must be in (0, 1], got {mfu}", param="mfu")
