@@ -1,8 +1,9 @@
 """Hostile and absurd input (issue #10): every file and argument in ``tests/hostile/`` through the CLI.
 
 Each corpus run asserts the exit code, no traceback, one line on stderr naming the input, under a second of
-work (the bound the issue asks for; generous for these inputs, which take milliseconds once bertcalc is
-imported), and no file left behind. Then: the corrupt checkpoints against ``safetensors`` itself, random
+work (the bound the issue asks for, as CPU time; generous for these inputs, which take milliseconds once
+bertcalc is imported; the wall clock, which a shared machine stretches, gets 5 s), and no file left behind.
+Then: the corrupt checkpoints against ``safetensors`` itself, random
 safetensors headers and random YAML/JSON configs (hypothesis), and the cases that need a real process
 (stdout on /dev/full or closed, an ASCII-only stdout, verify's YAML).
 """
@@ -73,9 +74,9 @@ def test_corpus(case: dict, tmp_path: Path, monkeypatch, warm) -> None:
     monkeypatch.chdir(work)
     before = _tree(work)
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     r = CliRunner().invoke(app, _args(case), input=case.get("stdin"))
-    took = time.perf_counter() - start
+    took, wall = time.process_time() - cpu, time.perf_counter() - start
 
     out = r.stdout + r.stderr
     assert r.exit_code == case["exit"], (r.exit_code, out[-2000:])
@@ -87,7 +88,8 @@ def test_corpus(case: dict, tmp_path: Path, monkeypatch, warm) -> None:
         assert lines[0].startswith("bertcalc") and ": error: " in lines[0], lines[0]
         for word in case["says"]:
             assert word in lines[0], (word, lines[0])
-    assert took < SECOND, f"{took:.2f} s"
+    assert took < SECOND, f"{took:.2f} s of CPU"  # the work; the wall clock of a shared machine gets more slack:
+    assert wall < 5 * SECOND, f"{wall:.2f} s"
     after = _tree(work)
     assert set(after) == set(before), set(after) ^ set(before)  # nothing created, nothing removed
     if case["exit"] != 0:
