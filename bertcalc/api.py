@@ -342,7 +342,7 @@ def flops(
     gpu: str | None = None,
     mfu: float = 0.40,
     peak_tflops: float | None = None,
-    precision: str = "bf16",
+    precision: str | None = "bf16",
 ) -> FlopsReport:
     """Forward and training matmul FLOPs, as torch.utils.flop_counter counts them; with a GPU, the time."""
     from . import flopcount as _flops

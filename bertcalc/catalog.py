@@ -16,6 +16,7 @@ from .errors import PresetNotFoundError
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 SUFFIX = ".yaml"
+MAX_NAME = 100  # the longest shipped name is 27 characters; a longer one is never a preset
 
 
 @lru_cache(maxsize=1)
@@ -34,10 +35,15 @@ def names() -> list[str]:
 def path_of(name: str) -> Path:
     """The file behind a preset name (any case). A name is a name, never a path."""
     name = name.strip().lower()
+    if len(name) > MAX_NAME:
+        raise PresetNotFoundError(
+            f"preset {name[:40]!r}...: {len(name):,} characters, too long for a preset name; "
+            "run 'bertcalc presets' to list them"
+        )
     if not _NAME.match(name) or ".." in name:
         raise PresetNotFoundError(
-            f"preset {name!r}: a preset is a name like 'base', not a path; "
-            f"to read a file, use --config {name}"
+            f"preset {name!r}: a preset is a name like 'base', not a path; to read a file, give its path "
+            "(--config FILE, or in compare the file itself, e.g. my-model.yaml)"
         )
     path = preset_dir() / f"{name}{SUFFIX}"
     if not path.is_file():

@@ -12,20 +12,26 @@ import json
 import math
 import struct
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+from . import paths
 from .errors import BertcalcError
 
-MAX_HEADER = 100 * 1024 * 1024  # the safetensors format refuses larger headers too
+MAX_HEADER = 100_000_000  # bytes: the safetensors format refuses larger headers (MAX_HEADER_SIZE), and so do we
+MAX_INDEX = 100_000_000  # bytes of model.safetensors.index.json: a weight_map of a few MB at most
 INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"
+_U64 = 1 << 64  # sizes and offsets are unsigned 64-bit integers in the format
 
-DTYPE_BYTES = {
-    "F64": 8, "F32": 4, "F16": 2, "BF16": 2,
-    "I64": 8, "I32": 4, "I16": 2, "I8": 1,
-    "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1,
-    "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "F6_E2M3": 1, "F6_E3M2": 1, "F4": 1,
+# Bits per element of every dtype the safetensors format knows (sub-byte types pack densely).
+DTYPE_BITS = {
+    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8,
+    "I16": 16, "U16": 16, "F16": 16, "BF16": 16,
+    "I32": 32, "U32": 32, "F32": 32,
+    "I64": 64, "U64": 64, "F64": 64, "C64": 64,
+    "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
 }
+DTYPE_BYTES = {k: max(1, v // 8) for k, v in DTYPE_BITS.items()}  # kept for callers: bytes per element
 
 
 class CheckpointError(BertcalcError):
@@ -39,7 +45,8 @@ class StoredTensor:
     shape: tuple[int, ...]
     nbytes: int  # the span of its data in the file
     file: str  # the shard holding it
-    problem: str = ""  # the header is self-inconsistent for this tensor (size vs shape), but readable
+    problem: str = ""  # kept for callers; a self-inconsistent header is now an error, never a note
+    offsets: tuple[int, int] = (0, 0)  # data_offsets, within the file's data region
 
     @property
     def elements(self) -> int:
@@ -57,14 +64,17 @@ class Checkpoint:
 
 def locate(path: str | Path) -> tuple[list[Path], Path | None]:
     """The safetensors file(s) a path means, and the config.json beside them (if there is one)."""
+    if str(path).strip() == "":
+        raise CheckpointError("the checkpoint path is empty; give a model.safetensors file or a model folder")
     p = Path(path)
-    if not p.exists():
+    what = paths.kind(p, CheckpointError)
+    if what is None:
         raise CheckpointError(f"{p}: no such file or folder; give a model.safetensors file or a model folder")
-    if p.is_dir():
+    if what == "dir":
         folder = p
-        if (p / INDEX).is_file():
+        if paths.kind(p / INDEX, CheckpointError) == "file":
             files = shards_of(p / INDEX)
-        elif (p / SINGLE).is_file():
+        elif paths.kind(p / SINGLE, CheckpointError) == "file":
             files = [p / SINGLE]
         else:
             others = sorted(x.name for x in p.glob("*.safetensors"))
@@ -83,23 +93,49 @@ def locate(path: str | Path) -> tuple[list[Path], Path | None]:
     else:
         folder, files = p.parent, [p]
     cfg = folder / "config.json"
-    return files, cfg if cfg.is_file() else None
+    return files, cfg if paths.kind(cfg, CheckpointError) == "file" else None
 
 
-def shards_of(index: Path) -> list[Path]:
+def _weight_map(index: Path) -> dict[str, str]:
+    """The index's ``weight_map`` (tensor name -> shard file), checked: every shard is a file name inside the
+    model folder, never an absolute path or one that climbs out of it with ``..``."""
     try:
-        data = json.loads(index.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise CheckpointError(f"{index}: cannot read the shard index ({exc}); is it a safetensors index?") from None
+        with index.open("rb") as fh:
+            raw = fh.read(MAX_INDEX + 1)
+        if len(raw) > MAX_INDEX:
+            raise CheckpointError(f"{index}: larger than {MAX_INDEX:,} bytes; not a safetensors shard index")
+        data = json.loads(raw.decode("utf-8"))
+    except OSError as exc:
+        raise CheckpointError(f"{index}: {paths.problem(exc)}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise CheckpointError(f"{index}: cannot read the shard index ({_one_line(exc)}); is it a safetensors "
+                              "index?") from None
     wmap = data.get("weight_map") if isinstance(data, dict) else None
     if not isinstance(wmap, dict) or not wmap:
         raise CheckpointError(f"{index}: no weight_map; a safetensors index maps each tensor to its shard")
-    names = sorted(set(map(str, wmap.values())))
+    for name, shard in wmap.items():
+        if not isinstance(shard, str) or not shard.strip():
+            raise CheckpointError(f"{index}: weight_map[{name!r}] is {json.dumps(shard)}, not a shard file name")
+        pure = PurePosixPath(shard.replace("\\", "/"))
+        if pure.is_absolute() or ".." in pure.parts or ":" in shard or "\0" in shard:
+            raise CheckpointError(
+                f"{index}: weight_map[{name!r}] names {shard!r}, outside the model folder; shards must lie in "
+                f"{index.parent} (a file name such as model-00001-of-00002.safetensors)"
+            )
+    return wmap
+
+
+def shards_of(index: Path) -> list[Path]:
+    names = sorted(set(_weight_map(index).values()))
     files = [index.parent / n for n in names]
     for f in files:
-        if not f.is_file():
+        if paths.kind(f, CheckpointError) != "file":
             raise CheckpointError(f"{index}: shard {f.name} is listed but missing from {index.parent}")
     return files
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
 
 
 def read_header(file: Path) -> tuple[list[StoredTensor], dict[str, str]]:
@@ -132,49 +168,114 @@ def _read_header(file: Path) -> tuple[list[StoredTensor], dict[str, str]]:
                     f"{file}: header claims {n:,} bytes but only {size - 8:,} follow; the file is truncated"
                 )
             raw = fh.read(n)
-    except PermissionError:
-        raise CheckpointError(f"{file}: permission denied; make the file readable") from None
     except IsADirectoryError:
         raise CheckpointError(f"{file}: is a directory") from None
     except OSError as exc:
-        raise CheckpointError(f"{file}: cannot read ({exc.strerror or exc})") from None
+        raise CheckpointError(f"{file}: {paths.problem(exc)}") from None
+    corrupt = "the file is corrupt or not safetensors"
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise CheckpointError(f"{file}: the header is not valid JSON; the file is corrupt or not safetensors") from None
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys,
+                            parse_constant=_no_constant)
+    except _Duplicate as dup:
+        raise CheckpointError(f"{file}: {dup.key!r} appears twice in the header (tensor names, and each "
+                              f"tensor's fields, must be unique); {corrupt}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError):  # JSONDecodeError and 4,300-digit ints too
+        raise CheckpointError(f"{file}: the header is not valid JSON; {corrupt}") from None
     if not isinstance(header, dict):
-        raise CheckpointError(f"{file}: the header is not a JSON object; the file is corrupt or not safetensors")
-    meta = header.pop("__metadata__", None) or {}
+        raise CheckpointError(f"{file}: the header is not a JSON object; {corrupt}")
+    meta = header.pop("__metadata__", None)
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise CheckpointError(f"{file}: __metadata__ must map names to strings; {corrupt}")
     data_len = size - 8 - n
-    out = []
-    for name, info in header.items():
-        out.append(_tensor(file, name, info, data_len))
+    out = [_tensor(file, name, info, data_len) for name, info in header.items()]
+    _check_layout(file, out, data_len)
     out.sort(key=lambda t: t.name)  # headers are written sorted; make sure
-    return out, {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
+    return out, dict(meta)
+
+
+class _Duplicate(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _Duplicate(k)
+        out[k] = v
+    return out
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity: Python's json reads them, the format does not
+
+
+def _size(v: object) -> bool:
+    """An unsigned 64-bit integer, as the format stores sizes and offsets (never a bool or a float)."""
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < _U64
 
 
 def _tensor(file: Path, name: str, info: object, data_len: int) -> StoredTensor:
     bad = f"{file}: tensor {name!r}: "
+    corrupt = "; the header is corrupt"
     if not isinstance(info, dict):
-        raise CheckpointError(bad + "entry is not an object; the header is corrupt")
+        raise CheckpointError(bad + "entry is not an object" + corrupt)
     dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
     if not isinstance(dtype, str):
-        raise CheckpointError(bad + "no dtype; the header is corrupt")
-    if not (isinstance(shape, list) and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)):
-        raise CheckpointError(bad + f"shape {shape!r} is not a list of sizes; the header is corrupt")
-    if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
-            and 0 <= offsets[0] <= offsets[1]):
-        raise CheckpointError(bad + f"data_offsets {offsets!r} are invalid; the header is corrupt")
-    if offsets[1] > data_len:
+        raise CheckpointError(bad + ("no dtype" if dtype is None else f"dtype {_short(dtype)} is not a dtype name "
+                                     "such as F32") + corrupt)
+    if dtype not in DTYPE_BITS:
+        raise CheckpointError(bad + f"unknown dtype {dtype!r} (safetensors knows {', '.join(DTYPE_BITS)})"
+                              + corrupt)
+    if not (isinstance(shape, list) and all(_size(s) for s in shape)):
+        raise CheckpointError(bad + f"shape {_short(shape)} is not a list of sizes" + corrupt)
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_size(o) for o in offsets)):
+        raise CheckpointError(bad + f"data_offsets {_short(offsets)} are not two byte offsets (whole numbers ≥ 0)"
+                              + corrupt)
+    begin, end = offsets
+    if begin > end:
+        raise CheckpointError(bad + f"data_offsets {offsets} end before they begin" + corrupt)
+    if end > data_len:
         raise CheckpointError(
-            bad + f"data ends at byte {offsets[1]:,} but the file holds {data_len:,}; the file is truncated"
+            bad + f"data ends at byte {end:,} but the file holds {data_len:,}; the file is truncated"
         )
-    nbytes = offsets[1] - offsets[0]
-    problem = ""
-    width = DTYPE_BYTES.get(dtype)
-    if width is not None and math.prod(shape) * width != nbytes:
-        problem = f"header says {nbytes:,} bytes of data, but {dtype} {list(shape)} needs {math.prod(shape) * width:,}"
-    return StoredTensor(name, dtype, tuple(shape), nbytes, file.name, problem)
+    elements = 1
+    for s in shape:
+        elements *= s
+        if elements >= _U64:
+            raise CheckpointError(bad + f"shape {_short(shape)} holds more than 2^64 elements" + corrupt)
+    bits = elements * DTYPE_BITS[dtype]
+    if bits % 8:
+        raise CheckpointError(bad + f"{elements:,} {dtype} elements do not fill whole bytes" + corrupt)
+    nbytes = end - begin
+    if bits // 8 != nbytes:
+        raise CheckpointError(bad + f"data_offsets span {nbytes:,} bytes, but {dtype} {list(shape)} needs "
+                              f"{bits // 8:,}" + corrupt)
+    return StoredTensor(name, dtype, tuple(shape), nbytes, file.name, offsets=(begin, end))
+
+
+def _check_layout(file: Path, tensors: list[StoredTensor], data_len: int) -> None:
+    """The format's layout rule: in offset order, each tensor's data starts where the previous one's ends,
+    from byte 0, and the last ends where the file does. No gap, no overlap, nothing after."""
+    spans = sorted((t.offsets, t.name) for t in tensors)
+    at = 0
+    for (begin, end), name in spans:
+        if begin != at:
+            what = "overlaps the tensor before it" if begin < at else f"leaves bytes {at:,}-{begin:,} unused"
+            raise CheckpointError(f"{file}: tensor {name!r}: data_offsets [{begin}, {end}] {what}; tensors' data "
+                                  "must be contiguous from byte 0; the header is corrupt")
+        at = end
+    if at != data_len:
+        raise CheckpointError(f"{file}: the tensors' data covers {at:,} bytes but {data_len:,} follow the header; "
+                              "the file is corrupt (or has trailing bytes)")
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def read(path: str | Path) -> Checkpoint:
@@ -192,7 +293,7 @@ def read(path: str | Path) -> Checkpoint:
         tensors += ts
     index = _index_of(path)
     if index is not None:  # the index must describe the shards it names
-        wmap = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        wmap = _weight_map(index)
         for name, shard in wmap.items():
             if seen.get(name) != shard:
                 where = f"is in {seen[name]}" if name in seen else "is in no shard"
@@ -207,6 +308,6 @@ def read(path: str | Path) -> Checkpoint:
 
 def _index_of(path: str | Path) -> Path | None:
     p = Path(path)
-    if p.is_dir() and (p / INDEX).is_file():
+    if paths.kind(p, CheckpointError) == "dir" and paths.kind(p / INDEX, CheckpointError) == "file":
         return p / INDEX
     return p if p.name.endswith(".index.json") else None

@@ -109,10 +109,19 @@ class BertcalcGroup(TyperGroup):
         _NOTES.clear()
         try:
             rv = super().main(args=args, prog_name=prog, complete_var=complete_var, standalone_mode=False, **extra)
+            if sys.stdout is not None:
+                _to_stdout(sys.stdout.flush)  # here, not at exit: a full disk must be said, not ignored
         except BertcalcError as exc:
             for line in _messages(exc):
-                sys.stderr.write(f"{where_cmd}: error: {line}\n")
+                _stderr(f"{where_cmd}: error: {line}\n")
             sys.exit(exc.exit_code)
+        except UnicodeEncodeError as exc:
+            enc = getattr(sys.stdout, "encoding", None) or exc.encoding
+            _stderr(f"{where_cmd}: error: standard output's encoding ({enc}) cannot write "
+                    f"U+{ord(exc.object[exc.start]):04X}; set PYTHONIOENCODING=utf-8, or write a file with -o FILE "
+                    "(always UTF-8)\n")
+            _quiet_stdout()
+            sys.exit(1)
         except click_exc.NoArgsIsHelpError as exc:
             sys.stdout.write(exc.ctx.get_help() + "\n")
             sys.exit(0)
@@ -126,28 +135,77 @@ class BertcalcGroup(TyperGroup):
             if isinstance(exc, click_exc.BadParameter) and param is not None:
                 given = _given(argv, getattr(param, "opts", []))
                 if given is not None and repr(given) not in msg:
-                    msg += f", got {given!r}"
-            sys.stderr.write(f"{where}: error: {msg}{hint}\n")
+                    shown = repr(given) if len(given) <= 60 else f"{given[:40]!r}... ({len(given):,} characters)"
+                    msg += f", got {shown}"
+            _stderr(f"{where}: error: {msg}{hint}\n")
             sys.exit(2 if isinstance(exc, click_exc.UsageError) else exc.exit_code)
         except Abort:
-            sys.stderr.write(f"{prog}: aborted\n")
+            _stderr(f"{prog}: aborted\n")
             sys.exit(1)
         except BrokenPipeError:
             # the reader went away (| head): stop quietly
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            _quiet_stdout()
             sys.exit(0)
         except KeyboardInterrupt:
             sys.exit(130)
+        except _StdoutError as err:  # /dev/full, a closed descriptor, an I/O error: the output failed (exit 1)
+            exc = err.original
+            _stderr(f"{where_cmd}: error: cannot write to standard output ({exc.strerror or exc}); the output is "
+                    "incomplete\n")
+            _quiet_stdout()
+            sys.exit(1)
+        except OSError as exc:
+            if exc.filename is None or os.environ.get("BERTCALC_DEBUG"):
+                raise _Bug(exc) from exc
+            from .paths import problem  # a path the system refused, that no check above named: still bad input
+
+            _stderr(f"{where_cmd}: error: {str(exc.filename)[:200]}: {problem(exc)}\n")
+            sys.exit(2)
         except Exception as exc:  # a bug: say so in one line; BERTCALC_DEBUG=1 shows the traceback
             if os.environ.get("BERTCALC_DEBUG"):
                 raise
-            sys.stderr.write(
-                f"{where_cmd}: internal error: {type(exc).__name__}: {_one_line(str(exc))} "
+            if isinstance(exc, _Bug):
+                exc = exc.original
+            _stderr(
+                f"{where_cmd}: internal error: {type(exc).__name__}: {_one_line(str(exc))[:500]} "
                 "(please report it; set BERTCALC_DEBUG=1 for details)\n"
             )
             sys.exit(INTERNAL_ERROR)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+class _Bug(Exception):
+    """An OSError that no input explains: reported as an internal error."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
+class _StdoutError(Exception):
+    """Writing or flushing standard output failed (a full disk or device, a closed descriptor)."""
+
+    def __init__(self, original: OSError) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
+def _to_stdout(write: Any) -> None:
+    """Run ``write()``, which writes to stdout; an OSError there (not a closed pipe) is an output failure."""
+    try:
+        write()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise _StdoutError(exc) from None
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's own flush at exit finds nothing to complain of."""
+    import contextlib
+
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _plain(msg: str) -> str:
@@ -184,6 +242,8 @@ FLAGS = {
     "batch": "--batch", "seq": "--seq", "gpu": "--gpu", "mfu": "--mfu", "peak_tflops": "--peak-tflops",
     "precision": "--precision", "mode": "--mode", "optimizer": "--optimizer", "attention": "--attention",
     "fit": "--fit", "zero": "--zero", "gpus": "--gpus",
+    # the output
+    "format": "--format",
 }
 
 
@@ -203,7 +263,7 @@ app = typer.Typer(
     help="Exact shapes and parameter counts for BERT-family models, in closed form, without PyTorch.",
     epilog="Docs: https://github.com/bertcalc/bertcalc/tree/main/docs  ·  Example: bertcalc count --preset base",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -218,7 +278,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+    version: Annotated[bool, typer.Option("--version", "-V", help="Print the version and exit.", is_eager=True,
                                           callback=_version)] = False,
 ) -> None:
     """Exact shapes and parameter counts for BERT-family models, in closed form, without PyTorch."""
@@ -235,9 +295,9 @@ PresetOpt = Annotated[
                  rich_help_panel=PANEL_MODEL, show_default=False),
 ]
 ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="A config: bertcalc YAML, HF config.json, or a model folder.",
-                 rich_help_panel=PANEL_MODEL, show_default=False, dir_okay=True),
+    str | None,
+    typer.Option("--config", "-c", help="A config: bertcalc YAML, HF config.json, or a model folder; - reads "
+                 "standard input.", rich_help_panel=PANEL_MODEL, show_default=False, metavar="PATH"),
 ]
 ModelArg = Annotated[str | None, typer.Argument(
     help="The model: a preset, a config file or model folder, or a Hugging Face Hub id (org/name). A preset name "
@@ -278,7 +338,7 @@ UntieOpt = Annotated[bool, typer.Option("--untie", help="Give the MLM decoder it
 HeadOpt = Annotated[Head, typer.Option(
     "--head", help="Model class: model (BertModel...), mlm, pretraining, seq-cls, token-cls, qa.",
     rich_help_panel=PANEL_MODEL, case_sensitive=False)]
-CheckpointConfigOpt = Annotated[Path | None, typer.Option(
+CheckpointConfigOpt = Annotated[str | None, typer.Option(
     "--config", "-c", help="The config to check against (default: config.json beside the checkpoint).",
     rich_help_panel=PANEL_MODEL, show_default=False)]
 CheckpointHeadOpt = Annotated[Head | None, typer.Option(
@@ -287,9 +347,12 @@ CheckpointHeadOpt = Annotated[Head | None, typer.Option(
 FormatOpt = Annotated[Format | None, typer.Option(
     "--format", "-f", help="Output format (default: table, or the -o file's extension).", rich_help_panel=PANEL_OUT,
     case_sensitive=False, show_default=False)]
-OutputOpt = Annotated[Path | None, typer.Option(
+# str, not Path: typer turns '' into Path('.'), and the message would then be about the current folder
+OutputOpt = Annotated[str | None, typer.Option(
     "--output", "-o", help="Write to FILE (atomically) instead of stdout; - is stdout.", rich_help_panel=PANEL_OUT,
-    show_default=False, dir_okay=False)]
+    show_default=False, metavar="FILE")]
+ForceOpt = Annotated[bool, typer.Option(
+    "--force", help="With -o: replace the file even if it is read-only.", rich_help_panel=PANEL_OUT)]
 
 
 def _overrides(flags: dict[str, Any], untie: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
@@ -440,28 +503,43 @@ _EXTENSIONS = {".json": Format.json, ".yaml": Format.yaml, ".yml": Format.yaml, 
                ".md": Format.markdown, ".markdown": Format.markdown}
 
 
-def _emit(report: Any, fmt: Any, output: Path | None, explain: bool = False) -> None:
+def _emit(report: Any, fmt: Any, output: str | Path | None, explain: bool = False,
+          force: bool = False) -> None:
     """Render and write: to stdout, or atomically to ``-o FILE`` (``-o -`` is stdout). Without --format the
     file's extension picks it (.json, .yaml, .csv, .md), else the table."""
     from .render import render
 
     while _NOTES:
-        sys.stderr.write(_NOTES.pop(0))
+        _stderr(_NOTES.pop(0))
     if output is not None and str(output) == "-":
         output = None
     if fmt is None:
-        fmt = _EXTENSIONS.get(output.suffix.lower(), Format.table) if output is not None else Format.table
+        fmt = _EXTENSIONS.get(Path(output).suffix.lower(), Format.table) if output else Format.table
     if output is not None:
         from .fileio import write_atomic
 
-        write_atomic(output, render(report, fmt.value, explain=explain))
+        write_atomic(output, render(report, fmt.value, explain=explain), force=force)
         return
+    if sys.stdout is None:
+        from .fileio import OutputError
+
+        raise OutputError("standard output is closed; give -o FILE to write a file", exit_code=1)
     if fmt is Format.table:
         from .render.text import print_report
 
-        print_report(report, explain=explain)
+        _to_stdout(lambda: print_report(report, explain=explain))
     else:
-        sys.stdout.write(render(report, fmt.value, explain=explain))
+        text = render(report, fmt.value, explain=explain)
+        _to_stdout(lambda: sys.stdout.write(text))
+
+
+def _stderr(text: str) -> None:
+    """A line on stderr, if there is one (a closed stderr is None)."""
+    if sys.stderr is not None:
+        import contextlib
+
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(text)
 
 
 # ------------------------------------------------------------------------------------------------ commands
@@ -475,6 +553,7 @@ def count(
                                           rich_help_panel=PANEL_OUT)] = False,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Count parameters by component: embeddings, one encoder layer × L, pooler, total.
 
@@ -482,7 +561,7 @@ def count(
     """
     from .api import count as count_
 
-    _emit(count_(spec), fmt, output, explain)
+    _emit(count_(spec), fmt, output, explain, force=force)
 
 
 @app.command()
@@ -500,6 +579,7 @@ def shapes(
         "--collapse", help="One row per layer template (encoder.layer.{i}.…) instead of one per layer.")] = False,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """List every weight tensor by its HF state-dict name, with shape and parameters.
 
@@ -509,7 +589,7 @@ def shapes(
     """
     from .api import shapes as shapes_
 
-    _emit(shapes_(spec, layout=layout.value, batch=batch, seq=seq, collapse=collapse), fmt, output)
+    _emit(shapes_(spec, layout=layout.value, batch=batch, seq=seq, collapse=collapse), fmt, output, force=force)
 
 
 @app.command()
@@ -522,6 +602,7 @@ def compare(
     model_kw: dict[str, Any],
     fmt: FormatOpt = None,
     output: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Compare two or more configs side by side, each against the first.
 
@@ -531,7 +612,7 @@ def compare(
     """
     from .api import compare as compare_
 
-    _emit(compare_(list(items or []), **model_kw), fmt, output)
+    _emit(compare_(list(items or []), **model_kw), fmt, output, force=force)
 
 
 @app.command()
@@ -549,6 +630,7 @@ def inspect(
         rich_help_panel=PANEL_OUT)] = False,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Check a safetensors checkpoint against its config: matched, missing, unexpected, shape mismatch.
 
@@ -564,13 +646,13 @@ def inspect(
         import dataclasses
 
         report = dataclasses.replace(report, only_differences=True)
-    _emit(report, fmt, output)
+    _emit(report, fmt, output, force=force)
     raise typer.Exit(0 if report.ok else 1)
 
 
 @app.command()
 @model_options
-def verify(spec: ModelSpec, fmt: FormatOpt = None, output: OutputOpt = None) -> None:
+def verify(spec: ModelSpec, fmt: FormatOpt = None, output: OutputOpt = None, force: ForceOpt = False) -> None:
     """Build the model with real transformers (meta device, no weights) and compare every name, shape, total.
 
     Needs torch and transformers: pip install 'bertcalc\\[verify]'. Exits 0 only on an exact match.
@@ -580,7 +662,7 @@ def verify(spec: ModelSpec, fmt: FormatOpt = None, output: OutputOpt = None) -> 
     from .api import verify as verify_
 
     report = verify_(spec)
-    _emit(report, fmt, output)
+    _emit(report, fmt, output, force=force)
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -600,7 +682,8 @@ def flops(
     seq: SeqOpt = 128,
     gpu: GpuOpt = None,
     precision: Annotated[Precision | None, typer.Option(  # noqa: F821 (a run choice: see _RunChoices)
-        "--precision", help="Which peak the GPU time uses (default bf16).", rich_help_panel="Run",
+        "--precision", help="Which peak the GPU time uses (default bf16, or the --gpu card's best: fp16 on a T4).",
+        rich_help_panel="Run",
         case_sensitive=False, show_default=False)] = None,
     mfu: Annotated[float | None, typer.Option(
         "--mfu", help="Model FLOPs utilisation for the time (default 0.40).",
@@ -610,6 +693,7 @@ def flops(
         rich_help_panel="Run", show_default=False)] = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Count matmul FLOPs of a forward pass and a training step, by component, as FlopCounterMode does.
 
@@ -622,7 +706,30 @@ def flops(
     if gpu is None and peak_tflops is None and (mfu is not None or precision is not None):
         _note("flops", "--mfu and --precision set the time per step, which needs --gpu or --peak-tflops")
     _emit(flops_(spec, batch=batch, seq=seq, gpu=gpu, mfu=0.40 if mfu is None else mfu, peak_tflops=peak_tflops,
-                 precision="bf16" if precision is None else precision.value), fmt, output)
+                 precision=None if precision is None else precision.value), fmt, output, force=force)
+
+
+def _fit_size(value: str | None) -> str | None:
+    """Catch the sizes the parser would turn into an overflow or a zero, and say what is wrong with them;
+    everything else (units, syntax) is the core's to check."""
+    import re
+    from decimal import Decimal, InvalidOperation
+
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", value or "")
+    if m is None:
+        return value
+    try:
+        number = Decimal(m.group(1))
+    except InvalidOperation:  # pragma: no cover - the pattern only admits decimals
+        return value
+    if number > 0 and len(m.group(1).split(".")[0].lstrip("0")) > 30:
+        raise typer.BadParameter("the size is larger than any memory; give a size such as 80GiB")
+    units = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20,
+             "gib": 2**30, "tib": 2**40}
+    scale = units.get(m.group(2).lower())
+    if scale is not None and 0 < number * scale < 1:
+        raise typer.BadParameter("the size is less than one byte; give a size such as 80GiB")
+    return value
 
 
 def _zero_stage(value: int | None) -> int | None:
@@ -653,7 +760,7 @@ def memory(
         rich_help_panel="Run")] = False,
     fit: Annotated[str | None, typer.Option(
         "--fit", help="A memory budget (80GiB, 24GB): the largest batch that fits at this --seq.",
-        rich_help_panel="Run", show_default=False)] = None,
+        rich_help_panel="Run", show_default=False, callback=_fit_size)] = None,
     gpu: GpuOpt = None,
     zero: Annotated[int | None, typer.Option("--zero", callback=_zero_stage, help="ZeRO stage 1, 2 or 3: per-GPU "
                                              "model states.", rich_help_panel="Run", show_default=False)] = None,
@@ -661,6 +768,7 @@ def memory(
                                              rich_help_panel="Run", show_default=False)] = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Estimate peak GPU memory of a training step or inference, term by term, with the formula behind each.
 
@@ -677,18 +785,19 @@ def memory(
         _note("memory", "--zero without --gpus assumes one GPU, which divides nothing; give --gpus N")
     _emit(memory_(spec, batch=batch, seq=seq, mode=mode.value, precision=precision.value,
                   optimizer="adamw" if optimizer is None else optimizer.value, attention=attention.value,
-                  grad_checkpointing=grad_checkpointing, fit=fit, gpu=gpu, zero=zero, gpus=gpus or 1), fmt, output)
+                  grad_checkpointing=grad_checkpointing, fit=fit, gpu=gpu, zero=zero, gpus=gpus or 1), fmt, output,
+          force=force)
 
 
 @app.command()
-def presets(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
+def presets(fmt: FormatOpt = None, output: OutputOpt = None, force: ForceOpt = False) -> None:
     """List the shipped presets with L, H, A, I, V and their parameter totals.
 
     Example: bertcalc presets --format markdown
     """
     from .api import presets as presets_
 
-    _emit(presets_(), fmt, output)
+    _emit(presets_(), fmt, output, force=force)
 
 
 def main() -> None:

@@ -17,10 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import ConfigError
 
-Size = Annotated[int, Field(ge=1, strict=True)]
-Count = Annotated[int, Field(ge=0, strict=True)]
-Eps = Annotated[float, Field(gt=0)]
-Prob = Annotated[float, Field(ge=0, lt=1)]
+# No tensor dimension can exceed int64, PyTorch's index type; a larger size is a typo, and would make numbers
+# too long to print (Python refuses int/str conversions past 4,300 digits).
+MAX_SIZE = 2**63 - 1
+Size = Annotated[int, Field(ge=1, le=MAX_SIZE, strict=True)]
+Count = Annotated[int, Field(ge=0, le=MAX_SIZE, strict=True)]
+Eps = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Prob = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
 
 
 class Dims(NamedTuple):
@@ -176,8 +179,20 @@ def validate(cls: type[ModelConfig], data: Mapping[str, Any], origins: Mapping[s
 
 
 def _shown(value: Any) -> str:
-    """A rejected value as the user wrote it: ``true``, not ``True``; text quoted."""
-    return str(value).lower() if isinstance(value, bool) else repr(value)
+    """A rejected value as the user wrote it: ``true``, not ``True``; ``null``, not ``None``; text quoted;
+    a number too long to read whole (or to convert: 4,300 digits) said by its length."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    if isinstance(value, int) and value.bit_length() > 200:
+        return f"a {len(hex(abs(value))) - 2}-hex-digit number (about 10^{int(value.bit_length() * 0.30103)})"
+    if isinstance(value, float) and value != value:
+        return "nan"
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return str(value)
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _where(key: str, origins: Mapping[str, str]) -> str:
@@ -227,6 +242,13 @@ def _describe(err: Any, known: list[str], origins: Mapping[str, str], cls: type[
         bound = ctx.get("ge", ctx.get("gt"))
         op = "≥" if kind == "greater_than_equal" else ">"
         return f"{_where(key, origins)}: must be {op} {bound}, got {_shown(value)}"
+    if kind in ("less_than_equal", "less_than"):
+        bound = ctx.get("le", ctx.get("lt"))
+        op = "≤" if kind == "less_than_equal" else "<"
+        shown_bound = "2^63 - 1 (int64, the largest size a tensor can have)" if bound == MAX_SIZE else bound
+        return f"{_where(key, origins)}: must be {op} {shown_bound}, got {_shown(value)}"
+    if kind == "finite_number":
+        return f"{_where(key, origins)}: must be a finite number, got {_shown(value)}"
     if kind in ("int_type", "int_parsing", "int_from_float"):
         return f"{_where(key, origins)}: must be a whole number, got {_shown(value)}"
     if kind in ("float_type", "float_parsing"):
@@ -235,4 +257,5 @@ def _describe(err: Any, known: list[str], origins: Mapping[str, str], cls: type[
         return f"{_where(key, origins)}: must be true or false, got {_shown(value)}"
     if kind == "string_type":
         return f"{_where(key, origins)}: must be text, got {_shown(value)}"
-    return f"{_where(key, origins)}: {err.get('msg', 'invalid value')}, got {_shown(value)}"
+    msg = str(err.get("msg", "invalid value")).replace("Input should be", "must be")
+    return f"{_where(key, origins)}: {msg}, got {_shown(value)}"

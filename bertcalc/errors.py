@@ -39,3 +39,7 @@ class PresetNotFoundError(BertcalcError):
 
 class UsageError(BertcalcError):
     """The request itself is inconsistent (a sequence longer than the model allows, too few configs...)."""
+
+
+class TableTooLargeError(UsageError):
+    """A table would have more rows than a terminal table can sensibly show; CSV and JSON have no limit."""

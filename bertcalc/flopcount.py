@@ -9,6 +9,7 @@ matmuls costs twice the forward, so a training step is 3× the forward.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -138,22 +139,45 @@ class FlopsReport(ModelReport):
         return out
 
 
+DEFAULT_PRECISION = "bf16"
+
+
+def best_precision(spec: dict[str, float | None]) -> str:
+    """The precision a card runs matmuls fastest in, of those it has tensor cores for: bf16, else fp16."""
+    return next((p for p in ("bf16", "fp16", "fp32") if spec.get(p) is not None), "fp32")
+
+
 def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: str = "",
-          gpu: str | None = None, peak_tflops: float | None = None, precision: str = "bf16",
+          gpu: str | None = None, peak_tflops: float | None = None, precision: str | None = DEFAULT_PRECISION,
           mfu: float = DEFAULT_MFU) -> FlopsReport:
     """Forward matmul FLOPs from the program: each Linear's weight × the rows it sees (all B·S tokens, or the
     B [CLS] rows), and each attention's two batched matmuls. By component; within one, the Linears in
-    state-dict order, then attention."""
+    state-dict order, then attention.
+
+    ``precision=None`` means the default: bf16, or the GPU's best precision when it has no bf16 (T4: fp16)."""
     from .architecture import check_batch
+    from .config import MAX_SIZE
     from .formula import short
     from .program import Attention, Linear, size
 
     d = cfg.dims
+    if isinstance(batch, int) and batch > MAX_SIZE:
+        raise UsageError(f"a batch size of {len(str(batch)) if batch.bit_length() < 14000 else 'over 4,300'} "
+                         "digits is beyond int64; give a batch of at most 2^63 - 1", param="batch")
     check_batch(cfg, batch, seq)
     if not 0 < mfu <= 1:
         raise UsageError(f"MFU must be in (0, 1], got {mfu}", param="mfu")
     if peak_tflops is not None and not (0 < peak_tflops < float("inf")):
         raise UsageError(f"peak TFLOP/s must be a positive number, got {peak_tflops}", param="peak_tflops")
+    if peak_tflops is not None and peak_tflops * 1e12 * mfu < 1e-300:
+        raise UsageError(f"peak TFLOP/s {peak_tflops:g} is too small to time anything (the time would be "
+                         "infinite); give the accelerator's peak, e.g. 312 for an A100", param="peak_tflops")
+    if precision is None:
+        precision = DEFAULT_PRECISION
+        if gpu is not None and peak_tflops is None:
+            spec = gpu_spec(gpu)[1]
+            if spec.get(precision) is None:
+                precision = best_precision(spec)
     prog = arch.program
     ops = prog.all_ops()
     linears = {id(op.part): op for op in ops if isinstance(op, Linear)}
@@ -185,12 +209,18 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
         key = PRECISION_PEAK[precision]
         peak = spec.get(key)
         if peak is None and peak_tflops is None:
-            raise UsageError(f"{gname} has no {key} tensor cores; choose another --precision or give --peak-tflops",
-                             param="precision")
+            raise UsageError(f"{gname} has no {key} tensor cores; use --precision {best_precision(spec)} (its best), "
+                             "or give --peak-tflops", param="precision")
         gpu = gname
     peak_given = peak_tflops is not None
     if gpu is not None and peak_tflops is None:
         peak_tflops = peak
+    if peak_tflops is not None:
+        rate = peak_tflops * 1e12 * mfu
+        rows_total = sum(r.total for r in rows)
+        if not math.isfinite(3 * rows_total / rate):
+            raise UsageError(f"peak TFLOP/s {peak_tflops:g} is too small for {3 * rows_total:.3g} FLOPs: the time "
+                             "would be infinite; give the accelerator's real peak", param="peak_tflops")
     emb = sum(p.parameters for c in arch.components if c.name in ("embeddings",) for p in c.parts)
     return FlopsReport(
         **identify(arch, label, cfg.fields()), batch=batch, seq=seq, rows=tuple(rows), parameters=arch.total_parameters,

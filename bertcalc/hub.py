@@ -523,22 +523,33 @@ def _same_host(url: str, endpoint: str) -> bool:
 
 
 def _parse(where: str, raw: bytes, n: int, size: int | None) -> tuple[list, dict]:
-    """A header's JSON, validated as checkpoint.py validates a local one."""
+    """A header's JSON, validated as checkpoint.py validates a local one: unique keys, no NaN or Infinity,
+    string metadata, each entry by ``checkpoint._tensor``, and (when the file's size is known) the layout rule
+    that the tensors' data is contiguous from byte 0 to the end of the file."""
     from . import checkpoint
 
+    corrupt = "the file is corrupt or not safetensors"
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise checkpoint.CheckpointError(f"{where}: the header is not valid JSON; the file is corrupt or not "
-                                         "safetensors") from None
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=checkpoint._unique_keys,
+                            parse_constant=checkpoint._no_constant)
+    except checkpoint._Duplicate as dup:
+        raise checkpoint.CheckpointError(f"{where}: {dup.key!r} appears twice in the header (tensor names, and "
+                                         f"each tensor's fields, must be unique); {corrupt}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError):  # JSONDecodeError and 4,300-digit ints too
+        raise checkpoint.CheckpointError(f"{where}: the header is not valid JSON; {corrupt}") from None
     if not isinstance(header, dict):
-        raise checkpoint.CheckpointError(f"{where}: the header is not a JSON object; the file is corrupt or not "
-                                         "safetensors")
-    meta = header.pop("__metadata__", None) or {}
+        raise checkpoint.CheckpointError(f"{where}: the header is not a JSON object; {corrupt}")
+    meta = header.pop("__metadata__", None)
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise checkpoint.CheckpointError(f"{where}: __metadata__ must map names to strings; {corrupt}")
     data_len = (size - 8 - n) if size is not None else math.inf
     label = Path(where)
     # checkpoint._tensor validates one entry exactly as for a local file (the message names ``where``)
     out = [checkpoint._tensor(label, name, info, data_len) for name, info in header.items()]  # type: ignore[arg-type]
+    if size is not None:  # without the file's size the end of the data is unknown: the per-tensor checks only
+        checkpoint._check_layout(label, out, data_len)  # type: ignore[arg-type]
     out = [dataclasses.replace(t, file=where.rsplit("/", 1)[-1]) for t in out]
     out.sort(key=lambda t: t.name)
-    return out, {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
+    return out, dict(meta)

@@ -131,6 +131,24 @@ class InspectReport(ModelReport):
         }
 
 
+def _absent(rows: list[InspectRow], templates: tuple[TensorSpec, ...], first: int, last: int, row: Any) -> None:
+    """Layers ``first..last`` of a templated component, none of them stored: one row per template."""
+    if first == last:
+        for t in templates:
+            row(t.at(first), t)
+        return
+    n = last - first + 1
+    for t in templates:
+        name = t.name.replace("{i}", f"{{{first}..{last}}}")
+        if t.tied_to is not None:
+            rows.append(InspectRow(name, "tied", expected=t.shape, note=f"tied to {t.tied_to}; stored once ({n:,} "
+                                   "layers)"))
+        else:
+            rows.append(InspectRow(name, "missing", expected=t.shape,
+                                   note=f"missing in layers {first:,} to {last:,} "
+                                   f"({n:,} layers)"))
+
+
 def _buffers(arch: Architecture) -> tuple[str, ...]:
     """The family's buffers, without the task model's prefix (``embeddings.position_ids``)."""
     return tuple(b.name[len(arch.prefix):] if arch.prefix and b.name.startswith(arch.prefix) else b.name
@@ -149,7 +167,10 @@ def legacy_name(name: str) -> str:
 
 
 def _head_tensors(arch: Architecture, cfg: Any) -> set[str]:
-    """The names of every task head the family offers (outside the base model), for this config."""
+    """The names of every task head the family offers (outside the base model), for this config.
+
+    Read from the components' templates, so the base model's layers (inside the prefix) are never expanded:
+    the work follows the heads, not L."""
     from .architecture import build, heads_of
     from .errors import BertcalcError
 
@@ -161,13 +182,60 @@ def _head_tensors(arch: Architecture, cfg: Any) -> set[str]:
             other = build(cfg, head=head)
         except BertcalcError:
             continue
-        names |= {n for n, _ in other.tensors() if not (other.prefix and n.startswith(other.prefix))}
+        for comp in other.components:
+            for t in comp.templates():
+                if other.prefix and t.name.startswith(other.prefix):
+                    continue
+                names |= {t.at(i) for i in range(comp.repeat)} if "{i}" in t.name else {t.name}
     return names
+
+
+# Up to this many predicted tensors, every one is listed by name, as the state dict holds them. Beyond it
+# (a config with 10^8 layers), runs of layers the checkpoint holds nothing of are listed once per tensor
+# template, named with the range of layers (encoder.layer.{12..99999999}.attention.self.query.weight): the
+# work follows the header's size, never L.
+EXPAND_LIMIT = 100_000
+
+
+class _Templates:
+    """Which predicted tensor a stored name is, without expanding the layer templates: fixed names by dict,
+    templated ones (``encoder.layer.{i}.…``) by prefix, then the layer index, then the rest of the name."""
+
+    def __init__(self, arch: Architecture) -> None:
+        self.fixed: dict[str, tuple[int, TensorSpec]] = {}
+        self.templated: dict[str, dict[str, tuple[int, TensorSpec]]] = {}  # prefix -> suffix -> (comp, spec)
+        for ci, comp in enumerate(arch.components):
+            for t in comp.templates():
+                if "{i}" in t.name:
+                    prefix, _, suffix = t.name.partition("{i}")
+                    self.templated.setdefault(prefix, {})[suffix] = (ci, t)
+                elif comp.repeat == 1:
+                    self.fixed[t.name] = (ci, t)
+                else:  # a repeated component whose names hold no index: each name once per instance
+                    self.fixed.setdefault(t.name, (ci, t))
+        self.repeat = [c.repeat for c in arch.components]
+
+    def find(self, name: str) -> tuple[int, int, TensorSpec] | None:
+        """``(component, layer index, spec)`` for a predicted name, else None."""
+        hit = self.fixed.get(name)
+        if hit is not None:
+            return hit[0], 0, hit[1]
+        for prefix, suffixes in self.templated.items():
+            if not name.startswith(prefix):
+                continue
+            rest = name[len(prefix):]
+            digits = len(rest) - len(rest.lstrip("0123456789"))
+            if not digits or (digits > 1 and rest[0] == "0") or digits > 20:
+                continue
+            hit = suffixes.get(rest[digits:])
+            if hit is not None and int(rest[:digits]) < self.repeat[hit[0]]:
+                return hit[0], int(rest[:digits]), hit[1]
+        return None
 
 
 def compare(ckpt: Checkpoint, arch: Architecture, config: dict[str, Any], label: str,
             model_config: Any = None) -> InspectReport:
-    expected: dict[str, TensorSpec] = dict(arch.tensors())
+    index = _Templates(arch)
     notes: list[str] = []
     # Legacy names first, as transformers renames them before it matches anything.
     names = {t.name for t in ckpt.tensors}
@@ -179,18 +247,21 @@ def compare(ckpt: Checkpoint, arch: Architecture, config: dict[str, Any], label:
         notes.append(f"{len(legacy)} stored names use the original BERT's LayerNorm gamma/beta (such as {first}); "
                      "transformers renames them to weight/bias on load, and they are matched as renamed")
 
+    def expected(name: str) -> bool:
+        return index.find(name) is not None
+
     # Match names, allowing for a base-model prefix that is missing, or extra.
     base = arch.base_prefix
     buffer_names = _buffers(arch)
     rename: dict[str, str] = {}  # stored name -> expected name
     added = stripped = 0
     for name in stored:
-        if name in expected or _is_buffer(name, buffer_names):
+        if expected(name) or _is_buffer(name, buffer_names):
             continue
-        if arch.prefix and arch.prefix + name in expected:
+        if arch.prefix and expected(arch.prefix + name):
             rename[name] = arch.prefix + name
             added += 1
-        elif not arch.prefix and name.startswith(base) and name[len(base):] in expected:
+        elif not arch.prefix and name.startswith(base) and expected(name[len(base):]):
             rename[name] = name[len(base):]
             stripped += 1
     if added:
@@ -204,20 +275,52 @@ def compare(ckpt: Checkpoint, arch: Architecture, config: dict[str, Any], label:
         else set()
 
     rows: list[InspectRow] = []
-    for name, spec in expected.items():
+
+    def row(name: str, spec: TensorSpec) -> None:
         t = by_expected.get(name)
         if t is None:
             if spec.tied_to is not None:
                 rows.append(InspectRow(name, "tied", expected=spec.shape, note=f"tied to {spec.tied_to}; stored once"))
             else:
                 rows.append(InspectRow(name, "missing", expected=spec.shape))
-            continue
+            return
         status = "matched" if t.shape == spec.shape else "mismatched"
         note = t.problem or (f"renamed to {legacy[t.name].rsplit('.', 1)[-1]} on load" if t.name in legacy else "")
         rows.append(InspectRow(t.name, status, t.dtype, t.shape, spec.shape, t.nbytes, note))
+
+    expand = arch.tensor_count() <= EXPAND_LIMIT
+    present: dict[int, set[int]] = {}  # component -> layer indices the checkpoint holds something of
+    if not expand:
+        for name in by_expected:
+            hit = index.find(name)
+            if hit is not None:
+                present.setdefault(hit[0], set()).add(hit[1])
+    for ci, comp in enumerate(arch.components):
+        templates = tuple(comp.templates())
+        if not any("{i}" in t.name for t in templates):  # listed once, however often it repeats
+            for t in templates:
+                row(t.name, t)
+        elif expand:
+            once: set[str] = set()  # a name without {i} in a repeated component is one state-dict entry
+            for i in range(comp.repeat):
+                for t in templates:
+                    if "{i}" not in t.name:
+                        if t.name in once:
+                            continue
+                        once.add(t.name)
+                    row(t.at(i), t)
+        else:
+            at = 0
+            for i in [*sorted(present.get(ci, ())), comp.repeat]:
+                if i > at:  # layers at..i-1: nothing stored
+                    _absent(rows, templates, at, i - 1, row)
+                if i < comp.repeat:
+                    for t in templates:
+                        row(t.at(i), t)
+                at = i + 1
     unused = 0
     for key, t in stored.items():
-        if rename.get(key, key) in expected:
+        if expected(rename.get(key, key)):
             continue
         status = "buffer" if _is_buffer(key, buffer_names) else "unused" if key in heads else "unexpected"
         note = {"buffer": "index buffer, not a parameter",

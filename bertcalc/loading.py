@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import paths
 from .config import FLAG_NAMES, INTERMEDIATE_RATIO, ModelConfig, config_class, family_names, suggest, validate
 from .errors import ConfigError, ConfigFileError
 from .families import DEFAULT as DEFAULT_FAMILY
@@ -28,6 +29,9 @@ from .families import exists as family_exists
 # Keys a bertcalc YAML file may hold besides the config's fields.
 META_KEYS = ("description", "family")
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few KiB at most; refuse to parse anything huge
+# A config is a flat mapping of a few dozen scalars. YAML aliases can make a small file stand for a huge tree
+# ("billion laughs"): the nodes are counted with every alias expanded, before anything is constructed.
+MAX_YAML_NODES = 10_000
 
 
 @dataclass(frozen=True)
@@ -99,12 +103,15 @@ def _text(p: Path, raw: bytes) -> str:
         raise ConfigFileError(f"{p}: not UTF-8 text; give a YAML or JSON config file") from None
 
 
-def read_mapping(path: str | Path) -> dict[str, Any]:
-    """Read a YAML or JSON file that must hold a mapping. YAML: ``safe_load`` only, tags never run."""
+def read_mapping(path: str | Path, text: str | None = None) -> dict[str, Any]:
+    """Read a YAML or JSON file that must hold a mapping. YAML: ``safe_load`` only, tags never run.
+
+    ``text``, when given, is the file's content already read (``--config -``: standard input)."""
     p = Path(path)
-    if p.is_dir():
-        raise ConfigFileError(f"{p}: is a directory; give a YAML config file")
-    text = _text(p, _read_bytes(p))
+    if text is None:
+        if paths.kind(p, ConfigFileError) == "dir":
+            raise ConfigFileError(f"{p}: is a directory; give a YAML config file")
+        text = _text(p, _read_bytes(p))
     if p.suffix.lower() == ".json":
         import json
 
@@ -116,9 +123,13 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
             ) from None
         except RecursionError:
             raise ConfigFileError(f"{p}: nested too deeply to be a config; give a flat mapping of keys") from None
+        except ValueError as exc:  # an integer of more than 4,300 digits (Python's int/str conversion limit)
+            raise ConfigFileError(f"{p}: {_too_long_number(exc)}") from None
     else:
         data = _safe_yaml(p, text)
     if data is None:
+        if text.strip() and text.strip() not in ("---", "..."):
+            raise ConfigFileError(f"{p}: holds null, not a mapping; expected a mapping such as 'hidden_size: 768'")
         raise ConfigFileError(f"{p}: file is empty; expected a mapping such as 'hidden_size: 768'")
     if not isinstance(data, dict):
         raise ConfigFileError(
@@ -137,14 +148,70 @@ def _unique(p: Path, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _too_long_number(exc: ValueError) -> str:
+    if "digits" in str(exc):
+        return "holds an integer of more than 4,300 digits; a config's sizes are a few digits long"
+    return f"cannot be read ({_one_line(exc)}); fix the value"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _yaml_size(p: Path, node: Any) -> None:
+    """Refuse a YAML document that expands to more than :data:`MAX_YAML_NODES` nodes, every alias counted at
+    each place it is used. Each distinct node is visited once (aliases share their node), so this costs the
+    size of the file, not of its expansion."""
+    import yaml
+
+    if node is None:
+        return
+    size: dict[int, int] = {}
+    stack: list[tuple[Any, bool]] = [(node, False)]
+    open_: set[int] = set()  # nodes whose children are being sized
+    aliases = 0
+    while stack:
+        n, done = stack.pop()
+        if id(n) in size:
+            continue
+        children = [x for kv in n.value for x in kv] if isinstance(n, yaml.MappingNode) else (
+            list(n.value) if isinstance(n, yaml.SequenceNode) else [])
+        if done:
+            open_.discard(id(n))
+            size[id(n)] = 1 + sum(size[id(c)] for c in children)
+            if size[id(n)] > MAX_YAML_NODES:
+                raise ConfigFileError(
+                    f"{p}: expands to more than {MAX_YAML_NODES:,} YAML nodes (aliases counted at each use); a "
+                    "config is a flat mapping of a few keys: remove the aliases (&name / *name)")
+            continue
+        if id(n) in open_:
+            continue  # already waiting for its children, further down the stack
+        open_.add(id(n))
+        stack.append((n, True))
+        pending = [c for c in children if id(c) not in size]
+        if any(id(c) in open_ for c in pending):
+            raise ConfigFileError(f"{p}: an alias refers to a node that holds it (a recursive YAML structure); "
+                                  "a config is a flat mapping of a few keys: remove the alias")
+        aliases += len(children) - len(pending)
+        if aliases > MAX_YAML_NODES:
+            raise ConfigFileError(f"{p}: more than {MAX_YAML_NODES:,} alias uses; a config is a flat mapping of "
+                                  "a few keys: remove the aliases (&name / *name)")
+        stack.extend((c, False) for c in pending)
+
+
 def _duplicate_yaml_keys(p: Path, node: Any) -> None:
     """Refuse a mapping key given twice (safe_load keeps the last one silently). Walks the composed node
-    tree, which is parsing only: nothing is constructed."""
+    graph once per node (an alias is the node it names, walked once), which is parsing only: nothing is
+    constructed."""
     import yaml
 
     stack = [node]
+    visited: set[int] = set()
     while stack:
         n = stack.pop()
+        if id(n) in visited:
+            continue
+        visited.add(id(n))
         if isinstance(n, yaml.MappingNode):
             seen: set[Any] = set()
             for k, v in n.value:
@@ -161,34 +228,48 @@ def _safe_yaml(p: Path, text: str) -> Any:
     import yaml
 
     try:
-        _duplicate_yaml_keys(p, yaml.compose(text, Loader=yaml.SafeLoader))
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        _yaml_size(p, node)
+        _duplicate_yaml_keys(p, node)
         return yaml.safe_load(text)
     except RecursionError:
         raise ConfigFileError(f"{p}: nested too deeply to be a config; give a flat mapping of keys") from None
     except yaml.constructor.ConstructorError as exc:
-        tag = getattr(exc, "problem", "") or "unknown tag"
+        problem = getattr(exc, "problem", "") or "unknown tag"
         mark = exc.problem_mark
         where = f" (line {mark.line + 1})" if mark else ""
+        if "unhashable key" in problem:
+            raise ConfigFileError(
+                f"{p}{where}: a key is a list or mapping (a YAML complex key, '? ...'); config keys are plain "
+                "names such as hidden_size"
+            ) from None
         raise ConfigFileError(
-            f"{p}{where}: {tag}; bertcalc reads plain YAML only (safe_load), remove the tag"
+            f"{p}{where}: {problem}; bertcalc reads plain YAML only (safe_load), remove the tag"
         ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigFileError(f"{p}:{where} malformed YAML ({problem}); fix the syntax") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits (Python's int/str conversion limit)
+        raise ConfigFileError(f"{p}: {_too_long_number(exc)}") from None
 
 
 def _kind(value: Any) -> str:
-    return {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(type(value), "value")
+    return {list: "list", str: "string", int: "number", float: "number", bool: "boolean", dict: "mapping",
+            type(None): "null"}.get(type(value), "value")
 
 
 def load_file(path: str | Path) -> Source:
     """A config file or a model folder, in either format (see the module docstring)."""
+    if str(path).strip() == "":
+        raise ConfigFileError("the config path is empty; give a YAML file, a config.json or a model folder")
+    if str(path) == "-":
+        return _from_stdin()
     p = Path(path)
-    if p.is_dir():
+    if paths.kind(p, ConfigFileError) == "dir":
         cfg = p / "config.json"
-        if not cfg.is_file():
+        if paths.kind(cfg, ConfigFileError) != "file":
             raise ConfigFileError(
                 f"{p}: no config.json in this folder; give a model folder saved by save_pretrained, or a config file"
             )
@@ -199,16 +280,47 @@ def load_file(path: str | Path) -> Source:
     return strict_source(data, str(p))
 
 
+STDIN = "<stdin>"
+
+
+def _from_stdin() -> Source:
+    """``--config -``: a YAML or JSON config on standard input (JSON is read as the YAML it also is)."""
+    import sys
+
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        raise ConfigFileError(f"{STDIN}: standard input is closed; give --config FILE")
+    try:
+        raw = stream.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigFileError(f"{STDIN}: cannot read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigFileError(f"{STDIN}: larger than {MAX_CONFIG_BYTES // 1024} KiB; a config is a short mapping")
+    p = Path(STDIN)
+    data = read_mapping(p, _text(p, raw))
+    if "model_type" in data:
+        return hf_source(data, STDIN)
+    return strict_source(data, STDIN)
+
+
 def strict_source(data: Mapping[Any, Any], origin: str) -> Source:
     """bertcalc's own YAML: the family's fields plus ``description`` and ``family``; unknown keys are errors."""
     family = data.get("family", DEFAULT_FAMILY)
+    if not isinstance(family, str):
+        raise ConfigError([f"{origin}: family: must be a family name such as {DEFAULT_FAMILY!r}, got a "
+                           f"{_kind(family)}; supported: {', '.join(family_names())}"])
     if not family_exists(family):
         close = suggest(str(family), list(family_names()))
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise ConfigError([f"{origin}: family: unknown family {family!r}; {hint}supported: "
                            f"{', '.join(family_names())}"])
+    description = data.get("description", "")
+    if description is None:
+        description = ""
+    if not isinstance(description, (str, int, float)) or isinstance(description, bool):
+        raise ConfigError([f"{origin}: description: must be text, got a {_kind(description)}"])
     fields = {str(k): v for k, v in data.items() if k not in META_KEYS}  # unknown keys fail in validate()
-    return Source(family, fields, origin, str(data.get("description", "")))
+    return Source(family, fields, origin, str(description))
 
 
 # Keys of an HF config that would change shapes in ways bertcalc does not model: refuse rather than miscount.
@@ -222,6 +334,8 @@ _UNSUPPORTED = {
 def hf_source(data: Mapping[Any, Any], origin: str) -> Source:
     """HuggingFace's config.json, read leniently: ``model_type`` picks the family; irrelevant keys are ignored."""
     model_type = data.get("model_type")
+    if model_type is not None and not isinstance(model_type, str):
+        raise ConfigFileError(f"{origin}: model_type must be a name such as \"bert\", got a {_kind(model_type)}")
     if model_type is None:
         raise ConfigFileError(
             f"{origin}: no model_type; a HuggingFace config.json names its architecture in model_type "
@@ -242,7 +356,15 @@ def hf_source(data: Mapping[Any, Any], origin: str) -> Source:
     fields = {k: v for k, v in data.items() if k in cls.model_fields}
     if "num_labels" not in fields and isinstance(data.get("id2label"), dict):
         fields["num_labels"] = len(data["id2label"])  # what PretrainedConfig does
-    archs = data.get("architectures") or ()
+    archs = data.get("architectures")
+    if archs is None:
+        archs = []
+    if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
+        import json
+
+        got = f"a {_kind(archs)}" if not isinstance(archs, list) else "a list holding a non-string"
+        example = json.dumps([archs[:60]]) if isinstance(archs, str) else '["BertForMaskedLM"]'
+        raise ConfigFileError(f"{origin}: architectures must be a list of class names such as {example}, got {got}")
     ignored = tuple(str(k) for k in data if k not in fields and k != "model_type")
     return Source(family, fields, origin, "", tuple(str(a) for a in archs if isinstance(a, str)), True, ignored)
 
@@ -371,6 +493,8 @@ def _a(word: str) -> str:
 
 
 def _label_of(path: str | Path) -> str:
+    if str(path) == "-":
+        return "stdin"
     p = Path(path)
     return p.parent.name if p.name == "config.json" and p.parent.name else p.name
 

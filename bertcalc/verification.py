@@ -88,7 +88,21 @@ def hf_model(cfg: ModelConfig, model_class: str, pooler: bool):
         return cls(hf_cfg)
 
 
+# transformers builds every module, one Python object per layer: about 0.1 s per BERT-base layer on the meta
+# device. Past this many state-dict tensors (about 300 BERT layers) the build would take minutes; since every
+# layer is built from the same code, a smaller num_hidden_layers checks the same names and shapes.
+MAX_TENSORS = 5_000
+
+
 def verify(arch: Architecture, cfg: ModelConfig, label: str = "", pooler: bool = True) -> VerifyReport:
+    n = arch.tensor_count()
+    if n > MAX_TENSORS:
+        from .errors import UsageError
+
+        raise UsageError(
+            f"this model has {n:,} state-dict tensors; verify builds each with transformers, which is too slow "
+            f"past {MAX_TENSORS:,} (about 300 layers): verify fewer layers (every layer is built by the same code)",
+            param="layers")
     torch, transformers = _import()
     try:
         model = hf_model(cfg, arch.model_class, pooler)
@@ -129,5 +143,6 @@ def verify(arch: Architecture, cfg: ModelConfig, label: str = "", pooler: bool =
         state_dict_bertcalc=arch.state_dict_parameters,
         state_dict_transformers=sd_theirs,
         differences=tuple(diffs),
-        versions={"transformers": transformers.__version__, "torch": torch.__version__},
+        # str(): torch's version is a TorchVersion (a str subclass), which YAML cannot represent
+        versions={"transformers": str(transformers.__version__), "torch": str(torch.__version__)},
     )

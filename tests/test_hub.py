@@ -372,3 +372,18 @@ def test_count_preset_never_imports_huggingface_hub() -> None:
             "'bertcalc.hub') or m == 'bertcalc.hub')\nsys.stderr.write(repr(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.stderr.strip() == "[]", out.stderr
+
+
+def test_a_remote_header_is_validated_as_strictly_as_a_local_one() -> None:
+    from bertcalc import checkpoint, hub
+
+    dup = b'{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "a": {"dtype": "F32", "shape": [1], ' \
+          b'"data_offsets": [4, 8]}}'
+    with pytest.raises(checkpoint.CheckpointError, match="appears twice"):
+        hub._parse("org/x/model.safetensors", dup, len(dup), 8 + len(dup) + 8)
+    gap = b'{"a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}'
+    with pytest.raises(checkpoint.CheckpointError, match="unused"):
+        hub._parse("org/x/model.safetensors", gap, len(gap), 8 + len(gap) + 8)
+    ok = b'{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}'
+    tensors, _ = hub._parse("org/x/model.safetensors", ok, len(ok), 8 + len(ok) + 8)
+    assert [t.name for t in tensors] == ["a"]

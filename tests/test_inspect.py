@@ -7,6 +7,7 @@ The real checkpoint is sentence-transformers' all-MiniLM-L6-v2 (a 6-layer BERT),
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import struct
@@ -47,14 +48,29 @@ def minilm_copy(tmp_path: Path) -> Path:
 
 
 def edit_header(path: Path, edit) -> None:
-    """Rewrite a safetensors header in place (the data is left as it was)."""
+    """Rewrite a safetensors header in place. The file stays valid safetensors (``safe_open`` reads it): each
+    tensor's data is laid out again for its new shape, cut or zero-padded, in the original order."""
+    from bertcalc.checkpoint import DTYPE_BITS
+
     raw = path.read_bytes()
     (n,) = struct.unpack("<Q", raw[:8])
     header = json.loads(raw[8 : 8 + n])
+    data = raw[8 + n :]
+    old = {k: v["data_offsets"] for k, v in header.items() if k != "__metadata__"}
     edit(header)
+    out, at = b"", 0
+    for name in sorted(old, key=lambda k: old[k]):
+        info = header.get(name)
+        if info is None:
+            continue
+        size = math.prod(info["shape"]) * DTYPE_BITS[info["dtype"]] // 8
+        a, b = old[name]
+        out += data[a:b][:size].ljust(size, b"\0")
+        info["data_offsets"] = [at, at + size]
+        at += size
     new = json.dumps(header, separators=(",", ":")).encode()
     new += b" " * ((8 - len(new) % 8) % 8)
-    path.write_bytes(struct.pack("<Q", len(new)) + new + raw[8 + n :])
+    path.write_bytes(struct.pack("<Q", len(new)) + new + out)
 
 
 # ------------------------------------------------------------------------------------------ the real one

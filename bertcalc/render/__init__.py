@@ -9,6 +9,15 @@ from typing import Any
 
 FORMATS = ("table", "json", "yaml", "csv", "markdown")
 
+# Every JSON and YAML document opens with this key. It changes only when a key of the JSON contract
+# (docs/usage.md) is renamed, removed or changes meaning; added keys keep it.
+SCHEMA_VERSION = 1
+
+
+def document(report: Any) -> dict[str, Any]:
+    """What the JSON and YAML formats write: ``schema_version`` first, then the report's ``to_dict()``."""
+    return {"schema_version": SCHEMA_VERSION, **report.to_dict()}
+
 
 def shape_text(shape: tuple[int, ...] | list[int]) -> str:
     """(3072, 768) -> '[3072, 768]', as every format shows a shape."""
@@ -48,11 +57,13 @@ def render(report: Any, fmt: str, *, explain: bool = False, width: int | None = 
     if fmt == "json":
         import json
 
-        return json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        # strict JSON: NaN and Infinity are not JSON (JavaScript, Go and serde refuse them); the core never
+        # produces them, so one here is a bug, not bad input
+        return json.dumps(document(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     if fmt == "yaml":
         import yaml
 
-        return yaml.safe_dump(report.to_dict(), sort_keys=False, allow_unicode=True, width=120)
+        return yaml.safe_dump(document(report), sort_keys=False, allow_unicode=True, width=120)
     if fmt in ("csv", "markdown"):
         from .flat import rows_of, to_csv, to_markdown
 

@@ -24,7 +24,35 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+MAX_TABLE_ROWS = 10_000  # a rich table of 10^6 rows takes minutes and gigabytes; CSV and JSON do not
+
+
+def table_rows(report: Any) -> int:
+    """How many rows the table of ``report`` would have, counted without building it (or expanding layers)."""
+    if report.kind == "shapes":
+        if report.collapse:
+            n = sum(len(tuple(c.templates())) for c in report.arch.components)
+        else:
+            n = report.arch.tensor_count()
+        return n + len(report.activations or ())
+    if report.kind == "inspect":
+        return len(report.shown())
+    return 0  # the other tables have a row per component or term, never per layer
+
+
+def _check_size(report: Any) -> None:
+    n = table_rows(report)
+    if n > MAX_TABLE_ROWS:
+        from ..errors import TableTooLargeError
+
+        fix = "--collapse for one row per layer template" if report.kind == "shapes" else "--diff for the differences"
+        raise TableTooLargeError(
+            f"the table would have {n:,} rows (limit {MAX_TABLE_ROWS:,}); use {fix}, or --format csv or json, "
+            "which have no limit", param="format")
+
+
 def renderable(report: Any, explain: bool = False) -> RenderableType:
+    _check_size(report)
     if report.kind == "count":
         return count_view(report, explain)
     if report.kind == "shapes":
@@ -111,11 +139,48 @@ def count_view(r: Any, explain: bool = False) -> RenderableType:
     if explain:
         body = FirstThatFits(lambda: _count_table(r, formulas=True),
                              lambda: [_count_table(r, formulas=False), _formula_table(r)],
-                             lambda: [_count_table(r, formulas=False, compact=True), _formula_table(r)])
+                             lambda: [_count_table(r, formulas=False, compact=True), _free(_formula_table(r))],
+                             lambda: [_count_stacked(r), _formula_table(r)])
     else:
         body = FirstThatFits(lambda: _count_table(r, formulas=False),
-                             lambda: _count_table(r, formulas=False, compact=True))
+                             lambda: _count_table(r, formulas=False, compact=True),
+                             lambda: _count_stacked(r))
     return Group(*head, body, *foot)
+
+
+def _free(table: Table) -> Table:
+    """Mark a table whose width does not decide the layout (the formulas, which wrap as they must)."""
+    table.free_width = True  # type: ignore[attr-defined]
+    return table
+
+
+def _count_stacked(r: Any) -> Table:
+    """The narrowest count layout (about 40 columns for BERT-large): one column, each name on its own line
+    and its shape and figures on the next, so that shapes never wrap into slivers and no number is cut."""
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    t.add_column("component / shape, parameters", overflow="fold")
+    for c in r.components:
+        rep = _times(c)
+        cell = Text(_cap(c.name), style="bold")
+        cell.append(f" ({_pct(c.share).strip()})", style="dim")
+        figures = f"{c.parameters:,} {rep} = {c.total_parameters:,}" if rep else f"{c.total_parameters:,}"
+        if len(c.parts) == 1:
+            cell.append("\n    " + " + ".join(shape_text(x.shape) for x in c.parts[0].tensors), style="dim")
+        cell.append(f"\n    {figures}")
+        t.add_row(cell)
+        if len(c.parts) == 1:
+            continue
+        for p in c.parts:
+            sub = Text("  " + p.label + (" (tied)" if any(x.tied_to for x in p.tensors) else ""))
+            sub.append("\n      " + " + ".join(shape_text(x.shape) for x in p.tensors) + f"   {p.parameters:,}",
+                       style="dim")
+            t.add_row(sub)
+    t.add_section()
+    total = Text("Total ", style="bold")
+    total.append(f"{r.total_parameters:,}", style="bold green")
+    total.append(f" ({human(r.total_parameters)})", style="bold green")
+    t.add_row(total)
+    return t
 
 
 class FirstThatFits:
@@ -133,7 +198,7 @@ class FirstThatFits:
             parts = parts if isinstance(parts, list) else [parts]
             last = i == len(self.layouts) - 1
             if last or all(Measurement.get(console, options.update(max_width=10**6), p).maximum <= options.max_width
-                           for p in parts):
+                           for p in parts if not getattr(p, "free_width", False)):
                 yield from parts
                 return
 
