@@ -1,4 +1,4 @@
-"""GPU memory of a training step or an inference pass, from the tensor list and the activation shapes.
+"""GPU memory of a training step or an inference pass, from the tensor list and the forward program.
 
 What is modelled is what ``torch.cuda.max_memory_allocated()`` sees: every tensor PyTorch allocates, rounded
 as the CUDA caching allocator rounds blocks. The CUDA context (several hundred MiB, outside the allocator)
@@ -9,12 +9,14 @@ Terms, each derived from shapes:
 - **weights**: every unique parameter, plus the integer index buffers (``position_ids``...).
 - **gradients**: one per parameter, same dtype, alive from the backward to ``zero_grad(set_to_none=True)``.
 - **optimizer states**: per optimizer, from the parameter shapes (Adafactor's factored moments included).
-- **saved activations**: what autograd keeps for the backward, op by op in HF's BertLayer: the inputs of
-  each Linear (in bf16, cast once per Linear, under autocast), the matmul operand copies of eager attention,
-  the softmax output and the dropout masks (one byte per element), LayerNorm inputs and statistics, GELU
-  inputs; sdpa keeps q, k, v, its output and a log-sum-exp instead of the ``[B, A, S, S]`` probabilities.
-- **transient peak**: the backward is replayed allocation by allocation (:class:`Sim`) through the loss,
-  the head, one layer (the others repeat it), and the embeddings; its highest point over the saved set.
+- **saved activations**: what autograd keeps for the backward, by one rule per op kind of the family's
+  program (:func:`saved_of`), keyed by storage so that a tensor several ops keep is counted once.
+- **transient peak**: the backward is replayed allocation by allocation over the same ops in reverse
+  (:class:`Backward` on a strict ledger, :class:`Sim`) through the loss, the head, one layer template (the
+  others repeat it, in closed form), and the embeddings; its highest point over the saved set.
+
+Inference is the program's no-grad forward, simulated op by op with HF's Python lifetimes (:class:`Forward`).
+No family or head is named here: everything comes from the ops.
 
 Every byte count is an integer. Nothing here is fitted to measurements; ``docs/memory.md`` compares the
 predictions with peaks measured on an H100 and on the CPU.
