@@ -26,6 +26,7 @@ _EXPORTS = {
     "ModelConfig": "bertcalc.config",
     "config_class": "bertcalc.config",
     "resolve": "bertcalc.loading",
+    "ModelSpec": "bertcalc.loading",
     "build": "bertcalc.architecture",
     "BertcalcError": "bertcalc.errors",
     "ConfigError": "bertcalc.errors",

@@ -13,19 +13,24 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect as _inspect
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import architecture, counting
 from .config import ModelConfig
-from .loading import Resolved, parse_overrides, resolve
+from .loading import ModelSpec, parse_overrides, resolve
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .comparing import CompareReport
     from .flopcount import FlopsReport
     from .inspection import InspectReport
     from .listing import Layout, ShapesReport
     from .memsim import MemoryReport
+    from .model import Architecture
     from .overview import PresetsReport
     from .verification import VerifyReport
 
@@ -56,76 +61,113 @@ def model_sources(name: str, preset: str | None = None, config_file: str | Path 
     return out
 
 
-def _resolved(
-    config: ModelConfig | Resolved | str | None, preset: str | None, config_file: str | Path | None, overrides: dict
-) -> Resolved:
-    if isinstance(config, Resolved):
-        return config
-    if isinstance(config, str):  # a preset name, a path or a Hub model id
-        return resolve(**model_sources(config, preset, config_file), overrides=overrides)
+def spec_of(
+    config: ModelSpec | ModelConfig | str | None = None,
+    *,
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    head: str | None = None,
+    pooler: bool | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> ModelSpec:
+    """The model a call names: a spec as given, a config object, a model name (a preset, a path or a Hub id,
+    as :func:`model_sources` tells them apart), or a preset, file and overrides resolved.
+
+    ``head`` and ``pooler``, when given, replace a spec's own; otherwise the spec's (``model`` and ``True``
+    for anything else) apply.
+    """
+    overrides = overrides or {}
+    if config is None or isinstance(config, str):
+        sources = model_sources(config, preset, config_file) if isinstance(config, str) else {
+            "preset": preset, "config_file": config_file}
+        return resolve(**sources, overrides=overrides,
+                       head="model" if head is None else head, pooler=True if pooler is None else pooler)
+    if preset or config_file or overrides:
+        raise TypeError("pass either a config object or preset/config_file/overrides, not both")
     if isinstance(config, ModelConfig):
-        if preset or config_file or overrides:
-            raise TypeError("pass either a config object or preset/config_file/overrides, not both")
-        return Resolved(config, label=f"custom {config.display}")
-    return resolve(preset=preset, config_file=config_file, overrides=overrides)
+        spec = ModelSpec(config, label=f"custom {config.display}")
+    elif isinstance(config, ModelSpec):
+        spec = config
+    else:
+        raise TypeError(f"config must be a ModelSpec, a ModelConfig or a model name, got "
+                        f"{type(config).__name__}; for a preset, pass 'base' or preset='base'")
+    if head is not None or pooler is not None:
+        spec = dataclasses.replace(spec, head=spec.head if head is None else head,
+                                   pooler=spec.pooler if pooler is None else pooler)
+    return spec
 
 
-def _model(
-    config: ModelConfig | Resolved | None, preset: str | None, config_file: str | Path | None, overrides: dict,
-    head: str, pooler: bool,
-) -> tuple[Resolved, Any]:
-    """The resolved config and the tensor list of the model class ``head`` selects."""
-    r = _resolved(config, preset, config_file, overrides)
-    return r, architecture.build(r.config, head=head, pooler=pooler)
+_P = _inspect.Parameter
+# The model every call below is about, as its keyword arguments: written here once.
+_MODEL = (
+    _P("preset", _P.KEYWORD_ONLY, default=None, annotation="str | None"),
+    _P("config_file", _P.KEYWORD_ONLY, default=None, annotation="str | Path | None"),
+    _P("head", _P.KEYWORD_ONLY, default="model", annotation="str"),
+    _P("pooler", _P.KEYWORD_ONLY, default=True, annotation="bool"),
+)
 
 
-def _notes(r: Resolved, head: str, arch_class: str) -> tuple[str, ...]:
+def takes_model(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn(spec, **options)`` -> the public call ``fn(config=None, *, preset=None, config_file=None,
+    head="model", pooler=True, **options, **overrides)``, with that signature (``help()`` shows it).
+
+    ``config`` is a :class:`ModelSpec`, a config object or a model name (a preset, a path or a Hub id); without
+    one, ``preset``, ``config_file`` and the keyword overrides (HF field names, ``hidden_size=1024``, or flag
+    names, ``hidden=1024``) are resolved.
+    ``head`` and ``pooler`` given here replace a spec's own.
+    """
+    own = list(_inspect.signature(fn).parameters.values())[1:]
+    first = _P("config", _P.POSITIONAL_OR_KEYWORD, default=None, annotation="ModelSpec | ModelConfig | str | None")
+    sig = _inspect.Signature([first, *_MODEL, *own, _P("overrides", _P.VAR_KEYWORD, annotation="Any")],
+                             return_annotation=_inspect.signature(fn).return_annotation)
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        given = sig.bind(*args, **kwargs).arguments  # only what the caller passed: the rest keeps fn's defaults
+        model = {p.name: given.pop(p.name) for p in _MODEL if p.name in given}
+        spec = spec_of(given.pop("config", None), overrides=given.pop("overrides", None), **model)
+        return fn(spec, **given)
+
+    call.__signature__ = sig  # type: ignore[attr-defined]
+    return call
+
+
+def build(spec: ModelSpec) -> Architecture:
+    """The tensor list of the model class the spec selects."""
+    return architecture.build(spec.config, head=spec.head, pooler=spec.pooler)
+
+
+def _notes(spec: ModelSpec, arch_class: str) -> tuple[str, ...]:
     """Point out when the config was saved from a task model but is counted as another class."""
-    notes = list(r.notes)
-    if r.architectures and arch_class not in r.architectures:
+    notes = list(spec.notes)
+    if spec.architectures and arch_class not in spec.architectures:
         from .families._heads import head_from_architectures
 
-        hint = head_from_architectures(r.architectures)
-        tip = f"; use --head {hint} to count that class" if hint and hint != head else ""
-        notes.append(f"the config was saved from {r.architectures[0]}, counted here as {arch_class}{tip}")
+        hint = head_from_architectures(spec.architectures)
+        tip = f"; use --head {hint} to count that class" if hint and hint != spec.head else ""
+        notes.append(f"the config was saved from {spec.architectures[0]}, counted here as {arch_class}{tip}")
     return tuple(notes)
 
 
-def count(
-    config: ModelConfig | Resolved | None = None,
-    *,
-    preset: str | None = None,
-    config_file: str | Path | None = None,
-    head: str = "model",
-    pooler: bool = True,
-    **overrides: Any,
-) -> counting.CountReport:
+@takes_model
+def count(spec: ModelSpec) -> counting.CountReport:
     """Parameters by component and in total. Overrides use HF field names (``hidden_size=1024``) or flag
     names (``hidden=1024``)."""
-    r, arch = _model(config, preset, config_file, overrides, head, pooler)
+    arch = build(spec)
     return counting.report(
-        arch, r.config, label=r.label, notes=_notes(r, head, arch.model_class), sources=r.sources,
-        description=r.description,
+        arch, spec.config, label=spec.label, notes=_notes(spec, arch.model_class), sources=spec.sources,
+        description=spec.description,
     )
 
 
+@takes_model
 def shapes(
-    config: ModelConfig | Resolved | None = None,
-    *,
-    preset: str | None = None,
-    config_file: str | Path | None = None,
-    head: str = "model",
-    pooler: bool = True,
-    layout: Layout = "pt",
-    batch: int | None = None,
-    seq: int | None = None,
-    collapse: bool = False,
-    **overrides: Any,
+    spec: ModelSpec, *, layout: Layout = "pt", batch: int | None = None, seq: int | None = None, collapse: bool = False
 ) -> ShapesReport:
     """Every state-dict tensor with its shape; with ``batch`` and ``seq``, the forward pass's activations."""
     from . import listing
 
-    r, arch = _model(config, preset, config_file, overrides, head, pooler)
+    arch = build(spec)
     acts = None
     if batch is not None or seq is not None:
         from .errors import UsageError
@@ -133,9 +175,9 @@ def shapes(
         if batch is None or seq is None:
             missing = "batch" if batch is None else "seq"
             raise UsageError(f"activations need both batch and seq; {missing} is missing", param=missing)
-        acts = architecture.forward(arch, r.config, batch, seq)
+        acts = architecture.forward(arch, spec.config, batch, seq)
     return listing.report(
-        arch, r.config, label=r.label, layout=layout, activations=acts, batch=batch, seq=seq, collapse=collapse
+        arch, spec.config, label=spec.label, layout=layout, activations=acts, batch=batch, seq=seq, collapse=collapse
     )
 
 
@@ -169,7 +211,7 @@ def _hub_item(source: str) -> str | None:
     return value if kind == "hub" else None
 
 
-def resolve_item(item: str) -> tuple[Resolved, bool]:
+def resolve_item(item: str) -> tuple[ModelSpec, bool]:
     """One ``compare`` item -> its resolved config, and whether it keeps the pooler."""
     preset, file, text = parse_item(item)
     model = _hub_item(file) if file else None
@@ -187,9 +229,11 @@ def resolve_item(item: str) -> tuple[Resolved, bool]:
 
 
 def compare(
-    items: list[str | ModelConfig | Resolved], *, head: str = "model", pooler: bool = True
+    items: list[str | ModelSpec | ModelConfig], *, head: str = "model", pooler: bool = True
 ) -> CompareReport:
-    """Two or more configs side by side; each item is a preset, a file, or either with ``:key=value,...``."""
+    """Two or more configs side by side; each item is a preset, a file, or either with ``:key=value,...``, or a
+    spec or config object. ``head`` and ``pooler`` apply to every item (``pooler=false`` in an item drops its
+    own)."""
     from .comparing import compare as line_up
     from .errors import UsageError
 
@@ -205,14 +249,14 @@ def compare(
             resolved, item_pooler = resolve_item(item)
             keep = pooler and item_pooler
         else:
-            resolved = _resolved(item, None, None, {})
+            resolved = spec_of(item)
         reports.append(count(resolved, head=head, pooler=keep))
     return line_up(reports)
 
 
 def inspect(
     path: str | Path,
-    config: ModelConfig | Resolved | None = None,
+    config: ModelSpec | ModelConfig | None = None,
     *,
     preset: str | None = None,
     config_file: str | Path | None = None,
@@ -230,8 +274,8 @@ def inspect(
     HTTP range requests (the header only; ``download_bytes=True`` reports the bytes read).
 
     The config is the one given, else the ``config.json`` beside the checkpoint. The head is the one given,
-    else the one the config's ``architectures`` names, else ``model``. With ``pooler=None`` a bare model
-    checkpoint without ``pooler.*`` tensors is checked as ``add_pooling_layer=False``.
+    else the one the config's ``architectures`` names, else a spec's own (``model``). With ``pooler=None`` a
+    bare model checkpoint without ``pooler.*`` tensors is checked as ``add_pooling_layer=False``.
     """
     from . import checkpoint, inspection
     from .errors import UsageError
@@ -252,15 +296,15 @@ def inspect(
         if ckpt.config_path is None:
             raise UsageError(f"{path}: no config.json beside the checkpoint; pass --config FILE or --preset NAME")
         config_file = ckpt.config_path
-    if isinstance(config, (ModelConfig, Resolved)):
-        r = _resolved(config, None, None, {})
+    if isinstance(config, (ModelConfig, ModelSpec)):
+        r = spec_of(config)
     else:
         label = None
         if transfer is not None and config_file == ckpt.config_path:
             label = ckpt.path + (":" + ",".join(f"{k}={v}" for k, v in overrides.items()) if overrides else "")
         r = resolve(preset=preset, config_file=config_file, overrides=overrides, override_origins=override_origins,
                     label=label)
-    head = head or head_from_architectures(r.architectures) or "model"
+    head = head or head_from_architectures(r.architectures) or r.head
     notes = []
     if pooler is None:
         pooler = True
@@ -281,52 +325,36 @@ def inspect(
     return dataclasses.replace(report, notes=(*notes, *report.notes), declared=declared, download=download)
 
 
-def verify(
-    config: ModelConfig | Resolved | None = None,
-    *,
-    preset: str | None = None,
-    config_file: str | Path | None = None,
-    head: str = "model",
-    pooler: bool = True,
-    **overrides: Any,
-) -> VerifyReport:
+@takes_model
+def verify(spec: ModelSpec) -> VerifyReport:
     """Build the HF model with real transformers on the meta device and compare it with bertcalc's."""
     from . import verification
 
-    r, arch = _model(config, preset, config_file, overrides, head, pooler)
-    return verification.verify(arch, r.config, label=r.label, pooler=pooler)
+    return verification.verify(build(spec), spec.config, label=spec.label, pooler=spec.pooler)
 
 
+@takes_model
 def flops(
-    config: ModelConfig | Resolved | None = None,
+    spec: ModelSpec,
     *,
-    preset: str | None = None,
-    config_file: str | Path | None = None,
-    head: str = "model",
-    pooler: bool = True,
     batch: int = 8,
     seq: int = 128,
     gpu: str | None = None,
     mfu: float = 0.40,
     peak_tflops: float | None = None,
     precision: str = "bf16",
-    **overrides: Any,
 ) -> FlopsReport:
     """Forward and training matmul FLOPs, as torch.utils.flop_counter counts them; with a GPU, the time."""
     from . import flopcount as _flops
 
-    r, arch = _model(config, preset, config_file, overrides, head, pooler)
-    return _flops.count(arch, r.config, batch, seq, label=r.label, gpu=gpu, peak_tflops=peak_tflops,
+    return _flops.count(build(spec), spec.config, batch, seq, label=spec.label, gpu=gpu, peak_tflops=peak_tflops,
                         precision=precision, mfu=mfu)
 
 
+@takes_model
 def memory(
-    config: ModelConfig | Resolved | None = None,
+    spec: ModelSpec,
     *,
-    preset: str | None = None,
-    config_file: str | Path | None = None,
-    head: str = "model",
-    pooler: bool = True,
     batch: int = 8,
     seq: int = 128,
     mode: str = "train",
@@ -338,7 +366,6 @@ def memory(
     gpu: str | None = None,
     zero: int | None = None,
     gpus: int = 1,
-    **overrides: Any,
 ) -> MemoryReport:
     """Peak GPU memory (what torch.cuda.max_memory_allocated reports), term by term.
 
@@ -346,7 +373,7 @@ def memory(
     """
     from . import memsim as _memory
 
-    r, arch = _model(config, preset, config_file, overrides, head, pooler)
+    arch = build(spec)
     o = _memory.Options(mode=mode, precision=precision, optimizer=optimizer, attention=attention,
                         grad_checkpointing=grad_checkpointing, batch=batch, seq=seq)
     from .errors import UsageError
@@ -360,9 +387,9 @@ def memory(
     elif gpu is not None:
         from .flopcount import gpu_spec
 
-        gpu_name, spec = gpu_spec(gpu, other="--fit SIZE")
-        budget = int(float(spec["memory_gib"]) * (1 << 30))
-    return _memory.estimate(arch, r.config, o, label=r.label, budget=budget, gpu=gpu_name, zero=zero, gpus=gpus)
+        gpu_name, card = gpu_spec(gpu, other="--fit SIZE")
+        budget = int(float(card["memory_gib"]) * (1 << 30))
+    return _memory.estimate(arch, spec.config, o, label=spec.label, budget=budget, gpu=gpu_name, zero=zero, gpus=gpus)
 
 
 def presets() -> PresetsReport:

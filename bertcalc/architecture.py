@@ -30,7 +30,7 @@ def build(cfg: ModelConfig, head: str = "model", pooler: bool = True) -> Archite
         from .errors import UsageError
 
         raise UsageError(
-            f"--no-pooler applies to --head model only; the {head} class decides its own pooler", param="no_pooler"
+            f"--no-pooler applies to --head model only; the {head} class decides its own pooler", param="pooler"
         )
     return family_module(cfg).build(cfg, head=head, pooler_=pooler)
 

@@ -11,9 +11,8 @@ import re
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
 
-from .errors import ConfigFileError, PresetNotFoundError
+from .errors import PresetNotFoundError
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 SUFFIX = ".yaml"
@@ -53,12 +52,3 @@ def path_of(name: str) -> Path:
         )
     return path
 
-
-def load(name: str) -> dict[str, Any]:
-    """The preset's mapping, as written in its YAML file."""
-    from .loading import read_mapping
-
-    data = read_mapping(path_of(name))
-    if not isinstance(data, dict):  # pragma: no cover - read_mapping guarantees it
-        raise ConfigFileError(f"preset {name!r} is not a mapping")
-    return data

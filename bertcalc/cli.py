@@ -7,23 +7,61 @@ line on stderr (``bertcalc count: error: ...``) and exit code 2; a traceback is 
 from __future__ import annotations
 
 import enum
+import functools
+import inspect as _inspect
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from .errors import BertcalcError
+from .families._heads import HEADS
+from .render import FORMATS
+
+if TYPE_CHECKING:
+    from .loading import ModelSpec
 
 
-class Format(str, enum.Enum):
-    table = "table"
-    json = "json"
-    yaml = "yaml"
-    csv = "csv"
-    markdown = "markdown"
+def _choice(name: str, values: tuple[str, ...]) -> Any:
+    """A typer choice enum over the core's values (member ``seq_cls`` is ``"seq-cls"``), never re-declared."""
+    return enum.Enum(name, {v.replace("-", "_"): v for v in values}, type=str, module=__name__)
+
+
+Format = _choice("Format", FORMATS)
+Head = _choice("Head", HEADS)
+
+
+# The run options' choice enums and the memsim tuple each is built from.
+_RUN_SOURCES = {"Precision": "PRECISIONS", "OptimizerChoice": "OPTIMIZERS", "AttentionChoice": "ATTENTIONS",
+                "Mode": "MODES"}
+
+
+class _RunChoices(dict):
+    """The run options' choice enums, built from memsim's tuples the first time a command's signature names
+    one. Only flops and memory do, so count's start-up never imports memsim."""
+
+    def __missing__(self, name: str) -> Any:
+        if name not in _RUN_SOURCES:
+            raise KeyError(name)
+        from . import memsim
+
+        self[name] = made = _choice(name, getattr(memsim, _RUN_SOURCES[name]))
+        return made
+
+
+_RUN_CHOICES = _RunChoices()
+
+
+def __getattr__(name: str) -> Any:
+    """``cli.Precision``, ``cli.Mode``...: the run choices, built on first use."""
+    try:
+        return _RUN_CHOICES[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
 
 
 class Layout(str, enum.Enum):
@@ -133,12 +171,28 @@ def _given(args: list[str], opts: list[str]) -> str | None:
     return None
 
 
+# The library's parameter -> the flag that sets it: the one place the two vocabularies meet. Core errors name
+# the parameter (``param="pooler"``); the message line names the flag. Config overrides are recorded by flag too.
+FLAGS = {
+    # the model
+    "layers": "--layers", "hidden": "--hidden", "heads": "--heads", "intermediate": "--intermediate",
+    "vocab": "--vocab", "max_positions": "--max-positions", "type_vocab": "--type-vocab",
+    "embedding_size": "--embedding-size", "labels": "--labels", "tie_word_embeddings": "--untie",
+    "head": "--head", "pooler": "--no-pooler",
+    "model": "--model",  # MODEL or --model
+    # the run
+    "batch": "--batch", "seq": "--seq", "gpu": "--gpu", "mfu": "--mfu", "peak_tflops": "--peak-tflops",
+    "precision": "--precision", "mode": "--mode", "optimizer": "--optimizer", "attention": "--attention",
+    "fit": "--fit", "zero": "--zero", "gpus": "--gpus",
+}
+
+
 def _messages(exc: BertcalcError) -> list[str]:
     from .errors import ConfigError
 
     lines = exc.problems if isinstance(exc, ConfigError) else [exc.message]
-    if exc.param and not isinstance(exc, ConfigError):
-        flag = "--" + exc.param.replace("_", "-")
+    flag = FLAGS.get(exc.param) if exc.param and not isinstance(exc, ConfigError) else None
+    if flag:
         lines = [line if line.startswith(flag) else f"{flag}: {line}" for line in lines]
     return lines
 
@@ -221,20 +275,15 @@ LabelsOpt = Annotated[int | None, typer.Option(
     show_default=False)]
 UntieOpt = Annotated[bool, typer.Option("--untie", help="Give the MLM decoder its own weight "
                                         "(tie_word_embeddings: false).", rich_help_panel=PANEL_MODEL)]
-
-
-class Head(str, enum.Enum):
-    model = "model"
-    mlm = "mlm"
-    pretraining = "pretraining"
-    seq_cls = "seq-cls"
-    token_cls = "token-cls"
-    qa = "qa"
-
-
 HeadOpt = Annotated[Head, typer.Option(
     "--head", help="Model class: model (BertModel...), mlm, pretraining, seq-cls, token-cls, qa.",
     rich_help_panel=PANEL_MODEL, case_sensitive=False)]
+CheckpointConfigOpt = Annotated[Path | None, typer.Option(
+    "--config", "-c", help="The config to check against (default: config.json beside the checkpoint).",
+    rich_help_panel=PANEL_MODEL, show_default=False)]
+CheckpointHeadOpt = Annotated[Head | None, typer.Option(
+    "--head", help="Model class (default: from config.json's architectures, else model).",
+    rich_help_panel=PANEL_MODEL, case_sensitive=False, show_default=False)]
 FormatOpt = Annotated[Format | None, typer.Option(
     "--format", "-f", help="Output format (default: table, or the -o file's extension).", rich_help_panel=PANEL_OUT,
     case_sensitive=False, show_default=False)]
@@ -243,47 +292,14 @@ OutputOpt = Annotated[Path | None, typer.Option(
     show_default=False, dir_okay=False)]
 
 
-def _flags(ns: dict[str, Any]) -> dict[str, Any]:
-    """The model-size flags a command received, by flag name (its local variables of those names)."""
-    from .config import FLAG_NAMES
-
-    return {name: ns[name] for name in FLAG_NAMES if name in ns}
-
-
 def _overrides(flags: dict[str, Any], untie: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
     """Flags -> overrides keyed by flag name (the family's config maps them to its own fields), and origins."""
     overrides = {flag: value for flag, value in flags.items() if value is not None}
-    origins = {flag: "--" + flag.replace("_", "-") for flag in overrides}
+    origins = {flag: FLAGS[flag] for flag in overrides}
     if untie:
         overrides["tie_word_embeddings"] = False
-        origins["tie_word_embeddings"] = "--untie"
+        origins["tie_word_embeddings"] = FLAGS["tie_word_embeddings"]
     return overrides, origins
-
-
-def _resolve(preset, config, flags: dict[str, Any], untie: bool = False, model: str | None = None,
-             model_opt: str | None = None, revision: str | None = None, offline: bool = False, command: str = ""):
-    from .loading import resolve
-
-    overrides, origins = _overrides(flags, untie)
-    hub_id = None
-    name = _model_name(model, model_opt)
-    if name is not None:
-        from .api import model_sources
-
-        src = model_sources(name, preset, config)
-        preset, config, hub_id = src["preset"], src["config_file"], src["model"]
-    if hub_id is None and (revision is not None or offline):
-        _note(command, "--revision and --offline apply to a Hub model id (org/name); this model is not one")
-    return resolve(preset=preset, config_file=config, overrides=overrides, override_origins=origins, model=hub_id,
-                   revision=revision, offline=offline or None)
-
-
-def _model_name(model: str | None, model_opt: str | None) -> str | None:
-    if model is not None and model_opt is not None:
-        from .errors import UsageError
-
-        raise UsageError(f"MODEL {model!r} and --model {model_opt!r} both name the model; give one", param="model")
-    return model if model is not None else model_opt
 
 
 _NOTES: list[str] = []
@@ -295,23 +311,136 @@ def _note(command: str, text: str) -> None:
     _NOTES.append(f"bertcalc {command}: note: {text}\n")
 
 
-def _check_heads_use(r: Any, head: Head, labels: int | None, untie: bool, command: str) -> None:
+def _check_heads_use(spec: ModelSpec, labels: int | None, untie: bool, command: str) -> None:
     if labels is None and not untie:
         return
     from .architecture import build
 
-    unused = build(r.config, head=head.value).unused_fields
+    unused = build(spec.config, head=spec.head).unused_fields
     if labels is not None and "num_labels" in unused:
-        _note(command, f"--labels has no effect on --head {head.value}; it sizes seq-cls, token-cls and qa heads")
+        _note(command, f"--labels has no effect on --head {spec.head}; it sizes seq-cls, token-cls and qa heads")
     if untie and "tie_word_embeddings" in unused:
-        _note(command, f"--untie has no effect on --head {head.value}, which has no decoder tied to the embeddings")
+        _note(command, f"--untie has no effect on --head {spec.head}, which has no decoder tied to the embeddings")
+
+
+# ------------------------------------------------------------------------------------------ option groups
+
+
+class OptionGroup:
+    """Options several commands share, declared once, in the style of sqlite-utils' option decorators.
+
+    ``@group`` on a command replaces its parameter named ``into`` with the group's options, in that place of
+    its signature (so ``--help`` lists them there), and calls it with what ``collect(command, values)``
+    makes of their values: a resolved :class:`~bertcalc.loading.ModelSpec`, or keyword arguments for the API.
+    """
+
+    def __init__(self, into: str, collect: Callable[[str, dict[str, Any]], Any], **options: tuple[Any, Any]):
+        self.into = into
+        self.collect = collect
+        self.params = tuple(_inspect.Parameter(name, _inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                                               default=default) for name, (annotation, default) in options.items())
+
+    def __call__(self, fn: Callable[..., Any]) -> _Command:
+        return _Command(fn, self)
+
+
+class _Command:
+    """A command callback whose signature is the function's own, with a group's options in place of ``into``.
+
+    typer reads ``__signature__`` when it builds a command, and ``main`` builds only the command being run, so
+    the signature (and the choice enums it names: flops' and memory's come from memsim) is made then, once.
+    """
+
+    def __init__(self, fn: Callable[..., Any], group: OptionGroup) -> None:
+        functools.update_wrapper(self, fn)
+        self.__annotations__: dict[str, Any] = {}  # the types are in __signature__; fn's are unevaluated strings
+        self._fn = fn
+        self._group = group
+
+    @functools.cached_property
+    def __signature__(self) -> _inspect.Signature:  # type: ignore[override]
+        params: list[_inspect.Parameter] = []
+        for p in _inspect.signature(self._fn).parameters.values():
+            if p.name == self._group.into:
+                params.extend(self._group.params)
+                continue
+            annotation = p.annotation  # a string (postponed annotations): evaluate it as get_type_hints would
+            if isinstance(annotation, str):
+                annotation = eval(annotation, self._fn.__globals__, _RUN_CHOICES)  # as get_type_hints does
+            params.append(p.replace(kind=_inspect.Parameter.KEYWORD_ONLY, annotation=annotation))
+        return _inspect.Signature(params)
+
+    def __call__(self, **kwargs: Any) -> Any:
+        values = {p.name: kwargs.pop(p.name) for p in self._group.params}
+        kwargs[self._group.into] = self._group.collect(self.__name__, values)
+        return self._fn(**kwargs)
+
+
+def _model_name(model: str | None, model_opt: str | None) -> str | None:
+    """MODEL or --model, given at most once."""
+    if model is not None and model_opt is not None:
+        from .errors import UsageError
+
+        raise UsageError(f"MODEL {model!r} and --model {model_opt!r} both name the model; give one", param="model")
+    return model if model is not None else model_opt
+
+
+def _model_spec(command: str, o: dict[str, Any]) -> ModelSpec:
+    """The model options -> the resolved spec, with a note for --labels or --untie on a head they do not size,
+    and for --revision or --offline on a model that is not a Hub id."""
+    from .config import FLAG_NAMES
+    from .loading import resolve
+
+    overrides, origins = _overrides({name: o[name] for name in FLAG_NAMES}, o["untie"])
+    preset, config, hub_id = o["preset"], o["config"], None
+    name = _model_name(o["model"], o["model_opt"])
+    if name is not None:
+        from .api import model_sources
+
+        src = model_sources(name, preset, config)
+        preset, config, hub_id = src["preset"], src["config_file"], src["model"]
+    if hub_id is None and (o["revision"] is not None or o["offline"]):
+        _note(command, "--revision and --offline apply to a Hub model id (org/name); this model is not one")
+    spec = resolve(preset=preset, config_file=config, overrides=overrides, override_origins=origins,
+                   model=hub_id, revision=o["revision"], offline=o["offline"] or None,
+                   head=o["head"].value, pooler=not o["no_pooler"])
+    _check_heads_use(spec, o["labels"], o["untie"], command)
+    return spec
+
+
+def _checkpoint_model(command: str, o: dict[str, Any]) -> dict[str, Any]:
+    """inspect's model options -> api.inspect's keywords: the config beside the checkpoint is its default."""
+    overrides, origins = _overrides(dict(labels=o["labels"]), o["untie"])
+    return dict(preset=o["preset"], config_file=o["config"], head=o["head"].value if o["head"] else None,
+                override_origins=origins, revision=o["revision"], offline=o["offline"] or None, **overrides)
+
+
+def _model_class(command: str, o: dict[str, Any]) -> dict[str, Any]:
+    """compare's model options -> api.compare's keywords: one class for every config."""
+    return dict(head=o["head"].value, pooler=not o["no_pooler"])
+
+
+model_options = OptionGroup(
+    "spec", _model_spec,
+    model=(ModelArg, None), model_opt=(ModelOpt, None), revision=(RevisionOpt, None), offline=(OfflineOpt, False),
+    preset=(PresetOpt, None), config=(ConfigOpt, None), layers=(LayersOpt, None), hidden=(HiddenOpt, None),
+    heads=(HeadsOpt, None), intermediate=(InterOpt, None), vocab=(VocabOpt, None), max_positions=(MaxPosOpt, None),
+    type_vocab=(TypeVocabOpt, None), embedding_size=(EmbOpt, None), head=(HeadOpt, Head.model),
+    labels=(LabelsOpt, None), untie=(UntieOpt, False), no_pooler=(NoPoolerOpt, False),
+)
+checkpoint_model_options = OptionGroup(
+    "model_kw", _checkpoint_model,
+    preset=(PresetOpt, None), config=(CheckpointConfigOpt, None), head=(CheckpointHeadOpt, None),
+    labels=(LabelsOpt, None), untie=(UntieOpt, False), revision=(RevisionOpt, None), offline=(OfflineOpt, False),
+)
+model_class_options = OptionGroup("model_kw", _model_class, head=(HeadOpt, Head.model), no_pooler=(NoPoolerOpt, False))
 
 
 _EXTENSIONS = {".json": Format.json, ".yaml": Format.yaml, ".yml": Format.yaml, ".csv": Format.csv,
                ".md": Format.markdown, ".markdown": Format.markdown}
 
 
-def _emit(report: Any, fmt: Format | None, output: Path | None, explain: bool = False) -> None:
+def _emit(report: Any, fmt: Any, output: Path | None, explain: bool = False) -> None:
     """Render and write: to stdout, or atomically to ``-o FILE`` (``-o -`` is stdout). Without --format the
     file's extension picks it (.json, .yaml, .csv, .md), else the table."""
     from .render import render
@@ -339,25 +468,9 @@ def _emit(report: Any, fmt: Format | None, output: Path | None, explain: bool = 
 
 
 @app.command()
+@model_options
 def count(
-    model: ModelArg = None,
-    model_opt: ModelOpt = None,
-    revision: RevisionOpt = None,
-    offline: OfflineOpt = False,
-    preset: PresetOpt = None,
-    config: ConfigOpt = None,
-    layers: LayersOpt = None,
-    hidden: HiddenOpt = None,
-    heads: HeadsOpt = None,
-    intermediate: InterOpt = None,
-    vocab: VocabOpt = None,
-    max_positions: MaxPosOpt = None,
-    type_vocab: TypeVocabOpt = None,
-    embedding_size: EmbOpt = None,
-    head: HeadOpt = Head.model,
-    labels: LabelsOpt = None,
-    untie: UntieOpt = False,
-    no_pooler: NoPoolerOpt = False,
+    spec: ModelSpec,
     explain: Annotated[bool, typer.Option("--explain", "-e", help="Show each row's formula, with numbers.",
                                           rich_help_panel=PANEL_OUT)] = False,
     fmt: FormatOpt = None,
@@ -369,31 +482,13 @@ def count(
     """
     from .api import count as count_
 
-    r = _resolve(preset, config, _flags(locals()), untie, model, model_opt, revision, offline, "count")
-    _check_heads_use(r, head, labels, untie, "count")
-    _emit(count_(r, head=head.value, pooler=not no_pooler), fmt, output, explain)
+    _emit(count_(spec), fmt, output, explain)
 
 
 @app.command()
+@model_options
 def shapes(
-    model: ModelArg = None,
-    model_opt: ModelOpt = None,
-    revision: RevisionOpt = None,
-    offline: OfflineOpt = False,
-    preset: PresetOpt = None,
-    config: ConfigOpt = None,
-    layers: LayersOpt = None,
-    hidden: HiddenOpt = None,
-    heads: HeadsOpt = None,
-    intermediate: InterOpt = None,
-    vocab: VocabOpt = None,
-    max_positions: MaxPosOpt = None,
-    type_vocab: TypeVocabOpt = None,
-    embedding_size: EmbOpt = None,
-    head: HeadOpt = Head.model,
-    labels: LabelsOpt = None,
-    untie: UntieOpt = False,
-    no_pooler: NoPoolerOpt = False,
+    spec: ModelSpec,
     layout: Annotated[Layout, typer.Option(
         "--layout", help="Linear weights as PyTorch \\[out, in] (pt) or TensorFlow/Keras \\[in, out] (tf).",
         case_sensitive=False)] = Layout.pt,
@@ -414,19 +509,17 @@ def shapes(
     """
     from .api import shapes as shapes_
 
-    r = _resolve(preset, config, _flags(locals()), untie, model, model_opt, revision, offline, "shapes")
-    _check_heads_use(r, head, labels, untie, "shapes")
-    _emit(shapes_(r, head=head.value, pooler=not no_pooler, layout=layout.value, batch=batch, seq=seq,
-                  collapse=collapse), fmt, output)
+    _emit(shapes_(spec, layout=layout.value, batch=batch, seq=seq, collapse=collapse), fmt, output)
 
 
 @app.command()
+@model_class_options
 def compare(
     items: Annotated[list[str] | None, typer.Argument(
         help="Two or more configs: a preset, a config file or a Hub id (org/name), each optionally with "
              "':key=value,...' overrides, e.g. base base:num_hidden_layers=6 large.", show_default=False)] = None,
-    head: HeadOpt = Head.model,
-    no_pooler: NoPoolerOpt = False,
+    *,
+    model_kw: dict[str, Any],
     fmt: FormatOpt = None,
     output: OutputOpt = None,
 ) -> None:
@@ -438,28 +531,19 @@ def compare(
     """
     from .api import compare as compare_
 
-    _emit(compare_(list(items or []), head=head.value, pooler=not no_pooler), fmt, output)
+    _emit(compare_(list(items or []), **model_kw), fmt, output)
 
 
 @app.command()
+@checkpoint_model_options
 def inspect(
     path: Annotated[str, typer.Argument(help="A model.safetensors file, a model folder, a shard index "
                                              "(model.safetensors.index.json), or a Hub model id (org/name).",
                                         show_default=False, metavar="PATH|ID")],
-    revision: RevisionOpt = None,
-    offline: OfflineOpt = False,
+    model_kw: dict[str, Any],
     download_bytes: Annotated[bool, typer.Option(
         "--download-bytes", help="Hub id: report the bytes read from the Hub (config, index, headers).",
         rich_help_panel=PANEL_OUT)] = False,
-    preset: PresetOpt = None,
-    config: Annotated[Path | None, typer.Option(
-        "--config", "-c", help="The config to check against (default: config.json beside the checkpoint).",
-        rich_help_panel=PANEL_MODEL, show_default=False)] = None,
-    head: Annotated[Head | None, typer.Option(
-        "--head", help="Model class (default: from config.json's architectures, else model).",
-        rich_help_panel=PANEL_MODEL, case_sensitive=False, show_default=False)] = None,
-    labels: LabelsOpt = None,
-    untie: UntieOpt = False,
     diff: Annotated[bool, typer.Option(
         "--diff", help="List only the differing tensors, in every format (the counts stay whole).",
         rich_help_panel=PANEL_OUT)] = False,
@@ -475,10 +559,7 @@ def inspect(
     """
     from .api import inspect as inspect_
 
-    overrides, origins = _overrides(dict(labels=labels), untie)
-    report = inspect_(path, preset=preset, config_file=config, head=head.value if head else None,
-                      override_origins=origins, revision=revision, offline=offline or None,
-                      download_bytes=download_bytes, **overrides)
+    report = inspect_(path, download_bytes=download_bytes, **model_kw)
     if diff:
         import dataclasses
 
@@ -488,28 +569,8 @@ def inspect(
 
 
 @app.command()
-def verify(
-    model: ModelArg = None,
-    model_opt: ModelOpt = None,
-    revision: RevisionOpt = None,
-    offline: OfflineOpt = False,
-    preset: PresetOpt = None,
-    config: ConfigOpt = None,
-    layers: LayersOpt = None,
-    hidden: HiddenOpt = None,
-    heads: HeadsOpt = None,
-    intermediate: InterOpt = None,
-    vocab: VocabOpt = None,
-    max_positions: MaxPosOpt = None,
-    type_vocab: TypeVocabOpt = None,
-    embedding_size: EmbOpt = None,
-    head: HeadOpt = Head.model,
-    labels: LabelsOpt = None,
-    untie: UntieOpt = False,
-    no_pooler: NoPoolerOpt = False,
-    fmt: FormatOpt = None,
-    output: OutputOpt = None,
-) -> None:
+@model_options
+def verify(spec: ModelSpec, fmt: FormatOpt = None, output: OutputOpt = None) -> None:
     """Build the model with real transformers (meta device, no weights) and compare every name, shape, total.
 
     Needs torch and transformers: pip install 'bertcalc\\[verify]'. Exits 0 only on an exact match.
@@ -518,9 +579,7 @@ def verify(
     """
     from .api import verify as verify_
 
-    r = _resolve(preset, config, _flags(locals()), untie, model, model_opt, revision, offline, "verify")
-    _check_heads_use(r, head, labels, untie, "verify")
-    report = verify_(r, head=head.value, pooler=not no_pooler)
+    report = verify_(spec)
     _emit(report, fmt, output)
     raise typer.Exit(0 if report.ok else 1)
 
@@ -533,38 +592,14 @@ GpuOpt = Annotated[str | None, typer.Option(
     rich_help_panel="Run", show_default=False)]
 
 
-class Precision(str, enum.Enum):
-    fp32 = "fp32"
-    fp16 = "fp16"
-    bf16 = "bf16"
-    amp_bf16 = "amp-bf16"
-    amp_fp16 = "amp-fp16"
-
-
 @app.command()
+@model_options
 def flops(
-    model: ModelArg = None,
-    model_opt: ModelOpt = None,
-    revision: RevisionOpt = None,
-    offline: OfflineOpt = False,
-    preset: PresetOpt = None,
-    config: ConfigOpt = None,
-    layers: LayersOpt = None,
-    hidden: HiddenOpt = None,
-    heads: HeadsOpt = None,
-    intermediate: InterOpt = None,
-    vocab: VocabOpt = None,
-    max_positions: MaxPosOpt = None,
-    type_vocab: TypeVocabOpt = None,
-    embedding_size: EmbOpt = None,
-    head: HeadOpt = Head.model,
-    labels: LabelsOpt = None,
-    untie: UntieOpt = False,
-    no_pooler: NoPoolerOpt = False,
+    spec: ModelSpec,
     batch: BatchOpt = 8,
     seq: SeqOpt = 128,
     gpu: GpuOpt = None,
-    precision: Annotated[Precision | None, typer.Option(
+    precision: Annotated[Precision | None, typer.Option(  # noqa: F821 (a run choice: see _RunChoices)
         "--precision", help="Which peak the GPU time uses (default bf16).", rich_help_panel="Run",
         case_sensitive=False, show_default=False)] = None,
     mfu: Annotated[float | None, typer.Option(
@@ -584,32 +619,10 @@ def flops(
     """
     from .api import flops as flops_
 
-    r = _resolve(preset, config, _flags(locals()), untie, model, model_opt, revision, offline, "flops")
-    _check_heads_use(r, head, labels, untie, "flops")
     if gpu is None and peak_tflops is None and (mfu is not None or precision is not None):
         _note("flops", "--mfu and --precision set the time per step, which needs --gpu or --peak-tflops")
-    _emit(flops_(r, head=head.value, pooler=not no_pooler, batch=batch, seq=seq, gpu=gpu,
-                 mfu=0.40 if mfu is None else mfu, peak_tflops=peak_tflops,
-                 precision=(precision or Precision.bf16).value), fmt, output)
-
-
-class Mode(str, enum.Enum):
-    train = "train"
-    infer = "infer"
-
-
-class OptimizerChoice(str, enum.Enum):
-    adamw = "adamw"
-    adam = "adam"
-    sgd = "sgd"
-    sgd_momentum = "sgd-momentum"
-    adafactor = "adafactor"
-    adamw_8bit = "adamw-8bit"
-
-
-class AttentionChoice(str, enum.Enum):
-    eager = "eager"
-    sdpa = "sdpa"
+    _emit(flops_(spec, batch=batch, seq=seq, gpu=gpu, mfu=0.40 if mfu is None else mfu, peak_tflops=peak_tflops,
+                 precision="bf16" if precision is None else precision.value), fmt, output)
 
 
 def _zero_stage(value: int | None) -> int | None:
@@ -619,38 +632,22 @@ def _zero_stage(value: int | None) -> int | None:
 
 
 @app.command()
+@model_options
 def memory(
-    model: ModelArg = None,
-    model_opt: ModelOpt = None,
-    revision: RevisionOpt = None,
-    offline: OfflineOpt = False,
-    preset: PresetOpt = None,
-    config: ConfigOpt = None,
-    layers: LayersOpt = None,
-    hidden: HiddenOpt = None,
-    heads: HeadsOpt = None,
-    intermediate: InterOpt = None,
-    vocab: VocabOpt = None,
-    max_positions: MaxPosOpt = None,
-    type_vocab: TypeVocabOpt = None,
-    embedding_size: EmbOpt = None,
-    head: HeadOpt = Head.model,
-    labels: LabelsOpt = None,
-    untie: UntieOpt = False,
-    no_pooler: NoPoolerOpt = False,
+    spec: ModelSpec,
     batch: BatchOpt = 8,
     seq: SeqOpt = 128,
-    mode: Annotated[Mode, typer.Option("--mode", help="A training step (forward, backward, optimizer) or a "
-                                       "no-grad forward.", rich_help_panel="Run", case_sensitive=False)] = Mode.train,
-    precision: Annotated[Precision, typer.Option(
+    mode: Annotated[Mode, typer.Option("--mode", help="A training step (forward, backward, optimizer) or a "  # noqa: F821
+                                       "no-grad forward.", rich_help_panel="Run", case_sensitive=False)] = "train",
+    precision: Annotated[Precision, typer.Option(  # noqa: F821
         "--precision", help="fp32; fp16/bf16 (model cast to half); amp-bf16/amp-fp16 (fp32 weights, autocast).",
-        rich_help_panel="Run", case_sensitive=False)] = Precision.fp32,
-    optimizer: Annotated[OptimizerChoice | None, typer.Option(
+        rich_help_panel="Run", case_sensitive=False)] = "fp32",
+    optimizer: Annotated[OptimizerChoice | None, typer.Option(  # noqa: F821
         "--optimizer", help="Optimizer states (--mode train; default adamw, PyTorch's fused AdamW).",
         rich_help_panel="Run", case_sensitive=False, show_default=False)] = None,
-    attention: Annotated[AttentionChoice, typer.Option(
+    attention: Annotated[AttentionChoice, typer.Option(  # noqa: F821
         "--attention", help="HF attn_implementation: eager materialises \\[B, A, S, S]; sdpa does not.",
-        rich_help_panel="Run", case_sensitive=False)] = AttentionChoice.eager,
+        rich_help_panel="Run", case_sensitive=False)] = "eager",
     grad_checkpointing: Annotated[bool, typer.Option(
         "--grad-checkpointing", help="Keep only each layer's input; recompute the layer in the backward.",
         rich_help_panel="Run")] = False,
@@ -671,18 +668,16 @@ def memory(
     """
     from .api import memory as memory_
 
-    r = _resolve(preset, config, _flags(locals()), untie, model, model_opt, revision, offline, "memory")
-    _check_heads_use(r, head, labels, untie, "memory")
-    if mode is Mode.infer and (optimizer is not None or grad_checkpointing):
+    infer = mode.value == "infer"
+    if infer and (optimizer is not None or grad_checkpointing):
         _note("memory", "--optimizer and --grad-checkpointing apply to --mode train; inference has neither")
     if gpus is not None and zero is None:
         _note("memory", "--gpus only divides model states under --zero; without it the estimate is per GPU")
-    if zero is not None and gpus is None and mode is Mode.train:
+    if zero is not None and gpus is None and not infer:
         _note("memory", "--zero without --gpus assumes one GPU, which divides nothing; give --gpus N")
-    _emit(memory_(r, head=head.value, pooler=not no_pooler, batch=batch, seq=seq, mode=mode.value,
-                  precision=precision.value, optimizer=(optimizer or OptimizerChoice.adamw).value,
-                  attention=attention.value, grad_checkpointing=grad_checkpointing, fit=fit, gpu=gpu, zero=zero,
-                  gpus=gpus or 1), fmt, output)
+    _emit(memory_(spec, batch=batch, seq=seq, mode=mode.value, precision=precision.value,
+                  optimizer="adamw" if optimizer is None else optimizer.value, attention=attention.value,
+                  grad_checkpointing=grad_checkpointing, fit=fit, gpu=gpu, zero=zero, gpus=gpus or 1), fmt, output)
 
 
 @app.command()

@@ -44,8 +44,15 @@ class Source:
 
 
 @dataclass(frozen=True)
-class Resolved:
-    """A validated config, and a record of where it came from, for the report's header."""
+class ModelSpec:
+    """One model, resolved: a validated config, the model class (``head``, ``pooler``), and a record of where
+    each value came from, for the report's header and its error messages.
+
+    This is how the library passes a model around: :func:`resolve` makes one, every ``bertcalc.*`` call takes
+    one as its first argument, and ``dataclasses.replace(spec, head="mlm")`` picks another class of the same
+    config. ``origins`` maps a config field to where its value came from (``"preset 'base'"``, a file's path,
+    ``"--layers"``); fields left at their defaults are absent.
+    """
 
     config: ModelConfig
     label: str
@@ -53,6 +60,16 @@ class Resolved:
     sources: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     architectures: tuple[str, ...] = ()
+    origins: tuple[tuple[str, str], ...] = ()
+    head: str = "model"
+    pooler: bool = True
+
+    def origin(self, field: str) -> str | None:
+        """Where ``field``'s value came from, or None for a default."""
+        return dict(self.origins).get(field)
+
+
+Resolved = ModelSpec  # the name before the spec carried its head and pooler; kept for existing callers
 
 
 # ------------------------------------------------------------------------------------------------- reading
@@ -249,8 +266,11 @@ def resolve(
     model: str | None = None,
     revision: str | None = None,
     offline: bool | None = None,
-) -> Resolved:
-    """Preset, then file (or Hub model), then overrides, validated once.
+    head: str = "model",
+    pooler: bool = True,
+) -> ModelSpec:
+    """Preset, then file (or Hub model), then overrides, validated once; ``head`` and ``pooler`` choose the
+    model class.
 
     ``model`` is a Hugging Face Hub model id (``google-bert/bert-base-uncased``): its config.json, from the local
     HF cache or downloaded alone (``revision``, ``offline``: see ``hub.py``). It takes the place of a file.
@@ -322,7 +342,8 @@ def resolve(
             label += ":" + ",".join(f"{k}={_show(v)}" for k, v in overrides.items())
     if description and (len(sources) > 1 or fields):  # the preset's description no longer describes it alone
         description = f"based on {description}"
-    return Resolved(config, label, description, tuple(described), tuple(notes), arch)
+    return ModelSpec(config, label, description, tuple(described), tuple(notes), arch, tuple(origins.items()),
+                     head, pooler)
 
 
 def _show(value: Any) -> str:

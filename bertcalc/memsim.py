@@ -44,6 +44,7 @@ Attention = Literal["eager", "sdpa"]
 PRECISIONS = ("fp32", "fp16", "bf16", "amp-bf16", "amp-fp16")
 OPTIMIZERS = ("adamw", "adam", "sgd", "sgd-momentum", "adafactor", "adamw-8bit")
 ATTENTIONS = ("eager", "sdpa")
+MODES = ("train", "infer")
 
 MiB = 1 << 20
 

@@ -10,6 +10,11 @@ from typing import Any
 FORMATS = ("table", "json", "yaml", "csv", "markdown")
 
 
+def shape_text(shape: tuple[int, ...] | list[int]) -> str:
+    """(3072, 768) -> '[3072, 768]', as every format shows a shape."""
+    return "[" + ", ".join(str(s) for s in shape) + "]"
+
+
 def human(n: int | float) -> str:
     """109482240 -> '109.5 M'. For display only; the exact integer is always shown beside it."""
     a = abs(n)

@@ -6,11 +6,9 @@ import csv
 import io
 from typing import Any
 
+from . import shape_text
+
 Row = list[Any]
-
-
-def _shape(shape: tuple[int, ...] | list[int]) -> str:
-    return "[" + ", ".join(str(s) for s in shape) + "]"
 
 
 def rows_of(report: Any, explain: bool = False) -> tuple[list[str], list[Row]]:
@@ -48,7 +46,7 @@ def _count(r: Any, explain: bool) -> tuple[list[str], list[Row]]:
                 c.name,
                 p.label,
                 " ".join(t.name for t in p.tensors),
-                " + ".join(_shape(t.shape) for t in p.tensors),
+                " + ".join(shape_text(t.shape) for t in p.tensors),
                 p.parameters,
                 c.repeat,
                 p.parameters * c.repeat,
@@ -69,12 +67,12 @@ def _shapes(r: Any) -> tuple[list[str], list[Row]]:
 
     headers = ["kind", "name", "shape", "parameters_or_elements", "repeat", "description"]
     rows: list[Row] = [
-        ["tensor", name, _shape(displayed_shape(t, r.layout)), t.parameters, rep,
+        ["tensor", name, shape_text(displayed_shape(t, r.layout)), t.parameters, rep,
          f"tied to {t.tied_to}" if t.tied_to else ""]
         for name, t, rep in r.tensors()
     ]
     for a in r.activations or ():
-        rows.append(["activation", a.name, _shape(a.shape), a.elements, a.repeat, a.description])
+        rows.append(["activation", a.name, shape_text(a.shape), a.elements, a.repeat, a.description])
     return headers, rows
 
 
@@ -106,8 +104,8 @@ def _inspect(r: Any) -> tuple[list[str], list[Row]]:
     headers = ["status", "name", "dtype", "shape", "expected", "bytes", "note"]
     rows: list[Row] = []
     for x in r.shown():
-        rows.append([x.status, x.name, x.dtype, _shape(x.shape) if x.shape is not None else "",
-                     _shape(x.expected) if x.expected is not None else "", x.nbytes, x.note])
+        rows.append([x.status, x.name, x.dtype, shape_text(x.shape) if x.shape is not None else "",
+                     shape_text(x.expected) if x.expected is not None else "", x.nbytes, x.note])
     return headers, rows
 
 

@@ -11,13 +11,9 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from . import human
+from . import human, shape_text
 
 NATURAL_WIDTH = 400  # "as wide as it needs": tables never expand, so they stop at their natural width
-
-
-def _shape(shape: tuple[int, ...] | list[int]) -> str:
-    return "[" + ", ".join(str(s) for s in shape) + "]"
 
 
 def _plural(n: int, word: str) -> str:
@@ -167,7 +163,7 @@ def _count_table(r: Any, formulas: bool, compact: bool = False) -> Table:
     for c in r.components:
         rep = _times(c)
         single = len(c.parts) == 1
-        shape = " + ".join(_shape(t.shape) for t in c.parts[0].tensors) if single else ""
+        shape = " + ".join(shape_text(t.shape) for t in c.parts[0].tensors) if single else ""
         name = Text(_cap(c.name), style="bold")
         if compact:
             name.append(f" {rep}" if rep else "", style="bold")
@@ -177,7 +173,7 @@ def _count_table(r: Any, formulas: bool, compact: bool = False) -> Table:
         if single:  # the component row already shows its one module
             continue
         for p in c.parts:
-            shp = " + ".join(_shape(t.shape) for t in p.tensors)
+            shp = " + ".join(shape_text(t.shape) for t in p.tensors)
             label = Text("  " + p.label)
             if any(t.tied_to for t in p.tensors):
                 label.append(" (tied)", style="dim")
@@ -259,7 +255,7 @@ def shapes_view(r: Any) -> RenderableType:
             label.append(f"  (tied to {spec.tied_to})", style="dim")
         params = Text(f"{spec.parameters:,}", style="dim" if spec.tied_to else "")
         total = Text(f"{spec.parameters * rep:,}", style="dim" if spec.tied_to else "")
-        rows.append((str(n), label, _shape(displayed_shape(spec, r.layout)), params,
+        rows.append((str(n), label, shape_text(displayed_shape(spec, r.layout)), params,
                      f"× {rep}" if "{i}" in name else "", total))
     count = r.arch.tensor_count()
     foot = Text(f"{count:,} tensors", style="bold")
@@ -312,7 +308,7 @@ def shapes_view(r: Any) -> RenderableType:
         a.add_column("what it is", style="dim")
         for act in r.activations:
             rep = f"× {act.repeat}" if "{i}" in act.name else ""
-            a.add_row(act.name, _shape(act.symbols), _shape(act.shape), f"{act.elements:,}", rep,
+            a.add_row(act.name, shape_text(act.symbols), shape_text(act.shape), f"{act.elements:,}", rep,
                       act.description + (" (int64)" if act.dtype == "int64" else ""))
         parts.append(a)
     return Group(*parts)
@@ -448,11 +444,11 @@ def inspect_view(r: Any) -> RenderableType:
     rows = []
     for row in r.shown():
         word, style = _STATUS[row.status]
-        expected = "" if row.expected is None or row.expected == row.shape else _shape(row.expected)
+        expected = "" if row.expected is None or row.expected == row.shape else shape_text(row.expected)
         name = Text(row.name)
         if row.note:
             name.append(f"  ({row.note})", style="dim")
-        rows.append((Text(word, style=style), name, row.dtype, _shape(row.shape) if row.shape is not None else "—",
+        rows.append((Text(word, style=style), name, row.dtype, shape_text(row.shape) if row.shape is not None else "—",
                      expected, _mib(row.nbytes) if row.nbytes else ""))
 
     def table() -> Table:

@@ -1,0 +1,98 @@
+"""The CLI's options and messages are built from the core's vocabulary, each in one place."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import bertcalc
+from bertcalc import cli as cli_module
+
+from .conftest import ROOT
+
+
+def _core_params() -> set[str]:
+    """Every ``param="..."`` a core module names in an error."""
+    found: set[str] = set()
+    for path in (ROOT / "bertcalc").rglob("*.py"):
+        if path.name != "cli.py":
+            found |= set(re.findall(r'\bparam="([A-Za-z_]+)"', path.read_text()))
+    return found
+
+
+def test_every_parameter_a_core_error_names_has_its_flag_in_the_table() -> None:
+    params = _core_params()
+    assert {"pooler", "head", "seq", "batch", "fit", "peak_tflops"} <= params
+    assert params <= set(cli_module.FLAGS), f"add these to cli.FLAGS: {sorted(params - set(cli_module.FLAGS))}"
+
+
+def test_core_errors_name_the_library_parameter() -> None:
+    with pytest.raises(bertcalc.UsageError) as err:
+        bertcalc.count(preset="base", head="mlm", pooler=False)
+    assert err.value.param == "pooler"
+    assert not [p for p in _core_params() if p.startswith("no_")], "name the parameter (pooler), not the flag"
+
+
+def test_an_error_line_names_the_flag(cli) -> None:
+    r = cli("count", "--preset", "base", "--head", "mlm", "--no-pooler")
+    assert r.exit_code == 2
+    assert r.stderr == ("bertcalc count: error: --no-pooler applies to --head model only; the mlm class decides "
+                        "its own pooler\n")
+    r = cli("flops", "--preset", "base", "--gpu", "H100", "--peak-tflops", "-1")
+    assert r.stderr.startswith("bertcalc flops: error: --peak-tflops: ")
+
+
+def test_the_choice_enums_are_the_cores_tuples() -> None:
+    from bertcalc import memsim
+    from bertcalc.families._heads import HEADS
+    from bertcalc.render import FORMATS
+
+    pairs = [(cli_module.Head, HEADS), (cli_module.Format, FORMATS), (cli_module.Precision, memsim.PRECISIONS),
+             (cli_module.OptimizerChoice, memsim.OPTIMIZERS), (cli_module.AttentionChoice, memsim.ATTENTIONS),
+             (cli_module.Mode, memsim.MODES)]
+    for enum_, values in pairs:
+        assert tuple(m.value for m in enum_) == tuple(values), enum_.__name__
+        assert all(isinstance(m, str) for m in enum_)
+
+
+GROUPS = (cli_module.model_options, cli_module.checkpoint_model_options, cli_module.model_class_options)
+
+
+def _callbacks() -> dict[str, object]:
+    return {cli_module._command_name(c): c.callback for c in cli_module.app.registered_commands}
+
+
+def test_no_command_declares_the_model_options_itself() -> None:
+    import inspect
+
+    grouped = {p.name for g in GROUPS for p in g.params}
+    for name, callback in _callbacks().items():
+        own = inspect.signature(getattr(callback, "_fn", callback)).parameters
+        assert not grouped & set(own), f"{name} declares {sorted(grouped & set(own))}; use an option group"
+
+
+def test_the_model_commands_take_the_whole_group_in_one_order() -> None:
+    import typer
+
+    group = typer.main.get_command(cli_module.app)
+    expected = [p.name for p in cli_module.model_options.params]
+    for name in ("count", "shapes", "verify", "flops", "memory"):
+        assert _callbacks()[name]._group is cli_module.model_options, name
+        names = [p.name for p in group.commands[name].params]  # type: ignore[attr-defined]
+        assert names[: len(expected)] == expected, name
+    assert [p.name for p in group.commands["inspect"].params][:6] == ["path", "preset", "config", "head", "labels",
+                                                                      "untie"]
+    assert [p.name for p in group.commands["compare"].params][:3] == ["items", "head", "no_pooler"]
+
+
+def test_count_does_not_import_memsim() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.argv = ['bertcalc', 'count', '--preset', 'tiny', '-f', 'json']\n"
+            "from bertcalc.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "sys.stderr.write(str(sorted(m for m in sys.modules if m.startswith('bertcalc.'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert "bertcalc.api" in out.stderr and "bertcalc.memsim" not in out.stderr, out.stderr
