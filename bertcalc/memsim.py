@@ -1,4 +1,4 @@
-"""GPU memory of a training step or an inference pass, from the tensor list and the activation shapes.
+"""GPU memory of a training step or an inference pass, from the tensor list and the forward program.
 
 What is modelled is what ``torch.cuda.max_memory_allocated()`` sees: every tensor PyTorch allocates, rounded
 as the CUDA caching allocator rounds blocks. The CUDA context (several hundred MiB, outside the allocator)
@@ -9,12 +9,14 @@ Terms, each derived from shapes:
 - **weights**: every unique parameter, plus the integer index buffers (``position_ids``...).
 - **gradients**: one per parameter, same dtype, alive from the backward to ``zero_grad(set_to_none=True)``.
 - **optimizer states**: per optimizer, from the parameter shapes (Adafactor's factored moments included).
-- **saved activations**: what autograd keeps for the backward, op by op in HF's BertLayer: the inputs of
-  each Linear (in bf16, cast once per Linear, under autocast), the matmul operand copies of eager attention,
-  the softmax output and the dropout masks (one byte per element), LayerNorm inputs and statistics, GELU
-  inputs; sdpa keeps q, k, v, its output and a log-sum-exp instead of the ``[B, A, S, S]`` probabilities.
-- **transient peak**: the backward is replayed allocation by allocation (:class:`Sim`) through the loss,
-  the head, one layer (the others repeat it), and the embeddings; its highest point over the saved set.
+- **saved activations**: what autograd keeps for the backward, by one rule per op kind of the family's
+  program (:func:`saved_of`), keyed by storage so that a tensor several ops keep is counted once.
+- **transient peak**: the backward is replayed allocation by allocation over the same ops in reverse
+  (:class:`Backward` on a strict ledger, :class:`Sim`) through the loss, the head, one layer template (the
+  others repeat it, in closed form), and the embeddings; its highest point over the saved set.
+
+Inference is the program's no-grad forward, simulated op by op with HF's Python lifetimes (:class:`Forward`).
+No family or head is named here: everything comes from the ops.
 
 Every byte count is an integer. Nothing here is fitted to measurements; ``docs/memory.md`` compares the
 predictions with peaks measured on an H100 and on the CPU.
@@ -159,26 +161,28 @@ def dtypes(p: Program, x: Ctx) -> dict[Value, int]:
 
 
 # How HF's ACT2FN implements each activation, as autograd sees it: which tensor the backward keeps ("input"
-# or "output"), how many more tensors of its size a Python-composed formula saves, and how many more are alive
-# at once in a no-grad forward. ``gelu_new`` is 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) written out in
+# or "output"), how many more tensors of its size a Python-composed formula saves, how many more are alive
+# at once in a no-grad forward, and how many more its backward holds at its highest point (the product rule:
+# both factors' gradients exist while the incoming one does). ``gelu_new`` is
+# 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) written out in
 # Python: pow, tanh and two products each keep a tensor.
-ACTIVATIONS: dict[str, tuple[str, int, int]] = {
-    "gelu": ("input", 0, 0),
-    "gelu_pytorch_tanh": ("input", 0, 0),
-    "silu": ("input", 0, 0),
-    "swish": ("input", 0, 0),
-    "relu": ("output", 0, 0),
-    "tanh": ("output", 0, 0),
-    "gelu_new": ("input", 3, 2),
-    "gelu_python": ("input", 3, 2),
-    "quick_gelu": ("input", 1, 1),
-    "gelu_fast": ("input", 6, 3),
+ACTIVATIONS: dict[str, tuple[str, int, int, int]] = {
+    "gelu": ("input", 0, 0, 0),
+    "gelu_pytorch_tanh": ("input", 0, 0, 0),
+    "silu": ("input", 0, 0, 0),
+    "swish": ("input", 0, 0, 0),
+    "relu": ("output", 0, 0, 0),
+    "tanh": ("output", 0, 0, 0),
+    "gelu_new": ("input", 3, 2, 1),
+    "gelu_python": ("input", 3, 2, 1),
+    "quick_gelu": ("input", 1, 1, 1),
+    "gelu_fast": ("input", 6, 3, 1),
 }
 
 
-def activation_profile(name: str) -> tuple[str, int, int]:
+def activation_profile(name: str) -> tuple[str, int, int, int]:
     """Unknown activations are modelled as a fused kernel that keeps its input (like F.gelu)."""
-    return ACTIVATIONS.get(name, ("input", 0, 0))
+    return ACTIVATIONS.get(name, ("input", 0, 0, 0))
 
 
 def _ceil(x: int, m: int) -> int:
@@ -228,7 +232,7 @@ def saved_of(op: Op, x: Ctx, dt: dict[Value, int]) -> list[tuple[Key, int]]:
     if isinstance(op, Dropout):
         return [((op, "mask"), n(op.x))]
     if isinstance(op, Act):
-        keeps, extra, _ = activation_profile(op.fn)
+        keeps, extra, _, _ = activation_profile(op.fn)
         out = [kept(op.x) if keeps == "input" else kept(op.out)]
         if extra:
             out.append(((op, "extra"), extra * n(op.x) * dt[op.x.storage]))
@@ -453,7 +457,14 @@ class Backward:
         self._grad_in(op, g, op.x, self.n(op.x) * self.dt[op.x.storage])
 
     def _act(self, op: Act, g: Any) -> None:
-        self._grad_in(op, g, op.x, self.n(op.x) * self.dt[op.x.storage])
+        nbytes = self.n(op.x) * self.dt[op.x.storage]
+        more = [self.sim.alloc(nbytes) for _ in range(activation_profile(op.fn)[3])]
+        gi = self.sim.alloc(nbytes)
+        for k in more:
+            self.sim.free(k)
+        self.sim.free(g)
+        self.release(op)
+        self.deliver(op.x, gi)
 
     def _heads(self, op: Heads, g: Any) -> None:
         # back through transpose and view: a reshape of a transposed gradient copies it
@@ -900,9 +911,11 @@ def inference_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> Inferenc
         f.produce(enc.inp)
         if p.embedded.until is None and p.embedded is not p.hidden:
             f.release(p.embedded)
-        for layer in enc.layers:
-            f.run(layer.ops, layer.moments, frozenset({layer.inp, layer.out}))
-            f.release(layer.inp)
+        for i, layer in enumerate(enc.layers):  # the template's input is held for all its inner layers
+            f.run(layer.ops, layer.moments, frozenset({layer.inp, layer.out, enc.inp}))
+            if i:
+                f.release(layer.inp)
+        f.release(enc.inp)
         f.alias[p.hidden] = f.key(enc.out)
     if p.embedded.until == "base" and p.embedded is not p.hidden:
         f.held.append(p.embedded)

@@ -316,3 +316,21 @@ def test_csv_roles_say_what_adds_up(cli, args) -> None:
         assert int(top[0]["bytes"]) == next(int(r["bytes"]) for r in rows if r["term"] == "activations at peak")
     d = json.loads(cli("memory", *args, "-f", "json").stdout)
     assert sum(d["breakdown"][k] for k in d["peak_terms"]) == d["peak_bytes"] == total
+
+
+def test_storage_harness_agrees_for_every_family_and_head() -> None:
+    """scripts/measure_cpu_storage.py counts every live storage of HF's own forward and backward (fp32,
+    eager, every family × head, HF's dropouts and none): the model agrees within 0.1 % on every case."""
+    spec = importlib.util.spec_from_file_location("memory_storage_accuracy", ROOT / "bench" /
+                                                  "memory_storage_accuracy.py")
+    msa = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(msa)
+    _, rows, summary = msa.evaluate(msa.FIXTURE)
+    assert {r["family"] for r in rows} == {"bert", "roberta", "distilbert", "albert", "electra"}
+    assert {r["head"] for r in rows} >= {"model", "model-nopooler", "mlm", "pretraining", "seq-cls", "token-cls",
+                                         "qa"}
+    assert summary["max_abs_error"] <= 0.001, summary
+    assert summary["params_mismatches"] == 0 and summary["weights_mismatches"] == 0
+    text = (ROOT / "docs" / "memory.md").read_text()
+    shown = re.search(r"<!-- accuracy: storage -->\n(.*?)<!-- /accuracy: storage -->", text, re.S).group(1)
+    assert shown == msa.compact(rows, summary), "regenerate with: python bench/memory_storage_accuracy.py --compact"

@@ -151,8 +151,8 @@ def test_family_defaults_are_hf_defaults(family: str) -> None:
     _need_torch()
     import transformers
 
-    from bertcalc.verification import HF_CONFIG
+    from bertcalc import families
 
     ours = config_class(family)().fields()
-    theirs = getattr(transformers, HF_CONFIG[family])()
+    theirs = getattr(transformers, families.module(family).HF_CONFIG)()
     assert {k: getattr(theirs, k) for k in ours} == ours

@@ -115,13 +115,14 @@ class Trace:
 
 
 def transformer_layer(t: Trace, x: Value, parts: dict[str, Part], *, heads: int, act: str, p_hidden: float,
-                      p_attn: float, attn_module: str, attn_out_dropout: bool = True, hold_context: bool = True,
-                      hold_intermediate: bool = True) -> Value:
+                      p_attn: float, attn_module: str, attn_out_dropout: bool = True, ffn_out_dropout: bool = True,
+                      hold_context: bool = True, hold_intermediate: bool = True) -> Value:
     """BertLayer's forward (BertSelfAttention, BertSelfOutput, BertIntermediate, BertOutput), post-norm:
 
     ``h = LN1(dropout(W_o · attn(x)) + x)``, ``y = LN2(dropout(W_2 · act(W_1 · h)) + h)``. ``parts`` by role:
     q, k, v, attn_out, attn_norm, ffn_in, ffn_out, ffn_norm. DistilBERT has no dropout after the attention
-    output (``attn_out_dropout=False``). The ``until`` marks are HF's local variables: in a no-grad forward,
+    output (``attn_out_dropout=False``), ALBERT none after the FFN (``ffn_out_dropout=False``). The
+    ``until`` marks are HF's local variables: in a no-grad forward,
     the context and its projection live to the end of BertAttention (``hold_context``), the FFN's intermediate
     (``hold_intermediate``: BertOutput takes it as an argument) and down-projection to the end of BertOutput,
     and the attention probabilities (returned as attn_weights) to the end of the layer.
@@ -140,7 +141,7 @@ def transformer_layer(t: Trace, x: Value, parts: dict[str, Part], *, heads: int,
     a = t.act(act, i, description=f"{act}(intermediate)")
     t.moment("FFN output LayerNorm")
     f = t.linear(parts["ffn_out"], a, "FFN down-projection")
-    d = t.dropout(f, p_hidden)
+    d = t.dropout(f, p_hidden) if ffn_out_dropout else f
     y = t.norm(parts["ffn_norm"], t.add(d, h, name=f"{parts['ffn_out'].module}.residual"),
                "layer output: LayerNorm(ffn + residual)")
     f.until = h.until = y
@@ -166,7 +167,7 @@ def layers_of(comp_parts: tuple[Part, ...]) -> list[dict[str, Part]]:
 
 
 def encoder(comp, *, heads: int, act: str, p_hidden: float, p_attn: float, attn_out_dropout: bool = True,
-            hold_context: bool = True, hold_intermediate: bool = True):
+            ffn_out_dropout: bool = True, hold_context: bool = True, hold_intermediate: bool = True):
     """The layer template of ``comp`` (one or more inner layers), applied ``comp.times_applied`` times over
     ``comp.repeat`` parameter sets."""
     from ..program import Encoder
@@ -179,7 +180,8 @@ def encoder(comp, *, heads: int, act: str, p_hidden: float, p_attn: float, attn_
         t = Trace()
         y = transformer_layer(t, x, parts, heads=heads, act=act, p_hidden=p_hidden, p_attn=p_attn,
                               attn_module=parts["q"].module.rsplit(".", 2)[0], attn_out_dropout=attn_out_dropout,
-                              hold_context=hold_context, hold_intermediate=hold_intermediate)
+                              ffn_out_dropout=ffn_out_dropout, hold_context=hold_context,
+                              hold_intermediate=hold_intermediate)
         layers.append(t.layer(x, y))
         x = y
     return Encoder(comp.name, tuple(layers), comp.times_applied, comp.repeat)

@@ -119,9 +119,10 @@ def build(cfg: AlbertConfig, head: str = "model", pooler_: bool = True) -> Archi
     return Architecture("albert", HF_PREFIX + HEAD_CLASSES[head], head, tuple(comps), cfg.symbol_values(), prefix,
                         unused(cfg, labels=head in ("seq-cls", "token-cls", "qa", "pretraining"),
                                ties=head in ("mlm", "pretraining")),
-                        # AlbertLayer's ff_chunk rebinds its intermediate, so BertOutput's hold does not apply
+                        # AlbertLayer's ff_chunk rebinds its intermediate (BertOutput's hold does not apply),
+                        # and AlbertLayer applies no dropout after the FFN
                         forward=lambda: forward(cfg, comps, head, p_cls=cfg.classifier_dropout_prob,
-                                                hold_intermediate=False),
+                                                hold_intermediate=False, ffn_out_dropout=False),
                         buffers=buffers(cfg, prefix), base_prefix="albert.")
 
 
