@@ -507,8 +507,6 @@ def _emit(report: Any, fmt: Any, output: str | Path | None, explain: bool = Fals
           force: bool = False) -> None:
     """Render and write: to stdout, or atomically to ``-o FILE`` (``-o -`` is stdout). Without --format the
     file's extension picks it (.json, .yaml, .csv, .md), else the table."""
-    from .render import render
-
     while _NOTES:
         _stderr(_NOTES.pop(0))
     if output is not None and str(output) == "-":
@@ -518,7 +516,7 @@ def _emit(report: Any, fmt: Any, output: str | Path | None, explain: bool = Fals
     if output is not None:
         from .fileio import write_atomic
 
-        write_atomic(output, render(report, fmt.value, explain=explain), force=force)
+        write_atomic(output, _output(report, fmt, explain), force=force)
         return
     if sys.stdout is None:
         from .fileio import OutputError
@@ -529,8 +527,22 @@ def _emit(report: Any, fmt: Any, output: str | Path | None, explain: bool = Fals
 
         _to_stdout(lambda: print_report(report, explain=explain))
     else:
-        text = render(report, fmt.value, explain=explain)
-        _to_stdout(lambda: sys.stdout.write(text))
+        text = _output(report, fmt, explain)
+        _to_stdout(lambda: _write_all(text))
+
+
+def _output(report: Any, fmt: Format, explain: bool) -> Any:
+    """The rendered text, or its pieces where the report streams (shapes as CSV or JSON: 10^5 layers are
+    written as they are made, in constant memory)."""
+    from .render import render
+    from .render.stream import chunks, streams
+
+    return chunks(report, fmt.value) if streams(report, fmt.value) else render(report, fmt.value, explain=explain)
+
+
+def _write_all(text: Any) -> None:
+    for piece in [text] if isinstance(text, str) else text:
+        sys.stdout.write(piece)
 
 
 def _stderr(text: str) -> None:

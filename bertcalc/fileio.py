@@ -6,7 +6,9 @@ import errno
 import os
 import stat
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from .errors import BertcalcError
 
@@ -23,7 +25,7 @@ class OutputError(BertcalcError):
         self.exit_code = exit_code
 
 
-def write_atomic(path: str | Path, text: str, *, force: bool = False) -> None:
+def write_atomic(path: str | Path, text: str | Iterable[str], *, force: bool = False) -> None:
     """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``.
 
     A path that is not a regular file (``/dev/null``, ``/dev/stdout``, a FIFO) is written in place: it
@@ -44,7 +46,7 @@ def write_atomic(path: str | Path, text: str, *, force: bool = False) -> None:
     if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
         try:
             with open(target, "w", encoding="utf-8", newline="") as fh:
-                fh.write(text)
+                _write(fh, text)
         except OSError as exc:
             raise _cannot_write(path, exc) from None
         return
@@ -75,7 +77,7 @@ def write_atomic(path: str | Path, text: str, *, force: bool = False) -> None:
         fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{target.name[:200]}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fd = None
-            fh.write(text)
+            _write(fh, text)
             fh.flush()
             os.fsync(fh.fileno())
         if st is not None and target.exists():  # keep the permissions of the file being replaced
@@ -113,3 +115,9 @@ def _cannot_write(where: str | Path, exc: OSError) -> OutputError:
     if exc.errno in _OUTPUT_FAILURES:
         return OutputError(f"-o {where}: cannot write ({exc.strerror or exc}); nothing was written", exit_code=1)
     return OutputError(f"-o {where}: cannot write ({exc.strerror or exc})")
+
+
+def _write(fh: Any, text: str | Iterable[str]) -> None:
+    """The whole text, or its pieces one after another (a streamed report)."""
+    for piece in [text] if isinstance(text, str) else text:
+        fh.write(piece)

@@ -24,6 +24,23 @@ def displayed_shape(t: TensorSpec, layout: Layout) -> tuple[int, ...]:
     return t.shape
 
 
+class Streamed(list):
+    """A list that ``json`` can encode without holding it: its items are made while they are written."""
+
+    def __init__(self, make: Any, n: int) -> None:
+        super().__init__()
+        self._make, self._n = make, n
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._make())
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __bool__(self) -> bool:
+        return self._n > 0
+
+
 @dataclass(frozen=True)
 class ShapesReport(ModelReport):
     kind: ClassVar[str] = "shapes"
@@ -53,7 +70,20 @@ class ShapesReport(ModelReport):
     def state_dict_parameters(self) -> int:
         return self.arch.state_dict_parameters
 
-    def to_dict(self) -> dict[str, Any]:
+    def tensor_rows(self) -> Iterator[dict[str, Any]]:
+        for name, t, rep in self.tensors():
+            yield ({"name": name, "shape": list(displayed_shape(t, self.layout)), "parameters": t.parameters}
+                   | ({"repeat": rep} if self.collapse else {}) | ({"tied_to": t.tied_to} if t.tied_to else {}))
+
+    def to_dict(self, lazy: bool = False) -> dict[str, Any]:
+        """The JSON contract. ``lazy``: ``tensors`` is produced while it is written (one row per layer
+        template expanded on demand), so a model of 10^5 layers streams instead of filling memory."""
+        if lazy:
+            n = sum(len(tuple(c.templates())) for c in self.arch.components) if self.collapse \
+                else self.arch.tensor_count()
+            rows: Any = Streamed(self.tensor_rows, n)
+        else:
+            rows = list(self.tensor_rows())
         out: dict[str, Any] = {
             "label": self.label,
             "family": self.family,
@@ -63,12 +93,7 @@ class ShapesReport(ModelReport):
             "config": dict(self.config),
             "total_parameters": self.arch.total_parameters,
             "state_dict_parameters": self.arch.state_dict_parameters,
-            "tensors": [
-                {"name": name, "shape": list(displayed_shape(t, self.layout)), "parameters": t.parameters}
-                | ({"repeat": rep} if self.collapse else {})
-                | ({"tied_to": t.tied_to} if t.tied_to else {})
-                for name, t, rep in self.tensors()
-            ],
+            "tensors": rows,
         }
         if self.activations is not None:
             out["batch"] = self.batch

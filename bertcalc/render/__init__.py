@@ -14,9 +14,10 @@ FORMATS = ("table", "json", "yaml", "csv", "markdown")
 SCHEMA_VERSION = 1
 
 
-def document(report: Any) -> dict[str, Any]:
-    """What the JSON and YAML formats write: ``schema_version`` first, then the report's ``to_dict()``."""
-    return {"schema_version": SCHEMA_VERSION, **report.to_dict()}
+def document(report: Any, lazy: bool = False) -> dict[str, Any]:
+    """What the JSON and YAML formats write: ``schema_version`` first, then the report's ``to_dict()``
+    (``lazy``: with its long lists made while they are written, where the report can; see ``stream``)."""
+    return {"schema_version": SCHEMA_VERSION, **(report.to_dict(lazy=True) if lazy else report.to_dict())}
 
 
 def shape_text(shape: tuple[int, ...] | list[int]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from typing import Any
 
 from . import shape_text
@@ -62,18 +63,22 @@ def _count(r: Any, explain: bool) -> tuple[list[str], list[Row]]:
     return headers, rows
 
 
-def _shapes(r: Any) -> tuple[list[str], list[Row]]:
+SHAPES_HEADERS = ["kind", "name", "shape", "parameters_or_elements", "repeat", "description"]
+
+
+def shapes_rows(r: Any) -> Iterator[Row]:
+    """The shapes report's rows, made one at a time (a model of 10^5 layers streams)."""
     from ..listing import displayed_shape
 
-    headers = ["kind", "name", "shape", "parameters_or_elements", "repeat", "description"]
-    rows: list[Row] = [
-        ["tensor", name, shape_text(displayed_shape(t, r.layout)), t.parameters, rep,
-         f"tied to {t.tied_to}" if t.tied_to else ""]
-        for name, t, rep in r.tensors()
-    ]
+    for name, t, rep in r.tensors():
+        yield ["tensor", name, shape_text(displayed_shape(t, r.layout)), t.parameters, rep,
+               f"tied to {t.tied_to}" if t.tied_to else ""]
     for a in r.activations or ():
-        rows.append(["activation", a.name, shape_text(a.shape), a.elements, a.repeat, a.description])
-    return headers, rows
+        yield ["activation", a.name, shape_text(a.shape), a.elements, a.repeat, a.description]
+
+
+def _shapes(r: Any) -> tuple[list[str], list[Row]]:
+    return SHAPES_HEADERS, list(shapes_rows(r))
 
 
 def _compare(r: Any) -> tuple[list[str], list[Row]]:
