@@ -1224,7 +1224,13 @@ def parse_size(text: str) -> int:
     if not m or unit not in _UNITS:
         hint = "a unit is needed" if m and not unit else "cannot read it"
         raise UsageError(f"memory size {text!r}: {hint}; write e.g. 80GiB, 24GB or 81920MiB", param="fit")
-    value = int(float(m.group(1)) * _UNITS[unit])
+    from decimal import Decimal
+
+    digits = m.group(1)
+    if len(digits) > 40:  # 10^40 bytes is past any memory; refuse before any arithmetic on it
+        raise UsageError(f"memory size {text[:40]!r}...: too large to be a memory size; write e.g. 80GiB",
+                         param="fit")
+    value = int(Decimal(digits) * _UNITS[unit])  # exact: 1.5 TiB is 1649267441664, not a float's rounding
     if value <= 0:
         raise UsageError(f"memory size must be positive, got {text!r}", param="fit")
     return value

@@ -334,3 +334,9 @@ def test_storage_harness_agrees_for_every_family_and_head() -> None:
     text = (ROOT / "docs" / "memory.md").read_text()
     shown = re.search(r"<!-- accuracy: storage -->\n(.*?)<!-- /accuracy: storage -->", text, re.S).group(1)
     assert shown == msa.compact(rows, summary), "regenerate with: python bench/memory_storage_accuracy.py --compact"
+
+
+def test_a_huge_budget_is_refused_in_the_library_too() -> None:
+    with pytest.raises(bertcalc.BertcalcError, match="too large"):
+        bertcalc.memory(preset="tiny", fit="9" * 400 + "GiB")
+    assert memsim.parse_size("1.5 TiB") == 3 * (1 << 39)  # exact, not a float's rounding
