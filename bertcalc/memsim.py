@@ -658,9 +658,19 @@ def _layer_run(arch: Architecture, p: Program, x: Ctx, dt: dict[Value, int], fir
     return sim.peak - start, sim.live - start, left
 
 
+MAX_GROUPS = 1_000_000  # distinct layer parameter sets the replay walks one by one (ALBERT's num_hidden_groups)
+
+
 def _runs(times: int, groups: int) -> list[tuple[int, int]]:
     """ALBERT's layer ``i`` uses group ``int(i / (L / G))``: (applications per group, how many such groups),
-    in the order the backward meets them (the last group first)."""
+    in the order the backward meets them (the last group first). Every group runs L // G or L // G + 1
+    times; when they all run equally often this is one entry, whatever G is."""
+    if times % groups == 0:
+        return [(times // groups, groups)]
+    if groups > MAX_GROUPS:
+        raise UsageError(f"memory replays each of num_hidden_groups separately when they run unequally often; "
+                         f"{groups:,} groups is past the limit of {MAX_GROUPS:,}: use fewer groups, or a "
+                         "num_hidden_layers that is a multiple of num_hidden_groups")
     sizes: list[int] = []
     for g in reversed(range(groups)):
         lo = -(-g * times // groups)

@@ -83,3 +83,13 @@ def test_memory_is_o1_in_layers() -> None:
     assert r.peak_bytes > small.peak_bytes * 10**7
     albert = bertcalc.memory(preset="albert-base-v2", num_hidden_layers=10**9, num_hidden_groups=7, batch=1, seq=8)
     assert albert.peak_bytes > 0
+
+
+def test_albert_groups_are_bounded_work() -> None:
+    """Groups that all run equally often are one closed form, whatever their number; unequal runs walk the
+    groups, and past a million of them memory says so instead of looping."""
+    r = bertcalc.memory(preset="albert-base-v2", num_hidden_layers=10**9, num_hidden_groups=10**9, batch=1, seq=8)
+    assert r.peak_bytes > 0
+    with pytest.raises(bertcalc.BertcalcError, match="num_hidden_groups"):
+        bertcalc.memory(preset="albert-base-v2", num_hidden_layers=10**9 + 1, num_hidden_groups=10**9, batch=1,
+                        seq=8)
