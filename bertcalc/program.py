@@ -94,6 +94,17 @@ class Input(Op):
 
 
 @dataclass(frozen=True, eq=False)
+class Unary(Op):
+    """An op of one input, ``x``."""
+
+    x: Value = field(kw_only=True)
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        return (self.x,)
+
+
+@dataclass(frozen=True, eq=False)
 class Lookup(Op):
     """``nn.Embedding``: one row of ``table`` per id."""
 
@@ -106,27 +117,17 @@ class Lookup(Op):
 
 
 @dataclass(frozen=True, eq=False)
-class Linear(Op):
+class Linear(Unary):
     """``nn.Linear`` over the last dimension of ``x``: ``2 × rows × in × out`` FLOPs."""
 
     part: Part = field(kw_only=True)
-    x: Value = field(kw_only=True)
-
-    @property
-    def inputs(self) -> tuple[Value, ...]:
-        return (self.x,)
 
 
 @dataclass(frozen=True, eq=False)
-class Norm(Op):
+class Norm(Unary):
     """``nn.LayerNorm`` over the last dimension: saves its input and two statistics per row."""
 
     part: Part = field(kw_only=True)
-    x: Value = field(kw_only=True)
-
-    @property
-    def inputs(self) -> tuple[Value, ...]:
-        return (self.x,)
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,39 +142,23 @@ class Add(Op):
 
 
 @dataclass(frozen=True, eq=False)
-class Dropout(Op):
+class Dropout(Unary):
     """``nn.Dropout(p)`` in training: a one-byte mask per element. Only emitted for ``p > 0`` (ATen returns the
     input itself at p = 0); the identity in a no-grad forward."""
 
-    x: Value = field(kw_only=True)
     p: float = field(kw_only=True)
-
-    @property
-    def inputs(self) -> tuple[Value, ...]:
-        return (self.x,)
 
 
 @dataclass(frozen=True, eq=False)
-class Act(Op):
+class Act(Unary):
     """An activation function by its HF name (``gelu``, ``gelu_new``, ``relu``, ``tanh``...)."""
 
     fn: str = field(kw_only=True)
-    x: Value = field(kw_only=True)
-
-    @property
-    def inputs(self) -> tuple[Value, ...]:
-        return (self.x,)
 
 
 @dataclass(frozen=True, eq=False)
-class Heads(Op):
+class Heads(Unary):
     """``view(B, S, A, H/A).transpose(1, 2)``: a view, split into attention heads."""
-
-    x: Value = field(kw_only=True)
-
-    @property
-    def inputs(self) -> tuple[Value, ...]:
-        return (self.x,)
 
 
 @dataclass(frozen=True, eq=False)
@@ -204,32 +189,21 @@ class Attention(Op):
 
 
 @dataclass(frozen=True, eq=False)
-class First(Op):
+class First(Unary):
     """``hidden_states[:, 0]``: a view of the first ([CLS]) token of every sequence."""
-
-    x: Value = field(kw_only=True)
-
-    @property
-    def inputs(self) -> tuple[Value, ...]:
-        return (self.x,)
 
 
 LossKind = Literal["vocab", "classes", "spans", "binary", "sum"]
 
 
 @dataclass(frozen=True, eq=False)
-class Loss(Op):
+class Loss(Unary):
     """The loss the training step differentiates: ``vocab`` (cross-entropy over the vocabulary, per token),
     ``classes`` (cross-entropy over the labels, per row of ``x``), ``spans`` (QA: start and end cross-entropy
     over the sequence), ``binary`` (BCE with logits, per token), or ``sum`` (a bare model: the sum of its
     output)."""
 
     kind: LossKind = field(kw_only=True)
-    x: Value = field(kw_only=True)
-
-    @property
-    def inputs(self) -> tuple[Value, ...]:
-        return (self.x,)
 
 
 # --------------------------------------------------------------------------------------------- structure
