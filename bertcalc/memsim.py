@@ -424,12 +424,7 @@ class Backward:
         self.weight_grads(op.part)
         sim.free(g)
         self.release(op)
-        src = self.dt[op.x.storage]
-        if x.amp and src != 2:  # the input was cast to bf16: the cast's backward gives the original dtype
-            gf = sim.alloc(self.n(op.x) * src)
-            sim.free(gi)
-            gi = gf
-        self.deliver(op.x, gi)
+        self.deliver(op.x, self._uncast(op.x, gi, 2))
 
     def _norm(self, op: Norm, g: Any) -> None:
         sim, x = self.sim, self.x
@@ -437,12 +432,17 @@ class Backward:
         self.grad_w(op.part, part_bytes(op.part, x.wb))
         sim.free(g)
         self.release(op)
-        src = self.dt[op.x.storage]
-        if x.amp and src != 4:
-            gc = sim.alloc(self.n(op.x) * src)
-            sim.free(gi)
-            gi = gc
-        self.deliver(op.x, gi)
+        self.deliver(op.x, self._uncast(op.x, gi, 4))
+
+    def _uncast(self, x: Value, gi: Any, ran_in: int) -> Any:
+        """Under autocast an op that ran in another dtype (``ran_in`` bytes) than its input cast the input
+        first; that cast's backward turns the gradient back into the input's dtype: a new tensor."""
+        src = self.dt[x.storage]
+        if not self.x.amp or src == ran_in:
+            return gi
+        back = self.sim.alloc(self.n(x) * src)
+        self.sim.free(gi)
+        return back
 
     def _add(self, op: Add, g: Any) -> None:
         sim, x = self.sim, self.x

@@ -24,7 +24,6 @@ from .model import Dim, Part
 
 B = Dim(0, "B")  # the batch: a placeholder, resolved by :func:`size`
 S = Dim(0, "S")  # the sequence length
-MARKERS = (B, S)
 
 Scope = Literal["base", "end"]
 

@@ -237,14 +237,9 @@ def checkpoint_repo(config: dict[str, Any], head: str = "model", *, rename=None,
     if not shards:
         files["model.safetensors"] = safetensors_bytes(tensors)
     else:
-        names = sorted(tensors)
-        per = -(-len(names) // shards)
-        weight_map = {}
-        for k in range(shards):
-            part = names[k * per : (k + 1) * per]
-            fname = f"model-{k + 1:05d}-of-{shards:05d}.safetensors"
-            files[fname] = safetensors_bytes({n: tensors[n] for n in part})
-            weight_map.update(dict.fromkeys(part, fname))
+        weight_map = shard_plan(tensors, shards)
+        for fname in dict.fromkeys(weight_map.values()):
+            files[fname] = safetensors_bytes({n: t for n, t in tensors.items() if weight_map[n] == fname})
         files["model.safetensors.index.json"] = json.dumps({"metadata": {}, "weight_map": weight_map}).encode()
     return Repo(files, token=token, refs=refs)
 
@@ -316,3 +311,11 @@ def readme_env(home: Path, url: str) -> dict[str, str]:
     """The environment README examples run in: huggingface_hub pointed at the local Hub, a fresh HF_HOME."""
     return {"NO_COLOR": "1", "COLUMNS": "200", "PATH": "", "HF_ENDPOINT": url, "HF_HOME": str(home),
             "HF_HUB_DISABLE_TELEMETRY": "1"}
+
+
+def shard_plan(tensors: dict, shards: int) -> dict[str, str]:
+    """``save_pretrained``'s layout for ``shards`` files: tensor name -> ``model-0000k-of-0000n.safetensors``,
+    names sorted and split evenly (the shard index's ``weight_map``)."""
+    names = sorted(tensors)
+    per = -(-len(names) // shards)
+    return {n: f"model-{i // per + 1:05d}-of-{shards:05d}.safetensors" for i, n in enumerate(names)}

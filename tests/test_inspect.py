@@ -150,14 +150,11 @@ def build(folder: Path, head: str = "model", *, drop=(), add=None, prefix_off=Fa
     if not shards:
         safetensors_numpy.save_file(tensors, str(folder / "model.safetensors"))
         return folder
-    names = sorted(tensors)
-    per = -(-len(names) // shards)
-    weight_map = {}
-    for k in range(shards):
-        part = names[k * per : (k + 1) * per]
-        fname = f"model-{k + 1:05d}-of-{shards:05d}.safetensors"
-        safetensors_numpy.save_file({n: tensors[n] for n in part}, str(folder / fname))
-        weight_map.update(dict.fromkeys(part, fname))
+    from .hubserver import shard_plan
+
+    weight_map = shard_plan(tensors, shards)
+    for fname in dict.fromkeys(weight_map.values()):
+        safetensors_numpy.save_file({n: t for n, t in tensors.items() if weight_map[n] == fname}, str(folder / fname))
     (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
     return folder
 

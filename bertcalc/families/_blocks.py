@@ -37,11 +37,6 @@ def out_dim(part: Part) -> Dim:
     return Dim(d.size, short(d.symbol))
 
 
-def in_dim(part: Part) -> Dim:
-    d = part.tensors[0].dims[1]
-    return Dim(d.size, short(d.symbol))
-
-
 class Trace:
     """Records ops in the order the forward runs them, and labels for the no-grad forward's report."""
 
