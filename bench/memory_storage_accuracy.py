@@ -12,7 +12,7 @@ runs) would make it, holding weights, states and gradients and nothing more. The
 AdamW(foreach=False), whose step adds two parameter-sized temporaries; that raw ``peak_bytes`` is printed
 too (``raw``), not scored.
 
-    python bench/memory_storage_accuracy.py                    # tests/fixtures/memory/cpu_storage_fp32_eager.jsonl
+    python bench/memory_storage_accuracy.py        # every tests/fixtures/memory/cpu_storage_fp32_eager*.jsonl
     python bench/memory_storage_accuracy.py OUT.jsonl --worst 10
     python bench/memory_storage_accuracy.py --markdown > table.md
     python bench/memory_storage_accuracy.py --compact                # one row per config and head
@@ -28,13 +28,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "memory" / "cpu_storage_fp32_eager.jsonl"
+# Every committed record: the first sweep's file, and one file per later addition (cpu_storage_fp32_eager_<what>.jsonl)
+FIXTURES = sorted(FIXTURE.parent.glob("cpu_storage_fp32_eager*.jsonl"))
 MODES = {"train_fp32": "train", "infer_fp32": "infer"}
 MiB = 1 << 20
 
 
-def load(path: Path) -> tuple[dict, list[dict]]:
-    lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-    meta = lines[0].get("meta", {}) if lines and "meta" in lines[0] else {}
+def load(path: Path | list[Path]) -> tuple[dict, list[dict]]:
+    paths = path if isinstance(path, list) else [path]
+    lines = [json.loads(x) for p in paths for x in p.read_text().splitlines() if x.strip()]
+    meta = next((x["meta"] for x in lines if "meta" in x), {})
     return meta, [r for r in lines if "meta" not in r and "peak_bytes" in r]
 
 
@@ -72,7 +75,7 @@ def label(rec: dict) -> str:
     return rec["head"] + ("-nopooler" if nopooler else "")
 
 
-def evaluate(path: Path) -> tuple[dict, list[dict], dict]:
+def evaluate(path: Path | list[Path]) -> tuple[dict, list[dict], dict]:
     meta, records = load(path)
     rows = []
     for r in records:
@@ -154,14 +157,15 @@ def compact(rows: list[dict], summary: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("path", nargs="?", type=Path, default=FIXTURE)
+    ap.add_argument("path", nargs="*", type=Path, default=FIXTURES, help="JSONL files (default: every committed one)")
     ap.add_argument("--markdown", action="store_true", help="print the Markdown table")
     ap.add_argument("--compact", action="store_true", help="print one Markdown row per config and head")
     ap.add_argument("--worst", type=int, default=0, metavar="N", help="print only the N largest errors")
     ap.add_argument("--json", action="store_true", help="print the rows and the summary as JSON")
     args = ap.parse_args(argv)
-    if not args.path.is_file():
-        sys.exit(f"memory_storage_accuracy: no such file {args.path}")
+    for p in args.path:
+        if not p.is_file():
+            sys.exit(f"memory_storage_accuracy: no such file {p}")
     meta, rows, summary = evaluate(args.path)
     if args.json:
         print(json.dumps({"meta": meta, "rows": rows, "summary": summary}, indent=1))
