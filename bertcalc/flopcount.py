@@ -158,7 +158,7 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
     from .architecture import check_batch
     from .config import MAX_SIZE
     from .formula import short
-    from .program import Attention, Linear, size
+    from .program import Attention, Linear, Matmul, size
 
     d = cfg.dims
     if isinstance(batch, int) and batch > MAX_SIZE:
@@ -180,30 +180,40 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
                 precision = best_precision(spec)
     prog = arch.program
     ops = prog.all_ops()
-    linears = {id(op.part): op for op in ops if isinstance(op, Linear)}
-    attention = [op for op in (prog.encoder.ops if prog.encoder is not None else ()) if isinstance(op, Attention)]
+    linears: dict[int, list[Linear]] = {}  # a part may run on several inputs (DeBERTa's query_proj on rel too)
+    for op in ops:
+        if isinstance(op, Linear):
+            linears.setdefault(id(op.part), []).append(op)
+    enc_ops = prog.encoder.ops if prog.encoder is not None else ()
+    attention = [op for op in enc_ops if isinstance(op, Attention)]
+    matmuls = [op for op in enc_ops if isinstance(op, Matmul)]
     rows: list[FlopRow] = []
     for comp in arch.components:
         rep = comp.times_applied
         for p in comp.parts:
-            op = linears.get(id(p))
-            if op is None:
-                continue
-            out_d, in_d = p.tensors[0].dims
-            lead = op.x.dims[:-1]
-            tokens = 1
-            for dim in lead:
-                tokens *= size(dim, batch, seq)
-            scope = "·".join(dim.symbol or str(dim.size) for dim in lead)
-            formula = f"2 × {scope} × {short(in_d.symbol) or in_d.size} × {short(out_d.symbol) or out_d.size}"
-            rows.append(FlopRow(f"{comp.name}: {p.label}", comp.name, "linear", formula,
-                                2 * tokens * in_d.size * out_d.size, rep))
+            for n, op in enumerate(linears.get(id(p), ())):
+                out_d, in_d = p.tensors[0].dims[:2]
+                lead = op.x.dims[:-1]
+                tokens = 1
+                for dim in lead:
+                    tokens *= size(dim, batch, seq)
+                scope = "·".join(dim.symbol or str(dim.size) for dim in lead)
+                formula = f"2 × {scope} × {short(in_d.symbol) or in_d.size} × {short(out_d.symbol) or out_d.size}"
+                name = f"{comp.name}: {p.label}" + (f" ({op.x.name})" if n else "")
+                rows.append(FlopRow(name, comp.name, "linear", formula, 2 * tokens * in_d.size * out_d.size, rep))
         if prog.encoder is not None and comp.name == prog.encoder.component and attention:
             for what in ("Q·Kᵀ", "probs·V"):
                 op = attention[0]
                 one = 2 * batch * op.heads.size * seq * seq * op.head_dim.size
                 rows.append(FlopRow(f"{comp.name}: attention {what}", comp.name, "attention",
                                     "2 × B·A × S × S × H/A", one, rep * len(attention)))
+        if prog.encoder is not None and comp.name == prog.encoder.component:
+            for op in matmuls:  # 2 × (every output element) × the contracted width
+                k = op.a.dims[-1]
+                out_n = op.out.elements(batch, seq)
+                formula = f"2 × {'·'.join(d.symbol or str(d.size) for d in op.out.dims)} × {k.symbol or k.size}"
+                rows.append(FlopRow(f"{comp.name}: {op.out.description or op.out.name}", comp.name, "attention",
+                                    formula, 2 * out_n * size(k, batch, seq), rep))
     if gpu is not None:
         gname, spec = gpu_spec(gpu)
         key = PRECISION_PEAK[precision]
