@@ -33,7 +33,31 @@ from typing import Any, ClassVar, Literal
 from .config import ModelConfig
 from .errors import UsageError
 from .model import Architecture, ModelReport, Part, identify
-from .program import Act, Add, Dropout, First, Heads, Input, Linear, Lookup, Loss, Norm, Op, Program, Value
+from .program import (
+    Act,
+    Add,
+    Dropout,
+    First,
+    Gather,
+    Heads,
+    Input,
+    Linear,
+    Lookup,
+    Loss,
+    Make,
+    MaskFill,
+    Matmul,
+    Mul,
+    Norm,
+    Op,
+    Param,
+    Program,
+    Repeat,
+    Scale,
+    Softmax,
+    Value,
+    size,
+)
 from .program import Attention as AttentionOp
 
 Mode = Literal["train", "infer"]
@@ -141,8 +165,16 @@ def dtypes(p: Program, x: Ctx) -> dict[Value, int]:
                 dt[op.out] = 8
             elif isinstance(op, (Lookup, Norm)):
                 dt[op.out] = 4 if x.amp else x.a
-            elif isinstance(op, (Linear, AttentionOp)):
+            elif isinstance(op, (Linear, AttentionOp, Matmul)):
                 dt[op.out] = x.c
+            elif isinstance(op, Param):
+                dt[op.out] = x.wb
+            elif isinstance(op, Make):
+                dt[op.out] = op.nbytes
+            elif isinstance(op, Softmax):
+                dt[op.out] = 4 if x.amp else x.a
+            elif isinstance(op, (Scale, Gather, Repeat, MaskFill, Mul)):
+                dt[op.out] = of(op.x)
             elif isinstance(op, Add):
                 dt[op.out] = max(of(v) for v in op.xs)
             elif isinstance(op, (Dropout, Act, Heads, First)):
@@ -213,7 +245,10 @@ def saved_of(op: Op, x: Ctx, dt: dict[Value, int]) -> list[tuple[Key, int]]:
 
     def kept(v: Value) -> tuple[Key, int]:
         s = v.storage
-        return s, n(s) * dt[s]
+        return s, 0 if s.dtype == "param" else n(s) * dt[s]  # a parameter is counted in the weights
+
+    def elems(dims) -> int:
+        return math.prod(size(d, x.batch, x.seq) for d in dims)
 
     if isinstance(op, Linear):
         out: list[tuple[Key, int]] = []
@@ -253,6 +288,19 @@ def saved_of(op: Op, x: Ctx, dt: dict[Value, int]) -> list[tuple[Key, int]]:
             out.append(((op, "dropped"), bass * x.a))
         out.append(((op, "vc"), n(op.v) * c))
         return out
+    if isinstance(op, Matmul):  # bmm keeps both operands (its own bf16 casts under autocast)
+        return [((op, r), n(v) * 2) if x.amp and dt[v.storage] != 2 else kept(v)
+                for r, v in (("a", op.a), ("b", op.b))]
+    if isinstance(op, Scale):  # DivBackward keeps the 0-dim divisor
+        return [((op, "scalar"), 4)]
+    if isinstance(op, Gather):  # gather_backward keeps its input (for its size) and the int64 index
+        return [kept(op.x), kept(op.index)]
+    if isinstance(op, MaskFill):  # the one-byte mask
+        return [((op, "mask"), elems(op.mask))]
+    if isinstance(op, Softmax):
+        return [kept(op.out)]
+    if isinstance(op, Mul):
+        return [kept(op.factor)]
     if isinstance(op, Loss):
         if op.kind == "sum":
             return []
@@ -356,6 +404,7 @@ class Backward:
         self.grads: dict[Value, Any] = {}
         self.params: dict[int, Any] = {} if params is None else params  # id(part) -> its gradient's buffer
         self.via_linear: set[int] = set()
+        self.ran: set[int] = set()  # parts given their gradient in this pass
 
     # --------------------------------------------------------------------------------------- plumbing
 
@@ -381,8 +430,17 @@ class Backward:
         sim, amp = self.sim, self.x.amp
         first = self.first or id(part) not in self.shared
         half = sim.alloc(nbytes // 2) if amp else None
-        if first:
+        if id(part) in self.params and id(part) in self.ran:
+            # used twice in this pass (a layer's query_proj on the hidden states and on the relative table):
+            # autograd sums the two gradients out of place (the first is a transposed view), then frees both
+            tmp = sim.alloc(nbytes)
+            total = sim.alloc(nbytes)
+            sim.free(tmp)
+            sim.free(self.params[id(part)])
+            self.params[id(part)] = total
+        elif first:
             self.params[id(part)] = sim.alloc(nbytes)
+            self.ran.add(id(part))
         else:
             sim.free(sim.alloc(nbytes))
         if half is not None:
@@ -544,6 +602,26 @@ class Backward:
         self.deliver(op.k, gk)
         self.deliver(op.q, gq)
 
+    def _param(self, op: Param, g: Any) -> None:
+        self.params[id(op.part)] = g  # AccumulateGrad takes the incoming gradient as the parameter's
+
+    def _matmul(self, op: Matmul, g: Any) -> None:
+        sim, x = self.sim, self.x
+        ga = sim.alloc(self.n(op.a) * x.c)
+        gb = sim.alloc(self.n(op.b) * x.c)
+        sim.free(g)
+        self.release(op)
+        self.deliver(op.b, self._uncast(op.b, gb, 2))
+        self.deliver(op.a, self._uncast(op.a, ga, 2))
+
+    def _same_size(self, op: Op, g: Any) -> None:
+        """One gradient of the input's size: division, gather (scattered into zeros), repeat (summed),
+        masked_fill, softmax, a product with a constant."""
+        x = op.inputs[0]
+        self._grad_in(op, g, x, self.n(x) * self.dt[x.storage])
+
+    _scale = _gather = _repeat = _maskfill = _softmax = _mul = _same_size
+
     def _release_one(self, op: Op, tag: str) -> None:
         keys = self.saved.get(op, [])
         if (op, tag) in keys:
@@ -620,15 +698,32 @@ class TrainingPeak:
         return self.peak - self.steady - self.saved
 
 
-def _layer_run(arch: Architecture, p: Program, x: Ctx, dt: dict[Value, int], first: bool) -> tuple[int, int, int]:
+def shared_inputs(p: Program) -> list[Value]:
+    """Values the layer template reads that are made before it, besides its input: a table every layer uses
+    (DeBERTa's normalised relative embeddings). Each receives one gradient over all applications."""
+    enc = p.encoder
+    if enc is None:
+        return []
+    made = {op.out for op in enc.ops}
+    return list(dict.fromkeys(v for op in enc.ops for v in op.inputs
+                              if v not in made and v is not enc.inp and v.dtype != "int64"))
+
+
+def _layer_run(arch: Architecture, p: Program, x: Ctx, dt: dict[Value, int], first: bool,
+               accumulate: bool = False) -> tuple[int, int, int]:
     """One application of the layer template: (peak rise, net change, saved bytes left), measured from its
     start with its saved tensors and the incoming gradient live. With gradient checkpointing, only the layer's
-    input was kept; the forward runs again first, saving as usual (the input itself is that same storage)."""
+    input was kept; the forward runs again first, saving as usual (the input itself is that same storage).
+    ``accumulate``: the gradients of the shared inputs exist already (a later application adds into them)."""
     enc = p.encoder
     assert enc is not None
     sim = Sim()
     ops = enc.ops
     saved = saved_set(ops, x, dt)
+    once = {v.storage for v in shared_inputs(p)} & saved.keys()
+    for k in once:  # a shared input kept by the layer (the relative table without dropout): counted once, outside
+        del saved[k]
+        sim.bufs[k] = [0, 0]
     g = sim.alloc(x.n(enc.out) * dt[enc.out])
     start = sim.live
     if x.gc:  # the checkpointed input is already counted (L × the inputs): carry it, and do not count it twice
@@ -651,6 +746,9 @@ def _layer_run(arch: Architecture, p: Program, x: Ctx, dt: dict[Value, int], fir
     bw = Backward(sim, x, dt, savers, owners=owners_of(arch), shared=shared if enc.groups < enc.times else frozenset(),
                   first=first)
     bw.grads[enc.out] = g
+    if accumulate:
+        for v in shared_inputs(p):
+            bw.grads[v] = ("held", v)  # counted in an earlier application: this one's is added and freed
     bw.run(ops)
     if x.gc and sim.has(enc.inp.storage):
         sim.free(enc.inp.storage)
@@ -699,12 +797,14 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
     head_ops = (*p.tail, *p.head)
     head_saved = saved_set(head_ops, x, dt)
     layer_saved = saved_set(enc.ops, x, dt) if enc is not None else {}
+    once = {v.storage for v in shared_inputs(p)} & layer_saved.keys()  # kept by every layer, stored once
+    once_bytes = saved_bytes({k: layer_saved.pop(k) for k in once}) if times else 0
     if o.grad_checkpointing and enc is not None:
         per_app = alloc(x.n(enc.inp) * dt[enc.inp])
     else:
         per_app = saved_bytes(layer_saved)
     casts = 0 if o.grad_checkpointing else weight_casts(arch, p, x)
-    saved = saved_bytes(emb_saved) + times * per_app + saved_bytes(head_saved) + casts
+    saved = saved_bytes(emb_saved) + times * per_app + saved_bytes(head_saved) + casts + once_bytes
     owners = owners_of(arch)
     # the backward: loss, head and pooler
     sim = Sim(steady + saved)
@@ -717,11 +817,16 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
     live = sim.live
     # the layers, last applied first; each application frees its saved set and adds its gradients once
     best = live
+    shared = shared_inputs(p)
     if times:
         rise1, net1, l1 = _layer_run(arch, p, x, dt, True)
         rise2, net2, _ = _layer_run(arch, p, x, dt, False) if enc.groups < times else (rise1, net1, l1)
         left += l1
-        if enc.groups >= times:  # one application per parameter set: closed form
+        if enc.groups >= times and shared:  # the first application (the last layer) makes the shared gradients
+            riseb, netb, _ = _layer_run(arch, p, x, dt, True, accumulate=True)
+            best = live + max(rise1, net1 + max(0, (times - 2) * netb) + riseb if times > 1 else 0)
+            live += net1 + (times - 1) * netb
+        elif enc.groups >= times:  # one application per parameter set: closed form
             best = live + max(0, (times - 1) * net1) + rise1
             live += times * net1
         else:
@@ -734,6 +839,7 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
                 best = max(best, live + top, live + (count - 1) * step + top)
                 live += count * step
         live -= casts  # the bf16 weight copies go with the last backward that used them
+        live -= once_bytes  # and what every layer kept of a shared input, with the first layer's
     # the embeddings
     emb = Sim(live)
     _register(emb, emb_saved)
@@ -745,11 +851,18 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
     if hidden_grad is not None or times:
         emb.bufs["incoming"] = [alloc(incoming), 1]  # the gradient of the encoder's input, counted in `live`
         ebw.grads[p.embedded] = "incoming"
+    for v in shared if times else ():  # the shared inputs' gradients, summed over the layers, counted in `live`
+        emb.bufs[("shared", v)] = [alloc(x.n(v) * dt[v.storage]), 1]
+        ebw.grads[v] = ("shared", v)
     ebw.run(p.embeddings)
     left += sum(emb.bufs[k][0] for k in emb_saved if emb.has(k))
-    peak = max(head_peak, best, emb.peak, steady + grads_total)
+    # the end of the forward: everything saved, and what the base model holds that nothing saves (its masks)
+    made = {op.out.storage for op in p.embeddings if isinstance(op, Make) and op.out.until == "base"}
+    forward_end = steady + saved + sum(alloc(x.n(v) * dt[v]) for v in made
+                                       if v not in emb_saved and v not in layer_saved and v not in head_saved)
+    peak = max(head_peak, best, emb.peak, steady + grads_total, forward_end)
     where = max((head_peak, "loss and head backward"), (best, "encoder backward"), (emb.peak, "embeddings backward"),
-                (steady + grads_total, "optimizer step"))[1]
+                (steady + grads_total, "optimizer step"), (forward_end, "end of the forward"))[1]
     return TrainingPeak(weights, opt, grads_total, steady, saved, per_app, saved_bytes(emb_saved),
                         saved_bytes(head_saved), casts, times, peak, where, emb.live, left)
 
@@ -799,6 +912,7 @@ class Forward:
         k = self.key(v)
         if k not in self.store:
             n = alloc(self.x.n(k) * self.dt[k]) if nbytes is None else nbytes
+            n = 0 if k.dtype == "param" else n  # a parameter used as an activation: counted in the weights
             self.store[k] = [n, 0]
             self.live += n
         self.store[k][1] += 1
@@ -921,12 +1035,21 @@ def inference_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> Inferenc
         f.produce(enc.inp)
         if p.embedded.until is None and p.embedded is not p.hidden:
             f.release(p.embedded)
+        keep = frozenset(shared_inputs(p))  # made before the encoder, held by it
         for i, layer in enumerate(enc.layers):  # the template's input is held for all its inner layers
-            f.run(layer.ops, layer.moments, frozenset({layer.inp, layer.out, enc.inp}))
+            f.run(layer.ops, layer.moments, frozenset({layer.inp, layer.out, enc.inp}) | keep)
             if i:
                 f.release(layer.inp)
         f.release(enc.inp)
         f.alias[p.hidden] = f.key(enc.out)
+        if enc.out.until == "base" and enc.times > 2:
+            # every layer's output is held to the end of the base model (all_hidden_states): the last layer
+            # runs beside the outputs of all but the one before it (its input)
+            more = (enc.times - 2) * alloc(x.n(enc.out) * dt[enc.out])
+            for label in {lab for layer in enc.layers for lab in layer.moments.values()}:
+                if label in f.best:
+                    b, names = f.best[label]
+                    f.best[label] = (b + more, [*names, f"{enc.times - 2} earlier layer outputs"])
     if p.embedded.until == "base" and p.embedded is not p.hidden:
         f.held.append(p.embedded)
     rest = (*p.tail, *p.head)

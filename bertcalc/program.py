@@ -238,11 +238,14 @@ class Scale(Unary):
 
 @dataclass(frozen=True, eq=False)
 class Gather(Unary):
-    """``torch.gather`` along the last dimension, with an int64 index of dims ``index`` that the op's module
-    makes from the positions (not a value of the graph): saves the index; the backward scatters the gradient
-    into zeros of ``x``'s size."""
+    """``torch.gather(x, -1, index)`` with an integer ``index`` value (made by a :class:`Make`): saves its input
+    and the index; the backward scatters the gradient into zeros of ``x``'s size."""
 
-    index: tuple[Dim, ...] = field(kw_only=True)
+    index: Value = field(kw_only=True)
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        return (self.x, self.index)
 
 
 @dataclass(frozen=True, eq=False)
@@ -265,11 +268,14 @@ class Softmax(Unary):
 
 @dataclass(frozen=True, eq=False)
 class Mul(Unary):
-    """``x * f`` with a non-differentiated factor of dims ``factor`` (a padding mask [B, S, 1]) made before the
-    op: a new tensor; saves the factor (``nbytes`` per element)."""
+    """``x * factor`` with a non-differentiated ``factor`` (a padding mask [B, S, 1], made by a :class:`Make`):
+    a new tensor; saves the factor."""
 
-    factor: tuple[Dim, ...] = field(kw_only=True)
-    nbytes: int = field(default=4, kw_only=True)
+    factor: Value = field(kw_only=True)
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        return (self.x, self.factor)
 
 
 LossKind = Literal["vocab", "classes", "spans", "binary", "sum"]

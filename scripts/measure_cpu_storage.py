@@ -224,18 +224,21 @@ torch.nn.functional.dropout = _cuda_like_dropout
 
 FAMILY = {"bert": ("BertConfig", "Bert"), "roberta": ("RobertaConfig", "Roberta"),
           "distilbert": ("DistilBertConfig", "DistilBert"), "albert": ("AlbertConfig", "Albert"),
-          "electra": ("ElectraConfig", "Electra")}
+          "electra": ("ElectraConfig", "Electra"), "deberta_v2": ("DebertaV2Config", "DebertaV2")}
 HEAD_CLASS = {"model": "Model", "mlm": "ForMaskedLM", "pretraining": "ForPreTraining",
               "seq-cls": "ForSequenceClassification", "token-cls": "ForTokenClassification",
-              "qa": "ForQuestionAnswering"}
+              "qa": "ForQuestionAnswering", "multiple-choice": "ForMultipleChoice"}
 HEADS = {"bert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
          "roberta": ("model", "mlm", "seq-cls", "token-cls", "qa"),
          "distilbert": ("model", "mlm", "seq-cls", "token-cls", "qa"),
          "albert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
-         "electra": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa")}
+         "electra": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
+         "deberta_v2": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice")}
 NOPOOLER = ("bert", "roberta", "albert")  # families whose bare model takes add_pooling_layer
 
 SHAPES = [(4, 64), (2, 200)]
+FAMILY_SHAPES = {"deberta_v2": [(4, 64), (2, 100)]}  # S² and S·2·span terms: a smaller sweep
+CHOICES = 2  # multiple choice: input_ids [B, CHOICES, S]; the record's batch is the flattened B·CHOICES
 QUICK_SHAPES = [(2, 64)]
 
 SWEEP: dict[str, tuple[str, dict[str, Any]]] = {  # name: (family, HF config kwargs)
@@ -268,6 +271,24 @@ SWEEP: dict[str, tuple[str, dict[str, Any]]] = {  # name: (family, HF config kwa
                                       num_attention_heads=4, intermediate_size=1024)),
     "electra-odd": ("electra", dict(num_hidden_layers=3, hidden_size=150, embedding_size=150, num_attention_heads=5,
                                     intermediate_size=400, vocab_size=3001)),
+    # DeBERTa-v3's layout (shared keys, both terms, bucketed relative table, no absolute positions), small
+    "deberta-small": ("deberta_v2", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2,
+                                         intermediate_size=512, vocab_size=5000, relative_attention=True,
+                                         position_buckets=32, norm_rel_ebd="layer_norm", share_att_key=True,
+                                         pos_att_type="p2c|c2p", position_biased_input=False, type_vocab_size=0)),
+    # odd: H 150 over 5 heads, own pos_key_proj/pos_query_proj, unbucketed span, absolute positions and token
+    # types, no relative LayerNorm, embedding_size != H (embed_proj)
+    "deberta-odd": ("deberta_v2", dict(num_hidden_layers=3, hidden_size=150, num_attention_heads=5,
+                                       intermediate_size=400, vocab_size=3001, relative_attention=True,
+                                       max_relative_positions=24, share_att_key=False, pos_att_type=["c2p", "p2c"],
+                                       position_biased_input=True, type_vocab_size=2, max_position_embeddings=128,
+                                       embedding_size=96)),
+    # c2p only, no dropout anywhere
+    "deberta-c2p-p0": ("deberta_v2", dict(num_hidden_layers=2, hidden_size=96, num_attention_heads=3,
+                                          intermediate_size=200, vocab_size=1000, relative_attention=True,
+                                          position_buckets=16, norm_rel_ebd="layer_norm", share_att_key=True,
+                                          pos_att_type="c2p", position_biased_input=False, type_vocab_size=0,
+                                          hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)),
 }
 
 
@@ -282,6 +303,8 @@ def build_model(family: str, head: str, cfg_kw: dict, pooler: bool = True):
 def make_inputs(family: str, head: str, cfg, batch: int, seq: int) -> tuple[torch.Tensor, dict]:
     """input_ids in [1, vocab), and the labels that make the HF class compute its own loss."""
     ids = torch.randint(1, cfg.vocab_size, (batch, seq))
+    if head == "multiple-choice":
+        return ids.view(batch // CHOICES, CHOICES, seq), {"labels": torch.randint(0, CHOICES, (batch // CHOICES,))}
     if head == "mlm":
         labels = {"labels": torch.randint(0, cfg.vocab_size, (batch, seq))}
     elif head == "pretraining" and family == "bert":
@@ -323,6 +346,8 @@ def one(name: str, family: str, cfg_kw: dict, head: str, mode: str, batch: int, 
     rec: dict[str, Any] = dict(config=name, family=family, head=head, mode=mode, attn="eager", batch=batch, seq=seq,
                                hf_config={**cfg_kw, "num_labels": 2}, pooler=has_pooler, device="cpu",
                                method="storage")
+    if head == "multiple-choice":
+        rec["choices"] = CHOICES
     rec["params"] = sum(p.numel() for p in model.parameters())
     params = _unique(model.parameters())
     buffers = _unique(model.buffers())
@@ -446,12 +471,12 @@ def selftest() -> int:
 
 
 def cases(only: str | None, quick: bool):
-    shapes = QUICK_SHAPES if quick else SHAPES
     for name, (family, cfg) in SWEEP.items():
         if only and family != only:
             continue
         if quick and not name.endswith(("-small", "-groups")):
             continue
+        shapes = QUICK_SHAPES if quick else FAMILY_SHAPES.get(family, SHAPES)
         for head in HEADS[family]:
             variants = [True, False] if head == "model" and family in NOPOOLER else [True]
             for pooler in variants:

@@ -26,8 +26,9 @@ def _config(fx: dict):
 
 def test_fixtures_present() -> None:
     assert len(FIXTURES) >= 100, "run scripts/make_hf_fixtures.py"
-    assert {f["family"] for f in FIXTURES} == {"bert", "roberta", "distilbert", "albert", "electra"}
-    assert {f["head"] for f in FIXTURES} == {"model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"}
+    assert {f["family"] for f in FIXTURES} == {"bert", "roberta", "distilbert", "albert", "electra", "deberta_v2"}
+    assert {f["head"] for f in FIXTURES} == {"model", "mlm", "pretraining", "seq-cls", "token-cls", "qa",
+                                             "multiple-choice"}
 
 
 @pytest.mark.parametrize("fx", FIXTURES, ids=IDS)

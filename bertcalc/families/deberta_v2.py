@@ -284,7 +284,7 @@ def _attention(t, x: Value, parts: dict[str, Part], rel: Value | None, cfg: Debe
     ends in ``.contiguous()``), ``Q · (Kᵀ/scale)``, the relative terms (the table projected by this layer's
     weights, repeated over the batch, multiplied with Q or K, gathered by relative distance and scaled), the
     masked softmax, dropout, ``probs · V``, merged back. Returns the context [B, S, H]."""
-    from ..program import Add, B, Gather, Heads, MaskFill, Matmul, Repeat, S, Scale, Softmax, Value
+    from ..program import Add, B, Gather, Heads, Make, MaskFill, Matmul, Repeat, S, Scale, Softmax, Value
 
     H = Dim(cfg.hidden_size, "H")
     A, hd = Dim(cfg.num_attention_heads, "A"), Dim(cfg.hidden_size // cfg.num_attention_heads, "H/A")
@@ -314,20 +314,26 @@ def _attention(t, x: Value, parts: dict[str, Part], rel: Value | None, cfg: Debe
             proj[role[-1]] = t.emit(Repeat(Value(f"{y.name}.batch", (B, A, R, hd), "repeated over the batch",
                                                  listed=False), x=y))
         score = None
+        local = list(proj.values())  # locals of disentangled_attention_bias, until it returns
         for term in TERMS:
             if term not in terms:
                 continue
             a, pos = (qh, proj["k"]) if term == "c2p" else (kh, proj["q"])
             m = t.emit(Matmul(Value(f"{mod}.{term}", (B, A, S, R), f"{term}: {'Q' if term == 'c2p' else 'K'} · "
                                     "projected relative embeddingsᵀ"), a=a, b=pos, transpose_b=True))
+            idx = t.emit(Make(Value(f"{mod}.{term}_pos", (Dim(1), S, S), f"{term} index: clamp(±relative_pos "
+                                    "+ span, 0, 2·span - 1)", listed=False), nbytes=8))
             g = t.emit(Gather(Value(f"{mod}.{term}.gathered", (B, A, S, S), f"{term} gathered by relative "
-                                    "distance", listed=False), x=m, index=(S, S)))
+                                    "distance", listed=False), x=m, index=idx))
             s_ = t.emit(Scale(Value(f"{mod}.{term}.scaled", (B, A, S, S), listed=False), x=g))
+            local += [idx, g]
             if score is None:  # score = 0; score += ...: a new tensor (0 + x)
                 score = t.add(s_, name=f"{mod}.rel_att")
             else:  # then in place
                 score = t.emit(Add(Value(f"{mod}.rel_att", (B, A, S, S), listed=False, view_of=score.storage),
                                    xs=(score, s_)))
+        for val in local:
+            val.until = score if score is not None else None
         if score is None:  # no terms: rel_att is the integer 0
             scores = t.add(scores, name=f"{mod}.scores.plus_rel")
         else:
@@ -367,6 +373,7 @@ def _layer(t, x: Value, parts: dict[str, Part], rel: Value | None, cfg: DebertaV
     y = t.norm(parts["ffn_norm"], t.add(f, h, name=f"{parts['ffn_out'].module}.residual"),
                "layer output: LayerNorm(ffn + residual)")
     a.until = h.until = y
+    y.until = "base"  # DebertaV2Model asks the encoder for all_hidden_states: every layer's output is held
     return y
 
 
@@ -405,10 +412,10 @@ def forward(cfg: DebertaV2Config, comps: list[Component], head: str):
     if "emb_project" in e:
         s = t.linear(e["emb_project"], s, "embedding width -> hidden width")
     h = t.norm(e["emb_norm"], s, "LayerNorm of the embeddings")
-    for v in (*looks, *((zeros,) if zeros is not None else ())):
-        v.until = h
     h = t.emit(Mul(Value(f"{e['emb_norm'].module.rsplit('.', 1)[0]}.masked", h.dims, "times the attention mask",
-                         listed=False), x=h, factor=(B, S, Dim(1))))
+                         listed=False), x=h, factor=mask))
+    for v in (*looks, *((zeros,) if zeros is not None else ())):  # locals of the embeddings' forward
+        v.until = h
     embedded = t.dropout(h, p_h)
     embedded.until = "base"  # embedding_output, held by DebertaV2Model.forward
     rel = None
