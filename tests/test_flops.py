@@ -66,7 +66,7 @@ def _train_cases() -> list:
 
     # DeBERTa-v2 (every head's loss reaches all its matmuls); its ConvLayer is not modelled
     return [f for f in hf_fixtures() if f["family"] == "deberta_v2" and not f["config"].get("conv_kernel_size")
-            and not f["preset"] in ("deberta-v3-large", "deberta-v3-base")]
+            and f["preset"] not in ("deberta-v3-large", "deberta-v3-base")]
 
 
 @pytest.mark.parametrize("fx", _train_cases(), ids=lambda f: f["case"])
@@ -74,7 +74,6 @@ def test_training_step_flops_equal_flop_counter_mode(fx: dict) -> None:
     """A training step (forward, loss of the logits' sum, backward) at batch 2, sequence 64, against
     FlopCounterMode on the HF model built from the fixture's config."""
     _torch()
-    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from bertcalc.config import config_class

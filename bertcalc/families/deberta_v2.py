@@ -21,7 +21,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import Field, field_validator
 
@@ -30,6 +30,9 @@ from ..errors import UsageError
 from ..model import Architecture, Buffer, Component, Dim, Part, TensorSpec
 from ._heads import HEAD_CLASSES, check_head, qa_head, token_classifier, unused
 from ._parts import embedding, layernorm, linear, lone_bias
+
+if TYPE_CHECKING:
+    from ..program import Value
 
 HEADS = ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice")
 HF_CONFIG = "DebertaV2Config"  # transformers' config class
@@ -354,8 +357,6 @@ def _attention(t, x: Value, parts: dict[str, Part], rel: Value | None, cfg: Debe
 def _layer(t, x: Value, parts: dict[str, Part], rel: Value | None, cfg: DebertaV2Config) -> Value:
     """DebertaV2Layer: attention, SelfOutput (dense, dropout, LayerNorm of the residual), Intermediate,
     Output (dense, dropout, LayerNorm of the residual)."""
-    from ..program import Value  # noqa: F401
-
     p = cfg.hidden_dropout_prob
     mod = parts["q"].module.rsplit(".", 1)[0]
     t.moment("attention scores")
