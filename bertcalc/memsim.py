@@ -856,15 +856,76 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
         ebw.grads[v] = ("shared", v)
     ebw.run(p.embeddings)
     left += sum(emb.bufs[k][0] for k in emb_saved if emb.has(k))
-    # the end of the forward: everything saved, and what the base model holds that nothing saves (its masks)
-    made = {op.out.storage for op in p.embeddings if isinstance(op, Make) and op.out.until == "base"}
-    forward_end = steady + saved + sum(alloc(x.n(v) * dt[v]) for v in made
-                                       if v not in emb_saved and v not in layer_saved and v not in head_saved)
+    forward_end = _forward_top(p, x, dt, steady + saved_bytes(emb_saved) + max(0, times - 1) * per_app + once_bytes,
+                               {**emb_saved, **layer_saved, **head_saved, **dict.fromkeys(once, 0)}, shared) \
+        if not o.grad_checkpointing \
+        else 0
     peak = max(head_peak, best, emb.peak, steady + grads_total, forward_end)
     where = max((head_peak, "loss and head backward"), (best, "encoder backward"), (emb.peak, "embeddings backward"),
-                (steady + grads_total, "optimizer step"), (forward_end, "end of the forward"))[1]
+                (steady + grads_total, "optimizer step"), (forward_end, "forward, last layer and head"))[1]
     return TrainingPeak(weights, opt, grads_total, steady, saved, per_app, saved_bytes(emb_saved),
                         saved_bytes(head_saved), casts, times, peak, where, emb.live, left)
+
+
+def _forward_top(p: Program, x: Ctx, dt: dict[Value, int], start: int, saved: dict[Key, int],
+                 shared: list[Value]) -> int:
+    """The training forward's highest point in its last layer and the head: ``start`` (the model states, the
+    embeddings' and the earlier layers' saved tensors) plus what the base model holds that nothing saves (its
+    masks and shared tables), then op by op: each output and each tensor an op saves is allocated; a value is
+    freed after its last use unless it is saved or Python still holds it (``until``). A lower bound: an op's
+    own temporaries are not counted."""
+    if p.encoder is None or not p.encoder.times:
+        return 0
+    live = start
+    held = {op.out.storage for op in p.embeddings if op.out.until == "base" and not isinstance(op, Input)}
+    held |= {v.storage for v in shared}
+    held.discard(p.embedded.storage)  # the first layer's input: counted with the layers' saved tensors
+    base_only = sum(alloc(x.n(v) * dt[v]) for v in held if v not in saved and v.dtype != "param")
+    live += base_only
+    ops = (*p.encoder.ops, *p.tail, *p.head)
+    base_end = len(p.encoder.ops) + len(p.tail)  # the base model returns: what only it held is freed
+    uses: dict[Value, int] = {}
+    for op in ops:
+        for v in op.inputs:
+            uses[v.storage] = uses.get(v.storage, 0) + 1
+    inp = p.encoder.inp.storage
+    store = {inp: alloc(x.n(inp) * dt[inp])}
+    live += store[inp]
+    top = live
+    waiting: dict[Value, list[Value]] = {}
+
+    def drop(v: Value) -> None:
+        if v in store and v not in saved and v.until is None:
+            live_minus = store.pop(v)
+            nonlocal live
+            live -= live_minus
+        elif v in store and isinstance(v.until, Value) and v not in saved:
+            waiting.setdefault(v.until, []).append(v)
+
+    for i, op in enumerate(ops):
+        if i == base_end:
+            live -= base_only
+        if isinstance(op, Input):
+            continue
+        out = op.out.storage
+        if out not in store and out not in held and out.dtype != "param" and op.out.dims:
+            store[out] = alloc(x.n(out) * dt[out])
+            live += store[out]
+        for k, n in saved_of(op, x, dt):
+            if not isinstance(k, Value) and k not in store:
+                store[k] = alloc(n)
+                live += store[k]
+        top = max(top, live)
+        for v in waiting.pop(op.out, []):
+            if v in store:
+                live -= store.pop(v)
+        for v in {v.storage for v in op.inputs}:
+            uses[v] -= 1
+            if uses[v] == 0:
+                drop(v)
+        if uses.get(out, 0) == 0:
+            drop(out)
+    return top
 
 
 # ---------------------------------------------------------------------------------------------- inference

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..config import MAX_SIZE, Count, Dims, Eps, ModelConfig, Prob, Size
 from ..errors import UsageError
@@ -124,12 +124,19 @@ class DebertaV2Config(ModelConfig):
 
     def fields(self) -> dict[str, Any]:
         """HF's field names; ``embedding_size`` only when set (its modules read ``getattr(config,
-        "embedding_size", hidden_size)``, which a None would defeat), ``pos_att_type`` as a list."""
+        "embedding_size", hidden_size)``, which a None would defeat), ``pos_att_type`` as a list (None when empty, as HF's default)."""
         out = super().fields()
         if out.get("embedding_size") is None:
             out.pop("embedding_size", None)
-        out["pos_att_type"] = list(out["pos_att_type"])
+        out["pos_att_type"] = list(out["pos_att_type"]) or None  # HF's default: None
         return out
+
+    @model_validator(mode="after")
+    def _conv_groups_divide_hidden(self) -> DebertaV2Config:
+        if self.conv_kernel_size > 0 and self.hidden_size % self.conv_groups:
+            raise ValueError(f"conv_groups {self.conv_groups} does not divide hidden_size {self.hidden_size} "
+                             "(nn.Conv1d refuses it); use a conv_groups that divides it")
+        return self
 
     @property
     def span(self) -> int:
@@ -231,9 +238,6 @@ def components(cfg: DebertaV2Config, head: str, prefix: str) -> list[Component]:
         enc.append(layernorm("LayerNorm", f"{prefix}encoder.LayerNorm", H, "normalises rel_embeddings once",
                              role="rel_norm"))
     if cfg.conv_kernel_size > 0:
-        if cfg.hidden_size % cfg.conv_groups:
-            raise UsageError(f"conv_groups {cfg.conv_groups} does not divide hidden_size {cfg.hidden_size} "
-                             "(Conv1d refuses it)", param="conv_groups")
         enc.append(_conv("conv", f"{prefix}encoder.conv.conv", H, cfg.conv_groups, cfg.conv_kernel_size))
         enc.append(layernorm("conv LayerNorm", f"{prefix}encoder.conv.LayerNorm", H, "after the ConvLayer's "
                              "residual", role="conv_norm"))
@@ -373,7 +377,8 @@ def _layer(t, x: Value, parts: dict[str, Part], rel: Value | None, cfg: DebertaV
     f = t.dropout(t.linear(parts["ffn_out"], a, "FFN down-projection"), p)
     y = t.norm(parts["ffn_norm"], t.add(f, h, name=f"{parts['ffn_out'].module}.residual"),
                "layer output: LayerNorm(ffn + residual)")
-    a.until = h.until = y
+    a.until = h.until = f.until = y  # the FFN's locals (hidden_states is held through the LayerNorm call)
+    o.until = h
     y.until = "base"  # DebertaV2Model asks the encoder for all_hidden_states: every layer's output is held
     return y
 
@@ -388,7 +393,7 @@ def forward(cfg: DebertaV2Config, comps: list[Component], head: str):
     if cfg.conv_kernel_size > 0:
         raise UsageError("conv_kernel_size > 0 (DeBERTa-v2-xlarge's ConvLayer) is counted in parameters and "
                          "shapes, but its FLOPs and memory are not modelled; set conv_kernel_size: 0 to see the "
-                         "rest", param="conv_kernel_size")
+                         "rest")
     c = {x.name: x for x in comps}
     e = blocks.by_role(c["embeddings"].parts)
     p_h = cfg.hidden_dropout_prob
@@ -427,7 +432,8 @@ def forward(cfg: DebertaV2Config, comps: list[Component], head: str):
     if cfg.relative_attention:
         t.emit(Make(Value("encoder.relative_pos", (Dim(1), S, S), "relative positions (bucketed)", dtype="float",
                           listed=False, until="base"), nbytes=8))
-        rel = t.emit(Param(Value(r["rel"].module, r["rel"].tensors[0].dims, "the relative embedding table",
+        rows = (Dim(2 * cfg.span, "R"), Dim(cfg.hidden_size, "H"))
+        rel = t.emit(Param(Value(r["rel"].module, rows, "the relative embedding table",
                                  dtype="param", listed=False), part=r["rel"]))
         if "rel_norm" in r:
             rel = t.norm(r["rel_norm"], rel, "LayerNorm of the relative embeddings (once, for every layer)")
