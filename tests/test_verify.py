@@ -6,10 +6,9 @@ These build HF models on the meta device, so they need torch and transformers (t
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings

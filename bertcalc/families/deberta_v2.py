@@ -124,7 +124,8 @@ class DebertaV2Config(ModelConfig):
 
     def fields(self) -> dict[str, Any]:
         """HF's field names; ``embedding_size`` only when set (its modules read ``getattr(config,
-        "embedding_size", hidden_size)``, which a None would defeat), ``pos_att_type`` as a list (None when empty, as HF's default)."""
+        "embedding_size", hidden_size)``, which a None would defeat), ``pos_att_type`` as a list (None when
+        empty, as HF's default)."""
         out = super().fields()
         if out.get("embedding_size") is None:
             out.pop("embedding_size", None)
