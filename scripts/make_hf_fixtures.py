@@ -140,6 +140,8 @@ def cases() -> list[dict]:
     add("roberta-odd-model-nopooler", "roberta", "model", FAMILY_ODD["roberta-odd"][1], pooler=False)
     add("deberta-odd-mlm-nolegacy", "deberta_v2", "mlm", {**FAMILY_ODD["deberta-odd"][1], "legacy": False})
     add("deberta-odd-v2-c2p-only", "deberta_v2", "model", {**FAMILY_ODD["deberta-odd-v2"][1], "pos_att_type": "c2p"})
+    # shared keys with c2p only: query_proj still projects the table, into a branch no loss reaches
+    add("deberta-odd-c2p-only", "deberta_v2", "model", {**FAMILY_ODD["deberta-odd"][1], "pos_att_type": "c2p"})
     add("deberta-odd-norelative", "deberta_v2", "seq-cls",
         {**FAMILY_ODD["deberta-odd"][1], "relative_attention": False})
     add("albert-odd-groups-model-nopooler", "albert", "model", FAMILY_ODD["albert-odd-groups"][1], pooler=False)

@@ -66,7 +66,7 @@ def _train_cases() -> list:
 
     # DeBERTa-v2 (every head's loss reaches all its matmuls); its ConvLayer is not modelled
     return [f for f in hf_fixtures() if f["family"] == "deberta_v2" and not f["config"].get("conv_kernel_size")
-            and f["preset"] not in ("deberta-v3-large", "deberta-v3-base")]
+            and f["preset"] in (None, "deberta-v3-xsmall")]
 
 
 @pytest.mark.parametrize("fx", _train_cases(), ids=lambda f: f["case"])

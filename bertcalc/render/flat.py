@@ -129,7 +129,7 @@ def _flops(r: Any) -> tuple[list[str], list[Row]]:
     headers = ["component", "matmul", "formula", "flops", "repeat", "total_flops"]
     rows: list[Row] = [[x.component, x.name, x.formula, x.flops, x.repeat, x.total] for x in r.rows]
     rows.append(["forward", "", "", "", "", r.forward_flops])
-    rows.append(["training", "", "3 × forward", "", "", r.training_flops])
+    rows.append(["training", "", r.training_rule, "", "", r.training_flops])
     return headers, rows
 
 

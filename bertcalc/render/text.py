@@ -686,7 +686,8 @@ def flops_view(r: Any) -> RenderableType:
         t.add_section()
         t.add_row(*cells(Text("forward", style="bold"), "", "", "", Text(f"{r.forward_flops:,}", style="bold green"),
                          Text(flop_units(r.forward_flops), style="bold green"), "100.0%"))
-        t.add_row(*cells(Text("training step (3 × forward)", style="bold"), Text("backward = 2 × forward", style="dim"),
+        t.add_row(*cells(Text(f"training step ({r.training_rule})", style="bold"),
+                         Text("backward = 2 × forward", style="dim"),
                          "", "", f"{r.training_flops:,}", flop_units(r.training_flops), ""))
         return t
 
