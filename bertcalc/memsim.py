@@ -893,14 +893,22 @@ def _forward_top(p: Program, x: Ctx, dt: dict[Value, int], start: int, saved: di
     live += store[inp]
     top = live
     waiting: dict[Value, list[Value]] = {}
+    # ``until`` marks HF's locals, written for the no-grad forward, where dropout is its input itself. In
+    # training dropout makes a new tensor and the local is rebound to it (h = dropout(dense(h))): the hold
+    # passes to dropout's output, and dropout's input goes after its last use.
+    until: dict[Value, Any] = {}
+    for op in ops:
+        if isinstance(op, Dropout) and op.x.until is not None:
+            until[op.x.storage] = None
+            until.setdefault(op.out.storage, op.x.until)
 
     def drop(v: Value) -> None:
-        if v in store and v not in saved and v.until is None:
-            live_minus = store.pop(v)
-            nonlocal live
-            live -= live_minus
-        elif v in store and isinstance(v.until, Value) and v not in saved:
-            waiting.setdefault(v.until, []).append(v)
+        nonlocal live
+        hold = until.get(v, v.until)
+        if v in store and v not in saved and hold is None:
+            live -= store.pop(v)
+        elif v in store and isinstance(hold, Value) and v not in saved:
+            waiting.setdefault(hold, []).append(v)
 
     for i, op in enumerate(ops):
         if i == base_end:
