@@ -366,10 +366,15 @@ def memory(
     gpu: str | None = None,
     zero: int | None = None,
     gpus: int = 1,
+    reserved: bool | None = None,
+    context: int | None = None,
 ) -> MemoryReport:
     """Peak GPU memory (what torch.cuda.max_memory_allocated reports), term by term.
 
-    ``fit`` is a budget (``"80GiB"`` or bytes); ``gpu`` names a card whose memory is the budget.
+    ``fit`` is a budget (``"80GiB"`` or bytes); ``gpu`` names a card whose memory is the budget. A training
+    step fits when its reserved memory (``max_memory_reserved``, the caching allocator replayed) and the CUDA
+    context (``context`` bytes, default 512 MiB) fit in the budget. ``reserved=True`` reports the reserved
+    figure without a budget; ``reserved=False`` fits on the allocated peak instead (fast, optimistic).
     """
     from . import memsim as _memory
 
@@ -388,8 +393,10 @@ def memory(
         from .flopcount import gpu_spec
 
         gpu_name, card = gpu_spec(gpu, other="--fit SIZE")
-        budget = int(float(card["memory_gib"]) * (1 << 30))
-    return _memory.estimate(arch, spec.config, o, label=spec.label, budget=budget, gpu=gpu_name, zero=zero, gpus=gpus)
+        exact = card.get("memory_bytes")
+        budget = int(exact) if exact else int(float(card["memory_gib"]) * (1 << 30))
+    return _memory.estimate(arch, spec.config, o, label=spec.label, budget=budget, gpu=gpu_name, zero=zero, gpus=gpus,
+                            reserved=reserved, context=context)
 
 
 def presets() -> PresetsReport:

@@ -744,6 +744,11 @@ def memory_view(r: Any) -> RenderableType:
             t.add_section()
             t.add_row(Text(term.name, style="bold"), Text(f"{term.bytes:,}", style="bold green"),
                       Text(_gib(term.bytes), style="bold green"), f"the sum of the rows above; at: {r.where}")
+            if r.reserved is not None:
+                t.add_row(Text("peak reserved", style="bold"), Text(f"{r.reserved.reserved:,}", style="bold yellow"),
+                          Text(_gib(r.reserved.reserved), style="bold yellow"),
+                          f"max_memory_reserved: the caching allocator replayed over this step ({r.reserved.layers}); "
+                          f"the allocator's own allocated peak is {r.reserved.allocated:,}")
             for after in (x for x in r.terms if x.role == "after"):
                 t.add_section()
                 t.add_row(Text(f"{after.name} (all)", style="dim"), Text(f"{after.bytes:,}", style="dim"),
@@ -766,8 +771,11 @@ def memory_view(r: Any) -> RenderableType:
     if r.budget is not None:
         on = f" ({r.gpu})" if r.gpu else ""
         verdict = Text()
-        verdict.append(f"budget {_gib(r.budget)}{on}: ", style="bold")
-        verdict.append(f"batch {o.batch} {'fits' if r.fits else 'does not fit'}", style="green" if r.fits else "red")
+        ctx = f", {_gib(r.context)} of it the CUDA context" if r.context else ""
+        basis = " (reserved memory)" if r.reserved is not None else ""
+        verdict.append(f"budget {_gib(r.budget)}{on}{ctx}: ", style="bold")
+        verdict.append(f"batch {o.batch} {'fits' if r.fits else 'does not fit'}{basis}",
+                       style="green" if r.fits else "red")
         if r.max_batch:
             verdict.append(f"; the largest batch that fits at S={o.seq} is {r.max_batch:,}")
         else:
