@@ -70,6 +70,7 @@ class AllocatorConfig:
     expandable_segments: bool = False
     roundup_power2_divisions: int = 0  # 0 or 1: off; else a power of two
     capacity: int | None = None
+    max_non_split_rounding_size: int = K_LARGE_BUFFER  # how much bigger an oversize block may be (PyTorch ≥ 2.8)
 
     def __post_init__(self) -> None:
         if self.max_split_size is not None and self.max_split_size <= K_LARGE_BUFFER:
@@ -166,7 +167,9 @@ class Allocator:
         ms = self.cfg.max_split
         if size < ms and bsize >= ms:  # "Do not return an oversized block for a small request"
             return None
-        if size >= ms and bsize >= size + K_LARGE_BUFFER:  # "Do not return an oversized block for a large request"
+        # "Allow oversized block size to be rounded up but within a limit": kLargeBuffer, or from PyTorch 2.8 on
+        # max_non_split_rounding_size (default kLargeBuffer)
+        if size >= ms and bsize >= size + self.cfg.max_non_split_rounding_size:
             return None
         b = self.by_addr[addr]
         self._remove(b)

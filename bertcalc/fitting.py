@@ -7,7 +7,7 @@ step between a point that fits and one that does not, then a local check of its 
 only shrinks. Exact: the result ``b`` always has ``value(b) <= budget`` and ``value(b + 1) > budget`` (or
 ``b`` is the limit), checked by full evaluations; with ``value`` nondecreasing in B, which bisection assumes
 too, that is the largest B that fits. When a secant step shrinks the bracket by less than half, the next step
-bisects, so the worst case stays O(log limit) evaluations; the usual case is 4 to 6.
+bisects, so the worst case stays O(log limit) evaluations (at most 3 per halving); the usual case is 4 to 6.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ def largest(value: Callable[[int], int], budget: int, limit: int = LIMIT,
             seen[b] = value(b)
         return seen[b]
 
-    if v(1) > budget:
+    fitting = [b for b, x in seen.items() if x <= budget and 1 <= b <= limit]
+    if not fitting and v(1) > budget:  # a known batch that fits makes batch 1's evaluation needless
         return 0
-    lo = max((b for b, x in seen.items() if x <= budget and 1 <= b <= limit), default=1)
+    lo = max(fitting, default=1)
     over = [b for b, x in seen.items() if x > budget and lo < b <= limit]
     hi = min(over) if over else limit
     if not over and v(limit) <= budget:
@@ -43,17 +44,18 @@ def largest(value: Callable[[int], int], budget: int, limit: int = LIMIT,
         else:  # the secant through (lo, v(lo)) and (hi, v(hi)), at the budget
             m = lo + (budget - seen[lo]) * (hi - lo) // (seen[hi] - seen[lo])
             m = min(max(m, lo + 1), hi - 1)
+        check = not bisect_next  # after a secant step, its neighbour: the answer when the line was right
         if v(m) <= budget:
             lo = m
-            if hi - lo > 1 and v(m + 1) > budget:  # the local check: the neighbour above does not fit
-                return m
-            if hi - lo > 1:
+            if check and hi - lo > 1:
+                if v(m + 1) > budget:
+                    return m
                 lo = m + 1
         else:
             hi = m
-            if hi - lo > 1 and v(m - 1) <= budget:  # the neighbour below fits
-                return m - 1
-            if hi - lo > 1:
+            if check and hi - lo > 1:
+                if v(m - 1) <= budget:
+                    return m - 1
                 hi = m - 1
         bisect_next = (hi - lo) * 2 > width
     return lo
