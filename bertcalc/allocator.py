@@ -87,6 +87,30 @@ class AllocatorConfig:
         return NO_MAX_SPLIT if self.max_split_size is None else self.max_split_size
 
 
+def parse_alloc_conf(text: str) -> AllocatorConfig:
+    """``PYTORCH_CUDA_ALLOC_CONF``'s syntax: ``expandable_segments:True,max_split_size_mb:128,
+    roundup_power2_divisions:4`` (the options that change reserved memory; others are refused)."""
+    fields: dict[str, Any] = {}
+    for item in (p.strip() for p in text.split(",") if p.strip()):
+        key, sep, value = item.partition(":")
+        key, value = key.strip(), value.strip()
+        try:
+            if not sep:
+                raise ValueError
+            if key == "expandable_segments" and value in ("True", "False"):
+                fields["expandable_segments"] = value == "True"
+            elif key == "max_split_size_mb":
+                fields["max_split_size"] = int(value) * MB
+            elif key == "roundup_power2_divisions":
+                fields["roundup_power2_divisions"] = int(value)
+            else:
+                raise ValueError
+        except ValueError:
+            raise UsageError(f"--alloc-conf {item!r}: give expandable_segments:True|False, max_split_size_mb:N or "
+                             "roundup_power2_divisions:N, comma-separated", param="alloc_conf") from None
+    return AllocatorConfig(**fields)
+
+
 def round_size(size: int, divisions: int = 0) -> int:
     """``DeviceCachingAllocator::round_size``."""
     if size < K_MIN_BLOCK_SIZE:

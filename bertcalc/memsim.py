@@ -1146,11 +1146,12 @@ def zero_terms(arch: Architecture, o: Options, stage: int, gpus: int) -> tuple[T
 
 def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "", budget: int | None = None,
              gpu: str | None = None, zero: int | None = None, gpus: int = 1, reserved: bool | None = None,
-             context: int | None = None) -> MemoryReport:
+             context: int | None = None, allocator: Any = None) -> MemoryReport:
     """The memory report for one configuration. ``budget``: the card's total memory; the step must fit in it
     with the CUDA context (``context`` bytes, default :data:`CUDA_CONTEXT`). ``reserved``: replay the caching
     allocator (:mod:`bertcalc.reserved`) for ``max_memory_reserved`` and fit on it (training; the default
-    when a budget is given); ``False``: fit on the allocated peak."""
+    when a budget is given); ``False``: fit on the allocated peak. ``allocator``: its options
+    (:class:`bertcalc.allocator.AllocatorConfig`, ``PYTORCH_CUDA_ALLOC_CONF``'s)."""
     from .architecture import check_batch
 
     if o.precision not in PRECISIONS:
@@ -1208,7 +1209,7 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
     if train and (reserved or (reserved is None and budget is not None)):
         from .reserved import training_reserved
 
-        res = training_reserved(arch, o)
+        res = training_reserved(arch, o, allocator)
     if budget is not None:
         from dataclasses import replace
 
@@ -1224,7 +1225,8 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
 
             fits = res.reserved <= room
             if best:  # reserved >= allocated: the allocated answer bounds the search
-                best = largest(lambda b: training_reserved(arch, replace(o, batch=b)).reserved, room, limit=best,
+                best = largest(lambda b: training_reserved(arch, replace(o, batch=b), allocator).reserved, room,
+                               limit=best,
                                known={o.batch: res.reserved} if o.batch <= best else None)
         if best == 0:
             floor = peak(arch, cfg, replace(o, batch=1))

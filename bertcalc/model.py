@@ -224,6 +224,18 @@ class ModelReport:
     head: str
     config: dict[str, Any]
 
+    def __rich__(self) -> Any:
+        """``rich.print(report)``, and notebooks with rich's extension: the same table as the terminal's."""
+        from .render.text import renderable
+
+        return renderable(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the table in colour, as the terminal shows it."""
+        from .render.text import to_html
+
+        return to_html(self)
+
     def identity(self) -> dict[str, Any]:
         """These fields as JSON keys, in the order every report's JSON starts with."""
         return {"label": self.label, "family": self.family, "model_class": self.model_class, "head": self.head,

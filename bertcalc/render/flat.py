@@ -29,6 +29,10 @@ def rows_of(report: Any, explain: bool = False) -> tuple[list[str], list[Row]]:
         return _flops(report)
     if report.kind == "memory":
         return _memory(report)
+    if report.kind == "sweep":
+        from .grid import sweep_rows
+
+        return sweep_rows(report)
     raise TypeError(f"no flat rendering for {type(report).__name__}")
 
 

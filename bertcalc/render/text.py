@@ -69,6 +69,10 @@ def renderable(report: Any, explain: bool = False) -> RenderableType:
         return flops_view(report)
     if report.kind == "memory":
         return memory_view(report)
+    if report.kind == "sweep":
+        from .grid import sweep_view
+
+        return sweep_view(report)
     raise TypeError(f"no table for {type(report).__name__}")
 
 
@@ -79,6 +83,23 @@ def to_text(report: Any, explain: bool = False, width: int | None = None) -> str
                       no_color=True, highlight=False, emoji=False, legacy_windows=False)
     console.print(renderable(report, explain))
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"
+
+
+def to_svg(report: Any, explain: bool = False, width: int | None = None) -> str:
+    """The table in colour as an SVG image, through rich's recording console (what ``Console.save_svg``
+    writes; the caller writes the file atomically)."""
+    console = Console(file=io.StringIO(), record=True, width=width or 120, color_system="truecolor",
+                      force_terminal=True, highlight=False, emoji=False, legacy_windows=False)
+    console.print(renderable(report, explain))
+    return console.export_svg(title="bertcalc")
+
+
+def to_html(report: Any, explain: bool = False, width: int | None = None) -> str:
+    """The table in colour as HTML (for notebooks)."""
+    console = Console(file=io.StringIO(), record=True, width=width or 120, color_system="truecolor",
+                      force_terminal=True, highlight=False, emoji=False, legacy_windows=False)
+    console.print(renderable(report, explain))
+    return console.export_html(inline_styles=True, code_format="<pre style=\"font-family:monospace\">{code}</pre>")
 
 
 def print_report(report: Any, explain: bool = False) -> None:
