@@ -76,11 +76,11 @@ def sweep_view(r: Any) -> RenderableType:
     if r.budget is not None:
         legend = Text()
         legend.append("green", style="green")
-        legend.append(": fits with 10 % or more to spare  ·  ")
+        legend.append(": ≥ 10 % to spare  ·  ")
         legend.append("amber ~", style="dark_orange")
-        legend.append(": fits, with less  ·  ")
+        legend.append(": fits, < 10 % to spare  ·  ")
         legend.append("red ✗", style="bold red")
-        legend.append(": does not fit  ·  max B: the largest batch that fits at that S")
+        legend.append(": does not fit  ·  max B: the largest batch that fits")
         parts.append(legend)
     if r.on == "reserved":
         parts.append(Text("reserved: torch.cuda.max_memory_reserved(), the caching allocator replayed over the step "
