@@ -77,10 +77,10 @@ class AllocatorConfig:
             # CUDAAllocatorConfig::parseMaxSplitSize:
             # "CachingAllocator option max_split_size_mb too small, must be > 20"
             raise UsageError("max_split_size_mb must be more than 20 (PyTorch refuses smaller)",
-                             param="max_split_size_mb")
+                             param="alloc_conf")
         d = self.roundup_power2_divisions
         if d < 0 or (d > 1 and d & (d - 1)):
-            raise UsageError("roundup_power2_divisions must be a power of two", param="roundup_power2_divisions")
+            raise UsageError("roundup_power2_divisions must be a power of two", param="alloc_conf")
 
     @property
     def max_split(self) -> int:

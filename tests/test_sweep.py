@@ -127,3 +127,14 @@ def test_reports_display_in_notebooks() -> None:
     c = Console(record=True, width=120, color_system=None)
     c.print(r)
     assert "peak allocated" in c.export_text()
+
+
+def test_readme_image_is_current() -> None:
+    """docs/img/sweep-base-h100.svg, shown in the README, is what the README's sweep command writes."""
+    from .conftest import ROOT
+
+    r = bertcalc.sweep(preset="base", head="mlm", precision="amp-bf16", gpu="H100",
+                       axes=["batch=8..256", "seq=128,256,512"])
+    assert (ROOT / "docs" / "img" / "sweep-base-h100.svg").read_text() == render(r, "svg"), \
+        "regenerate: bertcalc memory --preset base --head mlm --precision amp-bf16 --gpu H100 " \
+        "--sweep batch=8..256 --sweep seq=128,256,512 -o docs/img/sweep-base-h100.svg"
