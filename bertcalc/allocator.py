@@ -239,19 +239,19 @@ class Allocator:
         grow = page * -(-(size - have) // page)
         if not self._cuda_malloc(grow):
             return None
+        seg = -1 if small else -2
+        self.segments[seg] = self.segments.get(seg, 0) + grow
         if have:
             assert tail is not None
             self._remove(tail)
             tail.size += grow
             return tail
-        seg = -1 if small else -2
         addr = (tail.addr + tail.size) if tail is not None else (0 if small else 1 << 62)
         b = _Block(addr, grow, small, seg)
         b.prev = tail
         if tail is not None:
             tail.next = b
         self._tail[small] = b
-        self.segments[seg] = self.segments.get(seg, 0) + grow
         return b
 
     def _release_cached(self, size: int, small: bool) -> bool:

@@ -279,3 +279,52 @@ def test_max_batch_equals_bisection_on_the_model(seq, budget_mib, precision, att
 
     budget = budget_mib * MiB
     assert memsim.max_batch(arch, spec.config, o, budget, limit=1 << 20) == _oracle(value, budget, 1 << 20)
+
+
+def _check_invariants(a: al.Allocator) -> None:
+    """Blocks tile their segments exactly; free blocks are all in the pools, merged with no free neighbour; the
+    allocated total is the live blocks' sizes; reserved is the segments' sizes."""
+    blocks = list(a.live.values()) + list(a.by_addr.values())
+    assert sum(b.size for b in a.live.values()) == a.allocated
+    assert sum(a.segments.values()) == a.reserved <= a.peak_reserved
+    by_seg: dict[int, list] = {}
+    for b in blocks:
+        by_seg.setdefault(b.seg, []).append(b)
+    for seg, bs in by_seg.items():
+        bs.sort(key=lambda b: b.addr)
+        assert sum(b.size for b in bs) == a.segments[seg]
+        for x, y in zip(bs, bs[1:], strict=False):
+            assert x.addr + x.size == y.addr and x.next is y and y.prev is x
+            assert not (x.free and y.free), "two free neighbours were not merged"
+    for small in (True, False):
+        pool = a.pools[small]
+        assert pool == sorted(pool)
+        assert all(a.by_addr[addr].free and a.by_addr[addr].size == size for size, addr in pool)
+    assert len(a.by_addr) == sum(len(p) for p in a.pools.values())
+
+
+SIZES = st.one_of(st.integers(1, 4096), st.integers(4096, 2 * MiB), st.integers(2 * MiB, 12 * MiB),
+                  st.integers(12 * MiB, 300 * MiB))
+
+
+@settings(max_examples=150, deadline=None)
+@given(ops=st.lists(st.tuples(st.booleans(), SIZES, st.integers(0, 10**6)), min_size=1, max_size=80),
+       conf=st.sampled_from([al.AllocatorConfig(), al.AllocatorConfig(max_split_size=64 * MiB),
+                             al.AllocatorConfig(roundup_power2_divisions=4),
+                             al.AllocatorConfig(expandable_segments=True)]))
+def test_allocator_invariants_hold_over_any_sequence(ops, conf) -> None:
+    a = al.Allocator(conf)
+    live: list[int] = []
+    for i, (alloc_it, size, pick) in enumerate(ops):
+        if alloc_it or not live:
+            a.malloc(i, size)
+            live.append(i)
+            assert a.live[i].size >= al.round_size(size, conf.roundup_power2_divisions)
+        else:
+            a.free(live.pop(pick % len(live)))
+        _check_invariants(a)
+        assert a.peak_allocated <= a.peak_reserved
+    for k in live:
+        a.free(k)
+    _check_invariants(a)
+    assert a.allocated == 0
