@@ -149,8 +149,6 @@ def sweep(arch: Architecture, cfg: ModelConfig, axes: dict[str, tuple[Any, ...]]
     """The grid for ``base`` (:class:`memsim.Options`) over ``axes`` (from :func:`parse_sweep`). ``mfu``
     (with ``gpu`` or ``peak_tflops``): the time per step in each cell."""
     from . import memsim
-    from .fitting import largest
-
     batches = axes.get("batch", (base.batch,))
     seqs = axes.get("seq", (base.seq,))
     precisions = axes.get("precision", (base.precision,))
@@ -174,7 +172,6 @@ def sweep(arch: Architecture, cfg: ModelConfig, axes: dict[str, tuple[Any, ...]]
         o = replace(base, seq=seq, precision=precision, attention=attention)
         out: list[Cell] = []
         known_alloc: dict[int, int] = {}
-        known_res: dict[int, int] = {}
         for b in batches:
             ob = replace(o, batch=b)
             rep = memsim.estimate(arch, cfg, ob, label=label)  # validates seq and the options
@@ -183,7 +180,7 @@ def sweep(arch: Architecture, cfg: ModelConfig, axes: dict[str, tuple[Any, ...]]
             if use_reserved:
                 from .reserved import training_reserved
 
-                res = known_res[b] = training_reserved(arch, ob, allocator).reserved
+                res = training_reserved(arch, ob, allocator).reserved
             shown = rep.peak_bytes if res is None else res
             fits = level = None
             if room is not None:
@@ -202,10 +199,7 @@ def sweep(arch: Architecture, cfg: ModelConfig, axes: dict[str, tuple[Any, ...]]
         if room is not None:
             best = memsim.max_batch(arch, cfg, o, room, known=known_alloc) if room > 0 else 0
             if use_reserved and best:
-                from .reserved import training_reserved
-
-                best = largest(lambda b, o=o: training_reserved(arch, replace(o, batch=b), allocator).reserved, room,
-                               limit=best, known={b: r for b, r in known_res.items() if b <= best})
+                best = memsim.reserved_max_batch(arch, cfg, o, room, best, allocator)
         rows.append(Row(seq, precision, attention, tuple(out), best))
     return SweepReport(**identify(arch, label, cfg.fields()), mode=base.mode, optimizer=base.optimizer,
                        grad_checkpointing=base.grad_checkpointing, swept=tuple(a for a in AXES if a in axes),

@@ -4,6 +4,7 @@ c10/cuda/CUDACachingAllocator.cpp; the replay of memsim's ledger (bertcalc.reser
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import replace
 
@@ -293,7 +294,7 @@ def _check_invariants(a: al.Allocator) -> None:
     for seg, bs in by_seg.items():
         bs.sort(key=lambda b: b.addr)
         assert sum(b.size for b in bs) == a.segments[seg]
-        for x, y in zip(bs, bs[1:], strict=False):
+        for x, y in itertools.pairwise(bs):
             assert x.addr + x.size == y.addr and x.next is y and y.prev is x
             assert not (x.free and y.free), "two free neighbours were not merged"
     for small in (True, False):
@@ -328,3 +329,17 @@ def test_allocator_invariants_hold_over_any_sequence(ops, conf) -> None:
         a.free(k)
     _check_invariants(a)
     assert a.allocated == 0
+
+
+@pytest.mark.parametrize("preset,head,precision", [("tiny", "seq-cls", "amp-bf16"), ("mini", "mlm", "fp32")])
+def test_reserved_fit_is_a_boundary_whatever_the_batch_asked(preset: str, head: str, precision: str) -> None:
+    """The answer b fits and b + 1 does not (full replays), and it does not depend on the report's batch."""
+    answers = {bertcalc.memory(preset=preset, head=head, precision=precision, seq=128, batch=b, fit="2GiB").max_batch
+               for b in (1, 8, 64)}
+    assert len(answers) == 1
+    (b,) = answers
+    _, arch = _small(preset, head, layers=resolve(preset=preset).config.num_hidden_layers)
+    room = (2 << 30) - memsim.CUDA_CONTEXT
+    o = memsim.Options(precision=precision, seq=128)
+    assert reserved.training_reserved(arch, replace(o, batch=b)).reserved <= room
+    assert reserved.training_reserved(arch, replace(o, batch=b + 1)).reserved > room
