@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from dataclasses import replace
 
 import pytest
@@ -343,3 +344,17 @@ def test_reserved_fit_is_a_boundary_whatever_the_batch_asked(preset: str, head: 
     o = memsim.Options(precision=precision, seq=128)
     assert reserved.training_reserved(arch, replace(o, batch=b)).reserved <= room
     assert reserved.training_reserved(arch, replace(o, batch=b + 1)).reserved > room
+
+
+def test_docs_h100_fit_table_is_current() -> None:
+    """docs/memory.md's table of fit answers on an H100 is what bertcalc answers today."""
+    from .conftest import ROOT
+
+    text = (ROOT / "docs" / "memory.md").read_text()
+    rows = re.findall(r"^\| (MLM|classifier), (fp32|amp-bf16), (eager|sdpa), S = (\d+) \| (\d+) \| (\d+)", text, re.M)
+    assert len(rows) >= 8
+    for head, precision, attention, seq, on_alloc, on_res in rows:
+        kw = dict(preset="base", head="mlm" if head == "MLM" else "seq-cls", precision=precision,
+                  attention=attention, seq=int(seq), gpu="H100")
+        assert bertcalc.memory(**kw, reserved=False).max_batch == int(on_alloc)
+        assert bertcalc.memory(**kw).max_batch == int(on_res)
