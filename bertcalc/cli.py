@@ -816,7 +816,7 @@ def memory(
     if context is not None:
         from .memsim import parse_size
 
-        context_bytes = parse_size(context)
+        context_bytes = parse_size(context, param="context")
     if sweep:
         from .api import sweep as sweep_
 
@@ -828,6 +828,9 @@ def memory(
                      context=context_bytes, mfu=mfu, peak_tflops=peak_tflops, alloc_conf=alloc_conf), fmt, output,
               force=force)
         return
+    if reserved and mode.value == "infer":
+        _note("memory", "--reserved replays a training step through the caching allocator; inference is not "
+              "replayed (its figure is the allocated peak)")
     if mfu is not None or peak_tflops is not None:
         _note("memory", "--mfu and --peak-tflops time the cells of --sweep; without it they do nothing "
               "(bertcalc flops gives the time of one step)")

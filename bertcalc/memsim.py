@@ -1267,22 +1267,23 @@ _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
 
 
-def parse_size(text: str) -> int:
-    """``80GiB`` -> 85899345920, ``24GB`` -> 24000000000, ``81920MiB``, ``1.5 TiB``."""
+def parse_size(text: str, param: str = "fit") -> int:
+    """``80GiB`` -> 85899345920, ``24GB`` -> 24000000000, ``81920MiB``, ``1.5 TiB``. ``param``: the option
+    named in errors."""
     import re
 
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
     unit = m.group(2).lower() if m else ""
     if not m or unit not in _UNITS:
         hint = "a unit is needed" if m and not unit else "cannot read it"
-        raise UsageError(f"memory size {text!r}: {hint}; write e.g. 80GiB, 24GB or 81920MiB", param="fit")
+        raise UsageError(f"memory size {text!r}: {hint}; write e.g. 80GiB, 24GB or 81920MiB", param=param)
     from decimal import Decimal
 
     digits = m.group(1)
     if len(digits) > 40:  # 10^40 bytes is past any memory; refuse before any arithmetic on it
         raise UsageError(f"memory size {text[:40]!r}...: too large to be a memory size; write e.g. 80GiB",
-                         param="fit")
+                         param=param)
     value = int(Decimal(digits) * _UNITS[unit])  # exact: 1.5 TiB is 1649267441664, not a float's rounding
     if value <= 0:
-        raise UsageError(f"memory size must be positive, got {text!r}", param="fit")
+        raise UsageError(f"memory size must be positive, got {text!r}", param=param)
     return value

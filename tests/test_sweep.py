@@ -176,3 +176,18 @@ def test_readme_image_is_current() -> None:
     assert shown == render(r, "svg"), \
         "regenerate: bertcalc memory --preset base --head mlm --precision amp-bf16 --gpu H100 " \
         "--sweep batch=8..256 --sweep seq=128,256,512 -o docs/img/sweep-base-h100.svg"
+
+
+def test_cli_memory_reserved_context_and_notes() -> None:
+    r = runner.invoke(app, ["memory", "--preset", "tiny", "--context", "0B", "--fit", "1GiB"])
+    assert r.exit_code == 2 and "--context" in r.output
+    r = runner.invoke(app, ["memory", "--preset", "tiny", "--reserved", "--mode", "infer"])
+    assert r.exit_code == 0 and "inference is not replayed" in r.output
+    r = runner.invoke(app, ["memory", "--preset", "tiny", "--reserved", "-f", "json"])
+    doc = json.loads(r.output)
+    assert doc["reserved_bytes"] >= doc["reserved_allocated_bytes"] >= doc["peak_bytes"]
+    r = runner.invoke(app, ["memory", "--preset", "tiny", "--gpu", "T4", "--context", "1GiB", "-f", "json"])
+    doc = json.loads(r.output)
+    assert doc["context_bytes"] == 1 << 30 and doc["fit_on"] == "reserved"
+    r = runner.invoke(app, ["memory", "--preset", "tiny", "--alloc-conf", "expandable_segments:maybe"])
+    assert r.exit_code == 2 and "--alloc-conf" in r.output
