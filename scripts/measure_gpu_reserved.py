@@ -88,9 +88,11 @@ def max_batch(case: tuple, hi: int = 4096) -> int:
 
 
 def compare(path: str) -> int:
+    from pathlib import Path
+
     import bertcalc
 
-    for line in open(path):
+    for line in Path(path).read_text().splitlines():
         rec = json.loads(line)
         if "meta" in rec:
             continue
