@@ -1077,7 +1077,8 @@ class MemoryReport(ModelReport):
             "not_counted": list(self.not_counted),
         }
         if self.reserved is not None:
-            out.update(reserved_bytes=self.reserved.reserved, reserved_allocated_bytes=self.reserved.allocated)
+            out.update(reserved_bytes=self.reserved.reserved, reserved_allocated_bytes=self.reserved.allocated,
+                       reserved_layers=self.reserved.layers)
         if self.budget is not None:
             out.update(budget_bytes=self.budget, max_batch=self.max_batch, fits=self.fits)
             if self.context is not None:
