@@ -1110,29 +1110,6 @@ def max_batch(arch: Architecture, cfg: ModelConfig, o: Options, budget: int, lim
     return largest(lambda b: peak(arch, cfg, replace(o, batch=b)), budget, limit, known)
 
 
-def reserved_max_batch(arch: Architecture, cfg: ModelConfig, o: Options, room: int, alloc_best: int,
-                       allocator: Any = None) -> int:
-    """The largest batch whose replayed reserved peak fits in ``room`` (each evaluation is a full replay).
-    Reserved ≥ allocated, so the allocated answer ``alloc_best`` bounds it; the first look is where the
-    allocated peak, scaled by the reserved/allocated ratio at ``alloc_best``, meets the room. The search never
-    starts from the report's own batch, so the answer does not depend on it (reserved memory is not quite
-    monotone in the batch, docs/memory.md)."""
-    from dataclasses import replace
-
-    from .fitting import largest
-    from .reserved import training_reserved
-
-    def reserved_at(b: int) -> int:
-        return training_reserved(arch, replace(o, batch=b), allocator).reserved
-
-    top = reserved_at(alloc_best)
-    if top <= room:
-        return alloc_best
-    scaled = room * peak(arch, cfg, replace(o, batch=alloc_best)) // top
-    guess = max_batch(arch, cfg, o, scaled, limit=alloc_best) or 1
-    return largest(reserved_at, room, limit=alloc_best, known={alloc_best: top}, guess=guess)
-
-
 def zero_terms(arch: Architecture, o: Options, stage: int, gpus: int) -> tuple[Term, ...]:
     """Per-GPU model states under ZeRO, by the paper's formulas (Rajbhandari et al., 2020): (W + G + K)·Ψ
     bytes for Ψ parameters, with stage 1 sharding the optimizer's K·Ψ over N GPUs, stage 2 also the
@@ -1246,6 +1223,8 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
         if res is not None:
             fits = res.reserved <= room
             if best:
+                from .reserved import max_batch as reserved_max_batch
+
                 best = reserved_max_batch(arch, cfg, o, room, best, allocator)
         if best == 0:
             floor = peak(arch, cfg, replace(o, batch=1))

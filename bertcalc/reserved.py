@@ -31,6 +31,7 @@ from typing import Any
 
 from . import allocator as _alloc
 from . import memsim
+from .config import ModelConfig
 from .errors import UsageError
 from .model import Architecture
 from .program import Linear
@@ -299,3 +300,23 @@ def fits(arch: Architecture, o: memsim.Options, capacity: int, config: _alloc.Al
             return False
         return True
     return training_reserved(arch, o, replace(config, capacity=None)).reserved <= capacity
+
+
+def max_batch(arch: Architecture, cfg: ModelConfig, o: memsim.Options, room: int, alloc_best: int,
+              allocator: _alloc.AllocatorConfig | None = None) -> int:
+    """The largest batch whose replayed reserved peak fits in ``room`` (each evaluation is a full replay).
+    Reserved ≥ allocated, so the allocated answer ``alloc_best`` bounds it; the first look is where the
+    allocated peak, scaled by the reserved/allocated ratio at ``alloc_best``, meets the room. The search never
+    starts from the report's own batch, so the answer does not depend on it (reserved memory is not quite
+    monotone in the batch, docs/memory.md)."""
+    from .fitting import largest
+
+    def reserved_at(b: int) -> int:
+        return training_reserved(arch, replace(o, batch=b), allocator).reserved
+
+    top = reserved_at(alloc_best)
+    if top <= room:
+        return alloc_best
+    scaled = room * memsim.peak(arch, cfg, replace(o, batch=alloc_best)) // top
+    guess = memsim.max_batch(arch, cfg, o, scaled, limit=alloc_best) or 1
+    return largest(reserved_at, room, limit=alloc_best, known={alloc_best: top}, guess=guess)

@@ -199,7 +199,9 @@ def sweep(arch: Architecture, cfg: ModelConfig, axes: dict[str, tuple[Any, ...]]
         if room is not None:
             best = memsim.max_batch(arch, cfg, o, room, known=known_alloc) if room > 0 else 0
             if use_reserved and best:
-                best = memsim.reserved_max_batch(arch, cfg, o, room, best, allocator)
+                from .reserved import max_batch as reserved_max_batch
+
+                best = reserved_max_batch(arch, cfg, o, room, best, allocator)
         rows.append(Row(seq, precision, attention, tuple(out), best))
     return SweepReport(**identify(arch, label, cfg.fields()), mode=base.mode, optimizer=base.optimizer,
                        grad_checkpointing=base.grad_checkpointing, swept=tuple(a for a in AXES if a in axes),
