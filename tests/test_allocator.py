@@ -358,3 +358,19 @@ def test_docs_h100_fit_table_is_current() -> None:
                   attention=attention, seq=int(seq), gpu="H100")
         assert bertcalc.memory(**kw, reserved=False).max_batch == int(on_alloc)
         assert bertcalc.memory(**kw).max_batch == int(on_res)
+
+
+@settings(max_examples=25, deadline=None)
+@given(case=st.sampled_from(CASES), run=st.integers(0, len(RUNS) - 1), first=st.integers(1, 80),
+       then=st.integers(1, 80))
+def test_hoisted_stream_equals_a_fresh_one(case, run, first, then) -> None:
+    """The stream kept as base + slope · B (reserved.training_events) is, at any batch, the stream generated
+    afresh: the same shape and the same sizes."""
+    _, arch = _small(*case)
+    o = RUNS[run]
+    n = arch.program.encoder.times
+    reserved.training_events(arch, replace(o, batch=first), n)  # fills the cache from `first`
+    got = reserved.training_events(arch, replace(o, batch=then), n)
+    fresh = reserved._training_events(arch, replace(o, batch=then), n)
+    assert reserved._shape(got) == reserved._shape(fresh)
+    assert [e[2] for e in got if e[0] == "+"] == [e[2] for e in fresh if e[0] == "+"]
