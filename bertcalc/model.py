@@ -230,11 +230,16 @@ class ModelReport:
 
         return renderable(self)
 
-    def _repr_html_(self) -> str:
-        """Jupyter: the table in colour, as the terminal shows it."""
+    def _repr_html_(self) -> str | None:
+        """Jupyter: the table in colour, as the terminal shows it (None, so plain repr, when the table would be
+        too large to draw: ``shapes`` of 10^5 layers)."""
+        from .errors import BertcalcError
         from .render.text import to_html
 
-        return to_html(self)
+        try:
+            return to_html(self)
+        except BertcalcError:
+            return None
 
     def identity(self) -> dict[str, Any]:
         """These fields as JSON keys, in the order every report's JSON starts with."""

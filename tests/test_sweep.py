@@ -191,3 +191,8 @@ def test_cli_memory_reserved_context_and_notes() -> None:
     assert doc["context_bytes"] == 1 << 30 and doc["fit_on"] == "reserved"
     r = runner.invoke(app, ["memory", "--preset", "tiny", "--alloc-conf", "expandable_segments:maybe"])
     assert r.exit_code == 2 and "--alloc-conf" in r.output
+
+
+def test_a_table_too_large_falls_back_to_plain_repr_in_notebooks() -> None:
+    assert bertcalc.shapes(preset="tiny", layers=20000)._repr_html_() is None
+    assert "<pre" in bertcalc.count(preset="tiny")._repr_html_()
