@@ -374,3 +374,39 @@ def test_hoisted_stream_equals_a_fresh_one(case, run, first, then) -> None:
     fresh = reserved._training_events(arch, replace(o, batch=then), n)
     assert reserved._shape(got) == reserved._shape(fresh)
     assert [e[2] for e in got if e[0] == "+"] == [e[2] for e in fresh if e[0] == "+"]
+
+
+def _replay_accuracy() -> str:
+    """docs/memory.md's summary of the replay's allocated peak against the shared H100 table's training steps."""
+    import json
+    import statistics
+
+    from .conftest import ROOT
+
+    path = ROOT / "tests" / "fixtures" / "memory" / "h100_bert_base.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()][1:]
+    replay, ledger = [], []
+    arches = {}
+    for r in rows:
+        if not r["mode"].startswith("train") or not r.get("ok"):
+            continue
+        head = "mlm" if r["head"] == "mlm" else "seq-cls"
+        if head not in arches:
+            spec = resolve(preset="base", head=head, overrides={"labels": 2} if head == "seq-cls" else None)
+            arches[head] = (spec, build(spec))
+        spec, arch = arches[head]
+        o = memsim.Options(precision="amp-bf16" if r["mode"] == "train_amp_bf16" else "fp32", attention=r["attn"],
+                           batch=r["batch"], seq=r["seq"])
+        replay.append(abs(reserved.training_reserved(arch, o).allocated / r["peak_bytes"] - 1))
+        ledger.append(abs(memsim.training_peak(arch, spec.config, o).peak / r["peak_bytes"] - 1))
+    return (f"{len(replay)} training cases: the replay's allocated peak median |error| "
+            f"{statistics.median(replay):.2%}, largest {max(replay):.2%}; memsim's ledger alone median |error| "
+            f"{statistics.median(ledger):.2%}, largest {max(ledger):.2%}.")
+
+
+def test_docs_replay_accuracy_is_current() -> None:
+    from .conftest import ROOT
+
+    text = (ROOT / "docs" / "memory.md").read_text()
+    shown = re.search(r"<!-- accuracy: replay -->\n(.*?)\n<!-- /accuracy: replay -->", text, re.S).group(1)
+    assert shown == _replay_accuracy()
