@@ -21,8 +21,10 @@ from .model import Architecture, ModelReport, identify
 # PyTorch gets with TF32 off (its default for matmuls).
 # memory_gib: what torch.cuda.get_device_properties().total_memory reports for the card, in GiB to two places,
 # as PyTorch's own out-of-memory message prints it ("GPU 0 has a total capacity of 79.15 GiB"); memory_bytes,
-# where it was measured, exactly (H100: ../shared/measured/h100_bert_base.jsonl's meta, total_bytes). The CUDA
-# context takes several hundred MiB of it. A10G: the A10 datasheet's rates (NVIDIA publishes none for the A10G).
+# where it was measured, exactly (H100: ../shared/measured/h100_bert_base.jsonl's meta, total_bytes). The others
+# are approximate (drivers and ECC move them by a few hundredths; A10G and RTX3090 are the commonly quoted
+# figures, unchecked): docs/memory.md. The CUDA context takes several hundred MiB of it. A10G: the A10
+# datasheet's rates (NVIDIA publishes none for the A10G).
 GPUS: dict[str, dict[str, float | None]] = {
     "A100": {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0, "fp16": 312.0, "memory_gib": 79.15},
     "A100-40GB": {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0, "fp16": 312.0, "memory_gib": 39.39},
