@@ -773,7 +773,8 @@ def memory(
         "--grad-checkpointing", help="Keep only each layer's input; recompute the layer in the backward.",
         rich_help_panel="Run")] = False,
     fit: Annotated[str | None, typer.Option(
-        "--fit", help="A memory budget (80GiB, 24GB): the largest batch that fits at this --seq.",
+        "--fit", help="The card's memory (80GiB, 24GB): the largest batch whose reserved memory and CUDA context "
+        "fit at this --seq.",
         rich_help_panel="Run", show_default=False, callback=_fit_size)] = None,
     gpu: GpuOpt = None,
     zero: Annotated[int | None, typer.Option("--zero", callback=_zero_stage, help="ZeRO stage 1, 2 or 3: per-GPU "
