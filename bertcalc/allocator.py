@@ -166,6 +166,8 @@ class Allocator:
         self._next_addr = 0
         self._tail: dict[bool, _Block | None] = {True: None, False: None}  # expandable: each pool's last block
         self.retries = 0
+        self._plain = self.cfg.roundup_power2_divisions <= 1
+        self._ms = self.cfg.max_split
 
     # ------------------------------------------------------------------------------------------ pools
 
@@ -188,23 +190,22 @@ class Allocator:
         if i == len(pool):
             return None
         bsize, addr = pool[i]
-        ms = self.cfg.max_split
+        ms = self._ms
         if size < ms and bsize >= ms:  # "Do not return an oversized block for a small request"
             return None
         # "Allow oversized block size to be rounded up but within a limit": kLargeBuffer, or from PyTorch 2.8 on
         # max_non_split_rounding_size (default kLargeBuffer)
         if size >= ms and bsize >= size + self.cfg.max_non_split_rounding_size:
             return None
-        b = self.by_addr[addr]
-        self._remove(b)
-        return b
+        del pool[i]  # _remove, with the index already found
+        return self.by_addr.pop(addr)
 
     def _should_split(self, b: _Block, size: int) -> bool:
         """``should_split``."""
         remaining = b.size - size
         if b.small or self.cfg.expandable_segments:
             return remaining >= K_MIN_BLOCK_SIZE
-        return size < self.cfg.max_split and remaining > K_SMALL_SIZE
+        return size < self._ms and remaining > K_SMALL_SIZE
 
     # -------------------------------------------------------------------------------------- segments
 
@@ -273,7 +274,10 @@ class Allocator:
     # ------------------------------------------------------------------------------------ the interface
 
     def malloc(self, key: Any, nbytes: int) -> None:
-        size = round_size(nbytes, self.cfg.roundup_power2_divisions)
+        if self._plain:  # round_size without roundup_power2_divisions, inline: the replay's hot path
+            size = K_MIN_BLOCK_SIZE if nbytes < K_MIN_BLOCK_SIZE else -(-nbytes // K_MIN_BLOCK_SIZE) * K_MIN_BLOCK_SIZE
+        else:
+            size = round_size(nbytes, self.cfg.roundup_power2_divisions)
         small = size <= K_SMALL_SIZE  # get_pool
         b = self._get_free_block(size, small)
         if b is None:
