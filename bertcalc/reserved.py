@@ -173,6 +173,7 @@ def step_events(arch: Architecture, o: memsim.Options, n: int) -> tuple[list[Any
     if times:
         shared_ids = frozenset(id(part) for c in arch.components if c.name == enc.component for part in c.parts)
         group_params: dict[int, dict[int, Any]] = {}
+        carried: dict[Any, Any] = {}  # gradients of what every layer reads (memsim.shared_inputs): made once
         if g is None:
             sim.tag = "top"
             g = sim.alloc(x.n(enc.out) * dt[enc.out])
@@ -193,7 +194,11 @@ def step_events(arch: Architecture, o: memsim.Options, n: int) -> tuple[list[Any
             lbw = memsim.Backward(sim, x, dt, savers, owners=owners, shared=shared_ids if shared else frozenset(),
                                   first=first, params=group_params.setdefault(grp, {}))
             lbw.grads[enc.out] = g
+            lbw.grads.update(carried)  # a later layer adds into them (its own is freed on delivery)
             lbw.run(enc.ops)
+            for v in memsim.shared_inputs(p):
+                if v in lbw.grads:
+                    carried[v] = lbw.grads.pop(v)
             if o.grad_checkpointing and sim.has(enc.inp.storage):
                 sim.free(enc.inp.storage)
             for k in layer_saved:  # saved tensors no op freed: autograd frees them with the graph, at the end
@@ -208,6 +213,8 @@ def step_events(arch: Architecture, o: memsim.Options, n: int) -> tuple[list[Any
     ebw.via_linear = bw.via_linear
     if g is not None:
         ebw.grads[p.embedded] = g
+    if times:
+        ebw.grads.update(carried)
     ebw.run(p.embeddings)
     ev.extend(("-", k) for k in cast_keys)
     # what is left: the gradients (freed by zero_grad after the optimizer step), and any saved tensor, which
