@@ -26,7 +26,7 @@ def _config(fx: dict):
 
 def test_fixtures_present() -> None:
     assert len(FIXTURES) >= 100, "run scripts/make_hf_fixtures.py"
-    assert {f["family"] for f in FIXTURES} == {"bert", "roberta", "distilbert", "albert", "electra"}
+    assert {f["family"] for f in FIXTURES} == {"bert", "roberta", "distilbert", "albert", "electra", "modernbert"}
     assert {f["head"] for f in FIXTURES} == {"model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"}
 
 
@@ -44,6 +44,25 @@ def test_totals_and_ties_match_transformers(fx: dict) -> None:
     assert report.total_parameters == fx["num_parameters"]
     assert report.state_dict_parameters == sum(math.prod(s) for _, s in fx["state_dict"])
     assert sorted(list(p) for p in report.tied) == fx["tied"]
+
+
+FLOP_FIXTURES = [f for f in FIXTURES if "flops" in f]
+
+
+def test_flop_fixtures_present() -> None:
+    """ModernBERT's fixtures carry FlopCounterMode's figures for every head, at two sizes and the odd ones."""
+    cases = {(f["family"], f["head"]) for f in FLOP_FIXTURES}
+    assert {h for fam, h in cases if fam == "modernbert"} == {"model", "mlm", "seq-cls", "token-cls", "qa"}
+    assert len(FLOP_FIXTURES) >= 20
+
+
+@pytest.mark.parametrize("fx", FLOP_FIXTURES, ids=[f["case"] for f in FLOP_FIXTURES])
+def test_flops_match_flop_counter_mode(fx: dict) -> None:
+    """Forward FLOPs (no grad) and a training step's (forward, HF's own loss, backward), as FlopCounterMode
+    counted them on the HF model with eager attention: bertcalc's forward and training_flops."""
+    f = fx["flops"]
+    r = bertcalc.flops(_config(fx), head=fx["head"], pooler=fx["pooler"], batch=f["batch"], seq=f["seq"])
+    assert (r.forward_flops, r.training_flops) == (f["forward"], f["training"])
 
 
 PRESET_FIXTURES = [f for f in FIXTURES if f["preset"]]
