@@ -65,7 +65,7 @@ class ModernBertConfig(ModelConfig):
     vocab_size: Size = Field(50368, description="Tokens in the vocabulary (rows of tok_embeddings).")
     hidden_size: Size = Field(768, description="Width of every hidden state (H).")
     intermediate_size: Size = Field(1152, description="GLU width (I): Wi is [2I, H], Wo [H, I].")
-    num_hidden_layers: Count = Field(22, description="Encoder layers (L); layer 0 has no attention norm.")
+    num_hidden_layers: Size = Field(22, description="Encoder layers (L ≥ 1); layer 0 has no attention norm.")
     num_attention_heads: Size = Field(12, description="Attention heads per layer (A); must divide H.")
     hidden_activation: str = Field("gelu", description="GLU activation. Shown, not counted.")
     max_position_embeddings: Size = Field(8192, description="Longest sequence (rotary: no position table).")
@@ -91,6 +91,9 @@ class ModernBertConfig(ModelConfig):
 
     @model_validator(mode="after")
     def _one_type_per_layer(self) -> ModernBertConfig:
+        if self.num_hidden_layers == 0:  # ModernBertConfig derives its rotary parameters from the layer types
+            raise ValueError("num_hidden_layers 0: transformers cannot build a ModernBertConfig without layers; "
+                             "use at least 1")
         if self.layer_types is not None and len(self.layer_types) != self.num_hidden_layers:
             raise ValueError(f"layer_types has {len(self.layer_types)} entries; num_hidden_layers is "
                              f"{self.num_hidden_layers}: give one per layer (or leave layer_types out)")
