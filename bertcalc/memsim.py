@@ -523,8 +523,14 @@ class Backward:
         # x·cos + cat(-x2, x1)·sin, backward in the engine's order: g·sin, neg of its first half, the two
         # slices' zero-padded gradients (added in place), then g·cos (added in place)
         sim = self.sim
-        f = self.n(op.x) * self.dt[op.x.storage]
+        src = self.dt[op.x.storage]
+        wide = self.x.amp and src != 4  # HF rotates in fp32 (q.float()) and casts back: the casts' backwards
+        f = self.n(op.x) * (4 if wide else src)
         half = f * (op.x.width.size - op.x.width.size // 2) // op.x.width.size
+        if wide:
+            g32 = sim.alloc(f)
+            sim.free(g)
+            g = g32
         gr = sim.alloc(f)
         neg = sim.alloc(half)
         acc = sim.alloc(f)
@@ -535,6 +541,10 @@ class Backward:
         sim.free(sim.alloc(f))
         sim.free(g)
         self.release(op)
+        if wide:
+            back = sim.alloc(self.n(op.x) * src)
+            sim.free(acc)
+            acc = back
         self.deliver(op.x, acc)
 
     def _glu(self, op: Glu, g: Any) -> None:
@@ -966,8 +976,10 @@ class Forward:
             if more:
                 extra = more * alloc(x.n(op.x) * dt[op.x.storage])
                 what = (f"{more} more from the composed {op.fn}",)
-        elif isinstance(op, Rotary):  # x·cos and rotate_half(x)·sin, beside their sum
-            extra, what = 2 * alloc(x.n(op.x) * dt[op.x.storage]), ("x·cos", "rotate_half(x)·sin")
+        elif isinstance(op, Rotary):  # x·cos and rotate_half(x)·sin beside their sum (in fp32 under autocast)
+            wide = x.amp and dt[op.x.storage] != 4
+            extra = (3 if wide else 2) * alloc(x.n(op.x) * (4 if wide else dt[op.x.storage]))
+            what = ("x·cos", "rotate_half(x)·sin") + (("their fp32 sum",) if wide else ())
         elif isinstance(op, Glu):  # the activation's output, beside the product
             extra, what = alloc(x.n(op.out) * dt[op.x.storage]), (f"{op.fn}(input)",)
         elif isinstance(op, Mean):  # the masked product over [B, S, W]

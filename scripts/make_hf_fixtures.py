@@ -169,7 +169,7 @@ def flops(case: dict) -> dict:
         out = model(input_ids=ids, **labels)
         loss = out.loss if case["head"] != "model" else out.last_hidden_state.sum()
         loss.backward()
-    return {"batch": B, "seq": S, "attention": "eager", "forward": fwd.get_total_flops(),
+    return {"batch": B, "seq": S, "forward": fwd.get_total_flops(),
             "training": step.get_total_flops()}
 
 
