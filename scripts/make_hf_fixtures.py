@@ -8,6 +8,10 @@ reads them without torch.
     pip install torch==2.13.0 transformers
     python scripts/make_hf_fixtures.py            # rewrite every fixture
     python scripts/make_hf_fixtures.py --check    # exit 1 if a committed fixture differs from transformers
+    python scripts/make_hf_fixtures.py --only modernbert   # one family's fixtures
+
+It also writes ``tests/fixtures/modernbert-odd-mlm-config.json``: the ``config.json`` that ``save_pretrained``
+writes for ModernBertForMaskedLM in the modernbert-odd config (what a user's checkpoint folder holds).
 """
 
 from __future__ import annotations
@@ -220,6 +224,23 @@ def dump(rec: dict) -> str:
     return json.dumps(head, indent=1)[:-2] + ',\n "state_dict": [\n' + lines + "\n ]\n}\n"
 
 
+def saved_config_json(path: Path) -> None:
+    """The config.json of a saved ModernBertForMaskedLM (modernbert-odd), as save_pretrained writes it."""
+    import tempfile
+
+    import torch
+    import transformers
+
+    cfg = transformers.ModernBertConfig(**FAMILY_ODD["modernbert-odd"][1])
+    with torch.device("meta"):
+        model = transformers.ModernBertForMaskedLM(cfg)
+    model.config.architectures = ["ModernBertForMaskedLM"]
+    with tempfile.TemporaryDirectory() as tmp:
+        model.config.save_pretrained(tmp)
+        path.write_text((Path(tmp) / "config.json").read_text())
+    print(f"wrote {path.name}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="compare with the committed fixtures; write nothing")
@@ -244,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             path.write_text(dump(rec))
             print(f"wrote {path.name}  ({len(rec['state_dict'])} tensors, {rec['num_parameters']:,} parameters)")
+    if not args.check and args.only in (None, "modernbert"):
+        saved_config_json(OUT.parent / "modernbert-odd-mlm-config.json")
     stale = sorted(p.name for p in OUT.glob("*.json") if p.name not in wanted)
     for name in stale:
         if args.check:

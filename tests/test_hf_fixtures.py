@@ -81,3 +81,19 @@ def test_presets_match_their_fixture(fx: dict) -> None:
     assert r.family == fx["family"]
     assert {k: r.config[k] for k in fx["config"]} == fx["config"]
     assert r.total_parameters == fx["num_parameters"]
+
+
+def test_a_saved_modernbert_config_json_counts_as_transformers_built_it() -> None:
+    """``config.json`` exactly as ``save_pretrained`` writes it for ModernBertForMaskedLM (5.x: ``layer_types``
+    listed per layer, ``rope_parameters``, token ids outside a small vocabulary) gives the fixture's state dict,
+    totals and FLOPs."""
+    from .conftest import ROOT
+
+    path = ROOT / "tests" / "fixtures" / "modernbert-odd-mlm-config.json"
+    fx = next(f for f in FIXTURES if f["case"] == "modernbert-odd-mlm")
+    shapes = bertcalc.shapes(config_file=path, head="mlm")
+    assert [[t["name"], t["shape"]] for t in shapes.to_dict()["tensors"]] == fx["state_dict"]
+    assert bertcalc.count(config_file=path, head="mlm").total_parameters == fx["num_parameters"]
+    f = fx["flops"]
+    r = bertcalc.flops(config_file=path, head="mlm", batch=f["batch"], seq=f["seq"])
+    assert (r.forward_flops, r.training_flops) == (f["forward"], f["training"])
