@@ -262,8 +262,10 @@ def saved_of(op: Op, x: Ctx, dt: dict[Value, int]) -> list[tuple[Key, int]]:
         return [((op, "mask"), n(op.x))]
     if isinstance(op, Rope):
         return [kept(op.out)]
-    if isinstance(op, Glu):
-        return [kept(op.x), ((op, "act"), n(op.out) * dt[op.x.storage])]
+    if isinstance(op, Glu):  # the activation keeps its input (a view of x) or its output, and a formula's parts
+        extra = activation_profile(op.fn)[1]
+        out = [kept(op.x), ((op, "act"), n(op.out) * dt[op.x.storage])]
+        return out + ([((op, "extra"), extra * n(op.out) * dt[op.x.storage])] if extra else [])
     if isinstance(op, Mean):
         return [((op, "mask"), n(op.x) // op.x.width.size), ((op, "count"), 8 * x.batch)]
     if isinstance(op, Act):
@@ -554,7 +556,10 @@ class Backward:
         ga, gg = sim.alloc(half), sim.alloc(half)
         sim.free(g)
         self._release_one(op, "act")
+        more = [sim.alloc(half) for _ in range(activation_profile(op.fn)[3])]
         gi = sim.alloc(half)
+        for k in more:
+            sim.free(k)
         sim.free(ga)
         self.release(op)
         full = sim.alloc(self.n(op.x) * self.dt[op.x.storage])
@@ -980,8 +985,9 @@ class Forward:
             wide = x.amp and dt[op.x.storage] != 4
             extra = (3 if wide else 2) * alloc(x.n(op.x) * (4 if wide else dt[op.x.storage]))
             what = ("x·cos", "rotate_half(x)·sin") + (("their fp32 sum",) if wide else ())
-        elif isinstance(op, Glu):  # the activation's output, beside the product
-            extra, what = alloc(x.n(op.out) * dt[op.x.storage]), (f"{op.fn}(input)",)
+        elif isinstance(op, Glu):  # the activation's output (and a composed formula's parts), beside the product
+            extra = (1 + activation_profile(op.fn)[2]) * alloc(x.n(op.out) * dt[op.x.storage])
+            what = (f"{op.fn}(input)",)
         elif isinstance(op, Mean):  # the masked product over [B, S, W]
             extra, what = alloc(x.n(op.x) * dt[op.x.storage]), ("hidden · mask",)
         self.produce(op.out)

@@ -246,9 +246,8 @@ def forward(cfg: ModernBertConfig, comps: list[Component], head: str):
     hd = Dim(cfg.hidden_size // cfg.num_attention_heads, "H/A")
     tables = {}
     if cfg.num_hidden_layers:
-        mask = e.emit(Mask(Value("sliding_window_mask", (B, Dim(1), S, S), "window mask of the local layers "
-                                 "(made whether or not a layer is local)", until="base")))
-        del mask
+        e.emit(Mask(Value("sliding_window_mask", (B, Dim(1), S, S), "window mask of the local layers "
+                          "(made whether or not a layer is local)", until="base")))
         for kind in cfg.types_present():
             tables[kind] = tuple(e.emit(Rope(Value(f"{prefix}rotary_emb.{kind}.{trig}", (Dim(1), S, hd),
                                                    f"{trig} of the rotary angles, {kind}", until="base")))
@@ -264,8 +263,9 @@ def forward(cfg: ModernBertConfig, comps: list[Component], head: str):
         comp = c["encoder layer"]
         t = blocks.Trace()
         inp = Value(f"{comp.name} input", embedded.dims, listed=False)
-        rest = [k for k in types[1:2]] or ["sliding_attention" if "sliding_attention" in tables else first_type]
-        y = _layer(t, inp, blocks.by_role(comp.parts), cfg, tables[rest[0]], False)
+        # the template's rotary reads one type's tables; every type's have the same shape and lifetime
+        kind = types[1] if len(types) > 1 else next(iter(tables))
+        y = _layer(t, inp, blocks.by_role(comp.parts), cfg, tables[kind], False)
         enc = Encoder(comp.name, (t.layer(inp, y),), comp.times_applied, comp.repeat)
     hidden = embedded if enc is None else Value("last layer output", enc.out.dims, listed=False)
     tail = blocks.Trace()
