@@ -985,8 +985,8 @@ class Forward:
             wide = x.amp and dt[op.x.storage] != 4
             extra = (3 if wide else 2) * alloc(x.n(op.x) * (4 if wide else dt[op.x.storage]))
             what = ("x·cos", "rotate_half(x)·sin") + (("their fp32 sum",) if wide else ())
-        elif isinstance(op, Glu):  # the activation's output (and a composed formula's parts), beside the product
-            extra = (1 + activation_profile(op.fn)[2]) * alloc(x.n(op.out) * dt[op.x.storage])
+        elif isinstance(op, Glu):  # beside the product: fn(a); before it, fn(a) and a composed formula's parts
+            extra = max(1, activation_profile(op.fn)[2]) * alloc(x.n(op.out) * dt[op.x.storage])
             what = (f"{op.fn}(input)",)
         elif isinstance(op, Mean):  # the masked product over [B, S, W]
             extra, what = alloc(x.n(op.x) * dt[op.x.storage]), ("hidden · mask",)
