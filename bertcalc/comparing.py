@@ -96,7 +96,8 @@ def compare(reports: list[CountReport]) -> CompareReport:
             from .formula import SHORT
 
             # × L when every config repeats it L times (ModernBERT's template runs L - 1 times, after layer 0)
-            times = SHORT.get(s, s) if len(symbols) == 1 and (s := next(iter(symbols))) else "repeat"
+            letters = {SHORT.get(s, s) if s else None for s in symbols}  # n_layers and num_hidden_layers: L
+            times = next(iter(letters)) if len(letters) == 1 else "repeat"
             rows.append(CompareRow(f"{name} (each)", tuple(per)))
             rows.append(CompareRow(f"{name} (× {times})", tuple(total)))
         else:
