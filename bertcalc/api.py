@@ -366,10 +366,18 @@ def memory(
     gpu: str | None = None,
     zero: int | None = None,
     gpus: int = 1,
+    nodes: int = 1,
+    offload: str | None = None,
+    fsdp: bool = False,
+    reshard: bool = True,
+    link_gbps: float | None = None,
 ) -> MemoryReport:
     """Peak GPU memory (what torch.cuda.max_memory_allocated reports), term by term.
 
     ``fit`` is a budget (``"80GiB"`` or bytes); ``gpu`` names a card whose memory is the budget.
+    ``zero`` (DeepSpeed stage), ``fsdp`` (FSDP2 ``fully_shard``; ``reshard``: ``reshard_after_forward``), or
+    ``gpus`` > 1 alone (DDP) add ``report.distributed``: per-rank memory for ``gpus`` × ``nodes`` ranks at
+    ``batch`` per rank (``bertcalc.distributed``), with ``offload`` (optimizer, param, both) for ZeRO.
     """
     from . import memsim as _memory
 
@@ -389,7 +397,17 @@ def memory(
 
         gpu_name, card = gpu_spec(gpu, other="--fit SIZE")
         budget = int(float(card["memory_gib"]) * (1 << 30))
-    return _memory.estimate(arch, spec.config, o, label=spec.label, budget=budget, gpu=gpu_name, zero=zero, gpus=gpus)
+    report = _memory.estimate(arch, spec.config, o, label=spec.label, budget=budget, gpu=gpu_name)
+    ddp_only = zero is None and not fsdp and offload is None
+    if not (ddp_only and (mode != "train" or gpus * nodes == 1)):
+        from . import distributed
+
+        if zero is not None and fsdp:
+            raise UsageError("--zero is DeepSpeed and --fsdp is PyTorch FSDP2: give one of them", param="fsdp")
+        setup = distributed.Setup("zero" if zero is not None else "fsdp" if fsdp else "ddp", stage=zero or 0,
+                                  gpus=gpus, nodes=nodes, offload=offload, reshard=reshard, link_gbps=link_gbps)
+        report = dataclasses.replace(report, distributed=distributed.plan(arch, spec.config, o, setup, budget))
+    return report
 
 
 def presets() -> PresetsReport:
