@@ -383,7 +383,7 @@ def _zero(arch: Any, cfg: Any, o: Options, s: Setup) -> tuple[list[RankTerm], st
     m = training_peak(arch, cfg, mo)
     hb = 2 if mo.precision in ("bf16", "fp16") else 4  # the model's parameters and gradients
     n, N = arch.total_parameters, s.world
-    root_parts, layer_parts, L = units(arch)
+    _, layer_parts, L = units(arch)
     G = sum(part_bytes(p, mo.weight_bytes) for p in layer_parts)
     o32 = replace(o, precision="fp32")
     off_o, off_p = s.offload_optimizer, s.offload_param
@@ -471,7 +471,7 @@ def _zero(arch: Any, cfg: Any, o: Options, s: Setup) -> tuple[list[RankTerm], st
                          "2 × (N−1)/N × the parameters: gathered for the forward and again for the backward"))
     else:
         comm.append(Comm("all-gather updated parameters", ring(n * hb),
-                         f"(N−1)/N × the parameters, after the step, in allgather_bucket_size chunks"))
+                         "(N−1)/N × the parameters, after the step, in allgather_bucket_size chunks"))
     return out, where, comm
 
 
@@ -600,7 +600,7 @@ def _fit(arch: Any, cfg: Any, o: Options, s: Setup, budget: int) -> tuple[tuple[
         gpu = sum(t.bytes for t in at if t.device == "gpu")
         cpu = sum(t.bytes for t in at if t.device == "cpu")
 
-        def fits(b: int) -> bool:
+        def fits(b: int, st: Setup = st) -> bool:
             try:
                 check_batch(cfg, b, o.seq)
             except Exception:  # past what the model can take: not a fit
