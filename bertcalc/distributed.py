@@ -345,9 +345,25 @@ def _fsdp(arch: Any, cfg: Any, o: Options, s: Setup) -> tuple[list[RankTerm], st
 
     moments = _moments(m, L, adjust)
     where, terms = _pick(moments, base, m)
-    step = {**base, "sharded gradients": root.grad_shard + L * GS}
-    if sum(step.values()) > sum(terms.values()):
-        where, terms = "optimizer step", step
+    candidates = [("optimizer step", {**base, "sharded gradients": root.grad_shard + L * GS})]
+    # The forward: a unit's flat all-gather output is kept until the next unit's wait_for_unshard returns (the
+    # implicit forward prefetch: FSDPParamGroup.wait_for_unshard holds it in comm_ctx.all_gather_state, and its
+    # local prev_all_gather_state through the copy-out), the last one until the root's post-forward.
+    act = "activations and backward temporaries"
+    candidates.append(("forward: the root's all-gather", {**base, "gathered parameters": root.unsharded,
+                                                          "all-gather output": root.gather, act: 0}))
+    if L:
+        enc = arch.program.encoder
+        x_in = alloc(enc.inp.elements(o.batch, o.seq) * o.act_bytes)  # the layer's input, not yet saved by it
+        for i in sorted({0, L - 1}):
+            held = (0 if s.reshard else i * U)
+            prev = root.gather if i == 0 else AG
+            candidates.append((f"forward: layer {i + 1}'s all-gather copy-out", {
+                **base, "gathered parameters": root.unsharded + held + U, "all-gather output": prev + AG,
+                act: m.saved_embeddings + i * m.saved_layer + x_in}))
+    for at, cand in candidates:
+        if sum(cand.values()) > sum(terms.values()):
+            where, terms = at, cand
     rules = {
         "sharded parameters": f"each parameter's dim-0 chunk, padded to ceil(d0/N) rows, in its own dtype "
                               f"(FSDPParam._sharded_param_data; {TORCH_RELEASE})",
@@ -359,6 +375,8 @@ def _fsdp(arch: Any, cfg: Any, o: Options, s: Setup) -> tuple[list[RankTerm], st
                                "output (prefetched in pre_backward)" if s.reshard else
                                "the root and every layer unit not yet through its post-backward "
                                "(reshard_after_forward=False)",
+        "all-gather output": "the flat all-gather output of the unit being gathered, and of the one before it "
+                             "(kept to the next unit's wait_for_unshard in the forward)",
         "reduce-scatter input": "one unit's flat reduce-scatter input (N padded shards, reduce dtype), held "
                                 "until the next unit's post-backward (reduce_scatter_max_input_buffers=1)",
         "sharded gradients": "the flat reduce-scatter output of each reduced unit, viewed as sharded grads",

@@ -39,7 +39,8 @@ import torch.multiprocessing as mp
 
 HERE = Path(__file__).resolve().parent
 
-CASES: list[tuple[str, str, dict[str, Any], str, int, int, bool]] = [  # name, family, HF kwargs, head, B, S, reshard
+# name, family, HF kwargs, head, B, S, reshard_after_forward[, MixedPrecisionPolicy param_dtype]
+CASES: list[tuple] = [
     ("bert-small", "bert", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=512),
      "model", 4, 64, True),
     ("bert-small", "bert", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=512),
@@ -53,6 +54,10 @@ CASES: list[tuple[str, str, dict[str, Any], str, int, int, bool]] = [  # name, f
     ("roberta-small", "roberta", dict(num_hidden_layers=3, hidden_size=128, num_attention_heads=2,
                                       intermediate_size=512, max_position_embeddings=514, type_vocab_size=1,
                                       vocab_size=3001), "token-cls", 4, 64, True),
+    ("bert-small", "bert", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=512),
+     "seq-cls", 4, 64, True, "bf16"),
+    ("bert-odd", "bert", dict(num_hidden_layers=4, hidden_size=192, num_attention_heads=3, intermediate_size=500,
+                              vocab_size=5001), "mlm", 2, 128, True, "bf16"),
 ]
 
 
@@ -123,14 +128,20 @@ def one_case(h: Any, rank: int, world: int, case: tuple) -> dict[str, Any]:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    name, family, kw, head, batch, seq, reshard = case
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+
+    name, family, kw, head, batch, seq, reshard = case[:7]
+    param_dtype = case[7] if len(case) > 7 else None
+    mp = MixedPrecisionPolicy() if param_dtype is None else \
+        MixedPrecisionPolicy(param_dtype=getattr(torch, {"bf16": "bfloat16", "fp16": "float16"}[param_dtype]),
+                             reduce_dtype=torch.float32)
     torch.manual_seed(0)
     cfg, model = h.build_model(family, head, kw)
     mesh = init_device_mesh("cpu", (world,))
     base = getattr(model, model.base_model_prefix, model)
     for layer in base.encoder.layer:
-        fully_shard(layer, mesh=mesh, reshard_after_forward=reshard)
-    fully_shard(model, mesh=mesh)
+        fully_shard(layer, mesh=mesh, reshard_after_forward=reshard, mp_policy=mp)
+    fully_shard(model, mesh=mesh, mp_policy=mp)
     model.train()
     torch.manual_seed(1 + rank)  # each rank its own local batch
     ids, labels = h.make_inputs(family, head, cfg, batch, seq)
@@ -173,7 +184,8 @@ def one_case(h: Any, rank: int, world: int, case: tuple) -> dict[str, Any]:
                 tr.add_baseline(_local(t))
     tr.reset_peak()
     rec: dict[str, Any] = dict(config=name, family=family, head=head, batch=batch, seq=seq, hf_config=kw,
-                               world=world, rank=rank, reshard_after_forward=reshard, optimizer="AdamW(foreach=False)")
+                               world=world, rank=rank, reshard_after_forward=reshard, param_dtype=param_dtype,
+                               optimizer="AdamW(foreach=False)")
     rec["steady_bytes"] = tr.now()
     rec["unsharded_at_start_bytes"] = tr.watched_bytes
     with tr:

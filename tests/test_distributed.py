@@ -123,7 +123,7 @@ def _records() -> list[dict]:
 
 def predict(rec: dict) -> dist.DistReport:
     cfg, arch = _arch(rec["family"], rec["hf_config"], rec["head"])
-    o = memsim.Options(batch=rec["batch"], seq=rec["seq"])
+    o = memsim.Options(batch=rec["batch"], seq=rec["seq"], precision=rec.get("param_dtype") or "fp32")
     s = dist.Setup("fsdp", gpus=rec["world"], rank=rec["rank"], reshard=rec["reshard_after_forward"])
     return dist.plan(arch, cfg, o, s)
 
@@ -156,7 +156,8 @@ def test_fsdp2_peaks_within_the_accuracy_target() -> None:
 
 def fsdp_table() -> str:
     """The comparison table of docs/memory.md (between its ``accuracy: fsdp2-cpu`` markers)."""
-    lines = ["| model | head | ranks | reshard_after_forward | local B×S | rank | predicted MiB | measured MiB | error |",
+    lines = ["| model | head | ranks | reshard_after_forward | local B×S | rank | predicted MiB | measured MiB "
+             "| error |",
              "| --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: |"]
     for r in _records():
         p, m = predict(r).gpu_bytes, r["peak_bytes"]
@@ -169,7 +170,7 @@ def fsdp_table() -> str:
 def test_fsdp2_table_in_the_docs_is_current() -> None:
     text = (ROOT / "docs" / "memory.md").read_text()
     shown = re.search(r"<!-- accuracy: fsdp2-cpu -->\n(.*?)<!-- /accuracy: fsdp2-cpu -->", text, re.S).group(1)
-    assert shown == fsdp_table(), "regenerate with: python -c 'import tests.test_distributed as t; print(t.fsdp_table())'"
+    assert shown == fsdp_table(), "regenerate: python -c 'import tests.test_distributed as t; print(t.fsdp_table())'"
 
 
 def test_fsdp2_live_run_on_two_ranks() -> None:
