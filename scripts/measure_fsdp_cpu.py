@@ -126,9 +126,7 @@ def make_tracker(h: Any) -> Any:
 
 def one_case(h: Any, rank: int, world: int, case: tuple) -> dict[str, Any]:
     from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import fully_shard
-
-    from torch.distributed.fsdp import MixedPrecisionPolicy
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     name, family, kw, head, batch, seq, reshard = case[:7]
     param_dtype = case[7] if len(case) > 7 else None
