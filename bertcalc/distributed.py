@@ -429,27 +429,23 @@ def _zero(arch: Any, cfg: Any, o: Options, s: Setup) -> tuple[list[RankTerm], st
               "single_partition_of_fp32_groups / fp32_partitioned_groups_flat: Ψ/N in fp32"))
     opt = optimizer_bytes(arch, o32, params=[(_Shard((state_n,)), 1)])[0]
     t.append(("optimizer states (partition)", dev_o, opt, "the optimizer's rule on the flat fp32 partition"))
-    if s.stage == 1:
-        grads_kept = True
-        t.append(("fp32 gradient partition (at the step)", dev_o, alloc(state_n * 4),
-                  f"single_grad_partition, made for the optimizer step ({src12})"))
-        t.append(("reduce bucket", "gpu", alloc(s.reduce_bucket * 4),
-                  f"ipg bucket: reduce_bucket_size = {s.reduce_bucket:,} elements, fp32 at stage 1 ({src12})"))
-    elif s.stage == 2:
-        grads_kept = False
+    if s.stage in (1, 2):
+        # Both stages reduce through the ipg bucket as gradients arrive and keep this rank's share in
+        # grads_in_partition (contiguous_gradients=True, the default, at stage 1 too): measured alike on gloo
         if off_o:
             t.append(("fp32 gradient partition (CPU)", "cpu", alloc(state_n * 4),
                       "offload_optimizer: gradients accumulate into the CPU fp32 partition"))
         else:
             t.append(("gradient partition", "gpu", alloc(state_n * hb),
-                      f"grads_in_partition: this rank's Ψ/N gradients, contiguous ({src12})"))
+                      f"grads_in_partition: this rank's Ψ/N gradients, contiguous (contiguous_gradients=True) "
+                      f"({src12})"))
             t.append(("fp32 gradient partition (at the step)", "gpu", alloc(state_n * 4),
                       f"single_grad_partition = flat partition .to(fp32) at the step ({src12})"))
         t.append(("reduce bucket", "gpu", alloc(s.reduce_bucket * hb),
-                  f"ipg bucket: reduce_bucket_size = {s.reduce_bucket:,} elements (overlap_comm defaults to "
-                  f"False below stage 3: one buffer) ({src12})"))
+                  f"ipg bucket: reduce_bucket_size = {s.reduce_bucket:,} elements in the model's dtype "
+                  f"(_gradient_reduction_buffer_dtype; overlap_comm defaults to False below stage 3: one buffer), "
+                  f"from the backward's start to its end ({src12})"))
     else:
-        grads_kept = False
         t.append(("gradient partitions", dev_o, state_n * hb,
                   f"grad_partitions_flat_buffer: Σ partition sizes ({src3})"))
         if not off_o:
@@ -462,23 +458,40 @@ def _zero(arch: Any, cfg: Any, o: Options, s: Setup) -> tuple[list[RankTerm], st
         t.append(("gathered module + prefetch", "gpu", (big + prefetch) * hb,
                   f"the largest module gathered ({big:,} parameters) + stage3_prefetch_bucket_size = "
                   f"{s.prefetch_bucket:,} elements prefetched (capped by stage3_max_live_parameters) ({src3})"))
-    base = {name: b for name, dev, b, _ in t if dev == "gpu"}
+    t.append(("index buffers (replicated)", "gpu", buffer_bytes(arch), "module buffers stay on every rank"))
+    STEP = "fp32 gradient partition (at the step)"
+    base = {name: b for name, dev, b, _ in t if dev == "gpu" and name != STEP}
     rules = {name: rule for name, _, _, rule in t}
 
     def adjust(kind: str, k: int) -> dict[str, int]:
-        if grads_kept:
-            return {}
         done = k if kind in ("layer", "after") else (L if kind in ("embeddings", "end") else 0)
         if kind == "end":
             return {"-reduced": m.gradients}
         return {"-reduced": done * G}  # reduced through the bucket into the partition: gone from autograd
 
     where, terms = _pick(_moments(m, L, adjust), base, m)
+    # the step: the fp32 gradient partition is made for it, beside what is resident (a fused optimizer makes
+    # nothing more); the activations are gone, and ZeRO-1's full gradients were freed by the reduction
+    resident = {k: v for k, v in base.items() if k != "reduce bucket"}  # released at the backward's end
+    step = {**resident, **{name: b for name, dev, b, _ in t if dev == "gpu" and name == STEP}}
+    step["activations and backward temporaries"] = 0
+    # before it, the gradient norm: the gradient partition cast to get_norm_dtype() (fp64) for
+    # torch.linalg.vector_norm (stage_1_and_2.get_grad_norm_direct, stage3; runtime/zero/utils.py)
+    NORM = "fp64 gradient partition (the gradient norm)"
+    rules[NORM] = f"get_norm_dtype() is fp64: the gradient partition cast for its norm before the step ({src12})"
+    if s.stage == 3:  # stage 3 takes the norm partition by partition: the largest one at a time
+        norm_n = max((-(-tp.parameters // N) for c in arch.components for p in c.parts for tp in p.tensors
+                      if tp.tied_to is None and tp.parameters > s.persistence), default=0)
+    else:
+        norm_n = state_n
+    norm = {**resident, NORM: alloc(norm_n * 8), "activations and backward temporaries": 0}
+    for at, cand in (("optimizer step", step), ("gradient norm, before the step", norm)):
+        if not off_o and sum(cand.values()) > sum(terms.values()):
+            where, terms = at, cand
     rules["activations and backward temporaries"] = (
         "memsim's replay at the local batch" + (" (the model in half precision, as DeepSpeed runs it)"
                                                 if hb == 2 else "") + ": saved tensors still held, backward "
-        "temporaries, gradients " + ("(all kept to the reduction after the backward, ZeRO-1)" if grads_kept else
-                                     "of the layer in progress (earlier ones are in the partition)"))
+        "temporaries, gradients of the layer in progress (earlier ones are in the partition)")
     out = [RankTerm(k, "gpu", v, rules[k]) for k, v in terms.items()]
     out += [RankTerm(name, "cpu", b, rule) for name, dev, b, rule in t if dev == "cpu"]
     ring = lambda b: b * (N - 1) // N  # noqa: E731
