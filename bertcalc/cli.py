@@ -834,6 +834,8 @@ def memory(
         _note("memory", "--zero without --gpus assumes one GPU, which divides nothing; give --gpus N")
     if dist.get("fsdp") and dist.get("gpus") is None and not infer:
         _note("memory", "--fsdp without --gpus assumes one GPU, which shards nothing; give --gpus N")
+    if infer and dist.get("zero") is None and not dist.get("fsdp") and (dist.get("gpus") or 1) > 1:
+        _note("memory", "--gpus with --mode infer: each GPU runs its own replica, so the estimate is per GPU")
     if not dist.get("reshard", True) and not dist.get("fsdp"):
         _note("memory", "--no-reshard is FSDP2's reshard_after_forward; it applies with --fsdp")
     dist["gpus"] = dist.get("gpus") or 1

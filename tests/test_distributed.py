@@ -278,3 +278,50 @@ def test_cli_bad_distributed_input(cli, args, needles) -> None:
     assert "\n" not in line and "Traceback" not in line
     for n in needles:
         assert n in line, line
+
+
+# ------------------------------------------------------------------------------------- DeepSpeed on gloo
+
+DS_RECORDS = ROOT / "tests" / "fixtures" / "memory" / "deepspeed_cpu_gloo.jsonl"
+
+
+def _ds_records() -> list[dict]:
+    lines = [json.loads(x) for x in DS_RECORDS.read_text().splitlines() if x.strip()]
+    return [r for r in lines if "meta" not in r]
+
+
+def predict_ds(rec: dict) -> dist.DistReport:
+    cfg, arch = _arch(rec["family"], rec["hf_config"], rec["head"])
+    o = memsim.Options(batch=rec["batch"], seq=rec["seq"], precision=rec["precision"])
+    s = dist.Setup("zero", rec["stage"], gpus=rec["world"], rank=rec["rank"],
+                   reduce_bucket=rec["reduce_bucket_size"], prefetch_bucket=rec["stage3_prefetch_bucket_size"])
+    return dist.plan(arch, cfg, o, s)
+
+
+def ds_table() -> str:
+    """The DeepSpeed comparison table of docs/memory.md (between its ``accuracy: deepspeed-cpu`` markers)."""
+    lines = ["| model | head | ZeRO | ranks | local B×S | rank | predicted MiB | measured MiB | error |",
+             "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
+    for r in _ds_records():
+        p, m = predict_ds(r).gpu_bytes, r["peak_bytes"]
+        lines.append(f"| {r['config']} | {r['head']} | {r['stage']} | {r['world']} | {r['batch']}×{r['seq']} | "
+                     f"{r['rank']} | {p / 2**20:,.2f} | {m / 2**20:,.2f} | {100 * (p / m - 1):+.2f}% |")
+    return "\n".join(lines) + "\n"
+
+
+def test_zero_on_gloo_within_the_accuracy_target() -> None:
+    """DeepSpeed 0.19.8's engine, ZeRO-1/2/3 on 2 and 4 CPU ranks (scripts/measure_deepspeed_cpu.py): the
+    classification cases within the accuracy target. The MLM cases are not (docs/memory.md: DeepSpeed holds
+    more between steps there than bertcalc's rules account for, not traced yet); they are shown, not scored."""
+    recs = [r for r in _ds_records() if r["head"] != "mlm"]
+    assert {r["stage"] for r in recs} == {1, 2, 3} and {r["world"] for r in recs} == {2, 4}
+    errs = [predict_ds(r).gpu_bytes / r["peak_bytes"] - 1 for r in recs]
+    assert statistics.median(abs(e) for e in errs) <= 0.05
+    assert sum(abs(e) <= 0.10 for e in errs) >= 0.9 * len(errs)
+    assert max(abs(e) for e in errs) <= 0.25, errs
+
+
+def test_zero_table_in_the_docs_is_current() -> None:
+    text = (ROOT / "docs" / "memory.md").read_text()
+    shown = re.search(r"<!-- accuracy: deepspeed-cpu -->\n(.*?)<!-- /accuracy: deepspeed-cpu -->", text, re.S).group(1)
+    assert shown == ds_table(), "regenerate: python -c 'import tests.test_distributed as t; print(t.ds_table())'"
