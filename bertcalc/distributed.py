@@ -184,6 +184,8 @@ class DistReport:
         if self.deepspeed is not None:
             gpu, cpu, why = self.deepspeed
             out["deepspeed_estimate"] = {"gpu_bytes": gpu, "cpu_bytes": cpu, "assumptions": why}
+        elif s.strategy == "zero":
+            out["deepspeed_estimate"] = {"gpu_bytes": None, "cpu_bytes": None, "assumptions": NO_ESTIMATE}
         if self.paper:
             out["paper"] = {t.name: t.bytes for t in self.paper}
             out["paper_formulas"] = {t.name: t.formula for t in self.paper}
@@ -572,6 +574,10 @@ DS_ASSUMPTIONS = (
     "additional_buffer_factor = 1.5; ZeRO-3 with zero_init=True; Ψ counted once per unique parameter and "
     "the largest module as stage3.model_to_params counts them"
 )
+
+
+NO_ESTIMATE = ("DeepSpeed has no estimator for this setting: none for ZeRO-1, and its ZeRO-3 estimator reads "
+               "cpu_offload_params only with cpu_offload (give --offload both)")
 
 
 def plan(arch: Any, cfg: Any, o: Options, s: Setup, budget: int | None = None) -> DistReport:

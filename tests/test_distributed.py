@@ -256,6 +256,13 @@ def test_cli_json_contract(cli, args) -> None:
     assert d["communication"]["seconds"] > 0
 
 
+def test_cli_json_without_an_estimator_says_so(cli) -> None:
+    for args in (("--zero", "1", "--gpus", "8"), ("--zero", "3", "--offload", "param", "--gpus", "8")):
+        d = json.loads(cli("memory", "-p", "base", *args, "-f", "json").stdout)
+        est = d["deepspeed_estimate"]
+        assert est["gpu_bytes"] is None and est["cpu_bytes"] is None and "no estimator" in est["assumptions"]
+
+
 def test_cli_table_prints_per_rank_rows(cli) -> None:
     out = cli("memory", "-p", "base", "--zero", "3", "--offload", "optimizer", "--gpus", "8").stdout
     for needle in ("per rank: ZeRO-3 + offload optimizer", "GPU per rank", "CPU per rank", "DeepSpeed 0.19.8",

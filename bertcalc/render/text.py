@@ -813,8 +813,9 @@ def distributed_view(d: Any) -> RenderableType:
         gpu, cpu, why = d.deepspeed
         parts.append(Text(f"DeepSpeed's estimator: GPU {_gib(gpu)} ({gpu:,}), CPU {_gib(cpu)} ({cpu:,}) — {why}"))
     elif s.strategy == "zero":
-        parts.append(Text("DeepSpeed's estimator: none for this setting (ZeRO-1, or offload_param without "
-                          "offload_optimizer)", style="dim"))
+        from ..distributed import NO_ESTIMATE
+
+        parts.append(Text(NO_ESTIMATE, style="dim"))
     for z in d.paper:
         parts.append(Text(f"paper (Rajbhandari et al. 2020), {z.name}: {_gib(z.bytes)}  = {z.formula}"))
     comm = "  ·  ".join(f"{c.name} {_gib(c.bytes)}" for c in d.comm)
