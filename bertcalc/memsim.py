@@ -782,6 +782,15 @@ class TrainingPeak:
     where: str
     end: int  # live after the backward (steady + gradients, when nothing saved is left)
     saved_left: int  # saved bytes still in the ledger after the backward (0: every op freed what it kept)
+    # the backward's moments, for engines that change what is resident (bertcalc.distributed): the head's
+    # highest point; live when the first layer run starts and after the last; one run's rise above its start and
+    # its net change (the first application of its parameters); the embeddings' highest point
+    head_peak: int = 0
+    encoder_start: int = 0
+    layer_rise: int = 0
+    layer_net: int = 0
+    encoder_end: int = 0
+    embeddings_peak: int = 0
 
     @property
     def transient(self) -> int:
@@ -909,6 +918,8 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
     left = sum(sim.bufs[k][0] for k in head_saved if sim.has(k))
     hidden_grad = bw.grads.pop(p.hidden, None)
     live = sim.live
+    encoder_start = live
+    rise1 = net1 = 0
     # the layers, last applied first; each application frees its saved set and adds its gradients once
     best = live
     shared = shared_inputs(p)
@@ -934,6 +945,7 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
                 live += count * step
         live -= casts  # the bf16 weight copies go with the last backward that used them
         live -= once_bytes  # and what every layer kept of a shared input, with the first layer's
+    encoder_end = live
     # the embeddings
     emb = Sim(live)
     _register(emb, emb_saved)
@@ -958,7 +970,8 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
     where = max((head_peak, "loss and head backward"), (best, "encoder backward"), (emb.peak, "embeddings backward"),
                 (steady + grads_total, "optimizer step"), (forward_end, "forward, last layer and head"))[1]
     return TrainingPeak(weights, opt, grads_total, steady, saved, per_app, saved_bytes(emb_saved),
-                        saved_bytes(head_saved), casts, times, peak, where, emb.live, left)
+                        saved_bytes(head_saved), casts, times, peak, where, emb.live, left,
+                        head_peak, encoder_start, rise1, net1, encoder_end, emb.peak)
 
 
 def _forward_top(p: Program, x: Ctx, dt: dict[Value, int], start: int, saved: dict[Key, int],
@@ -1248,13 +1261,17 @@ def weights_bytes(arch: Architecture, cfg: ModelConfig, elem: int) -> int:
     return sum(part_bytes(p, elem) * c.repeat for c in arch.components for p in c.parts) + buffer_bytes(arch, elem)
 
 
-def optimizer_bytes(arch: Architecture, o: Options, exact: bool = False) -> tuple[int, str]:
+def optimizer_bytes(arch: Architecture, o: Options, exact: bool = False,
+                    params: list[tuple[Any, int]] | None = None) -> tuple[int, str]:
     """Optimizer state, from each parameter's shape, and the formula behind it. ``exact``: the states'
-    own bytes, without allocator rounding or Adam's step counters (what the ZeRO formulas count)."""
+    own bytes, without allocator rounding or Adam's step counters (what the ZeRO formulas count).
+    ``params``: (tensor, repeat) pairs to use instead of the model's own (a rank's shards: anything with
+    ``shape`` and ``parameters``)."""
     wb = o.weight_bytes
     total = 0
     rnd = (lambda nbytes: nbytes) if exact else alloc
-    params = [(t, c.repeat) for c in arch.components for p in c.parts for t in p.tensors if t.tied_to is None]
+    if params is None:
+        params = [(t, c.repeat) for c in arch.components for p in c.parts for t in p.tensors if t.tied_to is None]
     n_tensors = sum(rep for _, rep in params)
     if o.optimizer in ("adamw", "adam"):
         for t, rep in params:
@@ -1344,6 +1361,7 @@ class MemoryReport(ModelReport):
     not_counted: tuple[str, ...] = NOT_COUNTED
     reserved: Any = None  # bertcalc.reserved.Reserved: the caching allocator's replay (training)
     context: int | None = None  # bytes of the card a budget leaves to the CUDA context
+    distributed: Any = None  # a bertcalc.distributed.DistReport: per-rank memory under DDP, ZeRO or FSDP
 
     @property
     def breakdown(self) -> dict[str, int]:
@@ -1387,6 +1405,8 @@ class MemoryReport(ModelReport):
         if self.zero:
             out["zero"] = {t.name: t.bytes for t in self.zero}
             out["zero_formulas"] = {t.name: t.formula for t in self.zero}
+        if self.distributed is not None:
+            out.update(self.distributed.to_dict())
         return out
 
 
