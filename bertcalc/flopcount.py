@@ -81,6 +81,7 @@ class FlopsReport(ModelReport):
     peak_tflops: float | None = None
     peak_given: bool = False  # True: the peak came from --peak-tflops, not from the GPU table
     mfu: float = DEFAULT_MFU
+    choices: int | None = None  # a multiple-choice input [B, C, S]: the model runs over B·C rows
 
     @property
     def forward_flops(self) -> int:
@@ -92,7 +93,7 @@ class FlopsReport(ModelReport):
 
     @property
     def tokens(self) -> int:
-        return self.batch * self.seq
+        return self.batch * (self.choices or 1) * self.seq
 
     def components(self) -> list[tuple[str, int]]:
         out: dict[str, int] = {}
@@ -122,6 +123,7 @@ class FlopsReport(ModelReport):
             **self.identity(),
             "batch": self.batch,
             "seq": self.seq,
+            **({"choices": self.choices} if self.choices is not None else {}),
             "forward_flops": self.forward_flops,
             "training_flops": self.training_flops,
             "flops_per_token": {"forward": self.forward_flops / self.tokens,
@@ -149,13 +151,14 @@ def best_precision(spec: dict[str, float | None]) -> str:
 
 def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: str = "",
           gpu: str | None = None, peak_tflops: float | None = None, precision: str | None = DEFAULT_PRECISION,
-          mfu: float = DEFAULT_MFU) -> FlopsReport:
+          mfu: float = DEFAULT_MFU, choices: int | None = None) -> FlopsReport:
     """Forward matmul FLOPs from the program: each Linear's weight × the rows it sees (all B·S tokens, or the
     B [CLS] rows), and each attention's two batched matmuls. By component; within one, the Linears in
     state-dict order, then attention.
 
-    ``precision=None`` means the default: bf16, or the GPU's best precision when it has no bf16 (T4: fp16)."""
-    from .architecture import check_batch
+    ``precision=None`` means the default: bf16, or the GPU's best precision when it has no bf16 (T4: fp16).
+    A multiple-choice input ``[B, C, S]`` runs over ``B × choices`` rows."""
+    from .architecture import check_batch, rows
     from .config import MAX_SIZE
     from .formula import short
     from .program import Attention, Linear, size
@@ -165,6 +168,8 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
         raise UsageError(f"a batch size of {len(str(batch)) if batch.bit_length() < 14000 else 'over 4,300'} "
                          "digits is beyond int64; give a batch of at most 2^63 - 1", param="batch")
     check_batch(cfg, batch, seq)
+    shown_batch = batch
+    batch, choices = rows(arch, batch, choices)
     if not 0 < mfu <= 1:
         raise UsageError(f"MFU must be in (0, 1], got {mfu}", param="mfu")
     if peak_tflops is not None and not (0 < peak_tflops < float("inf")):
@@ -182,7 +187,7 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
     ops = prog.all_ops()
     linears = {id(op.part): op for op in ops if isinstance(op, Linear)}
     attention = [op for op in (prog.encoder.ops if prog.encoder is not None else ()) if isinstance(op, Attention)]
-    rows: list[FlopRow] = []
+    found: list[FlopRow] = []
     for comp in arch.components:
         rep = comp.times_applied
         for p in comp.parts:
@@ -196,13 +201,13 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
                 tokens *= size(dim, batch, seq)
             scope = "·".join(dim.symbol or str(dim.size) for dim in lead)
             formula = f"2 × {scope} × {short(in_d.symbol) or in_d.size} × {short(out_d.symbol) or out_d.size}"
-            rows.append(FlopRow(f"{comp.name}: {p.label}", comp.name, "linear", formula,
+            found.append(FlopRow(f"{comp.name}: {p.label}", comp.name, "linear", formula,
                                 2 * tokens * in_d.size * out_d.size, rep))
         if prog.encoder is not None and comp.name == prog.encoder.component and attention:
             for what in ("Q·Kᵀ", "probs·V"):
                 op = attention[0]
                 one = 2 * batch * op.heads.size * seq * seq * op.head_dim.size
-                rows.append(FlopRow(f"{comp.name}: attention {what}", comp.name, "attention",
+                found.append(FlopRow(f"{comp.name}: attention {what}", comp.name, "attention",
                                     "2 × B·A × S × S × H/A", one, rep * len(attention)))
     if gpu is not None:
         gname, spec = gpu_spec(gpu)
@@ -217,14 +222,15 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
         peak_tflops = peak
     if peak_tflops is not None:
         rate = peak_tflops * 1e12 * mfu
-        rows_total = sum(r.total for r in rows)
+        rows_total = sum(r.total for r in found)
         if not math.isfinite(3 * rows_total / rate):
             raise UsageError(f"peak TFLOP/s {peak_tflops:g} is too small for {3 * rows_total:.3g} FLOPs: the time "
                              "would be infinite; give the accelerator's real peak", param="peak_tflops")
     emb = sum(p.parameters for c in arch.components if c.name in ("embeddings",) for p in c.parts)
     return FlopsReport(
-        **identify(arch, label, cfg.fields()), batch=batch, seq=seq, rows=tuple(rows), parameters=arch.total_parameters,
-        non_embedding_parameters=arch.total_parameters - emb, layers=d.L, hidden=d.H, precision=precision,
+        **identify(arch, label, cfg.fields()), batch=shown_batch, seq=seq, rows=tuple(found),
+        parameters=arch.total_parameters, non_embedding_parameters=arch.total_parameters - emb, layers=d.L,
+        hidden=d.H, precision=precision,
         shared_layers=any(c.times_applied != c.repeat for c in arch.components),
-        gpu=gpu, peak_tflops=peak_tflops, peak_given=peak_given, mfu=mfu,
+        gpu=gpu, peak_tflops=peak_tflops, peak_given=peak_given, mfu=mfu, choices=choices,
     )

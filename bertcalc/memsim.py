@@ -74,6 +74,12 @@ class Options:
     grad_checkpointing: bool = False
     batch: int = 8
     seq: int = 128
+    choices: int | None = None  # a multiple-choice input [B, C, S]: the model runs over batch × choices rows
+
+    @property
+    def rows(self) -> int:
+        """The rows the model runs over: the batch, times the choices of a multiple-choice input."""
+        return self.batch * (self.choices or 1)
 
     @property
     def amp(self) -> bool:
@@ -111,7 +117,7 @@ class Ctx:
     @classmethod
     def of(cls, o: Options) -> Ctx:
         a = o.act_bytes
-        return cls(o.amp, a, 2 if o.amp else a, 4 if o.amp else a, o.weight_bytes, o.attention, o.batch, o.seq,
+        return cls(o.amp, a, 2 if o.amp else a, 4 if o.amp else a, o.weight_bytes, o.attention, o.rows, o.seq,
                    o.grad_checkpointing)
 
     @property
@@ -1063,7 +1069,8 @@ class MemoryReport(ModelReport):
             **self.identity(),
             "options": {"mode": o.mode, "precision": o.precision, "optimizer": o.optimizer if o.mode == "train"
                         else None, "attention": o.attention, "grad_checkpointing": o.grad_checkpointing,
-                        "batch": o.batch, "seq": o.seq},
+                        "batch": o.batch, "seq": o.seq,
+                        **({"choices": o.choices} if o.choices is not None else {})},
             "peak_bytes": self.peak_bytes,
             "peak_at": self.where,
             "breakdown": self.breakdown,

@@ -247,6 +247,19 @@ def classify(t: Trace, part: Part, x: Value, p: float = 0.0, loss: str = "classe
     return logits
 
 
+def sequence_summary(t: Trace, comp, hidden: Value, *, act: str | None, p_first: float, p_last: float) -> Value:
+    """ELECTRA's SequenceSummary (summary_type first): ``hidden[:, 0]`` -> dropout -> the ``summary`` Linear
+    (where ``summary_use_proj``; ``comp`` is None without it) -> activation (if any) -> dropout."""
+    t.moment("head")
+    x = t.first(hidden, "sequence_summary.first_token", "hidden state of the first token")
+    x = t.dropout(x, p_first)
+    if comp is not None:
+        x = t.linear(comp.parts[0], x, "sequence summary projection")
+    if act:
+        x = t.act(act, x, name="sequence_summary.activation", description=f"{act}(summary)")
+    return t.dropout(x, p_last)
+
+
 def dense_classifier(t: Trace, parts: tuple[Part, ...], hidden: Value, p: float, act: str) -> Value:
     """RoBERTa's and ELECTRA's ClassificationHead: [CLS] -> dropout -> dense -> act -> dropout -> out_proj."""
     m = by_role(parts)
