@@ -245,11 +245,11 @@ def resolve_item(item: str) -> tuple[ModelSpec, bool]:
 
 
 def compare(
-    items: list[str | ModelSpec | ModelConfig], *, head: str | None = None, pooler: bool = True
+    items: list[str | ModelSpec | ModelConfig], *, head: str = "model", pooler: bool = True
 ) -> CompareReport:
     """Two or more configs side by side; each item is a preset, a file, or either with ``:key=value,...``, or a
     spec or config object. ``head`` and ``pooler`` apply to every item (``pooler=false`` in an item drops its
-    own); without a ``head``, each item's own (a config.json's ``architectures``, else the bare model)."""
+    own): one class for all, the bare model unless given."""
     from .comparing import compare as line_up
     from .errors import UsageError
 

@@ -338,7 +338,7 @@ UntieOpt = Annotated[bool, typer.Option("--untie", help="Give the MLM decoder it
                                         "(tie_word_embeddings: false).", rich_help_panel=PANEL_MODEL)]
 HeadOpt = Annotated[Head | None, typer.Option(
     "--head", help="Model class: model (BertModel...), mlm, pretraining, seq-cls, token-cls, qa, multiple-choice, "
-    "causal-lm, nsp (default: from config.json's architectures, else model).",
+    "causal-lm, nsp (default: the class config.json's architectures names, else model; compare: model).",
     rich_help_panel=PANEL_MODEL, case_sensitive=False, show_default=False)]
 CheckpointConfigOpt = Annotated[str | None, typer.Option(
     "--config", "-c", help="The config to check against (default: config.json beside the checkpoint).",
@@ -482,7 +482,7 @@ def _checkpoint_model(command: str, o: dict[str, Any]) -> dict[str, Any]:
 
 def _model_class(command: str, o: dict[str, Any]) -> dict[str, Any]:
     """compare's model options -> api.compare's keywords: one class for every config."""
-    return dict(head=o["head"].value if o["head"] else None, pooler=not o["no_pooler"])
+    return dict(head=o["head"].value if o["head"] else "model", pooler=not o["no_pooler"])
 
 
 model_options = OptionGroup(

@@ -36,15 +36,18 @@ def test_forward_flops_equal_flop_counter_mode(preset: str, head: str) -> None:
     from bertcalc.verification import hf_model
 
     r = bertcalc.resolve(preset=preset)
-    model = hf_model(r.config, bertcalc.count(r, head=head).model_class, True)
+    arch = bertcalc.build(r, head=head)
+    model = hf_model(r.config, arch.model_class, True)
     model.config._attn_implementation = "eager"
     model.eval()
+    choices = 3 if arch.choices else None  # a multiple-choice input: [B, C, S]
     for batch, seq in SHAPES:
-        ids = torch.zeros(batch, seq, dtype=torch.long, device="meta")
+        shape = (batch, choices, seq) if choices else (batch, seq)
+        ids = torch.zeros(*shape, dtype=torch.long, device="meta")
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             model(input_ids=ids)
-        assert bertcalc.flops(r, head=head, batch=batch, seq=seq).forward_flops == counter.get_total_flops(), (
-            preset, head, batch, seq)
+        ours = bertcalc.flops(r, head=head, batch=batch, seq=seq, choices=choices).forward_flops
+        assert ours == counter.get_total_flops(), (preset, head, batch, seq)
 
 
 def independent_bert_forward(B: int, S: int, H: int, I: int, A: int, L: int, pooler: bool = True) -> int:  # noqa: E741
@@ -121,3 +124,19 @@ def test_cli_flops_bad_input(cli, args, needle) -> None:
     from .test_cli import _bad
 
     _bad(cli("flops", "-p", "base", *args), needle)
+
+
+def test_choices_multiply_the_rows_and_only_a_multiple_choice_model_takes_them() -> None:
+    from bertcalc.errors import UsageError
+
+    mc = bertcalc.flops(preset="tiny", head="multiple-choice", batch=2, seq=32, choices=3)
+    seq_cls = bertcalc.flops(preset="tiny", head="seq-cls", batch=6, seq=32)
+    # the same encoder over B·C = 6 rows; the classifier [1, H] instead of [2, H]
+    H = 128
+    assert mc.forward_flops == seq_cls.forward_flops - 2 * 6 * H * 2 + 2 * 6 * H * 1
+    assert mc.to_dict()["choices"] == 3 and mc.tokens == 6 * 32
+    assert bertcalc.flops(preset="tiny", head="multiple-choice", batch=2, seq=32).choices == 4  # the default
+    with pytest.raises(UsageError, match="choices"):
+        bertcalc.flops(preset="tiny", head="seq-cls", choices=2)
+    with pytest.raises(UsageError, match="choices"):
+        bertcalc.memory(preset="tiny", choices=2)

@@ -2,11 +2,14 @@
 
 The fixtures in ``tests/fixtures/hf/`` were written by ``scripts/make_hf_fixtures.py`` from models that
 ``transformers`` built from a config on the meta device. Names, order and shapes must match exactly, the
-total must equal ``model.num_parameters()``, and the tied pairs must be HF's ``_tied_weights_keys``.
+total must equal ``model.num_parameters()``, the tied pairs must be HF's ``_tied_weights_keys``, and the
+forward and training-step FLOPs what ``FlopCounterMode`` counted on the HF model (batch 2, sequence 64, 2
+choices for a multiple-choice class).
 """
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -25,9 +28,16 @@ def _config(fx: dict):
 
 
 def test_fixtures_present() -> None:
+    from bertcalc.architecture import heads_of
+    from bertcalc.config import family_names
+
     assert len(FIXTURES) >= 100, "run scripts/make_hf_fixtures.py"
-    assert {f["family"] for f in FIXTURES} == {"bert", "roberta", "distilbert", "albert", "electra"}
-    assert {f["head"] for f in FIXTURES} == {"model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"}
+    assert {f["family"] for f in FIXTURES} == set(family_names())
+    for family in family_names():  # every head of every family, in at least two configs
+        for head in heads_of(family):
+            configs = {json.dumps(f["config"], sort_keys=True) for f in FIXTURES
+                       if f["family"] == family and f["head"] == head}
+            assert len(configs) >= 2, (family, head)
 
 
 @pytest.mark.parametrize("fx", FIXTURES, ids=IDS)
@@ -62,3 +72,22 @@ def test_presets_match_their_fixture(fx: dict) -> None:
     assert r.family == fx["family"]
     assert {k: r.config[k] for k in fx["config"]} == fx["config"]
     assert r.total_parameters == fx["num_parameters"]
+
+
+FLOP_FIXTURES = [f for f in FIXTURES if f.get("flops")]
+
+
+def test_flops_were_recorded_for_every_head() -> None:
+    assert {(f["family"], f["head"]) for f in FLOP_FIXTURES} == {(f["family"], f["head"]) for f in FIXTURES}
+    assert all(f["flops"] is None for f in FIXTURES if f["head"] == "qa" and f["config"].get("num_labels", 2) != 2)
+
+
+@pytest.mark.parametrize("fx", FLOP_FIXTURES, ids=[f["case"] for f in FLOP_FIXTURES])
+def test_forward_and_training_flops_match_flop_counter_mode(fx: dict) -> None:
+    """FlopCounterMode on the HF model (eager attention): one forward, and one training step (forward, the
+    class's own loss from its labels, backward; a bare model: the sum of its pooled output, else of its last
+    hidden state)."""
+    f = fx["flops"]
+    r = bertcalc.flops(_config(fx), head=fx["head"], pooler=fx["pooler"], batch=f["batch"], seq=f["seq"],
+                       choices=f.get("choices"))
+    assert (r.forward_flops, r.training_flops) == (f["forward"], f["training"])

@@ -57,7 +57,7 @@ class ElectraConfig(BertConfig):
         True, description="A Linear `sequence_summary.summary` after the summary token.")
     summary_proj_to_labels: Annotated[bool, Field(strict=True)] = Field(
         False, description="The summary projects to num_labels instead of hidden_size.")
-    summary_activation: str | None = Field("gelu", description="Activation after the summary projection.")
+    summary_activation: str = Field("gelu", description="Activation after the summary projection (\"\": none).")
     summary_first_dropout: Prob = Field(0.0, description="Dropout before the summary projection (memory).")
     summary_last_dropout: Prob = Field(0.1, description="Dropout after the summary activation (memory).")
 
