@@ -48,6 +48,7 @@ zero, i.e. they include the weights, as the GPU records do.
     python scripts/measure_cpu_storage.py OUT.jsonl                   # the whole sweep (a few minutes)
     python scripts/measure_cpu_storage.py OUT.jsonl --only albert --quick
     python scripts/measure_cpu_storage.py --selftest                  # the hand-computed nn.Linear check
+    python scripts/measure_cpu_storage.py tests/fixtures/memory/cpu_storage_fp32_eager_heads.jsonl --heads
 
 The self-test: ``nn.Linear(1000, 3000)`` on a 64 × 1000 input made outside the mode. The weight is
 12,000,000 bytes, which CUDA rounds to 6 × 2 MiB = 12,582,912 (segment slack 582,912 < 1 MiB); the bias
@@ -224,16 +225,27 @@ torch.nn.functional.dropout = _cuda_like_dropout
 
 FAMILY = {"bert": ("BertConfig", "Bert"), "roberta": ("RobertaConfig", "Roberta"),
           "distilbert": ("DistilBertConfig", "DistilBert"), "albert": ("AlbertConfig", "Albert"),
-          "electra": ("ElectraConfig", "Electra")}
+          "electra": ("ElectraConfig", "Electra"), "xlm_roberta": ("XLMRobertaConfig", "XLMRoberta"),
+          "camembert": ("CamembertConfig", "Camembert")}
 HEAD_CLASS = {"model": "Model", "mlm": "ForMaskedLM", "pretraining": "ForPreTraining",
               "seq-cls": "ForSequenceClassification", "token-cls": "ForTokenClassification",
-              "qa": "ForQuestionAnswering"}
+              "qa": "ForQuestionAnswering", "multiple-choice": "ForMultipleChoice", "causal-lm": "ForCausalLM",
+              "nsp": "ForNextSentencePrediction"}
+CLASS_NAMES = {("bert", "causal-lm"): "BertLMHeadModel"}  # where HF's name is not prefix + suffix
+CHOICES = 2  # a multiple-choice input is [B, CHOICES, S]
 HEADS = {"bert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
          "roberta": ("model", "mlm", "seq-cls", "token-cls", "qa"),
          "distilbert": ("model", "mlm", "seq-cls", "token-cls", "qa"),
          "albert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
          "electra": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa")}
-NOPOOLER = ("bert", "roberta", "albert")  # families whose bare model takes add_pooling_layer
+NOPOOLER = ("bert", "roberta", "albert", "xlm_roberta", "camembert")  # bare models taking add_pooling_layer
+ROBERTA_HEADS = ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice", "causal-lm")
+# the heads sweep (--heads, cpu_storage_fp32_eager_heads.jsonl): the five families' new heads, and every head of
+# XLM-RoBERTa and CamemBERT
+NEW_HEADS = {"bert": ("multiple-choice", "causal-lm", "nsp"), "roberta": ("multiple-choice", "causal-lm"),
+             "distilbert": ("multiple-choice",), "albert": ("multiple-choice",),
+             "electra": ("multiple-choice", "causal-lm"), "xlm_roberta": ROBERTA_HEADS, "camembert": ROBERTA_HEADS}
+HEADS_SHAPES = [(4, 64), (2, 200)]  # the first sweep's shapes
 
 SHAPES = [(4, 64), (2, 200)]
 QUICK_SHAPES = [(2, 64)]
@@ -269,20 +281,39 @@ SWEEP: dict[str, tuple[str, dict[str, Any]]] = {  # name: (family, HF config kwa
     "electra-odd": ("electra", dict(num_hidden_layers=3, hidden_size=150, embedding_size=150, num_attention_heads=5,
                                     intermediate_size=400, vocab_size=3001)),
 }
+HEADS_SWEEP: dict[str, tuple[str, dict[str, Any]]] = {  # the heads sweep's configs
+    "bert-odd": SWEEP["bert-odd"],
+    "bert-tinyvocab": SWEEP["bert-tinyvocab"],
+    "roberta-odd": SWEEP["roberta-odd"],
+    "distilbert-odd": SWEEP["distilbert-odd"],
+    "albert-odd": SWEEP["albert-odd"],
+    "electra-small": SWEEP["electra-small"],
+    "electra-odd": SWEEP["electra-odd"],
+    "xlm-roberta-small": ("xlm_roberta", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2,
+                                              intermediate_size=512, vocab_size=5000, max_position_embeddings=514,
+                                              type_vocab_size=1)),
+    "xlm-roberta-odd": ("xlm_roberta", dict(num_hidden_layers=3, hidden_size=150, num_attention_heads=5,
+                                            intermediate_size=400, vocab_size=3001, max_position_embeddings=514,
+                                            type_vocab_size=1)),
+    "camembert-odd": ("camembert", dict(num_hidden_layers=2, hidden_size=105, num_attention_heads=7,
+                                        intermediate_size=300, vocab_size=2001, max_position_embeddings=514,
+                                        type_vocab_size=1)),
+}
 
 
 def build_model(family: str, head: str, cfg_kw: dict, pooler: bool = True):
     cfg_cls, prefix = FAMILY[family]
     cfg = getattr(transformers, cfg_cls)(**cfg_kw, num_labels=2)
-    cls = getattr(transformers, prefix + HEAD_CLASS[head])
+    cls = getattr(transformers, CLASS_NAMES.get((family, head), prefix + HEAD_CLASS[head]))
     extra = {} if pooler else {"add_pooling_layer": False}
     return cfg, cls._from_config(cfg, attn_implementation="eager", **extra)
 
 
 def make_inputs(family: str, head: str, cfg, batch: int, seq: int) -> tuple[torch.Tensor, dict]:
-    """input_ids in [1, vocab), and the labels that make the HF class compute its own loss."""
-    ids = torch.randint(1, cfg.vocab_size, (batch, seq))
-    if head == "mlm":
+    """input_ids in [1, vocab) ([batch, CHOICES, seq] for a multiple-choice class), and the labels that make
+    the HF class compute its own loss."""
+    ids = torch.randint(1, cfg.vocab_size, (batch, CHOICES, seq) if head == "multiple-choice" else (batch, seq))
+    if head in ("mlm", "causal-lm"):
         labels = {"labels": torch.randint(0, cfg.vocab_size, (batch, seq))}
     elif head == "pretraining" and family == "bert":
         labels = {"labels": torch.randint(0, cfg.vocab_size, (batch, seq)),
@@ -292,8 +323,10 @@ def make_inputs(family: str, head: str, cfg, batch: int, seq: int) -> tuple[torc
                   "sentence_order_label": torch.randint(0, 2, (batch,))}
     elif head == "pretraining" and family == "electra":
         labels = {"labels": torch.randint(0, 2, (batch, seq))}
-    elif head == "seq-cls":
+    elif head in ("seq-cls", "nsp"):
         labels = {"labels": torch.randint(0, 2, (batch,))}
+    elif head == "multiple-choice":
+        labels = {"labels": torch.randint(0, CHOICES, (batch,))}
     elif head == "token-cls":
         labels = {"labels": torch.randint(0, 2, (batch, seq))}
     elif head == "qa":
@@ -323,6 +356,8 @@ def one(name: str, family: str, cfg_kw: dict, head: str, mode: str, batch: int, 
     rec: dict[str, Any] = dict(config=name, family=family, head=head, mode=mode, attn="eager", batch=batch, seq=seq,
                                hf_config={**cfg_kw, "num_labels": 2}, pooler=has_pooler, device="cpu",
                                method="storage")
+    if head == "multiple-choice":
+        rec["choices"] = CHOICES
     rec["params"] = sum(p.numel() for p in model.parameters())
     params = _unique(model.parameters())
     buffers = _unique(model.buffers())
@@ -445,14 +480,14 @@ def selftest() -> int:
     return 0 if ok else 1
 
 
-def cases(only: str | None, quick: bool):
-    shapes = QUICK_SHAPES if quick else SHAPES
-    for name, (family, cfg) in SWEEP.items():
+def cases(only: str | None, quick: bool, heads: bool = False):
+    shapes = QUICK_SHAPES if quick else HEADS_SHAPES if heads else SHAPES
+    for name, (family, cfg) in (HEADS_SWEEP if heads else SWEEP).items():
         if only and family != only:
             continue
         if quick and not name.endswith(("-small", "-groups")):
             continue
-        for head in HEADS[family]:
+        for head in (NEW_HEADS if heads else HEADS).get(family, ()):
             variants = [True, False] if head == "model" and family in NOPOOLER else [True]
             for pooler in variants:
                 for mode in ("train_fp32", "infer_fp32"):
@@ -466,6 +501,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=sorted(FAMILY), help="one family")
     ap.add_argument("--quick", action="store_true", help="the -small configs (and albert-groups) at one shape")
     ap.add_argument("--selftest", action="store_true", help="the hand-computed nn.Linear check")
+    ap.add_argument("--heads", action="store_true", help="the heads sweep: the five families' multiple-choice, "
+                    "causal-lm and nsp classes, and every XLM-RoBERTa and CamemBERT class")
     args = ap.parse_args(argv)
     if args.selftest:
         return selftest()
@@ -481,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
                 "optimizer": "AdamW(foreach=False)", "dropout": "native_dropout (bool mask), p=0 returns input",
                 "date": time.strftime("%Y-%m-%d")}
         fh.write(json.dumps({"meta": meta}) + "\n")
-        for name, family, cfg, head, mode, b, s, pooler in cases(args.only, args.quick):
+        for name, family, cfg, head, mode, b, s, pooler in cases(args.only, args.quick, args.heads):
             rec = one(name, family, cfg, head, mode, b, s, pooler)
             fh.write(json.dumps(rec) + "\n")
             fh.flush()
