@@ -36,7 +36,7 @@ def test_forward_flops_equal_flop_counter_mode(preset: str, head: str) -> None:
     from bertcalc.verification import hf_model
 
     r = bertcalc.resolve(preset=preset)
-    arch = bertcalc.build(r, head=head)
+    arch = bertcalc.build(r.config, head=head)
     model = hf_model(r.config, arch.model_class, True)
     model.config._attn_implementation = "eager"
     model.eval()
