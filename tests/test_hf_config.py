@@ -78,6 +78,21 @@ def test_unsupported_model_type_lists_supported(tmp_path: Path) -> None:
         bertcalc.count(config_file=write(tmp_path, {"model_type": "gpt2"}))
 
 
+@pytest.mark.parametrize("model_type", ["gpt2", "t5", "llama"])
+def test_every_unsupported_model_type_is_one_line_naming_every_family(cli, tmp_path: Path, model_type: str) -> None:
+    """The list comes from bertcalc/families/ (one file per family), so a family added there is named here."""
+    from bertcalc import families
+
+    r = cli("count", "-c", str(write(tmp_path, {"model_type": model_type})))
+    assert r.exit_code == 2 and r.stdout == ""
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    named = r.stderr.strip().rsplit("bertcalc reads ", 1)[1].split(", ")
+    assert named == [f.replace("_", "-") for f in families.names()]
+    assert {"xlm-roberta", "camembert"} <= set(named)
+    for supported in named:  # and each one it names is read
+        assert cli("count", "-c", str(write(tmp_path, {"model_type": supported}))).exit_code == 0, supported
+
+
 def test_json_without_model_type(tmp_path: Path) -> None:
     with pytest.raises(ConfigFileError, match="no model_type"):
         bertcalc.count(config_file=write(tmp_path, {"hidden_size": 768}))
