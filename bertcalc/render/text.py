@@ -363,8 +363,8 @@ def shapes_view(r: Any) -> RenderableType:
         parts.append(Text(f"parameters: {r.total_parameters:,}; the rows add up to the state dict's "
                           f"{r.state_dict_parameters:,}, which counts each tied tensor (dim) again"))
     if r.activations is not None:
-        rows = f", choices C={r.choices} (B·C = {r.batch * r.choices:,} rows)" if r.choices is not None else ""
-        parts.append(Text(f"Activations for batch B={r.batch}, sequence S={r.seq}{rows}", style="bold cyan"))
+        flat = f", choices C={r.choices} (B·C = {r.batch * r.choices:,} rows)" if r.choices is not None else ""
+        parts.append(Text(f"Activations for batch B={r.batch}, sequence S={r.seq}{flat}", style="bold cyan"))
         a = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
         a.add_column("activation", overflow="fold")
         a.add_column("shape")
