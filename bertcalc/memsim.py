@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Literal
 
 from .config import ModelConfig
 from .errors import UsageError
-from .model import Architecture, ModelReport, Part, identify
+from .model import Architecture, Dim, ModelReport, Part, identify
 from .program import Act, Add, Dropout, First, Heads, Input, Linear, Lookup, Loss, Norm, Op, Program, Value
 from .program import Attention as AttentionOp
 
@@ -890,17 +890,29 @@ class Forward:
     def _attention(self, op: AttentionOp) -> None:
         x = self.x
         th = alloc(x.n(op.q) * x.c)
+        if op.cache:
+            # DynamicCache.update: torch.cat([empty, k]) and the same for v, held by the cache to the end of the
+            # forward; the projections' own storages go when key_layer/value_layer are rebound. Same sizes: the
+            # projections stand for their cached copies, held (one more reference each, never released).
+            self.produce(op.k)
+            self.produce(op.v)
         if x.attention == "sdpa":
             self.produce(op.out)
             self.mark(label="attention (sdpa)")
             return
         bass = alloc(x.n(op.scores) * x.c)
-        self.mark(2 * th + bass, ("copies of Q and K for bmm", "Q·Kᵀ"), "attention scores")
+        if op.cache:  # the cached K is contiguous: only Q is copied for the batched matmul
+            self.mark(th + bass, ("copy of Q for bmm", "Q·Kᵀ"), "attention scores")
+        else:
+            self.mark(2 * th + bass, ("copies of Q and K for bmm", "Q·Kᵀ"), "attention scores")
         self.mark(2 * bass, ("Q·Kᵀ", "its scaled copy"), "attention scores")
         sm = alloc(x.n(op.probs) * (4 if x.amp else x.a))
         self.mark(bass + sm, ("scaled scores", "probabilities"), "softmax")
         self.produce(op.probs, sm)
-        self.mark(2 * th, ("V copy", "probs · V"), "probs · V")
+        if op.cache:  # the cached V is contiguous: no copy
+            self.mark(th, ("probs · V",), "probs · V")
+        else:
+            self.mark(2 * th, ("V copy", "probs · V"), "probs · V")
         self.produce(op.out)
         self.mark(th, ("probs · V, per head",), "probs · V")
 
@@ -927,6 +939,15 @@ def inference_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> Inferenc
         f.produce(enc.inp)
         if p.embedded.until is None and p.embedded is not p.hidden:
             f.release(p.embedded)
+        # a decoder's K/V cache from the applications before the one simulated, held to the end (closed in L)
+        carry = sum(2 * alloc(x.n(op.q) * x.c) for op in enc.ops if isinstance(op, AttentionOp) and op.cache)
+        f.live += (enc.times - 1) * carry
+        causal = next((op for op in enc.ops if isinstance(op, AttentionOp) and op.causal), None)
+        if causal is not None and x.attention == "eager":  # the base model's causal mask, until it returns
+            mask = Value("causal mask", (causal.scores.dims[0], Dim(1), causal.scores.dims[2], causal.scores.dims[3]),
+                         until="base")
+            f.produce(mask, alloc(x.n(mask) * x.a))
+            f.held.append(mask)
         for i, layer in enumerate(enc.layers):  # the template's input is held for all its inner layers
             f.run(layer.ops, layer.moments, frozenset({layer.inp, layer.out, enc.inp}))
             if i:

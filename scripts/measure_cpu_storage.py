@@ -299,6 +299,20 @@ HEADS_SWEEP: dict[str, tuple[str, dict[str, Any]]] = {  # the heads sweep's conf
                                         intermediate_size=300, vocab_size=2001, max_position_embeddings=514,
                                         type_vocab_size=1)),
 }
+# decoders (is_decoder: a causal mask; use_cache: a no-grad forward keeps K and V), for the causal-LM classes;
+# the tiny vocabularies put the inference peak inside the encoder, where the mask and the cache are live
+DECODERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "bert-odd-decoder": ("bert", {**SWEEP["bert-odd"][1], "is_decoder": True}),
+    "bert-tinyvocab-decoder": ("bert", {**SWEEP["bert-tinyvocab"][1], "is_decoder": True}),
+    "bert-tinyvocab-decoder-nocache": ("bert", {**SWEEP["bert-tinyvocab"][1], "is_decoder": True,
+                                                "use_cache": False}),
+    "roberta-odd-decoder": ("roberta", {**SWEEP["roberta-odd"][1], "is_decoder": True}),
+    "electra-odd-decoder": ("electra", {**SWEEP["electra-odd"][1], "vocab_size": 50, "is_decoder": True}),
+    "xlm-roberta-odd-decoder": ("xlm_roberta", {**HEADS_SWEEP["xlm-roberta-odd"][1], "is_decoder": True}),
+    "camembert-odd-decoder": ("camembert", {**HEADS_SWEEP["camembert-odd"][1], "vocab_size": 40,
+                                            "is_decoder": True}),
+}
+HEADS_SWEEP.update(DECODERS)
 
 
 def build_model(family: str, head: str, cfg_kw: dict, pooler: bool = True):
@@ -487,7 +501,7 @@ def cases(only: str | None, quick: bool, heads: bool = False):
             continue
         if quick and not name.endswith(("-small", "-groups")):
             continue
-        for head in (NEW_HEADS if heads else HEADS).get(family, ()):
+        for head in ("causal-lm",) if name in DECODERS else (NEW_HEADS if heads else HEADS).get(family, ()):
             variants = [True, False] if head == "model" and family in NOPOOLER else [True]
             for pooler in variants:
                 for mode in ("train_fp32", "infer_fp32"):

@@ -58,6 +58,8 @@ class AlbertConfig(BertConfig):
     attention_probs_dropout_prob: Prob = Field(0.0, description="Dropout on attention probabilities (memory).")
     classifier_dropout_prob: Prob = Field(0.1, description="Dropout before the classifiers (memory).")
     classifier_dropout: None = Field(None, exclude=True)  # BERT's field; ALBERT's is classifier_dropout_prob
+    is_decoder: None = Field(None, exclude=True)  # BERT's fields, which AlbertConfig does not have
+    use_cache: None = Field(None, exclude=True)
 
     @property
     def dims(self) -> Dims:

@@ -6,7 +6,7 @@ ELECTRA reuse the encoder layer and pooler from here.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 from pydantic import Field
 
@@ -43,7 +43,7 @@ class BertConfig(ModelConfig):
         "hidden_size": "H", "intermediate_size": "I", "num_labels": "C", "num_attention_heads": "A",
     }
     MEMORY_ONLY: ClassVar[tuple[str, ...]] = ("hidden_dropout_prob", "attention_probs_dropout_prob",
-                                              "classifier_dropout")
+                                              "classifier_dropout", "is_decoder", "use_cache")
     FLAGS: ClassVar[dict[str, str]] = {
         "layers": "num_hidden_layers",
         "hidden": "hidden_size",
@@ -68,6 +68,10 @@ class BertConfig(ModelConfig):
     attention_probs_dropout_prob: Prob = Field(0.1, description="Dropout on attention probabilities (memory).")
     classifier_dropout: Prob | None = Field(None, description="Dropout before a classifier; hidden_dropout_prob "
                                             "when unset (memory).")
+    is_decoder: Annotated[bool, Field(strict=True)] = Field(
+        False, description="Causal attention (a causal LM). With use_cache, a no-grad forward keeps K and V (memory).")
+    use_cache: Annotated[bool, Field(strict=True)] = Field(
+        True, description="A decoder's no-grad forward returns a K/V cache (memory; training passes labels: none).")
 
     @property
     def dims(self) -> Dims:
@@ -204,7 +208,12 @@ def forward(cfg: BertConfig, comps: list[Component], head: str, *, mlm_act: str 
         if "embeddings project" in c:  # ELECTRA rebinds hidden_states: the projection is what the model holds
             embedded.until, e.ops[-2].out.until = "base", None
     layers = next(x for x in comps if x.repeat_symbol is not None)
-    enc = blocks.encoder(layers, heads=cfg.num_attention_heads, act=act, p_hidden=p_h, p_attn=p_a, **layer)
+    # a causal LM with is_decoder: a causal mask; and a no-grad forward keeps a DynamicCache of K and V (HF:
+    # use_cache, unless labels are given)
+    causal = head == "causal-lm" and bool(getattr(cfg, "is_decoder", False))
+    cache = causal and bool(getattr(cfg, "use_cache", False))
+    enc = blocks.encoder(layers, heads=cfg.num_attention_heads, act=act, p_hidden=p_h, p_attn=p_a, cache=cache,
+                         causal=causal, **layer)
     hidden = blocks.hidden_of(embedded, enc)
     tail = Trace()
     pooled = blocks.pooler(tail, c["pooler"].parts[0], hidden) if "pooler" in c else None
