@@ -45,6 +45,9 @@ class ElectraConfig(BertConfig):
     FLAGS: ClassVar[dict[str, str]] = {**BertConfig.FLAGS, "embedding_size": "embedding_size"}
     MEMORY_ONLY: ClassVar[tuple[str, ...]] = (*BertConfig.MEMORY_ONLY, "summary_first_dropout",
                                               "summary_last_dropout")
+    # fields ElectraConfig does not define: ElectraSequenceSummary reads them with hasattr, so a config.json
+    # may set them; the defaults here are what their absence means
+    HF_ABSENT: ClassVar[tuple[str, ...]] = ("summary_proj_to_labels", "summary_first_dropout")
 
     embedding_size: Size = Field(128, description="Width of the embeddings (E).")
     hidden_size: Size = Field(256, description="Width of every hidden state (H).")
