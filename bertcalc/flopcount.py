@@ -165,7 +165,8 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
 
     ``precision=None`` means the default: bf16, or the GPU's best precision when it has no bf16 (T4: fp16).
     A multiple-choice input ``[B, C, S]`` runs over ``B × choices`` rows."""
-    from .architecture import check_batch, rows
+    from .architecture import check_batch
+    from .architecture import rows as flat_rows
     from .config import MAX_SIZE
     from .formula import short
     from .program import Attention, Linear, size
@@ -176,7 +177,7 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
                          "digits is beyond int64; give a batch of at most 2^63 - 1", param="batch")
     check_batch(cfg, batch, seq)
     shown_batch = batch
-    batch, choices = rows(arch, batch, choices)
+    batch, choices = flat_rows(arch, batch, choices)
     if not 0 < mfu <= 1:
         raise UsageError(f"MFU must be in (0, 1], got {mfu}", param="mfu")
     if peak_tflops is not None and not (0 < peak_tflops < float("inf")):
@@ -193,8 +194,19 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
     prog = arch.program
     ops = prog.all_ops()
     linears = {id(op.part): op for op in ops if isinstance(op, Linear)}
-    attention = [op for op in (prog.encoder.ops if prog.encoder is not None else ()) if isinstance(op, Attention)]
-    found: list[FlopRow] = []
+    made = {op.out: op for op in ops}
+
+    def projection(v):  # the Linear a head-split query comes from, through views and one-input ops
+        op = made.get(v)
+        while op is not None and not isinstance(op, Linear):
+            op = made.get(op.inputs[0]) if op.inputs else None
+        return op
+
+    attention: dict[int, list] = {}  # id(part of the Q projection) -> the attention ops it feeds
+    for op in ops:
+        if isinstance(op, Attention) and (src := projection(op.q)) is not None:
+            attention.setdefault(id(src.part), []).append(op)
+    rows: list[FlopRow] = []
     for comp in arch.components:
         rep = comp.times_applied
         for p in comp.parts:
@@ -208,14 +220,15 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
                 tokens *= size(dim, batch, seq)
             scope = "·".join(dim.symbol or str(dim.size) for dim in lead)
             formula = f"2 × {scope} × {short(in_d.symbol) or in_d.size} × {short(out_d.symbol) or out_d.size}"
-            found.append(FlopRow(f"{comp.name}: {p.label}", comp.name, "linear", formula,
+            rows.append(FlopRow(f"{comp.name}: {p.label}", comp.name, "linear", formula,
                                 2 * tokens * in_d.size * out_d.size, rep))
-        if prog.encoder is not None and comp.name == prog.encoder.component and attention:
+        mine = [a for p in comp.parts for a in attention.get(id(p), ())]
+        if mine:
             for what in ("Q·Kᵀ", "probs·V"):
-                op = attention[0]
+                op = mine[0]
                 one = 2 * batch * op.heads.size * seq * seq * op.head_dim.size
-                found.append(FlopRow(f"{comp.name}: attention {what}", comp.name, "attention",
-                                    "2 × B·A × S × S × H/A", one, rep * len(attention)))
+                rows.append(FlopRow(f"{comp.name}: attention {what}", comp.name, "attention",
+                                    "2 × B·A × S × S × H/A", one, rep * len(mine)))
     if gpu is not None:
         gname, spec = gpu_spec(gpu)
         key = PRECISION_PEAK[precision]
@@ -229,13 +242,13 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
         peak_tflops = peak
     if peak_tflops is not None:
         rate = peak_tflops * 1e12 * mfu
-        rows_total = sum(r.total for r in found)
+        rows_total = sum(r.total for r in rows)
         if not math.isfinite(3 * rows_total / rate):
             raise UsageError(f"peak TFLOP/s {peak_tflops:g} is too small for {3 * rows_total:.3g} FLOPs: the time "
                              "would be infinite; give the accelerator's real peak", param="peak_tflops")
     emb = sum(p.parameters for c in arch.components if c.name in ("embeddings",) for p in c.parts)
     return FlopsReport(
-        **identify(arch, label, cfg.fields()), batch=shown_batch, seq=seq, rows=tuple(found),
+        **identify(arch, label, cfg.fields()), batch=shown_batch, seq=seq, rows=tuple(rows),
         parameters=arch.total_parameters, non_embedding_parameters=arch.total_parameters - emb, layers=d.L,
         hidden=d.H, precision=precision,
         shared_layers=any(c.times_applied != c.repeat for c in arch.components),

@@ -33,7 +33,27 @@ from typing import Any, ClassVar, Literal
 from .config import ModelConfig
 from .errors import UsageError
 from .model import Architecture, Dim, ModelReport, Part, identify
-from .program import Act, Add, Dropout, First, Heads, Input, Linear, Lookup, Loss, Norm, Op, Program, Value
+from .program import (
+    Act,
+    Add,
+    Dropout,
+    First,
+    Glu,
+    Heads,
+    Input,
+    Linear,
+    Lookup,
+    Loss,
+    Mask,
+    Mean,
+    Norm,
+    Op,
+    Program,
+    Rope,
+    Rotary,
+    Unbind,
+    Value,
+)
 from .program import Attention as AttentionOp
 
 Mode = Literal["train", "infer"]
@@ -152,8 +172,12 @@ def dtypes(p: Program, x: Ctx) -> dict[Value, int]:
                 dt[op.out] = x.c
             elif isinstance(op, Add):
                 dt[op.out] = max(of(v) for v in op.xs)
-            elif isinstance(op, (Dropout, Act, Heads, First)):
+            elif isinstance(op, (Dropout, Act, Heads, First, Unbind, Rotary, Glu, Mean)):
                 dt[op.out] = of(op.inputs[0])
+            elif isinstance(op, Rope):  # made in the hidden states' dtype
+                dt[op.out] = 4 if x.amp else x.a
+            elif isinstance(op, Mask):  # boolean for sdpa, additive in the hidden states' dtype for eager
+                dt[op.out] = 1 if x.attention == "sdpa" else (4 if x.amp else x.a)
             elif isinstance(op, Loss):
                 dt[op.out] = 4
 
@@ -208,10 +232,15 @@ def saved_of(op: Op, x: Ctx, dt: dict[Value, int]) -> list[tuple[Key, int]]:
       in :func:`weight_casts`).
     - LayerNorm: its input (cast to fp32 under autocast) and the mean and rstd of each row, in fp32.
     - Dropout: a one-byte mask. Activations: their input or output, and a composed formula's intermediates.
-    - Eager attention: ``matmul`` folds [B, A, S, H/A] into a batch, which copies the transposed q and k (and
-      v) views: the copies are what ``bmm`` saves; softmax saves its output (fp32 under autocast), dropout a
-      mask, and ``probs @ v`` the dropped-out probabilities (their bf16 cast under autocast). sdpa saves q, k,
-      v, its output and a log-sum-exp.
+    - Eager attention: ``matmul`` folds [B, A, S, H/A] into a batch, which copies a transposed view of
+      q, k or v (a tensor of its own, like a rotary output, folds as a view): the copies, or the tensors
+      themselves, are what ``bmm`` saves; softmax saves its output (fp32 under autocast), dropout a mask, and
+      ``probs @ v`` the dropped-out probabilities (their bf16 cast under autocast). sdpa saves q, k, v, its
+      output and a log-sum-exp.
+    - Rotary tables: kept by every rotary product's backward; counted once, with the op that makes them.
+      Rotary and unbind: nothing more (the products keep only the tables; a view keeps nothing).
+    - GLU: its input (the activation's input and the gate are views of it) and the activation's output.
+    - A mean over the sequence: the boolean mask and the integer count.
     - Losses: the log-softmax (fp32); under CUDA autocast the bf16 logits over the vocabulary are held to the
       backward as well (measured on an H100).
     """
@@ -238,6 +267,14 @@ def saved_of(op: Op, x: Ctx, dt: dict[Value, int]) -> list[tuple[Key, int]]:
         return [inp, ((op, "mean"), rows * 4), ((op, "rstd"), rows * 4)]
     if isinstance(op, Dropout):
         return [((op, "mask"), n(op.x))]
+    if isinstance(op, Rope):
+        return [kept(op.out)]
+    if isinstance(op, Glu):  # the activation keeps its input (a view of x) or its output, and a formula's parts
+        extra = activation_profile(op.fn)[1]
+        out = [kept(op.x), ((op, "act"), n(op.out) * dt[op.x.storage])]
+        return out + ([((op, "extra"), extra * n(op.out) * dt[op.x.storage])] if extra else [])
+    if isinstance(op, Mean):
+        return [((op, "mask"), n(op.x) // op.x.width.size), ((op, "count"), 8 * x.batch)]
     if isinstance(op, Act):
         keeps, extra, _, _ = activation_profile(op.fn)
         out = [kept(op.x) if keeps == "input" else kept(op.out)]
@@ -251,14 +288,16 @@ def saved_of(op: Op, x: Ctx, dt: dict[Value, int]) -> list[tuple[Key, int]]:
             A = op.heads.size
             return [kept(op.q), kept(op.k), kept(op.v), kept(op.out),
                     ((op, "lse"), x.batch * A * _ceil(x.seq, 32) * 4)]
-        out = [((op, "qc"), th * c), ((op, "kc"), th * c), ((op, "probs"), bass * (4 if x.amp else x.a))]
+        out = [((op, "qc"), th * c) if op.q.view_of is not None else kept(op.q),
+               ((op, "kc"), th * c) if op.k.view_of is not None else kept(op.k),
+               ((op, "probs"), bass * (4 if x.amp else x.a))]
         if op.p > 0:
             out.append(((op, "mask"), bass))
         if x.amp:
             out.append(((op, "probs_bf16"), bass * 2))
         elif op.p > 0:
             out.append(((op, "dropped"), bass * x.a))
-        out.append(((op, "vc"), n(op.v) * c))
+        out.append(((op, "vc"), n(op.v) * c) if op.v.view_of is not None else kept(op.v))
         return out
     if isinstance(op, Loss):
         if op.kind == "sum":
@@ -363,6 +402,7 @@ class Backward:
         self.grads: dict[Value, Any] = {}
         self.params: dict[int, Any] = {} if params is None else params  # id(part) -> its gradient's buffer
         self.via_linear: set[int] = set()
+        self.pending: dict[Value, list[Any]] = {}  # a fused tensor -> its pieces' gradients so far (unbind)
 
     # --------------------------------------------------------------------------------------- plumbing
 
@@ -476,6 +516,69 @@ class Backward:
     def _heads(self, op: Heads, g: Any) -> None:
         # back through transpose and view: a reshape of a transposed gradient copies it
         self._grad_in(op, g, op.x, self.n(op.x) * self.dt[op.x.storage])
+
+    def _unbind(self, op: Unbind, g: Any) -> None:
+        # the pieces' gradients wait in the node's input buffer; once all have come, stack makes x's gradient
+        waiting = self.pending.setdefault(op.x, [])
+        waiting.append(g)
+        self.release(op)
+        if len(waiting) == op.parts:
+            full = self.sim.alloc(self.n(op.x) * self.dt[op.x.storage])
+            for k in self.pending.pop(op.x):
+                self.sim.free(k)
+            self.deliver(op.x, full)
+
+    def _rotary(self, op: Rotary, g: Any) -> None:
+        # x·cos + cat(-x2, x1)·sin, backward in the engine's order: g·sin, neg of its first half, the two
+        # slices' zero-padded gradients (added in place), then g·cos (added in place)
+        sim = self.sim
+        src = self.dt[op.x.storage]
+        wide = self.x.amp and src != 4  # HF rotates in fp32 (q.float()) and casts back: the casts' backwards
+        f = self.n(op.x) * (4 if wide else src)
+        half = f * (op.x.width.size - op.x.width.size // 2) // op.x.width.size
+        if wide:
+            g32 = sim.alloc(f)
+            sim.free(g)
+            g = g32
+        gr = sim.alloc(f)
+        neg = sim.alloc(half)
+        acc = sim.alloc(f)
+        sim.free(neg)
+        s1 = sim.alloc(f)
+        sim.free(gr)
+        sim.free(s1)
+        sim.free(sim.alloc(f))
+        sim.free(g)
+        self.release(op)
+        if wide:
+            back = sim.alloc(self.n(op.x) * src)
+            sim.free(acc)
+            acc = back
+        self.deliver(op.x, acc)
+
+    def _glu(self, op: Glu, g: Any) -> None:
+        # mul: both factors' gradients; the activation's backward; chunk's backward concatenates the halves
+        sim = self.sim
+        half = self.n(op.out) * self.dt[op.x.storage]
+        ga, gg = sim.alloc(half), sim.alloc(half)
+        sim.free(g)
+        self._release_one(op, "act")
+        more = [sim.alloc(half) for _ in range(activation_profile(op.fn)[3])]
+        gi = sim.alloc(half)
+        for k in more:
+            sim.free(k)
+        sim.free(ga)
+        self.release(op)
+        full = sim.alloc(self.n(op.x) * self.dt[op.x.storage])
+        sim.free(gi)
+        sim.free(gg)
+        self.deliver(op.x, full)
+
+    def _mean(self, op: Mean, g: Any) -> None:
+        # the division's gradient, then the product's over [B, S, W] (the sum's backward is a view)
+        gd = self.sim.alloc(self.n(op.out) * self.dt[op.x.storage])
+        self.sim.free(g)
+        self._grad_in(op, gd, op.x, self.n(op.x) * self.dt[op.x.storage])
 
     def _first(self, op: First, g: Any) -> None:
         # select backward materialises a zero [B, S, H] gradient with the first rows set
@@ -698,7 +801,7 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
     dt = dtypes(p, x)
     weights = weights_bytes(arch, cfg, x.wb)
     opt, _ = optimizer_bytes(arch, o)
-    grads_total = weights - buffer_bytes(arch)
+    grads_total = weights - buffer_bytes(arch, x.wb)
     steady = weights + opt
     enc = p.encoder
     times = enc.times if enc is not None else 0
@@ -869,7 +972,7 @@ class Forward:
         x, dt = self.x, self.dt
         if isinstance(op, Dropout):  # the identity in eval mode
             self.alias[op.out] = self.key(op.x)
-        if isinstance(op, (Heads, First, Dropout)):
+        if isinstance(op, (Heads, First, Dropout, Unbind)):
             self.produce(op.out)
             self.mark()
             return
@@ -885,6 +988,15 @@ class Forward:
             if more:
                 extra = more * alloc(x.n(op.x) * dt[op.x.storage])
                 what = (f"{more} more from the composed {op.fn}",)
+        elif isinstance(op, Rotary):  # x·cos and rotate_half(x)·sin beside their sum (in fp32 under autocast)
+            wide = x.amp and dt[op.x.storage] != 4
+            extra = (3 if wide else 2) * alloc(x.n(op.x) * (4 if wide else dt[op.x.storage]))
+            what = ("x·cos", "rotate_half(x)·sin") + (("their fp32 sum",) if wide else ())
+        elif isinstance(op, Glu):  # beside the product: fn(a); before it, fn(a) and a composed formula's parts
+            extra = max(1, activation_profile(op.fn)[2]) * alloc(x.n(op.out) * dt[op.x.storage])
+            what = (f"{op.fn}(input)",)
+        elif isinstance(op, Mean):  # the masked product over [B, S, W]
+            extra, what = alloc(x.n(op.x) * dt[op.x.storage]), ("hidden · mask",)
         self.produce(op.out)
         self.mark(extra, what)
 
@@ -902,18 +1014,15 @@ class Forward:
             self.mark(label="attention (sdpa)")
             return
         bass = alloc(x.n(op.scores) * x.c)
-        if op.cache:  # the cached K is contiguous: only Q is copied for the batched matmul
-            self.mark(th + bass, ("copy of Q for bmm", "Q·Kᵀ"), "attention scores")
-        else:
-            self.mark(2 * th + bass, ("copies of Q and K for bmm", "Q·Kᵀ"), "attention scores")
+        # bmm folds a view by copying it; a decoder's cached K is a contiguous copy already
+        copies = sum(th for v in (op.q, op.k) if v.view_of is not None and not (op.cache and v is op.k))
+        self.mark(copies + bass, ("copies of Q and K for bmm", "Q·Kᵀ"), "attention scores")
         self.mark(2 * bass, ("Q·Kᵀ", "its scaled copy"), "attention scores")
         sm = alloc(x.n(op.probs) * (4 if x.amp else x.a))
         self.mark(bass + sm, ("scaled scores", "probabilities"), "softmax")
         self.produce(op.probs, sm)
-        if op.cache:  # the cached V is contiguous: no copy
-            self.mark(th, ("probs · V",), "probs · V")
-        else:
-            self.mark(2 * th, ("V copy", "probs · V"), "probs · V")
+        v_copy = op.v.view_of is not None and not op.cache  # a decoder's cached V is contiguous: no copy
+        self.mark((2 if v_copy else 1) * th, ("V copy", "probs · V"), "probs · V")
         self.produce(op.out)
         self.mark(th, ("probs · V, per head",), "probs · V")
 
@@ -950,7 +1059,9 @@ def inference_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> Inferenc
             f.produce(mask, alloc(x.n(mask) * x.a))
             f.held.append(mask)
         for i, layer in enumerate(enc.layers):  # the template's input is held for all its inner layers
-            f.run(layer.ops, layer.moments, frozenset({layer.inp, layer.out, enc.inp}))
+            made = {op.out for op in layer.ops}
+            outside = {v for op in layer.ops for v in op.inputs if v not in made}  # held by their makers
+            f.run(layer.ops, layer.moments, frozenset({layer.inp, layer.out, enc.inp, *outside}))
             if i:
                 f.release(layer.inp)
         f.release(enc.inp)
@@ -958,7 +1069,9 @@ def inference_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> Inferenc
     if p.embedded.until == "base" and p.embedded is not p.hidden:
         f.held.append(p.embedded)
     rest = (*p.tail, *p.head)
-    f.run(rest, labels(rest), frozenset({p.hidden}), base_end=len(p.tail))
+    # the last hidden state is held to the end unless nothing holds it (a final norm rebinds it)
+    f.run(rest, labels(rest), frozenset({p.hidden}) if p.hidden.until is not None else frozenset(),
+          base_end=len(p.tail))
     moments = tuple(Moment(k, b, ", ".join(dict.fromkeys(names))) for k, (b, names) in f.best.items())
     top = max(moments, key=lambda m: m.bytes)
     return InferencePeak(weights, moments, weights + top.bytes, top.label)
@@ -967,13 +1080,14 @@ def inference_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> Inferenc
 # ------------------------------------------------------------------------------------- weights and states
 
 
-def buffer_bytes(arch: Architecture) -> int:
-    """The integer index buffers the family registers (``position_ids``, ``token_type_ids``: int64)."""
-    return sum(alloc(8 * math.prod(b.shape)) for b in arch.buffers)
+def buffer_bytes(arch: Architecture, elem: int = 4) -> int:
+    """The buffers the family registers: integer index buffers (``position_ids``, ``token_type_ids``: int64),
+    and float ones (rotary frequencies), which ``model.to(dtype)`` casts with the weights (``elem`` bytes)."""
+    return sum(alloc((8 if b.dtype == "int64" else elem) * math.prod(b.shape)) for b in arch.buffers)
 
 
 def weights_bytes(arch: Architecture, cfg: ModelConfig, elem: int) -> int:
-    return sum(part_bytes(p, elem) * c.repeat for c in arch.components for p in c.parts) + buffer_bytes(arch)
+    return sum(part_bytes(p, elem) * c.repeat for c in arch.components for p in c.parts) + buffer_bytes(arch, elem)
 
 
 def optimizer_bytes(arch: Architecture, o: Options, exact: bool = False) -> tuple[int, str]:

@@ -12,6 +12,10 @@ suite reads them without torch.
     pip install torch==2.13.0 transformers
     python scripts/make_hf_fixtures.py            # rewrite every fixture
     python scripts/make_hf_fixtures.py --check    # exit 1 if a committed fixture differs from transformers
+    python scripts/make_hf_fixtures.py --only modernbert   # one family's fixtures
+
+It also writes ``tests/fixtures/modernbert-odd-mlm-config.json``: the ``config.json`` that ``save_pretrained``
+writes for ModernBertForMaskedLM in the modernbert-odd config (what a user's checkpoint folder holds).
 """
 
 from __future__ import annotations
@@ -25,9 +29,9 @@ OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "hf"
 
 HF_CONFIG = {"bert": "BertConfig", "roberta": "RobertaConfig", "distilbert": "DistilBertConfig",
              "albert": "AlbertConfig", "electra": "ElectraConfig", "xlm_roberta": "XLMRobertaConfig",
-             "camembert": "CamembertConfig"}
+             "camembert": "CamembertConfig", "modernbert": "ModernBertConfig"}
 HF_PREFIX = {"bert": "Bert", "roberta": "Roberta", "distilbert": "DistilBert", "albert": "Albert",
-             "electra": "Electra", "xlm_roberta": "XLMRoberta", "camembert": "Camembert"}
+             "electra": "Electra", "xlm_roberta": "XLMRoberta", "camembert": "Camembert", "modernbert": "ModernBert"}
 HEAD_CLASSES = {"model": "Model", "mlm": "ForMaskedLM", "pretraining": "ForPreTraining",
                 "seq-cls": "ForSequenceClassification", "token-cls": "ForTokenClassification",
                 "qa": "ForQuestionAnswering", "multiple-choice": "ForMultipleChoice", "causal-lm": "ForCausalLM",
@@ -42,8 +46,11 @@ FAMILY_HEADS = {
     "electra": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa", "multiple-choice", "causal-lm"),
     "xlm_roberta": ROBERTA_HEADS,
     "camembert": ROBERTA_HEADS,
+    "modernbert": ("model", "mlm", "seq-cls", "token-cls", "qa"),
 }
 POOLER_ARG = ("bert", "roberta", "albert", "xlm_roberta", "camembert")  # bare models taking add_pooling_layer
+# ModernBERT's fixtures record FLOPs with its own capture (flops below); every other family's with flops_all
+FLOP_FAMILIES = ("modernbert",)
 FLOP_BATCH, FLOP_SEQ, FLOP_CHOICES = 2, 64, 2
 
 # The configs of bertcalc's presets, written out here as HF keyword arguments (from the hub's config.json).
@@ -81,6 +88,13 @@ FAMILY_PRESETS = {
                                               max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5)),
     "camembert-base": ("camembert", dict(vocab_size=32005, max_position_embeddings=514, type_vocab_size=1,
                                          layer_norm_eps=1e-5)),
+    # answerdotai/ModernBERT-base and -large, config.json
+    "modernbert-base": ("modernbert", dict(vocab_size=50368, hidden_size=768, intermediate_size=1152,
+                                           num_hidden_layers=22, num_attention_heads=12, local_attention=128,
+                                           global_attn_every_n_layers=3, classifier_pooling="mean")),
+    "modernbert-large": ("modernbert", dict(vocab_size=50368, hidden_size=1024, intermediate_size=2624,
+                                            num_hidden_layers=28, num_attention_heads=16, local_attention=128,
+                                            global_attn_every_n_layers=3, classifier_pooling="mean")),
 }
 
 # Odd shapes that a formula written for BERT-base would get wrong.
@@ -106,6 +120,16 @@ FAMILY_ODD = {
     "electra-odd-noproject": ("electra", dict(vocab_size=70, embedding_size=32, hidden_size=32,
                                               num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
                                               max_position_embeddings=24, type_vocab_size=3)),
+    # H = 90 (not a multiple of 64), 5 heads of 18, a window of 16 < the sequence of 64, every bias on
+    "modernbert-odd": ("modernbert", dict(vocab_size=97, hidden_size=90, num_hidden_layers=4, num_attention_heads=5,
+                                          intermediate_size=70, max_position_embeddings=128, local_attention=16,
+                                          global_attn_every_n_layers=2, pad_token_id=3, attention_bias=True,
+                                          mlp_bias=True, norm_bias=True, classifier_bias=True, decoder_bias=False)),
+    # layer_types as save_pretrained writes it, one layer (no template), mean pooling
+    "modernbert-odd-l1": ("modernbert", dict(vocab_size=50, hidden_size=42, num_hidden_layers=1, num_attention_heads=3,
+                                             intermediate_size=11, max_position_embeddings=64, local_attention=8,
+                                             layer_types=["sliding_attention"], pad_token_id=0,
+                                             classifier_pooling="mean")),
     # H not a multiple of 64, an odd head count, a small vocabulary
     "xlm-roberta-odd": ("xlm_roberta", dict(vocab_size=83, hidden_size=45, num_hidden_layers=2, num_attention_heads=5,
                                             intermediate_size=70, max_position_embeddings=80, type_vocab_size=1,
@@ -160,7 +184,38 @@ def cases() -> list[dict]:
     add("roberta-odd-model-nopooler", "roberta", "model", FAMILY_ODD["roberta-odd"][1], pooler=False)
     add("xlm-roberta-odd-model-nopooler", "xlm_roberta", "model", FAMILY_ODD["xlm-roberta-odd"][1], pooler=False)
     add("albert-odd-groups-model-nopooler", "albert", "model", FAMILY_ODD["albert-odd-groups"][1], pooler=False)
+    add("modernbert-odd-seq-cls-mean", "modernbert", "seq-cls", {**FAMILY_ODD["modernbert-odd"][1],
+                                                                "classifier_pooling": "mean"})
     return out
+
+
+def flops(case: dict) -> dict:
+    """FlopCounterMode's FLOPs of one forward, and of forward + loss + backward, on the meta device."""
+    import torch
+    import transformers
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = getattr(transformers, HF_CONFIG[case["family"]])(**case["config"])
+    cls = getattr(transformers, HF_PREFIX[case["family"]] + HEAD_CLASSES[case["head"]])
+    with torch.device("meta"):
+        model = cls._from_config(cfg, attn_implementation="eager")
+    B, S = FLOP_BATCH, FLOP_SEQ
+    ids = torch.zeros(B, S, dtype=torch.long, device="meta")
+    labels = {"mlm": {"labels": torch.zeros(B, S, dtype=torch.long, device="meta")},
+              "seq-cls": {"labels": torch.zeros(B, dtype=torch.long, device="meta")},
+              "token-cls": {"labels": torch.zeros(B, S, dtype=torch.long, device="meta")},
+              "qa": {"start_positions": torch.zeros(B, dtype=torch.long, device="meta"),
+                     "end_positions": torch.zeros(B, dtype=torch.long, device="meta")}}.get(case["head"], {})
+    model.eval()
+    with FlopCounterMode(display=False) as fwd, torch.no_grad():
+        model(input_ids=ids)
+    model.train()
+    with FlopCounterMode(display=False) as step:
+        out = model(input_ids=ids, **labels)
+        loss = out.loss if case["head"] != "model" else out.last_hidden_state.sum()
+        loss.backward()
+    return {"batch": B, "seq": S, "forward": fwd.get_total_flops(),
+            "training": step.get_total_flops()}
 
 
 def build(case: dict):
@@ -199,7 +254,7 @@ def labels_of(family: str, head: str, batch: int, seq: int, cfg) -> dict:
     return {}
 
 
-def flops(case: dict, cfg, model) -> dict | None:
+def flops_all(case: dict, cfg, model) -> dict | None:
     """FlopCounterMode's forward and training-step FLOPs (eager attention) at batch 2, sequence 64 (or the
     longest the position table allows), 2 choices for a multiple-choice class. None where HF's forward fails
     (a QA head with num_labels other than 2)."""
@@ -255,7 +310,7 @@ def record(case: dict) -> dict:
         "num_parameters": model.num_parameters(),
         "tied": sorted([k, v] for k, v in ties.items()) if cfg.tie_word_embeddings else [],
         "state_dict": [[k, list(v.shape)] for k, v in sd.items()],
-        "flops": flops(case, cfg, model),
+        "flops": flops(case) if case["family"] in FLOP_FAMILIES else flops_all(case, cfg, model),
         "generated_by": {"transformers": transformers.__version__, "torch": torch.__version__},
     }
 
@@ -267,14 +322,35 @@ def dump(rec: dict) -> str:
     return json.dumps(head, indent=1)[:-2] + ',\n "state_dict": [\n' + lines + "\n ]\n}\n"
 
 
+def saved_config_json(path: Path) -> None:
+    """The config.json of a saved ModernBertForMaskedLM (modernbert-odd), as save_pretrained writes it."""
+    import tempfile
+
+    import torch
+    import transformers
+
+    cfg = transformers.ModernBertConfig(**FAMILY_ODD["modernbert-odd"][1])
+    with torch.device("meta"):
+        model = transformers.ModernBertForMaskedLM(cfg)
+    model.config.architectures = ["ModernBertForMaskedLM"]
+    with tempfile.TemporaryDirectory() as tmp:
+        model.config.save_pretrained(tmp)
+        path.write_text((Path(tmp) / "config.json").read_text())
+    print(f"wrote {path.name}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="compare with the committed fixtures; write nothing")
+    ap.add_argument("--only", help="only the cases whose family is this one (others are left as they are)")
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     bad = 0
     wanted = set()
     for case in cases():
+        if args.only and case["family"] != args.only:
+            wanted.add(f"{case['case']}.json")
+            continue
         rec = record(case)
         path = OUT / f"{case['case']}.json"
         wanted.add(path.name)
@@ -287,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             path.write_text(dump(rec))
             print(f"wrote {path.name}  ({len(rec['state_dict'])} tensors, {rec['num_parameters']:,} parameters)")
+    if not args.check and args.only in (None, "modernbert"):
+        saved_config_json(OUT.parent / "modernbert-odd-mlm-config.json")
     stale = sorted(p.name for p in OUT.glob("*.json") if p.name not in wanted)
     for name in stale:
         if args.check:
