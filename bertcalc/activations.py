@@ -64,19 +64,27 @@ class Batch:
         return cls(Dim(batch, "B"), Dim(seq, "S"))
 
 
-def forward(arch: Architecture, batch: Batch) -> list[Activation]:
+def forward(arch: Architecture, batch: Batch, per_row: str | None = None) -> list[Activation]:
     """The model's forward pass, step by step, as the shapes of the values its program lists, in the order
     they are computed. The encoder's layer template is listed once, repeated L times (ALBERT's shared group
-    too)."""
+    too). ``per_row`` renames the batch symbol where a row is not a sequence of the batch (``B·C``: the
+    choices of a multiple-choice input, flattened)."""
     from .program import Attention, Input
+    from .program import B as B_DIM
 
     p = arch.program
     B, S = batch.B.size, batch.S.size
     out: list[Activation] = []
 
+    def dims(v: Value) -> tuple[Dim, ...]:
+        got = resolve(v.dims, B, S)
+        if per_row is None:
+            return got
+        return tuple(Dim(r.size, per_row) if d == B_DIM else r for d, r in zip(v.dims, got, strict=True))
+
     def listed(v: Value, repeat: int) -> None:
         if v.listed:
-            out.append(Activation(v.name, resolve(v.dims, B, S), v.description, repeat,
+            out.append(Activation(v.name, dims(v), v.description, repeat,
                                   "int64" if v.dtype == "int64" else "float"))
 
     def walk(ops: tuple, repeat: int) -> None:

@@ -74,15 +74,14 @@ def spec_of(
     """The model a call names: a spec as given, a config object, a model name (a preset, a path or a Hub id,
     as :func:`model_sources` tells them apart), or a preset, file and overrides resolved.
 
-    ``head`` and ``pooler``, when given, replace a spec's own; otherwise the spec's (``model`` and ``True``
-    for anything else) apply.
+    ``head`` and ``pooler``, when given, replace a spec's own; otherwise the spec's apply (for anything else:
+    the class a config.json's ``architectures`` names, else ``model``; and ``True``).
     """
     overrides = overrides or {}
     if config is None or isinstance(config, str):
         sources = model_sources(config, preset, config_file) if isinstance(config, str) else {
             "preset": preset, "config_file": config_file}
-        return resolve(**sources, overrides=overrides,
-                       head="model" if head is None else head, pooler=True if pooler is None else pooler)
+        return resolve(**sources, overrides=overrides, head=head, pooler=True if pooler is None else pooler)
     if preset or config_file or overrides:
         raise TypeError("pass either a config object or preset/config_file/overrides, not both")
     if isinstance(config, ModelConfig):
@@ -103,14 +102,15 @@ _P = _inspect.Parameter
 _MODEL = (
     _P("preset", _P.KEYWORD_ONLY, default=None, annotation="str | None"),
     _P("config_file", _P.KEYWORD_ONLY, default=None, annotation="str | Path | None"),
-    _P("head", _P.KEYWORD_ONLY, default="model", annotation="str"),
+    _P("head", _P.KEYWORD_ONLY, default=None, annotation="str | None"),
     _P("pooler", _P.KEYWORD_ONLY, default=True, annotation="bool"),
 )
 
 
 def takes_model(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn(spec, **options)`` -> the public call ``fn(config=None, *, preset=None, config_file=None,
-    head="model", pooler=True, **options, **overrides)``, with that signature (``help()`` shows it).
+    head=None, pooler=True, **options, **overrides)``, with that signature (``help()`` shows it). ``head=None``
+    is the class a config.json's ``architectures`` names, else the bare model.
 
     ``config`` is a :class:`ModelSpec`, a config object or a model name (a preset, a path or a Hub id); without
     one, ``preset``, ``config_file`` and the keyword overrides (HF field names, ``hidden_size=1024``, or flag
@@ -138,16 +138,24 @@ def build(spec: ModelSpec) -> Architecture:
     return architecture.build(spec.config, head=spec.head, pooler=spec.pooler)
 
 
-def _notes(spec: ModelSpec, arch_class: str) -> tuple[str, ...]:
-    """Point out when the config was saved from a task model but is counted as another class."""
+def _notes(spec: ModelSpec, arch: Architecture) -> tuple[str, ...]:
+    """Point out when the config was saved from a task model but is counted as another class (naming the
+    ``--head`` of that class, or saying that bertcalc has none), and what the family says about the class."""
     notes = list(spec.notes)
+    arch_class = arch.model_class
     if spec.architectures and arch_class not in spec.architectures:
+        from .architecture import heads_of
         from .families._heads import head_from_architectures
 
         hint = head_from_architectures(spec.architectures)
-        tip = f"; use --head {hint} to count that class" if hint and hint != spec.head else ""
+        if hint is not None and hint != spec.head and hint in heads_of(arch.family):
+            tip = f"; use --head {hint} to count that class"
+        elif hint is None or hint not in heads_of(arch.family):
+            tip = f"; bertcalc has no head for that class (heads: {', '.join(heads_of(arch.family))})"
+        else:
+            tip = ""
         notes.append(f"the config was saved from {spec.architectures[0]}, counted here as {arch_class}{tip}")
-    return tuple(notes)
+    return (*notes, *arch.notes)
 
 
 @takes_model
@@ -156,16 +164,18 @@ def count(spec: ModelSpec) -> counting.CountReport:
     names (``hidden=1024``)."""
     arch = build(spec)
     return counting.report(
-        arch, spec.config, label=spec.label, notes=_notes(spec, arch.model_class), sources=spec.sources,
+        arch, spec.config, label=spec.label, notes=_notes(spec, arch), sources=spec.sources,
         description=spec.description,
     )
 
 
 @takes_model
 def shapes(
-    spec: ModelSpec, *, layout: Layout = "pt", batch: int | None = None, seq: int | None = None, collapse: bool = False
+    spec: ModelSpec, *, layout: Layout = "pt", batch: int | None = None, seq: int | None = None, collapse: bool = False,
+    choices: int | None = None,
 ) -> ShapesReport:
-    """Every state-dict tensor with its shape; with ``batch`` and ``seq``, the forward pass's activations."""
+    """Every state-dict tensor with its shape; with ``batch`` and ``seq``, the forward pass's activations
+    (over ``batch × choices`` rows for a multiple-choice model: ``choices`` defaults to 4 there)."""
     from . import listing
 
     arch = build(spec)
@@ -176,9 +186,15 @@ def shapes(
         if batch is None or seq is None:
             missing = "batch" if batch is None else "seq"
             raise UsageError(f"activations need both batch and seq; {missing} is missing", param=missing)
-        acts = architecture.forward(arch, spec.config, batch, seq)
+        acts = architecture.forward(arch, spec.config, batch, seq, choices)
+        choices = architecture.rows(arch, batch, choices)[1]
+    elif choices is not None:
+        from .errors import UsageError
+
+        raise UsageError("choices sizes the activations: give batch and seq too", param="choices")
     return listing.report(
-        arch, spec.config, label=spec.label, layout=layout, activations=acts, batch=batch, seq=seq, collapse=collapse
+        arch, spec.config, label=spec.label, layout=layout, activations=acts, batch=batch, seq=seq, collapse=collapse,
+        choices=choices,
     )
 
 
@@ -234,7 +250,7 @@ def compare(
 ) -> CompareReport:
     """Two or more configs side by side; each item is a preset, a file, or either with ``:key=value,...``, or a
     spec or config object. ``head`` and ``pooler`` apply to every item (``pooler=false`` in an item drops its
-    own)."""
+    own): one class for all, the bare model unless given."""
     from .comparing import compare as line_up
     from .errors import UsageError
 
@@ -344,12 +360,14 @@ def flops(
     mfu: float = 0.40,
     peak_tflops: float | None = None,
     precision: str | None = "bf16",
+    choices: int | None = None,
 ) -> FlopsReport:
-    """Forward and training matmul FLOPs, as torch.utils.flop_counter counts them; with a GPU, the time."""
+    """Forward and training matmul FLOPs, as torch.utils.flop_counter counts them; with a GPU, the time.
+    ``choices``: a multiple-choice model's input is ``[batch, choices, seq]`` (4 choices unless given)."""
     from . import flopcount as _flops
 
     return _flops.count(build(spec), spec.config, batch, seq, label=spec.label, gpu=gpu, peak_tflops=peak_tflops,
-                        precision=precision, mfu=mfu)
+                        precision=precision, mfu=mfu, choices=choices)
 
 
 def _alloc_conf(text: str | None) -> Any:
@@ -401,6 +419,7 @@ def memory(
     fsdp: bool = False,
     reshard: bool = True,
     link_gbps: float | None = None,
+    choices: int | None = None,
 ) -> MemoryReport:
     """Peak GPU memory (what torch.cuda.max_memory_allocated reports), term by term.
 
@@ -413,12 +432,14 @@ def memory(
     ``zero`` (DeepSpeed stage), ``fsdp`` (FSDP2 ``fully_shard``; ``reshard``: ``reshard_after_forward``), or
     ``gpus`` > 1 alone (DDP) add ``report.distributed``: per-rank memory for ``gpus`` × ``nodes`` ranks at
     ``batch`` per rank (``bertcalc.distributed``), with ``offload`` (optimizer, param, both) for ZeRO.
+    ``choices``: a multiple-choice model's input is ``[batch, choices, seq]`` (4 choices unless given).
     """
     from . import memsim as _memory
 
     arch = build(spec)
     o = _memory.Options(mode=mode, precision=precision, optimizer=optimizer, attention=attention,
-                        grad_checkpointing=grad_checkpointing, batch=batch, seq=seq)
+                        grad_checkpointing=grad_checkpointing, batch=batch, seq=seq,
+                        choices=architecture.rows(arch, batch, choices)[1])
     budget, gpu_name = _budget(fit, gpu)
     report = _memory.estimate(arch, spec.config, o, label=spec.label, budget=budget, gpu=gpu_name,
                               reserved=reserved, context=context, allocator=_alloc_conf(alloc_conf))
@@ -455,6 +476,7 @@ def sweep(
     mfu: float | None = None,
     peak_tflops: float | None = None,
     alloc_conf: str | None = None,
+    choices: int | None = None,
 ) -> SweepReport:
     """Peak memory over a grid: ``axes`` is ``"batch=8..256 seq=128,256,512"`` (or a list of such items, or a
     dict of axis -> values), over batch, seq, precision and attention. With ``fit``/``gpu``: each cell against
@@ -467,9 +489,11 @@ def sweep(
     else:
         parsed = sweeping.parse_sweep([axes] if isinstance(axes, str) else list(axes))
     budget, gpu_name = _budget(fit, gpu)
+    arch = build(spec)
     o = _memory.Options(mode=mode, precision=precision, optimizer=optimizer, attention=attention,
-                        grad_checkpointing=grad_checkpointing, batch=batch, seq=seq)
-    return sweeping.sweep(build(spec), spec.config, parsed, o, label=spec.label, budget=budget,
+                        grad_checkpointing=grad_checkpointing, batch=batch, seq=seq,
+                        choices=architecture.rows(arch, batch, choices)[1])
+    return sweeping.sweep(arch, spec.config, parsed, o, label=spec.label, budget=budget,
                           gpu=gpu_name or gpu, context=context, reserved=reserved, mfu=mfu, peak_tflops=peak_tflops,
                           allocator=_alloc_conf(alloc_conf))
 

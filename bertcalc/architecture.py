@@ -46,8 +46,34 @@ def check_batch(cfg: ModelConfig, batch: int, seq: int) -> Batch:
     return Batch.of(batch, seq, d.max_seq, why)
 
 
-def forward(arch: Architecture, cfg: ModelConfig, batch: int, seq: int) -> list[Activation]:
-    """Activation shapes of one forward pass over ``batch`` sequences of ``seq`` tokens."""
+DEFAULT_CHOICES = 4  # SWAG, RACE, ARC: four candidate endings or answers per question
+
+
+def rows(arch: Architecture, batch: int, choices: int | None) -> tuple[int, int | None]:
+    """The rows the encoder runs over, and the number of choices: ``batch`` for a model whose input is
+    ``[B, S]``; ``batch × choices`` for one whose input is ``[B, C, S]``, flattened to ``[B·C, S]`` (HF's
+    ``input_ids.view(-1, S)``), with :data:`DEFAULT_CHOICES` when none is given."""
+    from .errors import UsageError
+
+    if not arch.choices:
+        if choices is not None:
+            raise UsageError(f"choices sizes a multiple-choice input [B, C, S]; {arch.model_class} takes [B, S]: "
+                             "leave choices out, or count a ForMultipleChoice class", param="choices")
+        return batch, None
+    c = DEFAULT_CHOICES if choices is None else choices
+    if isinstance(c, bool) or not isinstance(c, int) or c < 1:
+        raise UsageError(f"choices must be a whole number of at least 1, got {c!r}", param="choices")
+    if isinstance(batch, int) and not isinstance(batch, bool) and batch < 1:
+        return batch, c  # check_batch names the batch
+    return batch * c, c
+
+
+def forward(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, choices: int | None = None
+            ) -> list[Activation]:
+    """Activation shapes of one forward pass over ``batch`` sequences of ``seq`` tokens (``batch × choices``
+    rows for a multiple-choice input)."""
     from .activations import forward as walk
 
-    return walk(arch, check_batch(cfg, batch, seq))
+    check_batch(cfg, batch, seq)
+    n, c = rows(arch, batch, choices)
+    return walk(arch, check_batch(cfg, n, seq), per_row="B·C" if c is not None else None)

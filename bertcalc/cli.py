@@ -239,7 +239,8 @@ FLAGS = {
     "head": "--head", "pooler": "--no-pooler",
     "model": "--model",  # MODEL or --model
     # the run
-    "batch": "--batch", "seq": "--seq", "gpu": "--gpu", "mfu": "--mfu", "peak_tflops": "--peak-tflops",
+    "batch": "--batch", "seq": "--seq", "choices": "--choices", "gpu": "--gpu", "mfu": "--mfu",
+    "peak_tflops": "--peak-tflops",
     "precision": "--precision", "mode": "--mode", "optimizer": "--optimizer", "attention": "--attention",
     "fit": "--fit", "zero": "--zero", "gpus": "--gpus", "sweep": "--sweep", "context": "--context",
     "reserved": "--reserved", "alloc_conf": "--alloc-conf",
@@ -337,9 +338,10 @@ LabelsOpt = Annotated[int | None, typer.Option(
     show_default=False)]
 UntieOpt = Annotated[bool, typer.Option("--untie", help="Give the MLM decoder its own weight "
                                         "(tie_word_embeddings: false).", rich_help_panel=PANEL_MODEL)]
-HeadOpt = Annotated[Head, typer.Option(
-    "--head", help="Model class: model (BertModel...), mlm, pretraining, seq-cls, token-cls, qa.",
-    rich_help_panel=PANEL_MODEL, case_sensitive=False)]
+HeadOpt = Annotated[Head | None, typer.Option(
+    "--head", help="Model class: model (BertModel...), mlm, pretraining, seq-cls, token-cls, qa, multiple-choice, "
+    "causal-lm, nsp (default: the class config.json's architectures names, else model; compare: model).",
+    rich_help_panel=PANEL_MODEL, case_sensitive=False, show_default=False)]
 CheckpointConfigOpt = Annotated[str | None, typer.Option(
     "--config", "-c", help="The config to check against (default: config.json beside the checkpoint).",
     rich_help_panel=PANEL_MODEL, show_default=False)]
@@ -468,7 +470,7 @@ def _model_spec(command: str, o: dict[str, Any]) -> ModelSpec:
         _note(command, "--revision and --offline apply to a Hub model id (org/name); this model is not one")
     spec = resolve(preset=preset, config_file=config, overrides=overrides, override_origins=origins,
                    model=hub_id, revision=o["revision"], offline=o["offline"] or None,
-                   head=o["head"].value, pooler=not o["no_pooler"])
+                   head=o["head"].value if o["head"] else None, pooler=not o["no_pooler"])
     _check_heads_use(spec, o["labels"], o["untie"], command)
     return spec
 
@@ -482,7 +484,7 @@ def _checkpoint_model(command: str, o: dict[str, Any]) -> dict[str, Any]:
 
 def _model_class(command: str, o: dict[str, Any]) -> dict[str, Any]:
     """compare's model options -> api.compare's keywords: one class for every config."""
-    return dict(head=o["head"].value, pooler=not o["no_pooler"])
+    return dict(head=o["head"].value if o["head"] else "model", pooler=not o["no_pooler"])
 
 
 model_options = OptionGroup(
@@ -490,7 +492,7 @@ model_options = OptionGroup(
     model=(ModelArg, None), model_opt=(ModelOpt, None), revision=(RevisionOpt, None), offline=(OfflineOpt, False),
     preset=(PresetOpt, None), config=(ConfigOpt, None), layers=(LayersOpt, None), hidden=(HiddenOpt, None),
     heads=(HeadsOpt, None), intermediate=(InterOpt, None), vocab=(VocabOpt, None), max_positions=(MaxPosOpt, None),
-    type_vocab=(TypeVocabOpt, None), embedding_size=(EmbOpt, None), head=(HeadOpt, Head.model),
+    type_vocab=(TypeVocabOpt, None), embedding_size=(EmbOpt, None), head=(HeadOpt, None),
     labels=(LabelsOpt, None), untie=(UntieOpt, False), no_pooler=(NoPoolerOpt, False),
 )
 checkpoint_model_options = OptionGroup(
@@ -498,7 +500,7 @@ checkpoint_model_options = OptionGroup(
     preset=(PresetOpt, None), config=(CheckpointConfigOpt, None), head=(CheckpointHeadOpt, None),
     labels=(LabelsOpt, None), untie=(UntieOpt, False), revision=(RevisionOpt, None), offline=(OfflineOpt, False),
 )
-model_class_options = OptionGroup("model_kw", _model_class, head=(HeadOpt, Head.model), no_pooler=(NoPoolerOpt, False))
+model_class_options = OptionGroup("model_kw", _model_class, head=(HeadOpt, None), no_pooler=(NoPoolerOpt, False))
 
 
 _EXTENSIONS = {".json": Format.json, ".yaml": Format.yaml, ".yml": Format.yaml, ".csv": Format.csv,
@@ -591,6 +593,7 @@ def shapes(
                                             help="Sequence length S (≤ max_position_embeddings).")] = None,
     collapse: Annotated[bool, typer.Option(
         "--collapse", help="One row per layer template (encoder.layer.{i}.…) instead of one per layer.")] = False,
+    choices: ChoicesOpt = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     force: ForceOpt = False,
@@ -603,7 +606,8 @@ def shapes(
     """
     from .api import shapes as shapes_
 
-    _emit(shapes_(spec, layout=layout.value, batch=batch, seq=seq, collapse=collapse), fmt, output, force=force)
+    _emit(shapes_(spec, layout=layout.value, batch=batch, seq=seq, collapse=collapse, choices=choices), fmt, output,
+          force=force)
 
 
 @app.command()
@@ -681,6 +685,9 @@ def verify(spec: ModelSpec, fmt: FormatOpt = None, output: OutputOpt = None, for
 
 
 BatchOpt = Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size B.", rich_help_panel="Run")]
+ChoicesOpt = Annotated[int | None, typer.Option(
+    "--choices", min=1, help="--head multiple-choice: candidates per example C; the input [B, C, S] runs as B·C "
+    "rows (default 4).", rich_help_panel="Run", show_default=False)]
 SeqOpt = Annotated[int, typer.Option("--seq", "-s", min=1, help="Sequence length S (≤ max_position_embeddings).",
                                      rich_help_panel="Run")]
 GpuOpt = Annotated[str | None, typer.Option(
@@ -695,6 +702,7 @@ def flops(
     spec: ModelSpec,
     batch: BatchOpt = 8,
     seq: SeqOpt = 128,
+    choices: ChoicesOpt = None,
     gpu: GpuOpt = None,
     precision: Annotated[Precision | None, typer.Option(  # noqa: F821 (a run choice: see _RunChoices)
         "--precision", help="Which peak the GPU time uses (default bf16, or the --gpu card's best: fp16 on a T4).",
@@ -721,7 +729,7 @@ def flops(
     if gpu is None and peak_tflops is None and (mfu is not None or precision is not None):
         _note("flops", "--mfu and --precision set the time per step, which needs --gpu or --peak-tflops")
     _emit(flops_(spec, batch=batch, seq=seq, gpu=gpu, mfu=0.40 if mfu is None else mfu, peak_tflops=peak_tflops,
-                 precision=None if precision is None else precision.value), fmt, output, force=force)
+                 precision=None if precision is None else precision.value, choices=choices), fmt, output, force=force)
 
 
 def _fit_size(value: str | None) -> str | None:
@@ -796,6 +804,7 @@ def memory(
     spec: ModelSpec,
     batch: BatchOpt = 8,
     seq: SeqOpt = 128,
+    choices: ChoicesOpt = None,
     mode: Annotated[Mode, typer.Option("--mode", help="A training step (forward, backward, optimizer) or a "  # noqa: F821
                                        "no-grad forward.", rich_help_panel="Run", case_sensitive=False)] = "train",
     precision: Annotated[Precision, typer.Option(  # noqa: F821
@@ -865,7 +874,8 @@ def memory(
         _emit(sweep_(spec, axes=sweep, batch=batch, seq=seq, mode=mode.value, precision=precision.value,
                      optimizer="adamw" if optimizer is None else optimizer.value, attention=attention.value,
                      grad_checkpointing=grad_checkpointing, fit=fit, gpu=gpu, reserved=reserved or None,
-                     context=context_bytes, mfu=mfu, peak_tflops=peak_tflops, alloc_conf=alloc_conf), fmt, output,
+                     context=context_bytes, mfu=mfu, peak_tflops=peak_tflops, alloc_conf=alloc_conf,
+                     choices=choices), fmt, output,
               force=force)
         return
     if reserved and mode.value == "infer":
@@ -890,7 +900,7 @@ def memory(
     _emit(memory_(spec, batch=batch, seq=seq, mode=mode.value, precision=precision.value,
                   optimizer="adamw" if optimizer is None else optimizer.value, attention=attention.value,
                   grad_checkpointing=grad_checkpointing, fit=fit, gpu=gpu, reserved=reserved or None,
-                  context=context_bytes, alloc_conf=alloc_conf, **dist), fmt, output, force=force)
+                  context=context_bytes, alloc_conf=alloc_conf, choices=choices, **dist), fmt, output, force=force)
 
 
 @app.command()

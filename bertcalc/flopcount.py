@@ -89,6 +89,7 @@ class FlopsReport(ModelReport):
     peak_tflops: float | None = None
     peak_given: bool = False  # True: the peak came from --peak-tflops, not from the GPU table
     mfu: float = DEFAULT_MFU
+    choices: int | None = None  # a multiple-choice input [B, C, S]: the model runs over B·C rows
 
     @property
     def forward_flops(self) -> int:
@@ -107,7 +108,7 @@ class FlopsReport(ModelReport):
 
     @property
     def tokens(self) -> int:
-        return self.batch * self.seq
+        return self.batch * (self.choices or 1) * self.seq
 
     def components(self) -> list[tuple[str, int]]:
         out: dict[str, int] = {}
@@ -137,6 +138,7 @@ class FlopsReport(ModelReport):
             **self.identity(),
             "batch": self.batch,
             "seq": self.seq,
+            **({"choices": self.choices} if self.choices is not None else {}),
             "forward_flops": self.forward_flops,
             "training_flops": self.training_flops,
             "flops_per_token": {"forward": self.forward_flops / self.tokens,
@@ -192,13 +194,15 @@ def _on_loss_path(prog: Any) -> set:
 
 def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: str = "",
           gpu: str | None = None, peak_tflops: float | None = None, precision: str | None = DEFAULT_PRECISION,
-          mfu: float = DEFAULT_MFU) -> FlopsReport:
+          mfu: float = DEFAULT_MFU, choices: int | None = None) -> FlopsReport:
     """Forward matmul FLOPs from the program: each Linear's weight × the rows it sees (all B·S tokens, or the
     B [CLS] rows), and each attention's two batched matmuls. By component; within one, the Linears in
     state-dict order, then attention.
 
-    ``precision=None`` means the default: bf16, or the GPU's best precision when it has no bf16 (T4: fp16)."""
+    ``precision=None`` means the default: bf16, or the GPU's best precision when it has no bf16 (T4: fp16).
+    A multiple-choice input ``[B, C, S]`` runs over ``B × choices`` rows."""
     from .architecture import check_batch
+    from .architecture import rows as flat_rows
     from .config import MAX_SIZE
     from .formula import short
     from .program import Attention, Linear, Matmul, size
@@ -208,6 +212,8 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
         raise UsageError(f"a batch size of {len(str(batch)) if batch.bit_length() < 14000 else 'over 4,300'} "
                          "digits is beyond int64; give a batch of at most 2^63 - 1", param="batch")
     check_batch(cfg, batch, seq)
+    shown_batch = batch
+    batch, choices = flat_rows(arch, batch, choices)
     if not 0 < mfu <= 1:
         raise UsageError(f"MFU must be in (0, 1], got {mfu}", param="mfu")
     if peak_tflops is not None and not (0 < peak_tflops < float("inf")):
@@ -289,8 +295,9 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
                              "would be infinite; give the accelerator's real peak", param="peak_tflops")
     emb = sum(p.parameters for c in arch.components if c.name in ("embeddings",) for p in c.parts)
     return FlopsReport(
-        **identify(arch, label, cfg.fields()), batch=batch, seq=seq, rows=tuple(rows), parameters=arch.total_parameters,
-        non_embedding_parameters=arch.total_parameters - emb, layers=d.L, hidden=d.H, precision=precision,
+        **identify(arch, label, cfg.fields()), batch=shown_batch, seq=seq, rows=tuple(rows),
+        parameters=arch.total_parameters, non_embedding_parameters=arch.total_parameters - emb, layers=d.L,
+        hidden=d.H, precision=precision,
         shared_layers=any(c.times_applied != c.repeat for c in arch.components),
-        gpu=gpu, peak_tflops=peak_tflops, peak_given=peak_given, mfu=mfu,
+        gpu=gpu, peak_tflops=peak_tflops, peak_given=peak_given, mfu=mfu, choices=choices,
     )

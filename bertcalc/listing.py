@@ -51,6 +51,7 @@ class ShapesReport(ModelReport):
     batch: int | None = None
     seq: int | None = None
     collapse: bool = False
+    choices: int | None = None  # a multiple-choice input [B, C, S]: the activations run over B·C rows
 
     def tensors(self) -> Iterator[tuple[str, TensorSpec, int]]:
         """``(name, spec, repeat)``: expanded per layer, or one template row per layer when collapsed."""
@@ -98,6 +99,8 @@ class ShapesReport(ModelReport):
         if self.activations is not None:
             out["batch"] = self.batch
             out["seq"] = self.seq
+            if self.choices is not None:
+                out["choices"] = self.choices
             out["activations"] = [
                 {
                     "name": a.name,
@@ -123,6 +126,7 @@ def report(
     batch: int | None = None,
     seq: int | None = None,
     collapse: bool = False,
+    choices: int | None = None,
 ) -> ShapesReport:
     return ShapesReport(
         **identify(arch, label, cfg.fields()),
@@ -132,4 +136,5 @@ def report(
         batch=batch,
         seq=seq,
         collapse=collapse,
+        choices=choices,
     )

@@ -45,6 +45,16 @@ class Source:
     architectures: tuple[str, ...] = ()  # HF config.json: the model classes it was saved from
     hf: bool = False
     ignored: tuple[str, ...] = ()  # HF keys that do not change shapes, left out
+    notes: tuple[str, ...] = ()  # what reading it found worth saying (a key transformers ignores)
+
+
+def default_head(family: str, architectures: tuple[str, ...]) -> str:
+    """The head a config.json's ``architectures`` names, when the family has that class; else ``model``."""
+    from .families import module
+    from .families._heads import head_from_architectures
+
+    head = head_from_architectures(architectures)
+    return head if head is not None and head in module(family).HEADS else "model"
 
 
 @dataclass(frozen=True)
@@ -306,6 +316,8 @@ def _from_stdin() -> Source:
 def strict_source(data: Mapping[Any, Any], origin: str) -> Source:
     """bertcalc's own YAML: the family's fields plus ``description`` and ``family``; unknown keys are errors."""
     family = data.get("family", DEFAULT_FAMILY)
+    if isinstance(family, str):
+        family = family.replace("-", "_")  # xlm-roberta, as HF's model_type spells it
     if not isinstance(family, str):
         raise ConfigError([f"{origin}: family: must be a family name such as {DEFAULT_FAMILY!r}, got a "
                            f"{_kind(family)}; supported: {', '.join(family_names())}"])
@@ -326,8 +338,12 @@ def strict_source(data: Mapping[Any, Any], origin: str) -> Source:
 # Keys of an HF config that would change shapes in ways bertcalc does not model: refuse rather than miscount.
 _UNSUPPORTED = {
     "add_cross_attention": (True, "adds cross-attention tensors to every layer (a decoder); bertcalc models encoders"),
-    "position_embedding_type": ("relative", "relative_key and relative_key_query add distance_embedding tensors to "
-                                "every layer, which transformers 5 no longer builds and bertcalc does not count"),
+}
+# Keys transformers 5 reads no more, though configs saved by 4.x hold them: counted as 5.x builds, with a note.
+_IGNORED_BY_HF = {
+    "position_embedding_type": ("relative", "transformers 5 no longer builds relative_key / relative_key_query "
+                                "attention (4.x added a distance_embedding table to every layer): it builds the "
+                                "absolute-position model, which is what is counted here"),
 }
 
 
@@ -339,12 +355,13 @@ def hf_source(data: Mapping[Any, Any], origin: str) -> Source:
     if model_type is None:
         raise ConfigFileError(
             f"{origin}: no model_type; a HuggingFace config.json names its architecture in model_type "
-            f"(one of {', '.join(family_names())})"
+            f"(one of {', '.join(f.replace('_', '-') for f in family_names())})"
         )
     family = str(model_type).replace("-", "_")
     if not family_exists(family):
         raise ConfigFileError(
-            f"{origin}: model_type {model_type!r} is not supported; bertcalc reads {', '.join(family_names())}"
+            f"{origin}: model_type {model_type!r} is not supported; bertcalc reads "
+            f"{', '.join(f.replace('_', '-') for f in family_names())}"
         )
     for key, (bad, why) in _UNSUPPORTED.items():
         value = data.get(key)
@@ -352,6 +369,13 @@ def hf_source(data: Mapping[Any, Any], origin: str) -> Source:
             import json
 
             raise ConfigFileError(f"{origin}: {key} = {json.dumps(value)}: {why}")
+    notes = []
+    for key, (bad, why) in _IGNORED_BY_HF.items():
+        value = data.get(key)
+        if isinstance(value, str) and value.startswith(bad):
+            import json
+
+            notes.append(f"{origin}: {key} = {json.dumps(value)}: {why}")
     cls = config_class(family)
     fields = {k: v for k, v in data.items() if k in cls.model_fields}
     if "num_labels" not in fields and isinstance(data.get("id2label"), dict):
@@ -366,7 +390,8 @@ def hf_source(data: Mapping[Any, Any], origin: str) -> Source:
         example = json.dumps([archs[:60]]) if isinstance(archs, str) else '["BertForMaskedLM"]'
         raise ConfigFileError(f"{origin}: architectures must be a list of class names such as {example}, got {got}")
     ignored = tuple(str(k) for k in data if k not in fields and k != "model_type")
-    return Source(family, fields, origin, "", tuple(str(a) for a in archs if isinstance(a, str)), True, ignored)
+    return Source(family, fields, origin, "", tuple(str(a) for a in archs if isinstance(a, str)), True, ignored,
+                  tuple(notes))
 
 
 def load_preset(name: str) -> Source:
@@ -388,11 +413,12 @@ def resolve(
     model: str | None = None,
     revision: str | None = None,
     offline: bool | None = None,
-    head: str = "model",
+    head: str | None = None,
     pooler: bool = True,
 ) -> ModelSpec:
     """Preset, then file (or Hub model), then overrides, validated once; ``head`` and ``pooler`` choose the
-    model class.
+    model class. Without a ``head``, the class a config.json's ``architectures`` names (when its family has
+    it), else the bare model.
 
     ``model`` is a Hugging Face Hub model id (``google-bert/bert-base-uncased``): its config.json, from the local
     HF cache or downloaded alone (``revision``, ``offline``: see ``hub.py``). It takes the place of a file.
@@ -429,6 +455,10 @@ def resolve(
         description = s.description or description
         notes += _likely_typos(s, cls)
     arch = next((s.architectures for s in sources if s.architectures), ())
+    for s in sources:
+        notes += s.notes
+    if head is None:
+        head = default_head(family, arch)
 
     fields, field_origins = _map_overrides(cls, dict(overrides or {}), dict(override_origins or {}))
     if cls.HIDDEN in fields and cls.INTERMEDIATE not in fields:

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Literal
 
 from .config import ModelConfig
 from .errors import UsageError
-from .model import Architecture, ModelReport, Part, identify
+from .model import Architecture, Dim, ModelReport, Part, identify
 from .program import (
     Act,
     Add,
@@ -105,6 +105,12 @@ class Options:
     grad_checkpointing: bool = False
     batch: int = 8
     seq: int = 128
+    choices: int | None = None  # a multiple-choice input [B, C, S]: the model runs over batch × choices rows
+
+    @property
+    def rows(self) -> int:
+        """The rows the model runs over: the batch, times the choices of a multiple-choice input."""
+        return self.batch * (self.choices or 1)
 
     @property
     def amp(self) -> bool:
@@ -142,7 +148,7 @@ class Ctx:
     @classmethod
     def of(cls, o: Options) -> Ctx:
         a = o.act_bytes
-        return cls(o.amp, a, 2 if o.amp else a, 4 if o.amp else a, o.weight_bytes, o.attention, o.batch, o.seq,
+        return cls(o.amp, a, 2 if o.amp else a, 4 if o.amp else a, o.weight_bytes, o.attention, o.rows, o.seq,
                    o.grad_checkpointing)
 
     @property
@@ -1183,18 +1189,26 @@ class Forward:
     def _attention(self, op: AttentionOp) -> None:
         x = self.x
         th = alloc(x.n(op.q) * x.c)
+        if op.cache:
+            # DynamicCache.update: torch.cat([empty, k]) and the same for v, held by the cache to the end of the
+            # forward; the projections' own storages go when key_layer/value_layer are rebound. Same sizes: the
+            # projections stand for their cached copies, held (one more reference each, never released).
+            self.produce(op.k)
+            self.produce(op.v)
         if x.attention == "sdpa":
             self.produce(op.out)
             self.mark(label="attention (sdpa)")
             return
         bass = alloc(x.n(op.scores) * x.c)
-        copies = sum(th for v in (op.q, op.k) if v.view_of is not None)  # bmm folds a view by copying it
+        # bmm folds a view by copying it; a decoder's cached K is a contiguous copy already
+        copies = sum(th for v in (op.q, op.k) if v.view_of is not None and not (op.cache and v is op.k))
         self.mark(copies + bass, ("copies of Q and K for bmm", "Q·Kᵀ"), "attention scores")
         self.mark(2 * bass, ("Q·Kᵀ", "its scaled copy"), "attention scores")
         sm = alloc(x.n(op.probs) * (4 if x.amp else x.a))
         self.mark(bass + sm, ("scaled scores", "probabilities"), "softmax")
         self.produce(op.probs, sm)
-        self.mark((2 if op.v.view_of is not None else 1) * th, ("V copy", "probs · V"), "probs · V")
+        v_copy = op.v.view_of is not None and not op.cache  # a decoder's cached V is contiguous: no copy
+        self.mark((2 if v_copy else 1) * th, ("V copy", "probs · V"), "probs · V")
         self.produce(op.out)
         self.mark(th, ("probs · V, per head",), "probs · V")
 
@@ -1221,6 +1235,15 @@ def inference_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> Inferenc
         f.produce(enc.inp)
         if p.embedded.until is None and p.embedded is not p.hidden:
             f.release(p.embedded)
+        # a decoder's K/V cache from the applications before the one simulated, held to the end (closed in L)
+        carry = sum(2 * alloc(x.n(op.q) * x.c) for op in enc.ops if isinstance(op, AttentionOp) and op.cache)
+        f.live += (enc.times - 1) * carry
+        causal = next((op for op in enc.ops if isinstance(op, AttentionOp) and op.causal), None)
+        if causal is not None and x.attention == "eager":  # the base model's causal mask, until it returns
+            mask = Value("causal mask", (causal.scores.dims[0], Dim(1), causal.scores.dims[2], causal.scores.dims[3]),
+                         until="base")
+            f.produce(mask, alloc(x.n(mask) * x.a))
+            f.held.append(mask)
         for i, layer in enumerate(enc.layers):  # the template's input is held for all its inner layers
             made = {op.out for op in layer.ops}
             outside = {v for op in layer.ops for v in op.inputs if v not in made}  # held by their makers
@@ -1383,7 +1406,8 @@ class MemoryReport(ModelReport):
             **self.identity(),
             "options": {"mode": o.mode, "precision": o.precision, "optimizer": o.optimizer if o.mode == "train"
                         else None, "attention": o.attention, "grad_checkpointing": o.grad_checkpointing,
-                        "batch": o.batch, "seq": o.seq},
+                        "batch": o.batch, "seq": o.seq,
+                        **({"choices": o.choices} if o.choices is not None else {})},
             "peak_bytes": self.peak_bytes,
             "peak_at": self.where,
             "breakdown": self.breakdown,

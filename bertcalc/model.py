@@ -164,6 +164,8 @@ class Architecture:
     forward: Any = None  # builds the forward pass (a :class:`bertcalc.program.Program`) when first asked
     buffers: tuple[Buffer, ...] = ()
     base_prefix: str = ""  # the base model's prefix inside a task model ("bert."), whether or not this one has it
+    choices: bool = False  # the input is [B, C, S], flattened to B·C rows (a ForMultipleChoice class)
+    notes: tuple[str, ...] = ()  # what the family says about this class as built (a forward that fails...)
 
     @cached_property
     def program(self) -> Any:

@@ -174,6 +174,12 @@ class Attention(Op):
     scores: Value = field(kw_only=True)
     probs: Value = field(kw_only=True)
     context: Value = field(kw_only=True)
+    # a decoder's no-grad forward with use_cache: K and V are concatenated into the layer's DynamicCache
+    # (contiguous copies, held to the end of the forward), and attention reads those
+    cache: bool = field(default=False, kw_only=True)
+    # a decoder (is_decoder): eager attention adds a causal mask, made once by the base model as a float
+    # [B, 1, S, S] tensor (sdpa uses is_causal and makes none)
+    causal: bool = field(default=False, kw_only=True)
 
     @property
     def inputs(self) -> tuple[Value, ...]:

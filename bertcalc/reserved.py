@@ -265,13 +265,13 @@ def training_events(arch: Architecture, o: memsim.Options, n: int) -> list[Any]:
     than 3072 tokens). So the stream is generated at two batches of the same side of that switch, checked to
     have the same shape, and kept as ``size = base + slope · B``; a search over the batch then only computes
     sizes (tested against fresh generations)."""
-    regime = o.batch * o.seq > 3072
+    regime = o.rows * o.seq > 3072  # rows: the batch, times a multiple-choice input's choices
     key = (id(arch), replace(o, batch=1), n, regime)
     hit = _STREAMS.get(key)
     if hit is None or hit[0] is not arch:
         first = _training_events(arch, o, n)
         other = o.batch + 1 if regime else o.batch - 1
-        if other < 1 or (other * o.seq > 3072) != regime:
+        if other < 1 or (other * (o.choices or 1) * o.seq > 3072) != regime:
             return first
         second = _training_events(arch, replace(o, batch=other), n)
         if _shape(first) != _shape(second):  # pragma: no cover - the stream's shape never depends on B here

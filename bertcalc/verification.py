@@ -83,7 +83,7 @@ def hf_model(cfg: ModelConfig, model_class: str, pooler: bool):
     hf_cfg = getattr(transformers, family.HF_CONFIG)(**cfg.fields())
     cls = getattr(transformers, model_class)
     with torch.device("meta"):
-        if model_class.endswith("Model") and family.POOLER_ARG:
+        if model_class == family.HF_PREFIX + "Model" and family.POOLER_ARG:  # the bare model (not BertLMHeadModel)
             return cls(hf_cfg, add_pooling_layer=pooler)
         return cls(hf_cfg)
 

@@ -43,7 +43,8 @@ SIZES = ["80GiB", "24GB", "1GiB", "80", "0GiB", "-1GiB", "1e400GiB", "1" + "0" *
 WORDS = ["base", "tiny", "bsae", "", ":", "base:", "base:layers=6", "base:layers=x", "base:=", "tiny:pooler=2",
          "../etc/passwd", "a" * 300, "tiny:hidden=100000000000000000000", "tiny:layers=1" + "0" * 400, "-",
          "base:layers=6,layers=7", "roberta-base:type_vocab=3", "distilbert-base:type-vocab=2"]
-HEADS = ["model", "mlm", "pretraining", "seq-cls", "token-cls", "qa", "nope", ""]
+HEADS = ["model", "mlm", "pretraining", "seq-cls", "token-cls", "qa", "multiple-choice", "causal-lm", "nsp", "nope",
+         ""]
 FORMATS = ["table", "json", "yaml", "csv", "markdown", "xml", ""]
 OUTS = ["-", "out.json", "out.yaml", "out.csv", "out.txt", "", "nodir/x.json", "afile/x.json", "a" * 300,
         "readonly.json", "/dev/null", "/dev/full", "."]
@@ -157,6 +158,8 @@ def argv(rng: random.Random, work: Path, k: int) -> list[str]:
         args += ["--batch", pick(rng, INTS), "--seq", pick(rng, INTS)]
     if cmd == "shapes" and rng.random() < 0.3:
         args.append("--collapse")
+    if cmd in ("shapes", "flops", "memory") and rng.random() < 0.2:
+        args += ["--choices", pick(rng, INTS)]
     if cmd == "flops" and rng.random() < 0.6:
         for flag in rng.sample(["--gpu", "--mfu", "--peak-tflops", "--precision"], rng.randint(1, 3)):
             args += [flag, pick(rng, {"--gpu": ["H100", "T4", "a100 80gb", "nope", ""],

@@ -2,8 +2,12 @@
 
 For each case below, build the real ``transformers`` model from a config (never from the hub) on the meta
 device, so no weights are allocated, and record every state-dict name with its shape, plus
-``model.num_parameters()``. The JSON files land in ``tests/fixtures/hf/`` and are committed; the test suite
-reads them without torch.
+``model.num_parameters()``, and what ``FlopCounterMode`` counts (eager attention) for one forward pass and
+for one training step (forward, the loss the class computes from its labels, backward) at batch 2 and
+sequence 64 (or the longest the position table allows), with 2 choices for a multiple-choice class: its
+input is ``[2, 2, S]``. A bare model's training loss is ``pooler_output.sum()`` where it has a pooler, else
+``last_hidden_state.sum()``. The JSON files land in ``tests/fixtures/hf/`` and are committed; the test
+suite reads them without torch.
 
     pip install torch==2.13.0 transformers
     python scripts/make_hf_fixtures.py            # rewrite every fixture
@@ -24,26 +28,32 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "hf"
 
 HF_CONFIG = {"bert": "BertConfig", "roberta": "RobertaConfig", "distilbert": "DistilBertConfig",
-             "albert": "AlbertConfig", "electra": "ElectraConfig", "modernbert": "ModernBertConfig",
-             "deberta_v2": "DebertaV2Config"}
+             "albert": "AlbertConfig", "electra": "ElectraConfig", "xlm_roberta": "XLMRobertaConfig",
+             "camembert": "CamembertConfig", "modernbert": "ModernBertConfig", "deberta_v2": "DebertaV2Config"}
 HF_PREFIX = {"bert": "Bert", "roberta": "Roberta", "distilbert": "DistilBert", "albert": "Albert",
-             "electra": "Electra", "modernbert": "ModernBert", "deberta_v2": "DebertaV2"}
+             "electra": "Electra", "xlm_roberta": "XLMRoberta", "camembert": "Camembert", "modernbert": "ModernBert",
+             "deberta_v2": "DebertaV2"}
 HEAD_CLASSES = {"model": "Model", "mlm": "ForMaskedLM", "pretraining": "ForPreTraining",
                 "seq-cls": "ForSequenceClassification", "token-cls": "ForTokenClassification",
-                "qa": "ForQuestionAnswering", "multiple-choice": "ForMultipleChoice"}
+                "qa": "ForQuestionAnswering", "multiple-choice": "ForMultipleChoice", "causal-lm": "ForCausalLM",
+                "nsp": "ForNextSentencePrediction"}
+CLASS_NAMES = {("bert", "causal-lm"): "BertLMHeadModel"}  # where HF's name is not prefix + suffix
+ROBERTA_HEADS = ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice", "causal-lm")
 FAMILY_HEADS = {
-    "bert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
-    "roberta": ("model", "mlm", "seq-cls", "token-cls", "qa"),
-    "distilbert": ("model", "mlm", "seq-cls", "token-cls", "qa"),
-    "albert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
-    "electra": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
+    "bert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa", "multiple-choice", "causal-lm", "nsp"),
+    "roberta": ROBERTA_HEADS,
+    "distilbert": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
+    "albert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa", "multiple-choice"),
+    "electra": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa", "multiple-choice", "causal-lm"),
+    "xlm_roberta": ROBERTA_HEADS,
+    "camembert": ROBERTA_HEADS,
     "modernbert": ("model", "mlm", "seq-cls", "token-cls", "qa"),
     "deberta_v2": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
 }
-# Families whose fixtures also record FlopCounterMode's forward and training-step FLOPs (eager attention,
-# batch 2, sequence 64, the HF class computing its own loss; the bare model's loss is last_hidden_state.sum())
+POOLER_ARG = ("bert", "roberta", "albert", "xlm_roberta", "camembert")  # bare models taking add_pooling_layer
+# ModernBERT's fixtures record FLOPs with its own capture (flops below); every other family's with flops_all
 FLOP_FAMILIES = ("modernbert",)
-FLOP_BATCH, FLOP_SEQ = 2, 64
+FLOP_BATCH, FLOP_SEQ, FLOP_CHOICES = 2, 64, 2
 
 # The configs of bertcalc's presets, written out here as HF keyword arguments (from the hub's config.json).
 BERT_PRESETS = {
@@ -77,6 +87,14 @@ FAMILY_PRESETS = {
                                                     num_attention_heads=4, intermediate_size=1024)),
     "electra-base-discriminator": ("electra", dict(embedding_size=768, hidden_size=768, num_hidden_layers=12,
                                                    num_attention_heads=12, intermediate_size=3072)),
+    # FacebookAI/xlm-roberta-base, -large and almanach/camembert-base, as published
+    "xlm-roberta-base": ("xlm_roberta", dict(vocab_size=250002, max_position_embeddings=514, type_vocab_size=1,
+                                             layer_norm_eps=1e-5)),
+    "xlm-roberta-large": ("xlm_roberta", dict(vocab_size=250002, hidden_size=1024, num_hidden_layers=24,
+                                              num_attention_heads=16, intermediate_size=4096,
+                                              max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5)),
+    "camembert-base": ("camembert", dict(vocab_size=32005, max_position_embeddings=514, type_vocab_size=1,
+                                         layer_norm_eps=1e-5)),
     # answerdotai/ModernBERT-base and -large, config.json
     "modernbert-base": ("modernbert", dict(vocab_size=50368, hidden_size=768, intermediate_size=1152,
                                            num_hidden_layers=22, num_attention_heads=12, local_attention=128,
@@ -135,6 +153,25 @@ FAMILY_ODD = {
                                           type_vocab_size=3, relative_attention=True, max_relative_positions=7,
                                           share_att_key=False, pos_att_type=["c2p", "p2c"],
                                           position_biased_input=True, conv_kernel_size=3, conv_groups=2)),
+    # H not a multiple of 64, an odd head count, a small vocabulary
+    "xlm-roberta-odd": ("xlm_roberta", dict(vocab_size=83, hidden_size=45, num_hidden_layers=2, num_attention_heads=5,
+                                            intermediate_size=70, max_position_embeddings=80, type_vocab_size=1,
+                                            pad_token_id=1)),
+    "camembert-odd": ("camembert", dict(vocab_size=61, hidden_size=21, num_hidden_layers=3, num_attention_heads=7,
+                                        intermediate_size=33, max_position_embeddings=70, type_vocab_size=2,
+                                        pad_token_id=2)),
+}
+# the five families' new heads (multiple-choice, causal-lm, nsp) in an odd size beside the presets: H not a
+# multiple of 64, an odd head count, a small vocabulary; ELECTRA's summary without projection and activation
+NEW_HEADS_ODD = {
+    "bert-odd-heads": ("bert", dict(vocab_size=97, hidden_size=45, num_hidden_layers=2, num_attention_heads=5,
+                                    intermediate_size=70, max_position_embeddings=80, type_vocab_size=3),
+                       ("multiple-choice", "causal-lm", "nsp")),
+    "electra-odd-summary": ("electra", dict(vocab_size=70, embedding_size=12, hidden_size=30, num_hidden_layers=2,
+                                            num_attention_heads=3, intermediate_size=48, max_position_embeddings=80,
+                                            summary_use_proj=False, summary_activation="",
+                                            summary_last_dropout=0.0),
+                            ("multiple-choice",)),
 }
 
 
@@ -164,6 +201,9 @@ def cases() -> list[dict]:
             add(f"{name}-{head}", family, head, cfg)
         add(f"{name}-mlm-untied", family, "mlm", {**cfg, "tie_word_embeddings": False})
         add(f"{name}-seq-cls-4labels", family, "seq-cls", {**cfg, "num_labels": 4})
+    for name, (family, cfg, heads) in NEW_HEADS_ODD.items():
+        for head in heads:
+            add(f"{name}-{head}", family, head, cfg)
     add("roberta-odd-model-nopooler", "roberta", "model", FAMILY_ODD["roberta-odd"][1], pooler=False)
     add("deberta-odd-mlm-nolegacy", "deberta_v2", "mlm", {**FAMILY_ODD["deberta-odd"][1], "legacy": False})
     add("deberta-odd-v2-c2p-only", "deberta_v2", "model", {**FAMILY_ODD["deberta-odd-v2"][1], "pos_att_type": "c2p"})
@@ -171,6 +211,7 @@ def cases() -> list[dict]:
     add("deberta-odd-c2p-only", "deberta_v2", "model", {**FAMILY_ODD["deberta-odd"][1], "pos_att_type": "c2p"})
     add("deberta-odd-norelative", "deberta_v2", "seq-cls",
         {**FAMILY_ODD["deberta-odd"][1], "relative_attention": False})
+    add("xlm-roberta-odd-model-nopooler", "xlm_roberta", "model", FAMILY_ODD["xlm-roberta-odd"][1], pooler=False)
     add("albert-odd-groups-model-nopooler", "albert", "model", FAMILY_ODD["albert-odd-groups"][1], pooler=False)
     add("modernbert-odd-seq-cls-mean", "modernbert", "seq-cls", {**FAMILY_ODD["modernbert-odd"][1],
                                                                 "classifier_pooling": "mean"})
@@ -211,14 +252,101 @@ def build(case: dict):
     import transformers
 
     cfg = getattr(transformers, HF_CONFIG[case["family"]])(**case["config"])
-    cls = getattr(transformers, HF_PREFIX[case["family"]] + HEAD_CLASSES[case["head"]])
+    name = CLASS_NAMES.get((case["family"], case["head"]), HF_PREFIX[case["family"]] + HEAD_CLASSES[case["head"]])
+    cls = getattr(transformers, name)
     with torch.device("meta"):
         if case["head"] == "model":
-            model = cls(cfg, add_pooling_layer=case["pooler"]) if case["family"] in ("bert", "roberta", "albert") \
-                else cls(cfg)
+            model = cls(cfg, add_pooling_layer=case["pooler"]) if case["family"] in POOLER_ARG else cls(cfg)
         else:
             model = cls(cfg)
     return cfg, model
+
+
+def labels_of(family: str, head: str, batch: int, seq: int, cfg) -> dict:
+    """The labels that make each class compute its own loss (on the meta device: only shapes matter)."""
+    import torch
+
+    def ints(*shape: int, high: int = 2):
+        return torch.zeros(*shape, dtype=torch.long, device="meta")
+
+    if head in ("mlm", "causal-lm"):
+        return {"labels": ints(batch, seq)}
+    if head == "pretraining":
+        extra = {"bert": {"next_sentence_label": ints(batch)}, "albert": {"sentence_order_label": ints(batch)}}
+        return {"labels": ints(batch, seq), **extra.get(family, {})}
+    if head in ("seq-cls", "nsp", "multiple-choice"):
+        return {"labels": ints(batch)}
+    if head == "token-cls":
+        return {"labels": ints(batch, seq)}
+    if head == "qa":
+        return {"start_positions": ints(batch), "end_positions": ints(batch)}
+    return {}
+
+
+def flops_all(case: dict, cfg, model) -> dict | None:
+    """FlopCounterMode's forward and training-step FLOPs (eager attention) at batch 2, sequence 64 (or the
+    longest the position table allows), 2 choices for a multiple-choice class. None where HF's forward fails
+    (a QA head with num_labels other than 2), or cannot run on the meta device (DeBERTa-v2 without
+    ``norm_rel_ebd: layer_norm`` calls ``Tensor.item()``). HF's padding warning reads the ids, which meta
+    tensors cannot give, so where it would, ``pad_token_id`` is set to None: the model has read it already."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    if case["head"] == "qa" and cfg.num_labels != 2:
+        return None
+    P = cfg.max_position_embeddings
+    pad = cfg.pad_token_id if case["family"] in ("roberta", "xlm_roberta", "camembert") else None
+    seq = min(FLOP_SEQ, P - pad - 1 if pad is not None else P)
+    choices = FLOP_CHOICES if case["head"] == "multiple-choice" else None
+    shape = (FLOP_BATCH, choices, seq) if choices else (FLOP_BATCH, seq)
+    ids = torch.zeros(*shape, dtype=torch.long, device="meta")
+    model.config._attn_implementation = "eager"
+    model.eval()
+    for attempt in (0, 1):
+        try:
+            with FlopCounterMode(display=False) as counter, torch.no_grad():
+                model(input_ids=ids)
+            break
+        except (RuntimeError, AssertionError) as e:
+            if attempt:  # not on the meta device (DeBERTa-v2's ConvLayer, norm_rel_ebd other than layer_norm)
+                return None
+            if "meta tensors" not in str(e):
+                raise
+            model.config.pad_token_id = None
+    forward = counter.get_total_flops()
+    model.train()
+    labels = labels_of(case["family"], case["head"], FLOP_BATCH, seq, cfg)
+    loss_of = "the class's own loss"
+    try:
+        with FlopCounterMode(display=False) as counter:
+            out = model(input_ids=ids, **labels)
+            if case["head"] == "model":
+                pooled = getattr(out, "pooler_output", None)
+                loss = (pooled if pooled is not None else out.last_hidden_state).sum()
+            else:
+                loss = out.loss
+            loss.backward()
+    except (RuntimeError, NotImplementedError) as e:  # DeBERTa's MLM loss selects the labelled rows (nonzero)
+        if "meta" not in str(e):
+            raise
+        _, model = build(case)  # a fresh model: the failed step left autograd state behind
+        model.config._attn_implementation = "eager"
+        model.config.pad_token_id = None
+        model.train()
+        loss_of = "the sum of the logits (the class's own loss cannot run on the meta device)"
+        try:
+            with FlopCounterMode(display=False) as counter:
+                out = model(input_ids=ids)
+                next(getattr(out, k) for k in ("logits", "start_logits", "last_hidden_state")
+                     if getattr(out, k, None) is not None).sum().backward()
+        except (RuntimeError, AssertionError):  # a head whose output no loss reaches on meta: no record
+            return None
+    rec = {"batch": FLOP_BATCH, "seq": seq, "forward": forward, "training": counter.get_total_flops()}
+    if loss_of != "the class's own loss":
+        rec["loss"] = loss_of
+    if choices:
+        rec["choices"] = choices
+    return rec
 
 
 def record(case: dict) -> dict:
@@ -241,7 +369,7 @@ def record(case: dict) -> dict:
         "num_parameters": model.num_parameters(),
         "tied": sorted([k, v] for k, v in ties.items()) if cfg.tie_word_embeddings else [],
         "state_dict": [[k, list(v.shape)] for k, v in sd.items()],
-        **({"flops": flops(case)} if case["family"] in FLOP_FAMILIES else {}),
+        "flops": flops(case) if case["family"] in FLOP_FAMILIES else flops_all(case, cfg, model),
         "generated_by": {"transformers": transformers.__version__, "torch": torch.__version__},
     }
 

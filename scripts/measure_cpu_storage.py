@@ -48,6 +48,7 @@ zero, i.e. they include the weights, as the GPU records do.
     python scripts/measure_cpu_storage.py OUT.jsonl                   # the whole sweep (a few minutes)
     python scripts/measure_cpu_storage.py OUT.jsonl --only albert --quick
     python scripts/measure_cpu_storage.py --selftest                  # the hand-computed nn.Linear check
+    python scripts/measure_cpu_storage.py tests/fixtures/memory/cpu_storage_fp32_eager_heads.jsonl --heads
 
 The self-test: ``nn.Linear(1000, 3000)`` on a 64 × 1000 input made outside the mode. The weight is
 12,000,000 bytes, which CUDA rounds to 6 × 2 MiB = 12,582,912 (segment slack 582,912 < 1 MiB); the bias
@@ -224,11 +225,15 @@ torch.nn.functional.dropout = _cuda_like_dropout
 
 FAMILY = {"bert": ("BertConfig", "Bert"), "roberta": ("RobertaConfig", "Roberta"),
           "distilbert": ("DistilBertConfig", "DistilBert"), "albert": ("AlbertConfig", "Albert"),
-          "electra": ("ElectraConfig", "Electra"), "modernbert": ("ModernBertConfig", "ModernBert"),
+          "electra": ("ElectraConfig", "Electra"), "xlm_roberta": ("XLMRobertaConfig", "XLMRoberta"),
+          "camembert": ("CamembertConfig", "Camembert"), "modernbert": ("ModernBertConfig", "ModernBert"),
           "deberta_v2": ("DebertaV2Config", "DebertaV2")}
 HEAD_CLASS = {"model": "Model", "mlm": "ForMaskedLM", "pretraining": "ForPreTraining",
               "seq-cls": "ForSequenceClassification", "token-cls": "ForTokenClassification",
-              "qa": "ForQuestionAnswering", "multiple-choice": "ForMultipleChoice"}
+              "qa": "ForQuestionAnswering", "multiple-choice": "ForMultipleChoice", "causal-lm": "ForCausalLM",
+              "nsp": "ForNextSentencePrediction"}
+CLASS_NAMES = {("bert", "causal-lm"): "BertLMHeadModel"}  # where HF's name is not prefix + suffix
+CHOICES = 2  # a multiple-choice input is [B, CHOICES, S]
 HEADS = {"bert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
          "roberta": ("model", "mlm", "seq-cls", "token-cls", "qa"),
          "distilbert": ("model", "mlm", "seq-cls", "token-cls", "qa"),
@@ -236,11 +241,17 @@ HEADS = {"bert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
          "electra": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
          "modernbert": ("model", "mlm", "seq-cls", "token-cls", "qa"),
          "deberta_v2": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice")}
-NOPOOLER = ("bert", "roberta", "albert")  # families whose bare model takes add_pooling_layer
+NOPOOLER = ("bert", "roberta", "albert", "xlm_roberta", "camembert")  # bare models taking add_pooling_layer
+ROBERTA_HEADS = ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice", "causal-lm")
+# the heads sweep (--heads, cpu_storage_fp32_eager_heads.jsonl): the five families' new heads, and every head of
+# XLM-RoBERTa and CamemBERT
+NEW_HEADS = {"bert": ("multiple-choice", "causal-lm", "nsp"), "roberta": ("multiple-choice", "causal-lm"),
+             "distilbert": ("multiple-choice",), "albert": ("multiple-choice",),
+             "electra": ("multiple-choice", "causal-lm"), "xlm_roberta": ROBERTA_HEADS, "camembert": ROBERTA_HEADS}
+HEADS_SHAPES = [(4, 64), (2, 200)]  # the first sweep's shapes
 
 SHAPES = [(4, 64), (2, 200)]
 FAMILY_SHAPES = {"deberta_v2": [(4, 64), (2, 100)]}  # S² and S·2·span terms: a smaller sweep
-CHOICES = 2  # multiple choice: input_ids [B, CHOICES, S]; the record's batch is the flattened B·CHOICES
 QUICK_SHAPES = [(2, 64)]
 
 SWEEP: dict[str, tuple[str, dict[str, Any]]] = {  # name: (family, HF config kwargs)
@@ -312,22 +323,53 @@ SWEEP: dict[str, tuple[str, dict[str, Any]]] = {  # name: (family, HF config kwa
                                           pos_att_type="c2p", position_biased_input=False, type_vocab_size=0,
                                           hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)),
 }
+HEADS_SWEEP: dict[str, tuple[str, dict[str, Any]]] = {  # the heads sweep's configs
+    "bert-odd": SWEEP["bert-odd"],
+    "bert-tinyvocab": SWEEP["bert-tinyvocab"],
+    "roberta-odd": SWEEP["roberta-odd"],
+    "distilbert-odd": SWEEP["distilbert-odd"],
+    "albert-odd": SWEEP["albert-odd"],
+    "electra-small": SWEEP["electra-small"],
+    "electra-odd": SWEEP["electra-odd"],
+    "xlm-roberta-small": ("xlm_roberta", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2,
+                                              intermediate_size=512, vocab_size=5000, max_position_embeddings=514,
+                                              type_vocab_size=1)),
+    "xlm-roberta-odd": ("xlm_roberta", dict(num_hidden_layers=3, hidden_size=150, num_attention_heads=5,
+                                            intermediate_size=400, vocab_size=3001, max_position_embeddings=514,
+                                            type_vocab_size=1)),
+    "camembert-odd": ("camembert", dict(num_hidden_layers=2, hidden_size=105, num_attention_heads=7,
+                                        intermediate_size=300, vocab_size=2001, max_position_embeddings=514,
+                                        type_vocab_size=1)),
+}
+# decoders (is_decoder: a causal mask; use_cache: a no-grad forward keeps K and V), for the causal-LM classes;
+# the tiny vocabularies put the inference peak inside the encoder, where the mask and the cache are live
+DECODERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "bert-odd-decoder": ("bert", {**SWEEP["bert-odd"][1], "is_decoder": True}),
+    "bert-tinyvocab-decoder": ("bert", {**SWEEP["bert-tinyvocab"][1], "is_decoder": True}),
+    "bert-tinyvocab-decoder-nocache": ("bert", {**SWEEP["bert-tinyvocab"][1], "is_decoder": True,
+                                                "use_cache": False}),
+    "roberta-odd-decoder": ("roberta", {**SWEEP["roberta-odd"][1], "is_decoder": True}),
+    "electra-odd-decoder": ("electra", {**SWEEP["electra-odd"][1], "vocab_size": 50, "is_decoder": True}),
+    "xlm-roberta-odd-decoder": ("xlm_roberta", {**HEADS_SWEEP["xlm-roberta-odd"][1], "is_decoder": True}),
+    "camembert-odd-decoder": ("camembert", {**HEADS_SWEEP["camembert-odd"][1], "vocab_size": 40,
+                                            "is_decoder": True}),
+}
+HEADS_SWEEP.update(DECODERS)
 
 
 def build_model(family: str, head: str, cfg_kw: dict, pooler: bool = True):
     cfg_cls, prefix = FAMILY[family]
     cfg = getattr(transformers, cfg_cls)(**cfg_kw, num_labels=2)
-    cls = getattr(transformers, prefix + HEAD_CLASS[head])
+    cls = getattr(transformers, CLASS_NAMES.get((family, head), prefix + HEAD_CLASS[head]))
     extra = {} if pooler else {"add_pooling_layer": False}
     return cfg, cls._from_config(cfg, attn_implementation="eager", **extra)
 
 
 def make_inputs(family: str, head: str, cfg, batch: int, seq: int) -> tuple[torch.Tensor, dict]:
-    """input_ids in [1, vocab), and the labels that make the HF class compute its own loss."""
-    ids = torch.randint(1, cfg.vocab_size, (batch, seq))
-    if head == "multiple-choice":
-        return ids.view(batch // CHOICES, CHOICES, seq), {"labels": torch.randint(0, CHOICES, (batch // CHOICES,))}
-    if head == "mlm":
+    """input_ids in [1, vocab) ([batch, CHOICES, seq] for a multiple-choice class), and the labels that make
+    the HF class compute its own loss."""
+    ids = torch.randint(1, cfg.vocab_size, (batch, CHOICES, seq) if head == "multiple-choice" else (batch, seq))
+    if head in ("mlm", "causal-lm"):
         labels = {"labels": torch.randint(0, cfg.vocab_size, (batch, seq))}
     elif head == "pretraining" and family == "bert":
         labels = {"labels": torch.randint(0, cfg.vocab_size, (batch, seq)),
@@ -337,8 +379,10 @@ def make_inputs(family: str, head: str, cfg, batch: int, seq: int) -> tuple[torc
                   "sentence_order_label": torch.randint(0, 2, (batch,))}
     elif head == "pretraining" and family == "electra":
         labels = {"labels": torch.randint(0, 2, (batch, seq))}
-    elif head == "seq-cls":
+    elif head in ("seq-cls", "nsp"):
         labels = {"labels": torch.randint(0, 2, (batch,))}
+    elif head == "multiple-choice":
+        labels = {"labels": torch.randint(0, CHOICES, (batch,))}
     elif head == "token-cls":
         labels = {"labels": torch.randint(0, 2, (batch, seq))}
     elif head == "qa":
@@ -492,14 +536,14 @@ def selftest() -> int:
     return 0 if ok else 1
 
 
-def cases(only: str | None, quick: bool):
-    for name, (family, cfg) in SWEEP.items():
+def cases(only: str | None, quick: bool, heads: bool = False):
+    for name, (family, cfg) in (HEADS_SWEEP if heads else SWEEP).items():
         if only and family != only:
             continue
         if quick and not name.endswith(("-small", "-groups")):
             continue
-        shapes = QUICK_SHAPES if quick else FAMILY_SHAPES.get(family, SHAPES)
-        for head in HEADS[family]:
+        shapes = QUICK_SHAPES if quick else HEADS_SHAPES if heads else FAMILY_SHAPES.get(family, SHAPES)
+        for head in ("causal-lm",) if name in DECODERS else (NEW_HEADS if heads else HEADS).get(family, ()):
             variants = [True, False] if head == "model" and family in NOPOOLER else [True]
             for pooler in variants:
                 for mode in ("train_fp32", "infer_fp32"):
@@ -513,6 +557,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=sorted(FAMILY), help="one family")
     ap.add_argument("--quick", action="store_true", help="the -small configs (and albert-groups) at one shape")
     ap.add_argument("--selftest", action="store_true", help="the hand-computed nn.Linear check")
+    ap.add_argument("--heads", action="store_true", help="the heads sweep: the five families' multiple-choice, "
+                    "causal-lm and nsp classes, and every XLM-RoBERTa and CamemBERT class")
     args = ap.parse_args(argv)
     if args.selftest:
         return selftest()
@@ -528,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
                 "optimizer": "AdamW(foreach=False)", "dropout": "native_dropout (bool mask), p=0 returns input",
                 "date": time.strftime("%Y-%m-%d")}
         fh.write(json.dumps({"meta": meta}) + "\n")
-        for name, family, cfg, head, mode, b, s, pooler in cases(args.only, args.quick):
+        for name, family, cfg, head, mode, b, s, pooler in cases(args.only, args.quick, args.heads):
             rec = one(name, family, cfg, head, mode, b, s, pooler)
             fh.write(json.dumps(rec) + "\n")
             fh.flush()

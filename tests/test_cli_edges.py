@@ -128,10 +128,17 @@ def test_help_shows_square_brackets(cli) -> None:
 
 
 @pytest.mark.parametrize("pet", ["relative_key", "relative_key_query"])
-def test_relative_position_embeddings_are_refused_not_miscounted(cli, tmp_path: Path, pet: str) -> None:
+def test_relative_position_embeddings_count_what_transformers_5_builds(cli, tmp_path: Path, pet: str) -> None:
+    """transformers 5 accepts position_embedding_type relative_key(_query) and builds the absolute-position
+    model (checked: BertModel of this config has no distance_embedding, 109,482,240 parameters as BERT-base):
+    counted as built, with a note."""
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({"model_type": "bert", "position_embedding_type": pet}))
-    _bad(cli("count", "-c", str(cfg)), "position_embedding_type", pet)
+    r = cli("count", "-c", str(cfg), "-f", "json")
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["total_parameters"] == 109_482_240
+    assert any("position_embedding_type" in n and pet in n and "absolute" in n for n in d["notes"])
 
 
 # ------------------------------------------------------------------------------------------- a bug

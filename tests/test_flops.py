@@ -36,29 +36,32 @@ def test_forward_flops_equal_flop_counter_mode(preset: str, head: str) -> None:
     from bertcalc.verification import hf_model
 
     r = bertcalc.resolve(preset=preset)
-    model = hf_model(r.config, bertcalc.count(r, head=head).model_class, True)
+    arch = bertcalc.build(r.config, head=head)
+    model = hf_model(r.config, arch.model_class, True)
     model.config._attn_implementation = "eager"
     model.config.pad_token_id = None  # only read by the padding warning, which cannot look at meta ids
     model.eval()
+    choices = 3 if arch.choices else None  # a multiple-choice input: [B, C, S]
     for batch, seq in SHAPES:
-        ids, flat = _inputs(head, batch, seq)
+        shape = (batch, choices, seq) if choices else (batch, seq)
+        ids = torch.zeros(*shape, dtype=torch.long, device="meta")
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             model(input_ids=ids)
-        assert bertcalc.flops(r, head=head, batch=flat, seq=seq).forward_flops == counter.get_total_flops(), (
-            preset, head, batch, seq)
+        ours = bertcalc.flops(r, head=head, batch=batch, seq=seq, choices=choices).forward_flops
+        assert ours == counter.get_total_flops(), (preset, head, batch, seq)
 
 
 CHOICES = 2
 
 
 def _inputs(head: str, batch: int, seq: int):
-    """input_ids on the meta device, and the batch bertcalc is given: multiple choice reads [B, C, S] and runs
-    the base model on the B·C flattened sequences."""
+    """input_ids on the meta device: multiple choice reads [B, C, S] (and runs the base model on the B·C
+    flattened sequences)."""
     import torch
 
     if head == "multiple-choice":
-        return torch.zeros(batch, CHOICES, seq, dtype=torch.long, device="meta"), batch * CHOICES
-    return torch.zeros(batch, seq, dtype=torch.long, device="meta"), batch
+        return torch.zeros(batch, CHOICES, seq, dtype=torch.long, device="meta")
+    return torch.zeros(batch, seq, dtype=torch.long, device="meta")
 
 
 def _train_cases() -> list:
@@ -84,13 +87,14 @@ def test_training_step_flops_equal_flop_counter_mode(fx: dict) -> None:
     model.config._attn_implementation = "eager"
     model.config.pad_token_id = None  # only read by the padding warning, which cannot look at meta ids
     model.train()
-    ids, flat = _inputs(fx["head"], 2, 64)
+    multi = fx["head"] == "multiple-choice"
+    ids = _inputs(fx["head"], 2, 64)
     with FlopCounterMode(display=False) as counter:
         out = model(input_ids=ids)
         y = next(getattr(out, k) for k in ("logits", "start_logits", "last_hidden_state") if getattr(out, k, None)
                  is not None)
         y.sum().backward()
-    r = bertcalc.flops(cfg, head=fx["head"], batch=flat, seq=64)
+    r = bertcalc.flops(cfg, head=fx["head"], batch=2, seq=64, choices=CHOICES if multi else None)
     assert r.training_flops == counter.get_total_flops(), fx["case"]
 
 
@@ -168,6 +172,22 @@ def test_cli_flops_bad_input(cli, args, needle) -> None:
     from .test_cli import _bad
 
     _bad(cli("flops", "-p", "base", *args), needle)
+
+
+def test_choices_multiply_the_rows_and_only_a_multiple_choice_model_takes_them() -> None:
+    from bertcalc.errors import UsageError
+
+    mc = bertcalc.flops(preset="tiny", head="multiple-choice", batch=2, seq=32, choices=3)
+    seq_cls = bertcalc.flops(preset="tiny", head="seq-cls", batch=6, seq=32)
+    # the same encoder over B·C = 6 rows; the classifier [1, H] instead of [2, H]
+    H = 128
+    assert mc.forward_flops == seq_cls.forward_flops - 2 * 6 * H * 2 + 2 * 6 * H * 1
+    assert mc.to_dict()["choices"] == 3 and mc.tokens == 6 * 32
+    assert bertcalc.flops(preset="tiny", head="multiple-choice", batch=2, seq=32).choices == 4  # the default
+    with pytest.raises(UsageError, match="choices"):
+        bertcalc.flops(preset="tiny", head="seq-cls", choices=2)
+    with pytest.raises(UsageError, match="choices"):
+        bertcalc.memory(preset="tiny", choices=2)
 
 
 @pytest.mark.parametrize("preset", ["modernbert-base", "modernbert-large"])

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import bertcalc
+from bertcalc.config import config_class
 from bertcalc.errors import ConfigError, ConfigFileError
 from bertcalc.loading import resolve
 
@@ -77,6 +78,21 @@ def test_unsupported_model_type_lists_supported(tmp_path: Path) -> None:
         bertcalc.count(config_file=write(tmp_path, {"model_type": "gpt2"}))
 
 
+@pytest.mark.parametrize("model_type", ["gpt2", "t5", "llama"])
+def test_every_unsupported_model_type_is_one_line_naming_every_family(cli, tmp_path: Path, model_type: str) -> None:
+    """The list comes from bertcalc/families/ (one file per family), so a family added there is named here."""
+    from bertcalc import families
+
+    r = cli("count", "-c", str(write(tmp_path, {"model_type": model_type})))
+    assert r.exit_code == 2 and r.stdout == ""
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    named = r.stderr.strip().rsplit("bertcalc reads ", 1)[1].split(", ")
+    assert named == [f.replace("_", "-") for f in families.names()]
+    assert {"xlm-roberta", "camembert"} <= set(named)
+    for supported in named:  # and each one it names is read
+        assert cli("count", "-c", str(write(tmp_path, {"model_type": supported}))).exit_code == 0, supported
+
+
 def test_json_without_model_type(tmp_path: Path) -> None:
     with pytest.raises(ConfigFileError, match="no model_type"):
         bertcalc.count(config_file=write(tmp_path, {"hidden_size": 768}))
@@ -119,8 +135,30 @@ def test_preset_and_file_of_different_families(tmp_path: Path) -> None:
 
 
 def test_note_when_config_was_saved_from_a_task_model(tmp_path: Path) -> None:
-    r = bertcalc.count(config_file=write(tmp_path, {"model_type": "bert", "architectures": ["BertForMaskedLM"]}))
+    r = bertcalc.count(config_file=write(tmp_path, {"model_type": "bert", "architectures": ["BertForMaskedLM"]}),
+                       head="model")
     assert any("BertForMaskedLM" in n and "--head mlm" in n for n in r.notes)
+
+
+def test_the_class_architectures_names_is_the_default_head(tmp_path: Path) -> None:
+    """Every class bertcalc has, named in architectures, is counted without --head (a ForXxx class the family
+    lacks falls back to the bare model, with a note saying so); BertLMHeadModel is causal-lm, not model."""
+    from bertcalc.architecture import heads_of
+    from bertcalc.config import family_names
+
+    for family in family_names():
+        for head in heads_of(family):
+            model_class = bertcalc.count(config_class(family)(), head=head).model_class
+            cfg = write(tmp_path, {"model_type": family.replace("_", "-"), "architectures": [model_class]})
+            r = bertcalc.count(config_file=cfg)
+            assert (r.head, r.model_class) == (head, model_class)
+            assert not any("counted here as" in n for n in r.notes)
+    r = bertcalc.count(config_file=write(tmp_path, {"model_type": "bert", "architectures": ["BertLMHeadModel"]}),
+                       head="model")
+    assert any("--head causal-lm" in n for n in r.notes)
+    r = bertcalc.count(config_file=write(tmp_path, {"model_type": "distilbert",
+                                                    "architectures": ["DistilBertForCausalLM"]}))
+    assert r.head == "model" and any("no head for that class" in n for n in r.notes)
 
 
 # --------------------------------------------------------------------------------------------------- CLI

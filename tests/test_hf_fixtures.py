@@ -2,11 +2,14 @@
 
 The fixtures in ``tests/fixtures/hf/`` were written by ``scripts/make_hf_fixtures.py`` from models that
 ``transformers`` built from a config on the meta device. Names, order and shapes must match exactly, the
-total must equal ``model.num_parameters()``, and the tied pairs must be HF's ``_tied_weights_keys``.
+total must equal ``model.num_parameters()``, the tied pairs must be HF's ``_tied_weights_keys``, and the
+forward and training-step FLOPs what ``FlopCounterMode`` counted on the HF model (batch 2, sequence 64, 2
+choices for a multiple-choice class).
 """
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -25,11 +28,16 @@ def _config(fx: dict):
 
 
 def test_fixtures_present() -> None:
+    from bertcalc.architecture import heads_of
+    from bertcalc.config import family_names
+
     assert len(FIXTURES) >= 100, "run scripts/make_hf_fixtures.py"
-    assert {f["family"] for f in FIXTURES} == {"bert", "roberta", "distilbert", "albert", "electra", "modernbert",
-                                               "deberta_v2"}
-    assert {f["head"] for f in FIXTURES} == {"model", "mlm", "pretraining", "seq-cls", "token-cls", "qa",
-                                             "multiple-choice"}
+    assert {f["family"] for f in FIXTURES} == set(family_names())
+    for family in family_names():  # every head of every family, in at least two configs
+        for head in heads_of(family):
+            configs = {json.dumps(f["config"], sort_keys=True) for f in FIXTURES
+                       if f["family"] == family and f["head"] == head}
+            assert len(configs) >= 2, (family, head)
 
 
 @pytest.mark.parametrize("fx", FIXTURES, ids=IDS)
@@ -48,7 +56,7 @@ def test_totals_and_ties_match_transformers(fx: dict) -> None:
     assert sorted(list(p) for p in report.tied) == fx["tied"]
 
 
-FLOP_FIXTURES = [f for f in FIXTURES if "flops" in f]
+FLOP_FIXTURES = [f for f in FIXTURES if f.get("flops")]  # None: a QA head whose HF forward fails
 
 
 def test_flop_fixtures_present() -> None:
@@ -63,7 +71,8 @@ def test_flops_match_flop_counter_mode(fx: dict) -> None:
     """Forward FLOPs (no grad) and a training step's (forward, HF's own loss, backward), as FlopCounterMode
     counted them on the HF model with eager attention: bertcalc's forward and training_flops."""
     f = fx["flops"]
-    r = bertcalc.flops(_config(fx), head=fx["head"], pooler=fx["pooler"], batch=f["batch"], seq=f["seq"])
+    r = bertcalc.flops(_config(fx), head=fx["head"], pooler=fx["pooler"], batch=f["batch"], seq=f["seq"],
+                       choices=f.get("choices"))  # a multiple-choice class: [batch, choices, seq] input
     assert (r.forward_flops, r.training_flops) == (f["forward"], f["training"])
 
 
@@ -83,6 +92,11 @@ def test_presets_match_their_fixture(fx: dict) -> None:
     assert r.family == fx["family"]
     assert {k: r.config[k] for k in fx["config"]} == fx["config"]
     assert r.total_parameters == fx["num_parameters"]
+
+
+def test_flops_were_recorded_for_every_head() -> None:
+    assert {(f["family"], f["head"]) for f in FLOP_FIXTURES} == {(f["family"], f["head"]) for f in FIXTURES}
+    assert all(f["flops"] is None for f in FIXTURES if f["head"] == "qa" and f["config"].get("num_labels", 2) != 2)
 
 
 def test_a_saved_modernbert_config_json_counts_as_transformers_built_it() -> None:

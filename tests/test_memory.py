@@ -326,9 +326,10 @@ def test_storage_harness_agrees_for_every_family_and_head() -> None:
     msa = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(msa)
     _, rows, summary = msa.evaluate(msa.FIXTURES)
-    assert {r["family"] for r in rows} >= {"bert", "roberta", "distilbert", "albert", "electra", "modernbert"}
+    assert {r["family"] for r in rows} >= {"bert", "roberta", "distilbert", "albert", "electra", "xlm_roberta",
+                                           "camembert", "modernbert"}
     assert {r["head"] for r in rows} >= {"model", "model-nopooler", "mlm", "pretraining", "seq-cls", "token-cls",
-                                         "qa"}
+                                         "qa", "multiple-choice", "causal-lm", "nsp"}
     assert summary["max_abs_error"] <= 0.001, summary
     assert summary["params_mismatches"] == 0 and summary["weights_mismatches"] == 0
     text = (ROOT / "docs" / "memory.md").read_text()
@@ -340,3 +341,24 @@ def test_a_huge_budget_is_refused_in_the_library_too() -> None:
     with pytest.raises(bertcalc.BertcalcError, match="too large"):
         bertcalc.memory(preset="tiny", fit="9" * 400 + "GiB")
     assert memsim.parse_size("1.5 TiB") == 3 * (1 << 39)  # exact, not a float's rounding
+
+
+def test_a_decoders_no_grad_forward_keeps_its_kv_cache_and_causal_mask() -> None:
+    """BertLMHeadModel with is_decoder and use_cache: each layer's DynamicCache concatenates K and V (two
+    [B, S, H] copies held to the end), and eager attention adds the base model's causal mask [B, 1, S, S];
+    measured exactly in tests/fixtures/memory/cpu_storage_fp32_eager_heads.jsonl (the *-decoder configs)."""
+    from bertcalc.memsim import alloc
+
+    B, S, L, H = 4, 64, 3, 192
+    kw = dict(preset="tiny", head="causal-lm", num_hidden_layers=L, hidden_size=H, num_attention_heads=3,
+              intermediate_size=500, vocab_size=5000, mode="infer", batch=B, seq=S)
+    plain = bertcalc.memory(**kw)
+    decoder = bertcalc.memory(**kw, is_decoder=True)
+    assert plain.where == decoder.where == "MLM logits"  # the peak is in the head: the mask is gone, the cache not
+    assert decoder.peak_bytes - plain.peak_bytes == 2 * L * alloc(B * S * H * 4)
+    no_cache = bertcalc.memory(**kw, is_decoder=True, use_cache=False)
+    assert no_cache.peak_bytes == plain.peak_bytes
+    train = dict(kw, mode="train")
+    assert bertcalc.memory(**train, is_decoder=True).peak_bytes == bertcalc.memory(**train).peak_bytes
+    assert bertcalc.memory(**{**kw, "head": "mlm"}, is_decoder=True).peak_bytes == \
+        bertcalc.memory(**{**kw, "head": "mlm"}).peak_bytes  # only the causal-LM class is modelled as a decoder

@@ -29,7 +29,8 @@ def test_resolve_gives_a_spec_with_head_pooler_and_origins() -> None:
 def test_every_model_call_shows_the_model_keywords(name: str) -> None:
     params = inspect.signature(getattr(bertcalc, name)).parameters
     assert list(params)[:5] == ["config", *MODEL_KEYWORDS]
-    assert params["head"].default == "model" and params["pooler"].default is True
+    # head None: the class a config.json's architectures names, else the bare model
+    assert params["head"].default is None and params["pooler"].default is True
     assert params["overrides"].kind is inspect.Parameter.VAR_KEYWORD
 
 

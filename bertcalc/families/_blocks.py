@@ -90,7 +90,8 @@ class Trace:
     def loss(self, kind: LossKind, x: Value) -> Value:
         return self.emit(Loss(Value(f"{x.name}.loss", (), listed=False), kind=kind, x=x))
 
-    def self_attention(self, q: Part, k: Part, v: Part, x: Value, heads: int, p: float, module: str) -> Value:
+    def self_attention(self, q: Part, k: Part, v: Part, x: Value, heads: int, p: float, module: str,
+                       cache: bool = False, causal: bool = False) -> Value:
         """Q, K, V projections of ``x``, split into heads, eager/sdpa attention, merged back: HF's
         ``eager_attention_forward`` and ``BertSelfAttention``. Returns the context [B, S, H]."""
         proj = [self.linear(part, x, f"{r} projection") for r, part in zip("QKV", (q, k, v), strict=True)]
@@ -106,12 +107,13 @@ class Trace:
         ctx = Value(f"{module}.context.heads", (B, A, S, hd), "probs · V, per head")
         out = Value(f"{module}.context", (B, S, H), "context: heads merged back (B, S, A·H/A)")
         return self.emit(Attention(out, q=split[0], k=split[1], v=split[2], p=p, scores=scores, probs=probs,
-                                   context=ctx))
+                                   context=ctx, cache=cache, causal=causal))
 
 
 def transformer_layer(t: Trace, x: Value, parts: dict[str, Part], *, heads: int, act: str, p_hidden: float,
                       p_attn: float, attn_module: str, attn_out_dropout: bool = True, ffn_out_dropout: bool = True,
-                      hold_context: bool = True, hold_intermediate: bool = True) -> Value:
+                      hold_context: bool = True, hold_intermediate: bool = True, cache: bool = False,
+                      causal: bool = False) -> Value:
     """BertLayer's forward (BertSelfAttention, BertSelfOutput, BertIntermediate, BertOutput), post-norm:
 
     ``h = LN1(dropout(W_o · attn(x)) + x)``, ``y = LN2(dropout(W_2 · act(W_1 · h)) + h)``. ``parts`` by role:
@@ -123,7 +125,8 @@ def transformer_layer(t: Trace, x: Value, parts: dict[str, Part], *, heads: int,
     and the attention probabilities (returned as attn_weights) to the end of the layer.
     """
     t.moment("attention scores")
-    ctx = t.self_attention(parts["q"], parts["k"], parts["v"], x, heads, p_attn, parts["q"].module.rsplit(".", 1)[0])
+    ctx = t.self_attention(parts["q"], parts["k"], parts["v"], x, heads, p_attn, parts["q"].module.rsplit(".", 1)[0],
+                           cache, causal)
     t.moment("attention output")
     o = t.linear(parts["attn_out"], ctx, "attention output projection")
     o = t.dropout(o, p_hidden) if attn_out_dropout else o
@@ -162,7 +165,8 @@ def layers_of(comp_parts: tuple[Part, ...]) -> list[dict[str, Part]]:
 
 
 def encoder(comp, *, heads: int, act: str, p_hidden: float, p_attn: float, attn_out_dropout: bool = True,
-            ffn_out_dropout: bool = True, hold_context: bool = True, hold_intermediate: bool = True):
+            ffn_out_dropout: bool = True, hold_context: bool = True, hold_intermediate: bool = True,
+            cache: bool = False, causal: bool = False):
     """The layer template of ``comp`` (one or more inner layers), applied ``comp.times_applied`` times over
     ``comp.repeat`` parameter sets."""
     from ..program import Encoder
@@ -176,7 +180,7 @@ def encoder(comp, *, heads: int, act: str, p_hidden: float, p_attn: float, attn_
         y = transformer_layer(t, x, parts, heads=heads, act=act, p_hidden=p_hidden, p_attn=p_attn,
                               attn_module=parts["q"].module.rsplit(".", 2)[0], attn_out_dropout=attn_out_dropout,
                               ffn_out_dropout=ffn_out_dropout, hold_context=hold_context,
-                              hold_intermediate=hold_intermediate)
+                              hold_intermediate=hold_intermediate, cache=cache, causal=causal)
         layers.append(t.layer(x, y))
         x = y
     return Encoder(comp.name, tuple(layers), comp.times_applied, comp.repeat)
@@ -245,6 +249,19 @@ def classify(t: Trace, part: Part, x: Value, p: float = 0.0, loss: str = "classe
     logits = t.linear(part, t.dropout(x, p), HEAD_WORDS.get(part.role, part.label))
     t.loss(loss, logits)  # type: ignore[arg-type]
     return logits
+
+
+def sequence_summary(t: Trace, comp, hidden: Value, *, act: str | None, p_first: float, p_last: float) -> Value:
+    """ELECTRA's SequenceSummary (summary_type first): ``hidden[:, 0]`` -> dropout -> the ``summary`` Linear
+    (where ``summary_use_proj``; ``comp`` is None without it) -> activation (if any) -> dropout."""
+    t.moment("head")
+    x = t.first(hidden, "sequence_summary.first_token", "hidden state of the first token")
+    x = t.dropout(x, p_first)
+    if comp is not None:
+        x = t.linear(comp.parts[0], x, "sequence summary projection")
+    if act:
+        x = t.act(act, x, name="sequence_summary.activation", description=f"{act}(summary)")
+    return t.dropout(x, p_last)
 
 
 def dense_classifier(t: Trace, parts: tuple[Part, ...], hidden: Value, p: float, act: str) -> Value:

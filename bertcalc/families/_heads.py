@@ -2,7 +2,9 @@
 
 ``--head`` means the same in every family: ``model`` is the bare model, ``mlm`` its ForMaskedLM class,
 ``pretraining`` its ForPreTraining class (where one exists), ``seq-cls``, ``token-cls`` and ``qa`` the
-classification and question-answering classes.
+classification and question-answering classes, ``multiple-choice`` its ForMultipleChoice class (input
+``[B, C, S]``, one logit per choice), ``causal-lm`` its ForCausalLM class (BERT's is ``BertLMHeadModel``) and
+``nsp`` BERT's ForNextSentencePrediction.
 """
 
 from __future__ import annotations
@@ -20,14 +22,21 @@ HEAD_CLASSES = {
     "token-cls": "ForTokenClassification",
     "qa": "ForQuestionAnswering",
     "multiple-choice": "ForMultipleChoice",
+    "causal-lm": "ForCausalLM",
+    "nsp": "ForNextSentencePrediction",
 }
 HEADS = tuple(HEAD_CLASSES)
+# class names that do not follow ``Prefix + suffix``: BERT's causal LM is BertLMHeadModel
+OTHER_SUFFIXES = {"LMHeadModel": "causal-lm"}
 
 
 def head_from_architectures(architectures: tuple[str, ...]) -> str | None:
-    """``("BertForMaskedLM",)`` -> ``"mlm"``: the head a config.json says its weights were saved from."""
+    """``("BertForMaskedLM",)`` -> ``"mlm"``: the head a config.json says its weights were saved from. The
+    longest suffix wins, so ``BertLMHeadModel`` is ``causal-lm``, not ``model``."""
+    suffixes = sorted([*((s, h) for h, s in HEAD_CLASSES.items()), *OTHER_SUFFIXES.items()],
+                      key=lambda sh: -len(sh[0]))
     for arch in architectures:
-        for head, suffix in HEAD_CLASSES.items():
+        for suffix, head in suffixes:
             if arch.endswith(suffix):
                 return head
     return None
@@ -62,6 +71,22 @@ def qa_head(H: Dim, C: Dim) -> Component:
     return Component("QA head", (
         linear("qa_outputs", "qa_outputs", H, C, role="qa_out", description="start/end logits per token"),
     ))
+
+
+def choice_classifier(H: Dim, module: str = "classifier") -> Component:
+    """``classifier = nn.Linear(hidden_size, 1)``: one logit per choice, on each of the B·C pooled rows."""
+    return Component("multiple-choice classifier", (
+        linear("classifier", module, H, Dim(1), tokens="first", role="cls_out", description="one logit per choice"),
+    ))
+
+
+def qa_notes(cfg: ModelConfig, model_class: str) -> tuple[str, ...]:
+    """A QA head with num_labels other than 2 builds in transformers, but its forward splits the logits into
+    start and end (``logits.split(1, dim=-1)`` unpacked into two) and fails."""
+    if cfg.num_labels == 2:
+        return ()
+    return (f"{model_class} builds with num_labels {cfg.num_labels}, but its forward fails in transformers: it "
+            "splits the logits into start and end, which needs num_labels 2",)
 
 
 def pooled_classifier(H: Dim, C: Dim) -> Component:

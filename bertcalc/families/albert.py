@@ -16,7 +16,16 @@ from pydantic import Field
 from ..config import Dims, Prob, Size
 from ..model import Architecture, Component, Dim
 from . import bert
-from ._heads import HEAD_CLASSES, check_head, pooled_classifier, qa_head, token_classifier, unused
+from ._heads import (
+    HEAD_CLASSES,
+    check_head,
+    choice_classifier,
+    pooled_classifier,
+    qa_head,
+    qa_notes,
+    token_classifier,
+    unused,
+)
 from ._parts import layernorm, linear, lone_bias
 from .bert import BertConfig, buffers, forward
 
@@ -25,7 +34,7 @@ HF_PREFIX = "Albert"  # transformers' model classes
 BASE_PREFIX = "albert."  # the base model's name inside a task model
 POOLER_ARG = True  # whether the bare model takes add_pooling_layer
 ORDER = 4
-HEADS = ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa")
+HEADS = ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa", "multiple-choice")
 
 
 class AlbertConfig(BertConfig):
@@ -49,6 +58,8 @@ class AlbertConfig(BertConfig):
     attention_probs_dropout_prob: Prob = Field(0.0, description="Dropout on attention probabilities (memory).")
     classifier_dropout_prob: Prob = Field(0.1, description="Dropout before the classifiers (memory).")
     classifier_dropout: None = Field(None, exclude=True)  # BERT's field; ALBERT's is classifier_dropout_prob
+    is_decoder: None = Field(None, exclude=True)  # BERT's fields, which AlbertConfig does not have
+    use_cache: None = Field(None, exclude=True)
 
     @property
     def dims(self) -> Dims:
@@ -84,7 +95,7 @@ def build(cfg: AlbertConfig, head: str = "model", pooler_: bool = True) -> Archi
     d = bert.dims(cfg)
     E, H, V = Dim(cfg.embedding_size, "embedding_size"), d["H"], d["V"]
     prefix = "" if head == "model" else "albert."
-    with_pooler = {"model": pooler_, "pretraining": True, "seq-cls": True}.get(head, False)
+    with_pooler = {"model": pooler_, "pretraining": True, "seq-cls": True, "multiple-choice": True}.get(head, False)
     comps = [
         bert.embeddings(d, prefix, width=E),
         Component("embedding mapping", (
@@ -116,6 +127,8 @@ def build(cfg: AlbertConfig, head: str = "model", pooler_: bool = True) -> Archi
         comps.append(token_classifier(H, d["C"]))
     elif head == "qa":
         comps.append(qa_head(H, d["C"]))
+    elif head == "multiple-choice":
+        comps.append(choice_classifier(H))
     return Architecture("albert", HF_PREFIX + HEAD_CLASSES[head], head, tuple(comps), cfg.symbol_values(), prefix,
                         unused(cfg, labels=head in ("seq-cls", "token-cls", "qa", "pretraining"),
                                ties=head in ("mlm", "pretraining")),
@@ -123,7 +136,8 @@ def build(cfg: AlbertConfig, head: str = "model", pooler_: bool = True) -> Archi
                         # and AlbertLayer applies no dropout after the FFN
                         forward=lambda: forward(cfg, comps, head, p_cls=cfg.classifier_dropout_prob,
                                                 hold_intermediate=False, ffn_out_dropout=False),
-                        buffers=buffers(cfg, prefix), base_prefix="albert.")
+                        buffers=buffers(cfg, prefix), base_prefix="albert.", choices=head == "multiple-choice",
+                        notes=qa_notes(cfg, HF_PREFIX + HEAD_CLASSES[head]) if head == "qa" else ())
 
 
 CONFIG = AlbertConfig

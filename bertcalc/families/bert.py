@@ -6,16 +6,26 @@ ELECTRA reuse the encoder layer and pooler from here.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 from pydantic import Field
 
 from ..config import Count, Dims, Eps, ModelConfig, Prob, Size
 from ..model import Architecture, Buffer, Component, Dim
-from ._heads import HEAD_CLASSES, check_head, pooled_classifier, qa_head, token_classifier, unused
+from ._heads import (
+    HEAD_CLASSES,
+    check_head,
+    choice_classifier,
+    pooled_classifier,
+    qa_head,
+    qa_notes,
+    token_classifier,
+    unused,
+)
 from ._parts import embedding, layernorm, linear, lone_bias
 
-HEADS = ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa")
+HEADS = ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa", "multiple-choice", "causal-lm", "nsp")
+CLASS_NAMES = {"causal-lm": "BertLMHeadModel"}  # HF's name where it is not "Bert" + the head's suffix
 HF_CONFIG = "BertConfig"  # transformers' config class
 HF_PREFIX = "Bert"  # transformers' model classes: BertModel, BertForMaskedLM, ...
 BASE_PREFIX = "bert."  # the base model's name inside a task model
@@ -33,7 +43,7 @@ class BertConfig(ModelConfig):
         "hidden_size": "H", "intermediate_size": "I", "num_labels": "C", "num_attention_heads": "A",
     }
     MEMORY_ONLY: ClassVar[tuple[str, ...]] = ("hidden_dropout_prob", "attention_probs_dropout_prob",
-                                              "classifier_dropout")
+                                              "classifier_dropout", "is_decoder", "use_cache")
     FLAGS: ClassVar[dict[str, str]] = {
         "layers": "num_hidden_layers",
         "hidden": "hidden_size",
@@ -58,6 +68,10 @@ class BertConfig(ModelConfig):
     attention_probs_dropout_prob: Prob = Field(0.1, description="Dropout on attention probabilities (memory).")
     classifier_dropout: Prob | None = Field(None, description="Dropout before a classifier; hidden_dropout_prob "
                                             "when unset (memory).")
+    is_decoder: Annotated[bool, Field(strict=True)] = Field(
+        False, description="Causal attention (a causal LM). With use_cache, a no-grad forward keeps K and V (memory).")
+    use_cache: Annotated[bool, Field(strict=True)] = Field(
+        True, description="A decoder's no-grad forward returns a K/V cache (memory; training passes labels: none).")
 
     @property
     def dims(self) -> Dims:
@@ -171,12 +185,14 @@ def buffers(cfg: BertConfig, prefix: str) -> tuple[Buffer, ...]:
 
 
 def forward(cfg: BertConfig, comps: list[Component], head: str, *, mlm_act: str | None = None,
-            cls_act: str = "tanh", p_cls: float | None = None, **layer: bool):
+            cls_act: str = "tanh", p_cls: float | None = None, p_choice: float | None = None,
+            mc: dict | None = None, **layer: bool):
     """BertModel's forward and the task head's, as a program over the parts in ``comps``: embeddings (and a
     projection from E to H where there is one), the layer template × L, the pooler, then the head and its loss
     (a bare model: the sum of its output). RoBERTa, ALBERT and ELECTRA run the same modules under their names:
     ``mlm_act`` is the MLM head's activation, ``cls_act`` that of a dense [CLS] classifier, ``p_cls`` the
-    classifier's dropout; ``layer`` goes to :func:`~bertcalc.families._blocks.encoder`."""
+    classifier's dropout, ``p_choice`` the multiple-choice classifier's (``p_cls`` unless given); ``mc`` the
+    arguments of ELECTRA's sequence summary; ``layer`` goes to :func:`~bertcalc.families._blocks.encoder`."""
     from . import _blocks as blocks
     from ._blocks import Trace
 
@@ -192,7 +208,12 @@ def forward(cfg: BertConfig, comps: list[Component], head: str, *, mlm_act: str 
         if "embeddings project" in c:  # ELECTRA rebinds hidden_states: the projection is what the model holds
             embedded.until, e.ops[-2].out.until = "base", None
     layers = next(x for x in comps if x.repeat_symbol is not None)
-    enc = blocks.encoder(layers, heads=cfg.num_attention_heads, act=act, p_hidden=p_h, p_attn=p_a, **layer)
+    # a causal LM with is_decoder: a causal mask; and a no-grad forward keeps a DynamicCache of K and V (HF:
+    # use_cache, unless labels are given)
+    causal = head == "causal-lm" and bool(getattr(cfg, "is_decoder", False))
+    cache = causal and bool(getattr(cfg, "use_cache", False))
+    enc = blocks.encoder(layers, heads=cfg.num_attention_heads, act=act, p_hidden=p_h, p_attn=p_a, cache=cache,
+                         causal=causal, **layer)
     hidden = blocks.hidden_of(embedded, enc)
     tail = Trace()
     pooled = blocks.pooler(tail, c["pooler"].parts[0], hidden) if "pooler" in c else None
@@ -200,7 +221,7 @@ def forward(cfg: BertConfig, comps: list[Component], head: str, *, mlm_act: str 
     if p_cls is None:
         p_cls = cfg.classifier_dropout if cfg.classifier_dropout is not None else p_h
     mlm = c.get("MLM head") or c.get("generator head")
-    if head in ("mlm", "pretraining") and mlm is not None:
+    if head in ("mlm", "pretraining", "causal-lm") and mlm is not None:  # a causal LM: the same head, causal mask
         blocks.mlm(h, mlm.parts, hidden, mlm_act or act)
     if head == "pretraining" and "discriminator head" in c:
         d = blocks.by_role(c["discriminator head"].parts)
@@ -221,6 +242,13 @@ def forward(cfg: BertConfig, comps: list[Component], head: str, *, mlm_act: str 
         blocks.classify(h, c["token classifier"].parts[0], hidden, p_cls)
     elif head == "qa":
         blocks.classify(h, c["QA head"].parts[0], hidden, loss="spans")
+    elif head == "nsp":  # BertOnlyNSPHead: no dropout
+        blocks.classify(h, c["NSP head"].parts[0], pooled)
+    elif head == "multiple-choice":  # one logit per B·C row; the loss is over the C logits of each example
+        p_mc = p_cls if p_choice is None else p_choice
+        if mc is not None:  # ELECTRA: SequenceSummary on the first token instead of a pooler, then no dropout
+            pooled, p_mc = blocks.sequence_summary(h, c.get("sequence summary"), hidden, **mc), 0.0
+        blocks.classify(h, c["multiple-choice classifier"].parts[0], pooled, p_mc)
     elif head == "model":
         h.loss("sum", pooled if pooled is not None else hidden)
     return blocks.program(e, embedded, enc, hidden, tail, h)
@@ -230,30 +258,37 @@ def build(cfg: BertConfig, head: str = "model", pooler_: bool = True) -> Archite
     check_head(head, "BERT", HEADS)
     d = dims(cfg)
     prefix = "" if head == "model" else "bert."
-    with_pooler = {"model": pooler_, "pretraining": True, "seq-cls": True}.get(head, False)
+    with_pooler = {"model": pooler_, "pretraining": True, "seq-cls": True, "multiple-choice": True,
+                   "nsp": True}.get(head, False)
     comps = [embeddings(d, prefix), encoder_layer(d, cfg.num_hidden_layers, prefix)]
     if with_pooler:
         comps.append(pooler(d["H"], prefix))
     word = f"{prefix}embeddings.word_embeddings.weight"
-    if head in ("mlm", "pretraining"):
+    if head in ("mlm", "pretraining", "causal-lm"):
         comps.append(mlm_head(d, word, cfg.tie_word_embeddings))
-    if head == "pretraining":
+    if head in ("pretraining", "nsp"):
         comps.append(nsp_head(d["H"]))
+    if head == "multiple-choice":
+        comps.append(choice_classifier(d["H"]))
     if head == "seq-cls":
         comps.append(pooled_classifier(d["H"], d["C"]))
     if head == "token-cls":
         comps.append(token_classifier(d["H"], d["C"]))
     if head == "qa":
         comps.append(qa_head(d["H"], d["C"]))
+    model_class = CLASS_NAMES.get(head, HF_PREFIX + HEAD_CLASSES[head])
     return Architecture(
         family="bert",
-        model_class=HF_PREFIX + HEAD_CLASSES[head],
+        model_class=model_class,
         head=head,
         components=tuple(comps),
         values=cfg.symbol_values(),
         prefix=prefix,
-        unused_fields=unused(cfg, labels=head in ("seq-cls", "token-cls", "qa"), ties=head in ("mlm", "pretraining")),
+        unused_fields=unused(cfg, labels=head in ("seq-cls", "token-cls", "qa"),
+                             ties=head in ("mlm", "pretraining", "causal-lm")),
         forward=lambda: forward(cfg, comps, head),
         buffers=buffers(cfg, prefix),
         base_prefix="bert.",
+        choices=head == "multiple-choice",
+        notes=qa_notes(cfg, model_class) if head == "qa" else (),
     )

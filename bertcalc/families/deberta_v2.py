@@ -489,4 +489,5 @@ def build(cfg: DebertaV2Config, head: str = "model", pooler_: bool = True) -> Ar
         forward=lambda: forward(cfg, comps, head),
         buffers=(Buffer(f"{prefix}embeddings.position_ids", (1, cfg.max_position_embeddings)),),
         base_prefix=BASE_PREFIX,
+        choices=head == "multiple-choice",
     )

@@ -18,7 +18,7 @@ from ..model import Architecture, Buffer, Component, Dim
 from ._heads import HEAD_CLASSES, check_head, qa_head, token_classifier, unused
 from ._parts import embedding, layernorm, linear
 
-HEADS = ("model", "mlm", "seq-cls", "token-cls", "qa")
+HEADS = ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice")
 HF_CONFIG = "DistilBertConfig"  # transformers' config class
 HF_PREFIX = "DistilBert"  # transformers' model classes: DistilBertModel, DistilBertForMaskedLM, ...
 BASE_PREFIX = "distilbert."  # the base model's name inside a task model
@@ -100,10 +100,11 @@ def components(cfg: DistilBertConfig, head: str, prefix: str) -> list[Component]
             linear("vocab_projector", "vocab_projector", H, V, role="mlm_decoder",
                    description="logits over the vocabulary", weight_tied_to=tied),
         )))
-    elif head == "seq-cls":
-        comps.append(Component("sequence classifier", (
+    elif head in ("seq-cls", "multiple-choice"):  # the same two Linears; one logit per choice
+        out = C if head == "seq-cls" else Dim(1)
+        comps.append(Component("sequence classifier" if head == "seq-cls" else "multiple-choice classifier", (
             linear("pre_classifier", "pre_classifier", H, H, tokens="first", role="cls_dense", description="on [CLS]"),
-            linear("classifier", "classifier", H, C, tokens="first", role="cls_out", description="logits"),
+            linear("classifier", "classifier", H, out, tokens="first", role="cls_out", description="logits"),
         )))
     elif head == "token-cls":
         comps.append(token_classifier(H, C))
@@ -135,8 +136,8 @@ def forward(cfg: DistilBertConfig, comps: list[Component], head: str):
     h = blocks.Trace()
     if head == "mlm":
         blocks.mlm(h, c["MLM head"].parts, hidden, cfg.activation)
-    elif head == "seq-cls":  # hidden[:, 0] -> pre_classifier -> ReLU -> dropout -> classifier
-        pre, out = c["sequence classifier"].parts
+    elif head in ("seq-cls", "multiple-choice"):  # hidden[:, 0] -> pre_classifier -> ReLU -> dropout -> classifier
+        pre, out = (c.get("sequence classifier") or c["multiple-choice classifier"]).parts
         h.moment("head")
         x = h.first(hidden, f"{pre.module}.first_token", listed=False)
         x = h.act("relu", h.linear(pre, x, blocks.HEAD_WORDS["cls_dense"]), listed=False)
@@ -158,7 +159,7 @@ def build(cfg: DistilBertConfig, head: str = "model", pooler_: bool = True) -> A
                         unused(cfg, labels=head in ("seq-cls", "token-cls", "qa"), ties=head == "mlm"),
                         forward=lambda: forward(cfg, comps, head),
                         buffers=(Buffer(f"{prefix}embeddings.position_ids", (1, cfg.max_position_embeddings)),),
-                        base_prefix=BASE_PREFIX)
+                        base_prefix=BASE_PREFIX, choices=head == "multiple-choice")
 
 
 CONFIG = DistilBertConfig

@@ -15,7 +15,16 @@ from pydantic import Field, model_validator
 from ..config import Count, Dims, Size
 from ..model import Architecture, Component
 from . import bert
-from ._heads import HEAD_CLASSES, check_head, dense_classifier, qa_head, token_classifier, unused
+from ._heads import (
+    HEAD_CLASSES,
+    check_head,
+    choice_classifier,
+    dense_classifier,
+    qa_head,
+    qa_notes,
+    token_classifier,
+    unused,
+)
 from ._parts import embedding, layernorm, linear, lone_bias
 from .bert import BertConfig, buffers, forward
 
@@ -24,7 +33,7 @@ HF_PREFIX = "Roberta"  # transformers' model classes
 BASE_PREFIX = "roberta."  # the base model's name inside a task model
 POOLER_ARG = True  # whether the bare model takes add_pooling_layer
 ORDER = 2
-HEADS = ("model", "mlm", "seq-cls", "token-cls", "qa")
+HEADS = ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice", "causal-lm")
 
 
 class RobertaConfig(BertConfig):
@@ -77,24 +86,41 @@ def lm_head(d: dict, word: str, tie: bool) -> Component:
 
 
 def build(cfg: RobertaConfig, head: str = "model", pooler_: bool = True) -> Architecture:
-    check_head(head, "RoBERTa", HEADS)
+    return build_as(cfg, head, pooler_, family="roberta", display="RoBERTa", class_prefix=HF_PREFIX, heads=HEADS)
+
+
+def build_as(cfg: RobertaConfig, head: str, pooler_: bool, *, family: str, display: str, class_prefix: str,
+             heads: tuple[str, ...], head_first: bool = False) -> Architecture:
+    """RoBERTa's classes under another family's names (XLM-RoBERTa, CamemBERT run RoBERTa's modules):
+    ``head_first`` where the task model registers its head before ``self.roberta``, so the state dict lists
+    the head's tensors first (HF 5's XLM-RoBERTa and CamemBERT)."""
+    check_head(head, display, heads)
     d = bert.dims(cfg)
     prefix = "" if head == "model" else "roberta."
-    comps = [embeddings(d, prefix), bert.encoder_layer(d, cfg.num_hidden_layers, prefix)]
-    if head == "model" and pooler_:
-        comps.append(bert.pooler(d["H"], prefix))
-    if head == "mlm":
-        comps.append(lm_head(d, f"{prefix}embeddings.word_embeddings.weight", cfg.tie_word_embeddings))
+    base = [embeddings(d, prefix), bert.encoder_layer(d, cfg.num_hidden_layers, prefix)]
+    if (head == "model" and pooler_) or head == "multiple-choice":
+        base.append(bert.pooler(d["H"], prefix))
+    top: list[Component] = []
+    if head in ("mlm", "causal-lm"):
+        top.append(lm_head(d, f"{prefix}embeddings.word_embeddings.weight", cfg.tie_word_embeddings))
     elif head == "seq-cls":
-        comps.append(dense_classifier(d["H"], d["C"]))
+        top.append(dense_classifier(d["H"], d["C"]))
     elif head == "token-cls":
-        comps.append(token_classifier(d["H"], d["C"]))
+        top.append(token_classifier(d["H"], d["C"]))
     elif head == "qa":
-        comps.append(qa_head(d["H"], d["C"]))
-    return Architecture("roberta", HF_PREFIX + HEAD_CLASSES[head], head, tuple(comps), cfg.symbol_values(), prefix,
-                        unused(cfg, labels=head in ("seq-cls", "token-cls", "qa"), ties=head == "mlm", pad=True),
-                        forward=lambda: forward(cfg, comps, head, mlm_act="gelu", cls_act="tanh"),
-                        buffers=buffers(cfg, prefix), base_prefix="roberta.")
+        top.append(qa_head(d["H"], d["C"]))
+    elif head == "multiple-choice":
+        top.append(choice_classifier(d["H"]))
+    comps = [*top, *base] if head_first else [*base, *top]
+    model_class = class_prefix + HEAD_CLASSES[head]
+    # RobertaForMultipleChoice's dropout is hidden_dropout_prob, not classifier_dropout
+    return Architecture(family, model_class, head, tuple(comps), cfg.symbol_values(), prefix,
+                        unused(cfg, labels=head in ("seq-cls", "token-cls", "qa"), ties=head in ("mlm", "causal-lm"),
+                               pad=True),
+                        forward=lambda: forward(cfg, comps, head, mlm_act="gelu", cls_act="tanh",
+                                                p_choice=cfg.hidden_dropout_prob),
+                        buffers=buffers(cfg, prefix), base_prefix="roberta.", choices=head == "multiple-choice",
+                        notes=qa_notes(cfg, model_class) if head == "qa" else ())
 
 
 CONFIG = RobertaConfig

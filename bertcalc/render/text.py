@@ -384,7 +384,8 @@ def shapes_view(r: Any) -> RenderableType:
         parts.append(Text(f"parameters: {r.total_parameters:,}; the rows add up to the state dict's "
                           f"{r.state_dict_parameters:,}, which counts each tied tensor (dim) again"))
     if r.activations is not None:
-        parts.append(Text(f"Activations for batch B={r.batch}, sequence S={r.seq}", style="bold cyan"))
+        flat = f", choices C={r.choices} (B·C = {r.batch * r.choices:,} rows)" if r.choices is not None else ""
+        parts.append(Text(f"Activations for batch B={r.batch}, sequence S={r.seq}{flat}", style="bold cyan"))
         a = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
         a.add_column("activation", overflow="fold")
         a.add_column("shape")
@@ -680,7 +681,8 @@ def _duration(seconds: float) -> str:
 
 
 def flops_view(r: Any) -> RenderableType:
-    title = _title(r.label, r.model_class, f"B={r.batch}  S={r.seq}  ({_plural(r.tokens, 'token')})")
+    choices = f"C={r.choices}  " if r.choices is not None else ""
+    title = _title(r.label, r.model_class, f"B={r.batch}  {choices}S={r.seq}  ({_plural(r.tokens, 'token')})")
     total = r.forward_flops or 1
 
     def table(formula: bool, each: bool) -> Table:
@@ -750,7 +752,8 @@ def _gib(n: int) -> str:
 
 def memory_view(r: Any) -> RenderableType:
     o = r.options
-    run = f"{o.mode}  B={o.batch}  S={o.seq}  {o.precision}  {o.attention}"
+    choices = f"C={o.choices}  " if o.choices is not None else ""
+    run = f"{o.mode}  B={o.batch}  {choices}S={o.seq}  {o.precision}  {o.attention}"
     if o.mode == "train":
         run += f"  {o.optimizer}" + ("  grad-checkpointing" if o.grad_checkpointing else "")
     head = [_title(r.label, r.model_class, run)]
