@@ -241,7 +241,7 @@ FLAGS = {
     # the run
     "batch": "--batch", "seq": "--seq", "gpu": "--gpu", "mfu": "--mfu", "peak_tflops": "--peak-tflops",
     "precision": "--precision", "mode": "--mode", "optimizer": "--optimizer", "attention": "--attention",
-    "fit": "--fit", "zero": "--zero", "gpus": "--gpus",
+    "fit": "--fit", "zero": "--zero", "gpus": "--gpus", "grad_checkpointing": "--grad-checkpointing",
     # the output
     "format": "--format",
 }

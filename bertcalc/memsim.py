@@ -33,7 +33,22 @@ from typing import Any, ClassVar, Literal
 from .config import ModelConfig
 from .errors import UsageError
 from .model import Architecture, ModelReport, Part, identify
-from .program import Act, Add, Dropout, First, Heads, Input, Linear, Lookup, Loss, Norm, Op, Program, Value
+from .program import (
+    Act,
+    Add,
+    Dropout,
+    First,
+    Heads,
+    Input,
+    Linear,
+    Lookup,
+    Loss,
+    Norm,
+    Op,
+    PositionBias,
+    Program,
+    Value,
+)
 from .program import Attention as AttentionOp
 
 Mode = Literal["train", "infer"]
@@ -139,7 +154,7 @@ def dtypes(p: Program, x: Ctx) -> dict[Value, int]:
         for op in ops:
             if isinstance(op, Input):
                 dt[op.out] = 8
-            elif isinstance(op, (Lookup, Norm)):
+            elif isinstance(op, (Lookup, Norm, PositionBias)):
                 dt[op.out] = 4 if x.amp else x.a
             elif isinstance(op, (Linear, AttentionOp)):
                 dt[op.out] = x.c
@@ -192,6 +207,18 @@ def _ceil(x: int, m: int) -> int:
 Key = Any  # a Value (its storage), or (op, tag) for a tensor only that op holds
 
 
+def sdpa(op: AttentionOp, x: Ctx) -> bool:
+    """Whether ``op`` runs as sdpa: asked for, and the HF module has an sdpa path (else it is matmuls)."""
+    return x.attention == "sdpa" and op.sdpa
+
+
+def side_inputs(enc: Any) -> tuple[Value, ...]:
+    """Values made before the encoder that every layer reads beside its input (an attention bias made once per
+    forward): their gradient is one buffer, made by the backward of the last layer and added into by the
+    others, then handed to the op that made them."""
+    return tuple(dict.fromkeys(op.bias for op in enc.ops if isinstance(op, AttentionOp) and op.bias is not None))
+
+
 def saved_of(op: Op, x: Ctx, dt: dict[Value, int]) -> list[tuple[Key, int]]:
     """What autograd keeps from ``op`` for the backward: (storage key, bytes). Storage keys are shared, so a
     tensor saved by several ops (the layer input, by Q, K and V) is counted once.
@@ -207,6 +234,8 @@ def saved_of(op: Op, x: Ctx, dt: dict[Value, int]) -> list[tuple[Key, int]]:
       v, its output and a log-sum-exp.
     - Losses: the log-softmax (fp32); under CUDA autocast the bf16 logits over the vocabulary are held to the
       backward as well (measured on an H100).
+    - A position bias: the bucket ids of its lookup (int64 ``[S, S]``), which the embedding backward keeps;
+      nothing of the bias itself (the in-place add that reads it saves nothing).
     """
     def n(v: Value) -> int:
         return x.n(v)
@@ -237,10 +266,12 @@ def saved_of(op: Op, x: Ctx, dt: dict[Value, int]) -> list[tuple[Key, int]]:
         if extra:
             out.append(((op, "extra"), extra * n(op.x) * dt[op.x.storage]))
         return out
+    if isinstance(op, PositionBias):
+        return [((op, "buckets"), x.seq * x.seq * 8)]
     if isinstance(op, AttentionOp):
         th, bass = n(op.q), n(op.scores)
         c = dt[op.q.storage]
-        if x.attention == "sdpa":
+        if sdpa(op, x):
             A = op.heads.size
             return [kept(op.q), kept(op.k), kept(op.v), kept(op.out),
                     ((op, "lse"), x.batch * A * _ceil(x.seq, 32) * 4)]
@@ -499,7 +530,7 @@ class Backward:
     def _attention(self, op: AttentionOp, g: Any) -> None:
         sim, x = self.sim, self.x
         th, bass, c = self.n(op.out), self.n(op.scores), x.c
-        if x.attention == "eager":
+        if not sdpa(op, x):
             gc = sim.alloc(th * c)  # [B, S, H] -> [B·A, S, H/A] for bmm: a copy
             sim.free(g)
             gp = sim.alloc(bass * c)  # probs @ V
@@ -523,6 +554,9 @@ class Backward:
                 gb = sim.alloc(bass * 2)
                 sim.free(gs)
                 gs = gb
+            if op.bias is not None:  # scores += bias: the same gradient, cast where the bias has another dtype
+                b = op.bias.storage
+                self.deliver(op.bias, sim.ref(gs) if self.dt[b] == c else sim.alloc(bass * self.dt[b]))
             graw = sim.alloc(bass * c)  # * scaling
             sim.free(gs)
             gq = sim.alloc(th * c)  # q @ k^T
@@ -539,10 +573,29 @@ class Backward:
             for k in (go, dq, delta):
                 if k is not None:
                     sim.free(k)
+            if op.bias is not None:  # an attn_mask that needs a gradient: the kernel writes one [B, A, S, S]
+                self.deliver(op.bias, sim.alloc(bass * self.dt[op.bias.storage]))
             self.release(op)
         self.deliver(op.v, gv)
         self.deliver(op.k, gk)
         self.deliver(op.q, gq)
+
+    def _positionbias(self, op: PositionBias, g: Any) -> None:
+        """The bias's gradient (summed over the layers) back through expand (a sum over the batch: ``[1, A, S, S]``),
+        the permute (a view) and the lookup: the embedding backward makes the permuted gradient contiguous
+        (``[S·S, A]``) and, past 3072 indices on CUDA, sorts them through partials as for the word table."""
+        sim, x = self.sim, self.x
+        e = self.dt[op.out.storage]
+        one = self.n(op.out) // x.batch  # A·S·S
+        summed = sim.alloc(one * e)
+        sim.free(g)
+        dense = sim.alloc(one * e)
+        partials = sim.alloc(2 * x.seq * x.seq * op.table.tensors[0].dims[1].size * 4) if x.seq ** 2 > 3072 else None
+        self.params[id(op.table)] = sim.alloc(part_bytes(op.table, x.wb))
+        for k in (partials, dense, summed):
+            if k is not None:
+                sim.free(k)
+        self.release(op)
 
     def _release_one(self, op: Op, tag: str) -> None:
         keys = self.saved.get(op, [])
@@ -620,16 +673,20 @@ class TrainingPeak:
         return self.peak - self.steady - self.saved
 
 
-def _layer_run(arch: Architecture, p: Program, x: Ctx, dt: dict[Value, int], first: bool) -> tuple[int, int, int]:
+def _layer_run(arch: Architecture, p: Program, x: Ctx, dt: dict[Value, int], first: bool,
+               later: bool = False) -> tuple[int, int, int]:
     """One application of the layer template: (peak rise, net change, saved bytes left), measured from its
     start with its saved tensors and the incoming gradient live. With gradient checkpointing, only the layer's
-    input was kept; the forward runs again first, saving as usual (the input itself is that same storage)."""
+    input was kept; the forward runs again first, saving as usual (the input itself is that same storage).
+    ``later``: the gradients of the side inputs (:func:`side_inputs`) exist already (a layer run after the
+    last one), so this run adds into them; otherwise it makes them, and they stay in its net change."""
     enc = p.encoder
     assert enc is not None
     sim = Sim()
     ops = enc.ops
     saved = saved_set(ops, x, dt)
     g = sim.alloc(x.n(enc.out) * dt[enc.out])
+    carried = {v: sim.alloc(x.n(v) * dt[v.storage]) for v in side_inputs(enc)} if later else {}
     start = sim.live
     if x.gc:  # the checkpointed input is already counted (L × the inputs): carry it, and do not count it twice
         kept = enc.inp.storage
@@ -651,6 +708,7 @@ def _layer_run(arch: Architecture, p: Program, x: Ctx, dt: dict[Value, int], fir
     bw = Backward(sim, x, dt, savers, owners=owners_of(arch), shared=shared if enc.groups < enc.times else frozenset(),
                   first=first)
     bw.grads[enc.out] = g
+    bw.grads.update(carried)
     bw.run(ops)
     if x.gc and sim.has(enc.inp.storage):
         sim.free(enc.inp.storage)
@@ -717,11 +775,18 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
     live = sim.live
     # the layers, last applied first; each application frees its saved set and adds its gradients once
     best = live
+    side = side_inputs(enc) if enc is not None else ()
     if times:
         rise1, net1, l1 = _layer_run(arch, p, x, dt, True)
         rise2, net2, _ = _layer_run(arch, p, x, dt, False) if enc.groups < times else (rise1, net1, l1)
         left += l1
-        if enc.groups >= times:  # one application per parameter set: closed form
+        if side and times > 1:  # the last layer makes the side inputs' gradients, the others add into them
+            if enc.groups < times:
+                raise NotImplementedError("side inputs of a layer template whose parameters are shared")
+            rise_b, net_b, _ = _layer_run(arch, p, x, dt, True, later=True)
+            best = max(live + rise1, live + net1 + max(0, (times - 2) * net_b) + rise_b)
+            live += net1 + (times - 1) * net_b
+        elif enc.groups >= times:  # one application per parameter set: closed form
             best = live + max(0, (times - 1) * net1) + rise1
             live += times * net1
         else:
@@ -745,6 +810,9 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
     if hidden_grad is not None or times:
         emb.bufs["incoming"] = [alloc(incoming), 1]  # the gradient of the encoder's input, counted in `live`
         ebw.grads[p.embedded] = "incoming"
+    for v in side if times else ():  # the side inputs' summed gradients, counted in `live`
+        emb.bufs[("side", v.name)] = [alloc(x.n(v) * dt[v.storage]), 1]
+        ebw.grads[v] = ("side", v.name)
     ebw.run(p.embeddings)
     left += sum(emb.bufs[k][0] for k in emb_saved if emb.has(k))
     peak = max(head_peak, best, emb.peak, steady + grads_total)
@@ -853,8 +921,10 @@ class Forward:
                 uses[v] -= 1
                 if uses[v] == 0:
                     retire(v)
-            if isinstance(op, AttentionOp) and self.x.attention == "eager":
+            if isinstance(op, AttentionOp) and not sdpa(op, self.x):
                 retire(op.probs)
+                if op.scores.until is not None:
+                    retire(op.scores)
             if op.out not in uses:
                 retire(op.out)
 
@@ -878,13 +948,17 @@ class Forward:
             if more:
                 extra = more * alloc(x.n(op.x) * dt[op.x.storage])
                 what = (f"{more} more from the composed {op.fn}",)
+        elif isinstance(op, PositionBias):  # the [S, S] bucket ids and the [S, S, A] lookup, until it returns
+            ss = x.seq * x.seq
+            extra = alloc(ss * 8) + alloc(ss * op.table.tensors[0].dims[1].size * dt[op.out])
+            what = ("bucket ids", "bias lookup")
         self.produce(op.out)
         self.mark(extra, what)
 
     def _attention(self, op: AttentionOp) -> None:
         x = self.x
         th = alloc(x.n(op.q) * x.c)
-        if x.attention == "sdpa":
+        if sdpa(op, x):
             self.produce(op.out)
             self.mark(label="attention (sdpa)")
             return
@@ -892,7 +966,11 @@ class Forward:
         self.mark(2 * th + bass, ("copies of Q and K for bmm", "Q·Kᵀ"), "attention scores")
         self.mark(2 * bass, ("Q·Kᵀ", "its scaled copy"), "attention scores")
         sm = alloc(x.n(op.probs) * (4 if x.amp else x.a))
-        self.mark(bass + sm, ("scaled scores", "probabilities"), "softmax")
+        if op.scores.until is not None:  # the module keeps its scaled scores past the softmax
+            self.produce(op.scores, bass)
+            self.mark(sm, ("probabilities",), "softmax")
+        else:
+            self.mark(bass + sm, ("scaled scores", "probabilities"), "softmax")
         self.produce(op.probs, sm)
         self.mark(2 * th, ("V copy", "probs · V"), "probs · V")
         self.produce(op.out)
@@ -1144,6 +1222,19 @@ def zero_terms(arch: Architecture, o: Options, stage: int, gpus: int) -> tuple[T
     )
 
 
+def unsupported(arch: Architecture, cfg: ModelConfig, o: Options) -> None:
+    """Refuse what transformers cannot run for this model: sdpa where its attention module has no sdpa path,
+    gradient checkpointing where its layers cannot be checkpointed."""
+    p = arch.program
+    name = cfg.display or arch.model_class
+    if o.attention == "sdpa" and any(isinstance(op, AttentionOp) and not op.sdpa for op in p.all_ops()):
+        raise UsageError(f"{name}'s attention has no sdpa implementation in transformers (it computes the scores "
+                         "with matmuls, whatever attn_implementation asks); use --attention eager", param="attention")
+    if o.mode == "train" and o.grad_checkpointing and p.encoder is not None and not p.encoder.checkpointing:
+        raise UsageError(f"transformers cannot checkpoint {name}'s layers (supports_gradient_checkpointing is "
+                         "False); leave out --grad-checkpointing", param="grad_checkpointing")
+
+
 def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "", budget: int | None = None,
              gpu: str | None = None, zero: int | None = None, gpus: int = 1) -> MemoryReport:
     """The memory report for one configuration."""
@@ -1154,6 +1245,7 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
     if o.attention not in ATTENTIONS:
         raise UsageError(f"unknown attention {o.attention!r}; choose eager or sdpa", param="attention")
     check_batch(cfg, o.batch, o.seq)
+    unsupported(arch, cfg, o)
     n = arch.total_parameters
     wb = o.weight_bytes
     terms: list[Term] = []

@@ -19,6 +19,7 @@ HEAD_CLASSES = {
     "seq-cls": "ForSequenceClassification",
     "token-cls": "ForTokenClassification",
     "qa": "ForQuestionAnswering",
+    "multiple-choice": "ForMultipleChoice",
 }
 HEADS = tuple(HEAD_CLASSES)
 
