@@ -8,6 +8,7 @@ reads them without torch.
     pip install torch==2.13.0 transformers
     python scripts/make_hf_fixtures.py            # rewrite every fixture
     python scripts/make_hf_fixtures.py --check    # exit 1 if a committed fixture differs from transformers
+    python scripts/make_hf_fixtures.py --only mpnet   # one family's fixtures
 """
 
 from __future__ import annotations
@@ -20,18 +21,20 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "hf"
 
 HF_CONFIG = {"bert": "BertConfig", "roberta": "RobertaConfig", "distilbert": "DistilBertConfig",
-             "albert": "AlbertConfig", "electra": "ElectraConfig"}
+             "albert": "AlbertConfig", "electra": "ElectraConfig", "mpnet": "MPNetConfig"}
 HF_PREFIX = {"bert": "Bert", "roberta": "Roberta", "distilbert": "DistilBert", "albert": "Albert",
-             "electra": "Electra"}
+             "electra": "Electra", "mpnet": "MPNet"}
 HEAD_CLASSES = {"model": "Model", "mlm": "ForMaskedLM", "pretraining": "ForPreTraining",
                 "seq-cls": "ForSequenceClassification", "token-cls": "ForTokenClassification",
-                "qa": "ForQuestionAnswering"}
+                "qa": "ForQuestionAnswering", "multiple-choice": "ForMultipleChoice"}
+POOLER_ARG = ("bert", "roberta", "albert", "mpnet")  # bare models that take add_pooling_layer
 FAMILY_HEADS = {
     "bert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
     "roberta": ("model", "mlm", "seq-cls", "token-cls", "qa"),
     "distilbert": ("model", "mlm", "seq-cls", "token-cls", "qa"),
     "albert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
     "electra": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
+    "mpnet": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
 }
 
 # The configs of bertcalc's presets, written out here as HF keyword arguments (from the hub's config.json).
@@ -61,6 +64,7 @@ FAMILY_PRESETS = {
                                                     num_attention_heads=4, intermediate_size=1024)),
     "electra-base-discriminator": ("electra", dict(embedding_size=768, hidden_size=768, num_hidden_layers=12,
                                                    num_attention_heads=12, intermediate_size=3072)),
+    "mpnet-base": ("mpnet", dict(max_position_embeddings=514, layer_norm_eps=1e-5)),
 }
 
 # Odd shapes that a formula written for BERT-base would get wrong.
@@ -86,7 +90,16 @@ FAMILY_ODD = {
     "electra-odd-noproject": ("electra", dict(vocab_size=70, embedding_size=32, hidden_size=32,
                                               num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
                                               max_position_embeddings=24, type_vocab_size=3)),
+    # H 30 (not a multiple of 64), 5 heads, a small vocabulary, more bias buckets than the forward reads, room
+    # for the FLOPs' 64 tokens after the padding offset
+    "mpnet-odd": ("mpnet", dict(vocab_size=77, hidden_size=30, num_hidden_layers=2, num_attention_heads=5,
+                                intermediate_size=50, max_position_embeddings=70, relative_attention_num_buckets=36)),
 }
+# Families whose fixtures also record FlopCounterMode's FLOPs (forward, and a training step: forward and
+# backward of the loss bertcalc assumes) at FLOPS_SHAPE; a multiple-choice input is [B, CHOICES, S].
+FLOPS_FAMILIES = ("mpnet",)
+FLOPS_SHAPE = (2, 64)
+CHOICES = 2
 
 
 def cases() -> list[dict]:
@@ -117,6 +130,9 @@ def cases() -> list[dict]:
         add(f"{name}-seq-cls-4labels", family, "seq-cls", {**cfg, "num_labels": 4})
     add("roberta-odd-model-nopooler", "roberta", "model", FAMILY_ODD["roberta-odd"][1], pooler=False)
     add("albert-odd-groups-model-nopooler", "albert", "model", FAMILY_ODD["albert-odd-groups"][1], pooler=False)
+    add("mpnet-odd-model-nopooler", "mpnet", "model", FAMILY_ODD["mpnet-odd"][1], pooler=False)
+    add("mpnet-base-model-nopooler", "mpnet", "model", FAMILY_PRESETS["mpnet-base"][1], pooler=False,
+        preset="mpnet-base")
     return out
 
 
@@ -128,11 +144,46 @@ def build(case: dict):
     cls = getattr(transformers, HF_PREFIX[case["family"]] + HEAD_CLASSES[case["head"]])
     with torch.device("meta"):
         if case["head"] == "model":
-            model = cls(cfg, add_pooling_layer=case["pooler"]) if case["family"] in ("bert", "roberta", "albert") \
-                else cls(cfg)
+            model = cls(cfg, add_pooling_layer=case["pooler"]) if case["family"] in POOLER_ARG else cls(cfg)
         else:
             model = cls(cfg)
     return cfg, model
+
+
+def flops(case: dict, model) -> dict:
+    """FlopCounterMode's total for a no-grad eval forward, and for a training step (train mode: forward, the
+    head's own loss from labels, backward); the bare model's loss is the sum of its pooled output, or of its
+    last hidden state without a pooler. All on the meta device: shapes only."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    b, s = FLOPS_SHAPE
+    head, cfg = case["head"], model.config
+    mc = head == "multiple-choice"
+    lead = (b, CHOICES) if mc else (b,)
+    meta = {"device": "meta", "dtype": torch.long}
+    labels = {"mlm": {"labels": torch.zeros(b, s, **meta)},
+              "seq-cls": {"labels": torch.zeros(b, **meta)},
+              "token-cls": {"labels": torch.zeros(b, s, **meta)},
+              "qa": {"start_positions": torch.zeros(b, **meta), "end_positions": torch.zeros(b, **meta)},
+              "multiple-choice": {"labels": torch.zeros(b, **meta)}}.get(head, {})
+    ids = torch.zeros(*lead, s, **meta)
+    cfg._attn_implementation = "eager"
+    model.eval()
+    with FlopCounterMode(display=False) as fwd, torch.no_grad():
+        model(input_ids=ids)
+    model.train()
+    with FlopCounterMode(display=False) as step:
+        out = model(input_ids=ids, **labels)
+        if head == "model":
+            loss = (out.pooler_output if out.pooler_output is not None else out.last_hidden_state).sum()
+        else:
+            loss = out.loss
+        loss.backward()
+    rec = {"batch": b, "seq": s, "forward": fwd.get_total_flops(), "training_step": step.get_total_flops()}
+    if mc:
+        rec["choices"] = CHOICES
+    return rec
 
 
 def record(case: dict) -> dict:
@@ -155,6 +206,7 @@ def record(case: dict) -> dict:
         "num_parameters": model.num_parameters(),
         "tied": sorted([k, v] for k, v in ties.items()) if cfg.tie_word_embeddings else [],
         "state_dict": [[k, list(v.shape)] for k, v in sd.items()],
+        **({"flops": flops(case, model)} if case["family"] in FLOPS_FAMILIES else {}),
         "generated_by": {"transformers": transformers.__version__, "torch": torch.__version__},
     }
 
@@ -169,11 +221,14 @@ def dump(rec: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="compare with the committed fixtures; write nothing")
+    ap.add_argument("--only", choices=sorted(HF_CONFIG), help="one family's cases (and its stale files)")
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     bad = 0
     wanted = set()
     for case in cases():
+        if args.only and case["family"] != args.only:
+            continue
         rec = record(case)
         path = OUT / f"{case['case']}.json"
         wanted.add(path.name)
@@ -186,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             path.write_text(dump(rec))
             print(f"wrote {path.name}  ({len(rec['state_dict'])} tensors, {rec['num_parameters']:,} parameters)")
-    stale = sorted(p.name for p in OUT.glob("*.json") if p.name not in wanted)
+    stale = sorted(p.name for p in OUT.glob(f"{args.only or ''}*.json") if p.name not in wanted)
     for name in stale:
         if args.check:
             bad += 1

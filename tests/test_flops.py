@@ -39,12 +39,14 @@ def test_forward_flops_equal_flop_counter_mode(preset: str, head: str) -> None:
     model = hf_model(r.config, bertcalc.count(r, head=head).model_class, True)
     model.config._attn_implementation = "eager"
     model.eval()
+    choices = 3 if head == "multiple-choice" else 1  # an input [B, C, S], run as B·C rows
     for batch, seq in SHAPES:
-        ids = torch.zeros(batch, seq, dtype=torch.long, device="meta")
+        lead = (batch, choices) if choices > 1 else (batch,)
+        ids = torch.zeros(*lead, seq, dtype=torch.long, device="meta")
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             model(input_ids=ids)
-        assert bertcalc.flops(r, head=head, batch=batch, seq=seq).forward_flops == counter.get_total_flops(), (
-            preset, head, batch, seq)
+        ours = bertcalc.flops(r, head=head, batch=batch * choices, seq=seq).forward_flops
+        assert ours == counter.get_total_flops(), (preset, head, batch, seq)
 
 
 def independent_bert_forward(B: int, S: int, H: int, I: int, A: int, L: int, pooler: bool = True) -> int:  # noqa: E741

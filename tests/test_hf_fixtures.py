@@ -26,8 +26,10 @@ def _config(fx: dict):
 
 def test_fixtures_present() -> None:
     assert len(FIXTURES) >= 100, "run scripts/make_hf_fixtures.py"
-    assert {f["family"] for f in FIXTURES} == {"bert", "roberta", "distilbert", "albert", "electra"}
-    assert {f["head"] for f in FIXTURES} == {"model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"}
+    assert {f["family"] for f in FIXTURES} >= {"bert", "roberta", "distilbert", "albert", "electra", "mpnet"}
+    assert {f["head"] for f in FIXTURES} >= {"model", "mlm", "pretraining", "seq-cls", "token-cls", "qa",
+                                             "multiple-choice"}
+    assert {f["family"] for f in FIXTURES if "flops" in f} >= {"mpnet"}
 
 
 @pytest.mark.parametrize("fx", FIXTURES, ids=IDS)
@@ -44,6 +46,19 @@ def test_totals_and_ties_match_transformers(fx: dict) -> None:
     assert report.total_parameters == fx["num_parameters"]
     assert report.state_dict_parameters == sum(math.prod(s) for _, s in fx["state_dict"])
     assert sorted(list(p) for p in report.tied) == fx["tied"]
+
+
+FLOP_FIXTURES = [f for f in FIXTURES if "flops" in f]
+
+
+@pytest.mark.parametrize("fx", FLOP_FIXTURES, ids=[f["case"] for f in FLOP_FIXTURES])
+def test_flops_match_flop_counter_mode(fx: dict) -> None:
+    """FlopCounterMode on the HF class (eager): a no-grad forward, and a training step (forward, the head's loss,
+    backward). A multiple-choice input [B, C, S] runs as B·C rows."""
+    f = fx["flops"]
+    rows = f["batch"] * f.get("choices", 1)
+    r = bertcalc.flops(_config(fx), head=fx["head"], pooler=fx["pooler"], batch=rows, seq=f["seq"])
+    assert (r.forward_flops, r.training_flops) == (f["forward"], f["training_step"])
 
 
 PRESET_FIXTURES = [f for f in FIXTURES if f["preset"]]

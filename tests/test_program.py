@@ -18,7 +18,7 @@ from bertcalc.architecture import build, heads_of
 from .conftest import ROOT
 
 PRESETS = ["tiny", "roberta-base", "distilbert-base", "albert-base-v2", "electra-small-discriminator",
-           "electra-base-discriminator"]
+           "electra-base-discriminator", "mpnet-base"]
 
 
 def _cases():
