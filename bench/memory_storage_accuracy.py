@@ -57,7 +57,7 @@ def predict(rec: dict) -> dict:
     head = rec["head"]
     arch = build(cfg, head=head, pooler=rec.get("pooler", True) if head == "model" else True)
     o = memsim.Options(mode=MODES[rec["mode"]], precision="fp32", attention=rec.get("attn", "eager"),
-                       batch=rec["batch"], seq=rec["seq"])
+                       batch=rec["batch"] * rec.get("choices", 1), seq=rec["seq"])  # [B, C, S]: B·C rows
     out = {"params": arch.total_parameters, "weights": memsim.weights_bytes(arch, cfg, 4)}
     if o.mode == "train":
         t = memsim.training_peak(arch, cfg, o)
@@ -71,7 +71,9 @@ def predict(rec: dict) -> dict:
 def label(rec: dict) -> str:
     """``model-nopooler`` for the bare model built with add_pooling_layer=False (DistilBERT's and ELECTRA's
     bare models have no pooler to leave out: plain ``model``)."""
-    nopooler = rec["head"] == "model" and not rec.get("pooler", True) and rec["family"] in ("bert", "roberta", "albert")
+    from bertcalc import families
+
+    nopooler = rec["head"] == "model" and not rec.get("pooler", True) and families.module(rec["family"]).POOLER_ARG
     return rec["head"] + ("-nopooler" if nopooler else "")
 
 

@@ -716,6 +716,20 @@ def _layer_run(arch: Architecture, p: Program, x: Ctx, dt: dict[Value, int], fir
     return sim.peak - start, sim.live - start, left
 
 
+def _forward_end(enc: Any, side: tuple[Value, ...], layer_saved: dict[Key, int], x: Ctx, dt: dict[Value, int]) -> int:
+    """The training forward at the last op of the last layer, above everything saved so far: the layer's output,
+    what Python still holds until it is written and no op saved (the FFN's dropped-out down-projection, a local
+    of the output module), and the side inputs, held by the encoder for the whole forward. It is the training
+    step's peak only when those side inputs outweigh the backward's first temporaries."""
+    last = enc.layers[-1]
+    att = {v for op in last.ops if isinstance(op, AttentionOp) for v in (op.scores, op.probs, op.context)}
+    held = {v.storage for op in last.ops for v in (op.out,) if v.until is last.out and v not in att
+            and v.storage not in layer_saved and v.storage is not last.out}
+    nbytes = alloc(x.n(last.out) * dt[last.out])
+    nbytes += sum(alloc(x.n(v) * dt[v]) for v in held)
+    return nbytes + sum(alloc(x.n(v) * dt[v.storage]) for v in side)
+
+
 MAX_GROUPS = 1_000_000  # distinct layer parameter sets the replay walks one by one (ALBERT's num_hidden_groups)
 
 
@@ -818,6 +832,10 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
     peak = max(head_peak, best, emb.peak, steady + grads_total)
     where = max((head_peak, "loss and head backward"), (best, "encoder backward"), (emb.peak, "embeddings backward"),
                 (steady + grads_total, "optimizer step"))[1]
+    if times and not x.gc:
+        fwd = steady + saved_bytes(emb_saved) + times * per_app + casts + _forward_end(enc, side, layer_saved, x, dt)
+        if fwd > peak:
+            peak, where = fwd, "encoder forward (end of the last layer)"
     return TrainingPeak(weights, opt, grads_total, steady, saved, per_app, saved_bytes(emb_saved),
                         saved_bytes(head_saved), casts, times, peak, where, emb.live, left)
 

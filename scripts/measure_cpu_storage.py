@@ -36,17 +36,18 @@ every case here has B·S ≤ 2048). The optimizer here is AdamW(foreach=False), 
 parameter-sized temporaries (``sqrt`` and the division); the GPU harness uses fused AdamW, which makes
 none, so ``peak_fwd_bwd_bytes`` (the peak before ``opt.step()``) is recorded beside ``peak_bytes``.
 
-Records (one JSON object per line, after a ``{"meta": ...}`` line): config, family, head (bertcalc's
-names: model, mlm, pretraining, seq-cls, token-cls, qa), mode (train_fp32 | infer_fp32), attn, batch,
-seq, hf_config (the kwargs given to the HF config class, num_labels included), pooler, params,
-weights_bytes, peak_bytes; for training steady_bytes, saved_activations_bytes (live after forward and loss
-minus before), after_backward_bytes, peak_fwd_bwd_bytes, peak_step_bytes. peak_op, peak_phase and peak_top
-(the largest live storages at the peak: creating op, phase, shape, dtype, rounded bytes) say what the peak
-was made of; saved_by_op sums the saved activations by the op that made them. All byte counts are above
-zero, i.e. they include the weights, as the GPU records do.
+Records (one JSON object per line, after a ``{"meta": ...}`` line): config, family, head (bertcalc's names:
+model, mlm, pretraining, seq-cls, token-cls, qa, multiple-choice), choices (multiple choice only: the input is
+[batch, choices, seq]), mode (train_fp32 | infer_fp32), attn, batch, seq, hf_config (the kwargs given to the HF
+config class, num_labels included), pooler, params, weights_bytes, peak_bytes; for training steady_bytes,
+saved_activations_bytes (live after forward and loss minus before), after_backward_bytes, peak_fwd_bwd_bytes,
+peak_step_bytes. peak_op, peak_phase and peak_top (the largest live storages at the peak: creating op, phase,
+shape, dtype, rounded bytes) say what the peak was made of; saved_by_op sums the saved activations by the op
+that made them. All byte counts are above zero, i.e. they include the weights, as the GPU records do.
 
     python scripts/measure_cpu_storage.py OUT.jsonl                   # the whole sweep (a few minutes)
     python scripts/measure_cpu_storage.py OUT.jsonl --only albert --quick
+    python scripts/measure_cpu_storage.py tests/fixtures/memory/cpu_storage_fp32_eager_mpnet.jsonl --only mpnet
     python scripts/measure_cpu_storage.py --selftest                  # the hand-computed nn.Linear check
 
 The self-test: ``nn.Linear(1000, 3000)`` on a 64 × 1000 input made outside the mode. The weight is
@@ -224,16 +225,18 @@ torch.nn.functional.dropout = _cuda_like_dropout
 
 FAMILY = {"bert": ("BertConfig", "Bert"), "roberta": ("RobertaConfig", "Roberta"),
           "distilbert": ("DistilBertConfig", "DistilBert"), "albert": ("AlbertConfig", "Albert"),
-          "electra": ("ElectraConfig", "Electra")}
+          "electra": ("ElectraConfig", "Electra"), "mpnet": ("MPNetConfig", "MPNet")}
 HEAD_CLASS = {"model": "Model", "mlm": "ForMaskedLM", "pretraining": "ForPreTraining",
               "seq-cls": "ForSequenceClassification", "token-cls": "ForTokenClassification",
-              "qa": "ForQuestionAnswering"}
+              "qa": "ForQuestionAnswering", "multiple-choice": "ForMultipleChoice"}
 HEADS = {"bert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
          "roberta": ("model", "mlm", "seq-cls", "token-cls", "qa"),
          "distilbert": ("model", "mlm", "seq-cls", "token-cls", "qa"),
          "albert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
-         "electra": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa")}
-NOPOOLER = ("bert", "roberta", "albert")  # families whose bare model takes add_pooling_layer
+         "electra": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
+         "mpnet": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice")}
+NOPOOLER = ("bert", "roberta", "albert", "mpnet")  # families whose bare model takes add_pooling_layer
+CHOICES = 2  # a multiple-choice input is [B, CHOICES, S]: B·CHOICES rows
 
 SHAPES = [(4, 64), (2, 200)]
 QUICK_SHAPES = [(2, 64)]
@@ -268,6 +271,10 @@ SWEEP: dict[str, tuple[str, dict[str, Any]]] = {  # name: (family, HF config kwa
                                       num_attention_heads=4, intermediate_size=1024)),
     "electra-odd": ("electra", dict(num_hidden_layers=3, hidden_size=150, embedding_size=150, num_attention_heads=5,
                                     intermediate_size=400, vocab_size=3001)),
+    "mpnet-small": ("mpnet", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=512,
+                                  max_position_embeddings=514)),
+    "mpnet-odd": ("mpnet", dict(num_hidden_layers=3, hidden_size=150, num_attention_heads=5, intermediate_size=400,
+                                vocab_size=3001, max_position_embeddings=514)),
 }
 
 
@@ -280,7 +287,10 @@ def build_model(family: str, head: str, cfg_kw: dict, pooler: bool = True):
 
 
 def make_inputs(family: str, head: str, cfg, batch: int, seq: int) -> tuple[torch.Tensor, dict]:
-    """input_ids in [1, vocab), and the labels that make the HF class compute its own loss."""
+    """input_ids in [1, vocab) ([B, CHOICES, S] for multiple choice), and the labels that make the HF class
+    compute its own loss."""
+    if head == "multiple-choice":
+        return torch.randint(1, cfg.vocab_size, (batch, CHOICES, seq)), {"labels": torch.randint(0, CHOICES, (batch,))}
     ids = torch.randint(1, cfg.vocab_size, (batch, seq))
     if head == "mlm":
         labels = {"labels": torch.randint(0, cfg.vocab_size, (batch, seq))}
@@ -323,6 +333,8 @@ def one(name: str, family: str, cfg_kw: dict, head: str, mode: str, batch: int, 
     rec: dict[str, Any] = dict(config=name, family=family, head=head, mode=mode, attn="eager", batch=batch, seq=seq,
                                hf_config={**cfg_kw, "num_labels": 2}, pooler=has_pooler, device="cpu",
                                method="storage")
+    if head == "multiple-choice":
+        rec["choices"] = CHOICES
     rec["params"] = sum(p.numel() for p in model.parameters())
     params = _unique(model.parameters())
     buffers = _unique(model.buffers())

@@ -326,9 +326,9 @@ def test_storage_harness_agrees_for_every_family_and_head() -> None:
     msa = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(msa)
     _, rows, summary = msa.evaluate(msa.FIXTURES)
-    assert {r["family"] for r in rows} >= {"bert", "roberta", "distilbert", "albert", "electra"}
+    assert {r["family"] for r in rows} >= {"bert", "roberta", "distilbert", "albert", "electra", "mpnet"}
     assert {r["head"] for r in rows} >= {"model", "model-nopooler", "mlm", "pretraining", "seq-cls", "token-cls",
-                                         "qa"}
+                                         "qa", "multiple-choice"}
     assert summary["max_abs_error"] <= 0.001, summary
     assert summary["params_mismatches"] == 0 and summary["weights_mismatches"] == 0
     text = (ROOT / "docs" / "memory.md").read_text()
