@@ -21,11 +21,11 @@ checkpointing (``supports_gradient_checkpointing`` is False): ``memory`` refuses
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from ..config import Count, Dims, Eps, ModelConfig, Prob, Size
+from ..config import MAX_SIZE, Count, Dims, Eps, ModelConfig, Prob, Size
 from ..model import Architecture, Buffer, Component, Dim
 from ._heads import HEAD_CLASSES, check_head, dense_classifier, qa_head, token_classifier, unused
 from ._parts import embedding, layernorm, linear, lone_bias
@@ -37,7 +37,7 @@ BASE_PREFIX = "mpnet."  # the base model's name inside a task model
 POOLER_ARG = True  # MPNetModel(config, add_pooling_layer=...)
 ORDER = 8
 PADDING_IDX = 1  # MPNetEmbeddings.padding_idx, fixed: positions start at 2
-BUCKETS_USED = 32  # MPNetEncoder.compute_position_bias(x, num_buckets=32): the buckets its forward looks up
+Rows = Annotated[int, Field(ge=PADDING_IDX + 1, le=MAX_SIZE, strict=True)]  # a table with a padding row
 
 
 class MPNetConfig(ModelConfig):
@@ -61,12 +61,13 @@ class MPNetConfig(ModelConfig):
         "labels": "num_labels",
     }
 
-    vocab_size: Size = Field(30527, description="Tokens in the vocabulary (rows of word_embeddings).")
+    # both tables have padding_idx 1 (nn.Embedding asserts a row 1)
+    vocab_size: Rows = Field(30527, description="Tokens in the vocabulary (rows of word_embeddings).")
     hidden_size: Size = Field(768, description="Width of every hidden state (H).")
     num_hidden_layers: Count = Field(12, description="Encoder layers (L).")
     num_attention_heads: Size = Field(12, description="Attention heads per layer (A); must divide H.")
     intermediate_size: Size = Field(3072, description="Width of the feed-forward layer (I).")
-    max_position_embeddings: Size = Field(512, description="Rows of position_embeddings; positions start at 2.")
+    max_position_embeddings: Rows = Field(512, description="Rows of position_embeddings; positions start at 2.")
     relative_attention_num_buckets: Size = Field(32, description="Rows of encoder.relative_attention_bias (R); "
                                                  "transformers' forward reads buckets 0-31 whatever the value.")
     hidden_act: str = Field("gelu", description="Feed-forward activation. Shown, not counted.")
@@ -76,14 +77,6 @@ class MPNetConfig(ModelConfig):
     attention_probs_dropout_prob: Prob = Field(0.1, description="Dropout on attention probabilities (memory).")
     pad_token_id: Count | None = Field(1, description="Padding token id (the embeddings use padding_idx 1 "
                                        "whatever it is).")
-
-    @model_validator(mode="after")
-    def _padding_rows_exist(self) -> MPNetConfig:
-        for name in ("vocab_size", "max_position_embeddings"):  # nn.Embedding(n, H, padding_idx=1) needs n >= 2
-            if getattr(self, name) <= PADDING_IDX:
-                raise ValueError(f"{name} {getattr(self, name)} has no row {PADDING_IDX}, the padding_idx "
-                                 f"MPNetEmbeddings gives its tables; use a {name} of at least {PADDING_IDX + 1}")
-        return self
 
     @property
     def dims(self) -> Dims:
