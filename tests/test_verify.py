@@ -61,8 +61,10 @@ def random_config(draw):
             "num_labels": draw(st.integers(1, 7)), "tie_word_embeddings": draw(st.booleans())}
     layers = draw(st.integers(0, 4))
     data["n_layers" if family == "distilbert" else "num_hidden_layers"] = layers
-    if family != "distilbert":
+    if "type_vocab_size" in cls.model_fields:
         data["type_vocab_size"] = draw(st.integers(1, 4))
+    if "relative_attention_num_buckets" in cls.model_fields:  # MPNet
+        data["relative_attention_num_buckets"] = draw(st.integers(1, 40))
     if family in ("albert", "electra"):
         data["embedding_size"] = draw(st.sampled_from([hidden, draw(st.integers(1, 40))]))
     if family == "albert":
