@@ -1026,7 +1026,10 @@ def inference_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> Inferenc
     if p.embedded.until == "base" and p.embedded is not p.hidden:
         f.held.append(p.embedded)
     rest = (*p.tail, *p.head)
-    f.run(rest, labels(rest), frozenset({p.hidden}), base_end=len(p.tail))
+    # the encoder's output is the model's (held to the end) unless the program says the base model only holds
+    # it until it returns (a final LayerNorm's output is what it returns)
+    end = p.hidden.until == "end" or p.hidden is p.embedded
+    f.run(rest, labels(rest), frozenset({p.hidden}) if end else frozenset(), base_end=len(p.tail))
     moments = tuple(Moment(k, b, ", ".join(dict.fromkeys(names))) for k, (b, names) in f.best.items())
     top = max(moments, key=lambda m: m.bytes)
     return InferencePeak(weights, moments, weights + top.bytes, top.label)

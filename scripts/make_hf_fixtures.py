@@ -21,13 +21,14 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "hf"
 
 HF_CONFIG = {"bert": "BertConfig", "roberta": "RobertaConfig", "distilbert": "DistilBertConfig",
-             "albert": "AlbertConfig", "electra": "ElectraConfig", "mpnet": "MPNetConfig"}
+             "albert": "AlbertConfig", "electra": "ElectraConfig", "mpnet": "MPNetConfig",
+             "roberta_prelayernorm": "RobertaPreLayerNormConfig"}
 HF_PREFIX = {"bert": "Bert", "roberta": "Roberta", "distilbert": "DistilBert", "albert": "Albert",
-             "electra": "Electra", "mpnet": "MPNet"}
+             "electra": "Electra", "mpnet": "MPNet", "roberta_prelayernorm": "RobertaPreLayerNorm"}
 HEAD_CLASSES = {"model": "Model", "mlm": "ForMaskedLM", "pretraining": "ForPreTraining",
                 "seq-cls": "ForSequenceClassification", "token-cls": "ForTokenClassification",
                 "qa": "ForQuestionAnswering", "multiple-choice": "ForMultipleChoice"}
-POOLER_ARG = ("bert", "roberta", "albert", "mpnet")  # bare models that take add_pooling_layer
+POOLER_ARG = ("bert", "roberta", "albert", "mpnet", "roberta_prelayernorm")  # bare models that take add_pooling_layer
 FAMILY_HEADS = {
     "bert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
     "roberta": ("model", "mlm", "seq-cls", "token-cls", "qa"),
@@ -35,6 +36,7 @@ FAMILY_HEADS = {
     "albert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
     "electra": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
     "mpnet": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
+    "roberta_prelayernorm": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
 }
 
 # The configs of bertcalc's presets, written out here as HF keyword arguments (from the hub's config.json).
@@ -94,10 +96,17 @@ FAMILY_ODD = {
     # for the FLOPs' 64 tokens after the padding offset
     "mpnet-odd": ("mpnet", dict(vocab_size=77, hidden_size=30, num_hidden_layers=2, num_attention_heads=5,
                                 intermediate_size=50, max_position_embeddings=70, relative_attention_num_buckets=36)),
+    # andreasmadsen/efficient_mlm_m0.40's shapes (RoBERTa-base's), and an odd one
+    "roberta-prelayernorm-base": ("roberta_prelayernorm", dict(vocab_size=50265, max_position_embeddings=514,
+                                                               type_vocab_size=1, layer_norm_eps=1e-5)),
+    "roberta-prelayernorm-odd": ("roberta_prelayernorm", dict(vocab_size=77, hidden_size=30, num_hidden_layers=2,
+                                                              num_attention_heads=5, intermediate_size=50,
+                                                              max_position_embeddings=70, type_vocab_size=3,
+                                                              pad_token_id=3)),
 }
 # Families whose fixtures also record FlopCounterMode's FLOPs (forward, and a training step: forward and
 # backward of the loss bertcalc assumes) at FLOPS_SHAPE; a multiple-choice input is [B, CHOICES, S].
-FLOPS_FAMILIES = ("mpnet",)
+FLOPS_FAMILIES = ("mpnet", "roberta_prelayernorm")
 FLOPS_SHAPE = (2, 64)
 CHOICES = 2
 
@@ -133,6 +142,8 @@ def cases() -> list[dict]:
     add("mpnet-odd-model-nopooler", "mpnet", "model", FAMILY_ODD["mpnet-odd"][1], pooler=False)
     add("mpnet-base-model-nopooler", "mpnet", "model", FAMILY_PRESETS["mpnet-base"][1], pooler=False,
         preset="mpnet-base")
+    add("roberta-prelayernorm-odd-model-nopooler", "roberta_prelayernorm", "model",
+        FAMILY_ODD["roberta-prelayernorm-odd"][1], pooler=False)
     return out
 
 
@@ -241,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             path.write_text(dump(rec))
             print(f"wrote {path.name}  ({len(rec['state_dict'])} tensors, {rec['num_parameters']:,} parameters)")
-    stale = sorted(p.name for p in OUT.glob(f"{args.only or ''}*.json") if p.name not in wanted)
+    stale = sorted(p.name for p in OUT.glob("*.json") if p.name not in wanted
+                   and (not args.only or json.loads(p.read_text()).get("family") == args.only))
     for name in stale:
         if args.check:
             bad += 1
