@@ -22,13 +22,15 @@ OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "hf"
 
 HF_CONFIG = {"bert": "BertConfig", "roberta": "RobertaConfig", "distilbert": "DistilBertConfig",
              "albert": "AlbertConfig", "electra": "ElectraConfig", "mpnet": "MPNetConfig",
-             "roberta_prelayernorm": "RobertaPreLayerNormConfig"}
+             "roberta_prelayernorm": "RobertaPreLayerNormConfig", "xlm_roberta_xl": "XLMRobertaXLConfig"}
 HF_PREFIX = {"bert": "Bert", "roberta": "Roberta", "distilbert": "DistilBert", "albert": "Albert",
-             "electra": "Electra", "mpnet": "MPNet", "roberta_prelayernorm": "RobertaPreLayerNorm"}
+             "electra": "Electra", "mpnet": "MPNet", "roberta_prelayernorm": "RobertaPreLayerNorm",
+             "xlm_roberta_xl": "XLMRobertaXL"}
 HEAD_CLASSES = {"model": "Model", "mlm": "ForMaskedLM", "pretraining": "ForPreTraining",
                 "seq-cls": "ForSequenceClassification", "token-cls": "ForTokenClassification",
                 "qa": "ForQuestionAnswering", "multiple-choice": "ForMultipleChoice"}
-POOLER_ARG = ("bert", "roberta", "albert", "mpnet", "roberta_prelayernorm")  # bare models that take add_pooling_layer
+# bare models that take add_pooling_layer
+POOLER_ARG = ("bert", "roberta", "albert", "mpnet", "roberta_prelayernorm", "xlm_roberta_xl")
 FAMILY_HEADS = {
     "bert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
     "roberta": ("model", "mlm", "seq-cls", "token-cls", "qa"),
@@ -37,6 +39,7 @@ FAMILY_HEADS = {
     "electra": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
     "mpnet": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
     "roberta_prelayernorm": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
+    "xlm_roberta_xl": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
 }
 
 # The configs of bertcalc's presets, written out here as HF keyword arguments (from the hub's config.json).
@@ -67,6 +70,9 @@ FAMILY_PRESETS = {
     "electra-base-discriminator": ("electra", dict(embedding_size=768, hidden_size=768, num_hidden_layers=12,
                                                    num_attention_heads=12, intermediate_size=3072)),
     "mpnet-base": ("mpnet", dict(max_position_embeddings=514, layer_norm_eps=1e-5)),
+    "xlm-roberta-xl": ("xlm_roberta_xl", dict(vocab_size=250880, hidden_size=2560, num_hidden_layers=36,
+                                              num_attention_heads=32, intermediate_size=10240,
+                                              max_position_embeddings=514, type_vocab_size=1)),
 }
 
 # Odd shapes that a formula written for BERT-base would get wrong.
@@ -103,10 +109,13 @@ FAMILY_ODD = {
                                                               num_attention_heads=5, intermediate_size=50,
                                                               max_position_embeddings=70, type_vocab_size=3,
                                                               pad_token_id=3)),
+    "xlm-roberta-xl-odd": ("xlm_roberta_xl", dict(vocab_size=77, hidden_size=30, num_hidden_layers=2,
+                                                  num_attention_heads=5, intermediate_size=50,
+                                                  max_position_embeddings=70, type_vocab_size=3, pad_token_id=3)),
 }
 # Families whose fixtures also record FlopCounterMode's FLOPs (forward, and a training step: forward and
 # backward of the loss bertcalc assumes) at FLOPS_SHAPE; a multiple-choice input is [B, CHOICES, S].
-FLOPS_FAMILIES = ("mpnet", "roberta_prelayernorm")
+FLOPS_FAMILIES = ("mpnet", "roberta_prelayernorm", "xlm_roberta_xl")
 FLOPS_SHAPE = (2, 64)
 CHOICES = 2
 
@@ -144,6 +153,8 @@ def cases() -> list[dict]:
         preset="mpnet-base")
     add("roberta-prelayernorm-odd-model-nopooler", "roberta_prelayernorm", "model",
         FAMILY_ODD["roberta-prelayernorm-odd"][1], pooler=False)
+    add("xlm-roberta-xl-odd-model-nopooler", "xlm_roberta_xl", "model", FAMILY_ODD["xlm-roberta-xl-odd"][1],
+        pooler=False)
     return out
 
 

@@ -50,6 +50,8 @@ that made them. All byte counts are above zero, i.e. they include the weights, a
     python scripts/measure_cpu_storage.py tests/fixtures/memory/cpu_storage_fp32_eager_mpnet.jsonl --only mpnet
     python scripts/measure_cpu_storage.py tests/fixtures/memory/cpu_storage_fp32_eager_roberta_prelayernorm.jsonl \
         --only roberta_prelayernorm
+    python scripts/measure_cpu_storage.py tests/fixtures/memory/cpu_storage_fp32_eager_xlm_roberta_xl.jsonl \
+        --only xlm_roberta_xl
     python scripts/measure_cpu_storage.py --selftest                  # the hand-computed nn.Linear check
 
 The self-test: ``nn.Linear(1000, 3000)`` on a 64 × 1000 input made outside the mode. The weight is
@@ -228,7 +230,8 @@ torch.nn.functional.dropout = _cuda_like_dropout
 FAMILY = {"bert": ("BertConfig", "Bert"), "roberta": ("RobertaConfig", "Roberta"),
           "distilbert": ("DistilBertConfig", "DistilBert"), "albert": ("AlbertConfig", "Albert"),
           "electra": ("ElectraConfig", "Electra"), "mpnet": ("MPNetConfig", "MPNet"),
-          "roberta_prelayernorm": ("RobertaPreLayerNormConfig", "RobertaPreLayerNorm")}
+          "roberta_prelayernorm": ("RobertaPreLayerNormConfig", "RobertaPreLayerNorm"),
+          "xlm_roberta_xl": ("XLMRobertaXLConfig", "XLMRobertaXL")}
 HEAD_CLASS = {"model": "Model", "mlm": "ForMaskedLM", "pretraining": "ForPreTraining",
               "seq-cls": "ForSequenceClassification", "token-cls": "ForTokenClassification",
               "qa": "ForQuestionAnswering", "multiple-choice": "ForMultipleChoice"}
@@ -238,9 +241,10 @@ HEADS = {"bert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
          "albert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
          "electra": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
          "mpnet": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
-         "roberta_prelayernorm": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice")}
+         "roberta_prelayernorm": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
+         "xlm_roberta_xl": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice")}
 # families whose bare model takes add_pooling_layer
-NOPOOLER = ("bert", "roberta", "albert", "mpnet", "roberta_prelayernorm")
+NOPOOLER = ("bert", "roberta", "albert", "mpnet", "roberta_prelayernorm", "xlm_roberta_xl")
 CHOICES = 2  # a multiple-choice input is [B, CHOICES, S]: B·CHOICES rows
 
 SHAPES = [(4, 64), (2, 200)]
@@ -285,6 +289,10 @@ SWEEP: dict[str, tuple[str, dict[str, Any]]] = {  # name: (family, HF config kwa
     "rpln-odd": ("roberta_prelayernorm", dict(num_hidden_layers=3, hidden_size=150, num_attention_heads=5,
                                               intermediate_size=400, vocab_size=3001, max_position_embeddings=514,
                                               type_vocab_size=1)),
+    "xlmr-xl-small": ("xlm_roberta_xl", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2,
+                                             intermediate_size=512, vocab_size=30522)),
+    "xlmr-xl-odd": ("xlm_roberta_xl", dict(num_hidden_layers=3, hidden_size=150, num_attention_heads=5,
+                                           intermediate_size=400, vocab_size=3001)),
 }
 
 

@@ -27,10 +27,10 @@ def _config(fx: dict):
 def test_fixtures_present() -> None:
     assert len(FIXTURES) >= 100, "run scripts/make_hf_fixtures.py"
     assert {f["family"] for f in FIXTURES} >= {"bert", "roberta", "distilbert", "albert", "electra", "mpnet",
-                                               "roberta_prelayernorm"}
+                                               "roberta_prelayernorm", "xlm_roberta_xl"}
     assert {f["head"] for f in FIXTURES} >= {"model", "mlm", "pretraining", "seq-cls", "token-cls", "qa",
                                              "multiple-choice"}
-    assert {f["family"] for f in FIXTURES if "flops" in f} >= {"mpnet", "roberta_prelayernorm"}
+    assert {f["family"] for f in FIXTURES if "flops" in f} >= {"mpnet", "roberta_prelayernorm", "xlm_roberta_xl"}
 
 
 @pytest.mark.parametrize("fx", FIXTURES, ids=IDS)

@@ -198,7 +198,8 @@ def hidden_of(embedded: Value, enc) -> Value:
 
 def embeddings(t: Trace, parts: tuple[Part, ...], p: float) -> Value:
     """BertEmbeddings.forward: word, position and (where the family has them) token-type lookups, summed, then
-    LayerNorm and dropout. The lookups are local variables until the module returns."""
+    LayerNorm (where the family has one: XLM-RoBERTa-XL has none) and dropout. The lookups are local variables
+    until the module returns."""
     e = by_role(parts)
     t.moment("embeddings")
     ids = t.ids("input_ids", "token ids")
@@ -209,6 +210,8 @@ def embeddings(t: Trace, parts: tuple[Part, ...], p: float) -> Value:
         looks.append(t.lookup(e["token_type"], tt, "token-type lookup"))
     names = " + ".join(r for r in ("word", "position", "token_type") if r in e)
     s = t.add(*looks, name=e["word"].module.rsplit(".", 1)[0], description=f"embedding sum: {names}", listed=True)
+    if "emb_norm" not in e:
+        return t.dropout(s, p)
     h = t.norm(e["emb_norm"], s, "LayerNorm of the sum")
     for v in looks:
         v.until = h

@@ -90,11 +90,14 @@ def components(cfg: RobertaPreLayerNormConfig, head: str, prefix: str, pooler_: 
 # -------------------------------------------------------------------------------- forward: the program
 
 
-def prenorm_layer(t, x, parts: dict, *, heads: int, act: str, p_hidden: float, p_attn: float):
+def prenorm_layer(t, x, parts: dict, *, heads: int, act: str, p_hidden: float, p_attn: float,
+                  ffn_dropout: bool = True, hold_ffn_norm: bool = False):
     """RobertaPreLayerNormLayer: ``r = x + dropout(W_o · attn(LN1(x)))``, ``y = r + dropout(W_2 · act(W_1 ·
     LN2(r)))``. In a no-grad forward RobertaPreLayerNormAttention holds LN1's output, the context and its
     projection until its residual sum; the layer holds that sum, the FFN's intermediate and the attention
-    weights (returned, bound to ``_``) until it returns."""
+    weights (returned, bound to ``_``) until it returns. XLM-RoBERTa-XL's layer is the same with no dropout
+    after the FFN (``ffn_dropout=False``) and LN2's output held by its caller until the activation is made
+    (``hold_ffn_norm``)."""
     from ..program import Attention
 
     module = parts["q"].module.rsplit(".", 1)[0]
@@ -112,9 +115,11 @@ def prenorm_layer(t, x, parts: dict, *, heads: int, act: str, p_hidden: float, p
     a = t.act(act, i, description=f"{act}(intermediate)")
     t.moment("FFN output")
     f = t.linear(parts["ffn_out"], a, "FFN down-projection")
-    y = t.add(t.dropout(f, p_hidden), r, name=f"{parts['ffn_out'].module}.residual",
-              description="layer output: r + dropout(ffn)", listed=True)
+    y = t.add(t.dropout(f, p_hidden) if ffn_dropout else f, r, name=f"{parts['ffn_out'].module}.residual",
+              description="layer output: r + dropout(ffn)" if ffn_dropout else "layer output: r + ffn", listed=True)
     a.until = y  # (the residual sum and the down-projection are last read by the op that writes y)
+    if hold_ffn_norm:
+        n2.until = a
     next(op for op in t.ops if isinstance(op, Attention)).probs.until = y
     return y
 
