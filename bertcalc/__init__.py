@@ -22,6 +22,7 @@ _EXPORTS = {
     "verify": "bertcalc.api",
     "flops": "bertcalc.api",
     "memory": "bertcalc.api",
+    "sweep": "bertcalc.api",
     "BertConfig": "bertcalc.families.bert",
     "ModelConfig": "bertcalc.config",
     "config_class": "bertcalc.config",

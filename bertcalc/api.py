@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .memsim import MemoryReport
     from .model import Architecture
     from .overview import PresetsReport
+    from .sweeping import SweepReport
     from .verification import VerifyReport
 
 
@@ -351,6 +352,32 @@ def flops(
                         precision=precision, mfu=mfu)
 
 
+def _alloc_conf(text: str | None) -> Any:
+    if text is None:
+        return None
+    from .allocator import parse_alloc_conf
+
+    return parse_alloc_conf(text)
+
+
+def _budget(fit: str | int | None, gpu: str | None) -> tuple[int | None, str | None]:
+    """The memory budget in bytes, from ``fit`` (``"80GiB"`` or bytes) or a card's total, and the card's name."""
+    from . import memsim as _memory
+    from .errors import UsageError
+
+    if fit is not None and gpu is not None:
+        raise UsageError("--fit SIZE and --gpu NAME both set the memory budget: give one of them", param="fit")
+    if fit is not None:
+        return (fit if isinstance(fit, int) else _memory.parse_size(fit)), None
+    if gpu is not None:
+        from .flopcount import gpu_spec
+
+        gpu_name, card = gpu_spec(gpu, other="--fit SIZE")
+        exact = card.get("memory_bytes")
+        return (int(exact) if exact else int(float(card["memory_gib"]) * (1 << 30))), gpu_name
+    return None, None
+
+
 @takes_model
 def memory(
     spec: ModelSpec,
@@ -366,30 +393,64 @@ def memory(
     gpu: str | None = None,
     zero: int | None = None,
     gpus: int = 1,
+    reserved: bool | None = None,
+    context: int | None = None,
+    alloc_conf: str | None = None,
 ) -> MemoryReport:
     """Peak GPU memory (what torch.cuda.max_memory_allocated reports), term by term.
 
-    ``fit`` is a budget (``"80GiB"`` or bytes); ``gpu`` names a card whose memory is the budget.
+    ``fit`` is a budget (``"80GiB"`` or bytes); ``gpu`` names a card whose memory is the budget. A training
+    step fits when its reserved memory (``max_memory_reserved``, the caching allocator replayed) and the CUDA
+    context (``context`` bytes, default 512 MiB) fit in the budget. ``reserved=True`` reports the reserved
+    figure without a budget; ``reserved=False`` fits on the allocated peak instead (fast, optimistic).
+    ``alloc_conf``: ``PYTORCH_CUDA_ALLOC_CONF``'s options for the replay (``"expandable_segments:True"``).
     """
     from . import memsim as _memory
 
     arch = build(spec)
     o = _memory.Options(mode=mode, precision=precision, optimizer=optimizer, attention=attention,
                         grad_checkpointing=grad_checkpointing, batch=batch, seq=seq)
-    from .errors import UsageError
+    budget, gpu_name = _budget(fit, gpu)
+    return _memory.estimate(arch, spec.config, o, label=spec.label, budget=budget, gpu=gpu_name, zero=zero, gpus=gpus,
+                            reserved=reserved, context=context, allocator=_alloc_conf(alloc_conf))
 
-    budget = None
-    gpu_name = None
-    if fit is not None and gpu is not None:
-        raise UsageError("--fit SIZE and --gpu NAME both set the memory budget: give one of them", param="fit")
-    if fit is not None:
-        budget = fit if isinstance(fit, int) else _memory.parse_size(fit)
-    elif gpu is not None:
-        from .flopcount import gpu_spec
 
-        gpu_name, card = gpu_spec(gpu, other="--fit SIZE")
-        budget = int(float(card["memory_gib"]) * (1 << 30))
-    return _memory.estimate(arch, spec.config, o, label=spec.label, budget=budget, gpu=gpu_name, zero=zero, gpus=gpus)
+@takes_model
+def sweep(
+    spec: ModelSpec,
+    *,
+    axes: dict[str, Any] | list[str] | str,
+    batch: int = 8,
+    seq: int = 128,
+    mode: str = "train",
+    precision: str = "fp32",
+    optimizer: str = "adamw",
+    attention: str = "eager",
+    grad_checkpointing: bool = False,
+    fit: str | int | None = None,
+    gpu: str | None = None,
+    reserved: bool | None = None,
+    context: int | None = None,
+    mfu: float | None = None,
+    peak_tflops: float | None = None,
+    alloc_conf: str | None = None,
+) -> SweepReport:
+    """Peak memory over a grid: ``axes`` is ``"batch=8..256 seq=128,256,512"`` (or a list of such items, or a
+    dict of axis -> values), over batch, seq, precision and attention. With ``fit``/``gpu``: each cell against
+    the budget, and the largest batch per row; with ``mfu`` (and ``gpu`` or ``peak_tflops``): time per step."""
+    from . import memsim as _memory
+    from . import sweeping
+
+    if isinstance(axes, dict):
+        parsed = sweeping.parse_sweep([f"{k}={','.join(str(v) for v in vs)}" for k, vs in axes.items()])
+    else:
+        parsed = sweeping.parse_sweep([axes] if isinstance(axes, str) else list(axes))
+    budget, gpu_name = _budget(fit, gpu)
+    o = _memory.Options(mode=mode, precision=precision, optimizer=optimizer, attention=attention,
+                        grad_checkpointing=grad_checkpointing, batch=batch, seq=seq)
+    return sweeping.sweep(build(spec), spec.config, parsed, o, label=spec.label, budget=budget,
+                          gpu=gpu_name or gpu, context=context, reserved=reserved, mfu=mfu, peak_tflops=peak_tflops,
+                          allocator=_alloc_conf(alloc_conf))
 
 
 def presets() -> PresetsReport:

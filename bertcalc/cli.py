@@ -241,7 +241,8 @@ FLAGS = {
     # the run
     "batch": "--batch", "seq": "--seq", "gpu": "--gpu", "mfu": "--mfu", "peak_tflops": "--peak-tflops",
     "precision": "--precision", "mode": "--mode", "optimizer": "--optimizer", "attention": "--attention",
-    "fit": "--fit", "zero": "--zero", "gpus": "--gpus", "grad_checkpointing": "--grad-checkpointing",
+    "fit": "--fit", "zero": "--zero", "gpus": "--gpus", "sweep": "--sweep", "context": "--context",
+    "reserved": "--reserved", "alloc_conf": "--alloc-conf", "grad_checkpointing": "--grad-checkpointing",
     # the output
     "format": "--format",
 }
@@ -500,7 +501,7 @@ model_class_options = OptionGroup("model_kw", _model_class, head=(HeadOpt, Head.
 
 
 _EXTENSIONS = {".json": Format.json, ".yaml": Format.yaml, ".yml": Format.yaml, ".csv": Format.csv,
-               ".md": Format.markdown, ".markdown": Format.markdown}
+               ".md": Format.markdown, ".markdown": Format.markdown, ".svg": Format.svg}
 
 
 def _emit(report: Any, fmt: Any, output: str | Path | None, explain: bool = False,
@@ -682,7 +683,8 @@ BatchOpt = Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size 
 SeqOpt = Annotated[int, typer.Option("--seq", "-s", min=1, help="Sequence length S (≤ max_position_embeddings).",
                                      rich_help_panel="Run")]
 GpuOpt = Annotated[str | None, typer.Option(
-    "--gpu", help="A100, H100, H200, L4, T4 or RTX4090: peak TFLOP/s (flops) or memory size (memory --fit).",
+    "--gpu", help="A100, A100-40GB, H100, H200, L4, T4, A10G, RTX4090 or RTX3090: peak TFLOP/s (flops) or "
+    "memory size (memory --fit).",
     rich_help_panel="Run", show_default=False)]
 
 
@@ -771,22 +773,68 @@ def memory(
         "--grad-checkpointing", help="Keep only each layer's input; recompute the layer in the backward.",
         rich_help_panel="Run")] = False,
     fit: Annotated[str | None, typer.Option(
-        "--fit", help="A memory budget (80GiB, 24GB): the largest batch that fits at this --seq.",
+        "--fit", help="The card's memory (80GiB, 24GB): the largest batch whose reserved memory and CUDA context "
+        "fit at this --seq.",
         rich_help_panel="Run", show_default=False, callback=_fit_size)] = None,
     gpu: GpuOpt = None,
     zero: Annotated[int | None, typer.Option("--zero", callback=_zero_stage, help="ZeRO stage 1, 2 or 3: per-GPU "
                                              "model states.", rich_help_panel="Run", show_default=False)] = None,
     gpus: Annotated[int | None, typer.Option("--gpus", min=1, help="Data-parallel GPUs for --zero (default 1).",
                                              rich_help_panel="Run", show_default=False)] = None,
+    reserved: Annotated[bool, typer.Option(
+        "--reserved", help="Also show peak reserved memory (the caching allocator replayed) without a budget; "
+        "with --fit or --gpu it is always shown, and decides.", rich_help_panel="Run")] = False,
+    context: Annotated[str | None, typer.Option(
+        "--context", help="CUDA context left out of the --fit/--gpu budget (default 512MiB).",
+        rich_help_panel="Run", show_default=False, callback=_fit_size)] = None,
+    alloc_conf: Annotated[str | None, typer.Option(
+        "--alloc-conf", help="PYTORCH_CUDA_ALLOC_CONF for the reserved replay: expandable_segments:True, "
+        "max_split_size_mb:N, roundup_power2_divisions:N.", rich_help_panel="Run", show_default=False)] = None,
+    sweep: Annotated[list[str] | None, typer.Option(
+        "--sweep", help="A grid instead: AXIS=VALUES over batch, seq, precision, attention, e.g. --sweep "
+        "batch=8..256 --sweep seq=128,256,512 (or one quoted value with both).", rich_help_panel="Sweep",
+        show_default=False)] = None,
+    mfu: Annotated[float | None, typer.Option(
+        "--mfu", help="--sweep: also the time per step at this model FLOPs utilisation (with --gpu or "
+        "--peak-tflops).", rich_help_panel="Sweep", show_default=False)] = None,
+    peak_tflops: Annotated[float | None, typer.Option(
+        "--peak-tflops", help="--sweep: the peak TFLOP/s the time per step uses (default: the --gpu card's).",
+        rich_help_panel="Sweep", show_default=False)] = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """Estimate peak GPU memory of a training step or inference, term by term, with the formula behind each.
 
+    With --sweep, a grid: rows of sequence length (and precision, attention), a column per batch, each cell the
+    peak in GiB, coloured against --fit/--gpu, and the largest batch per row; -o grid.svg writes it as an image.
+
     Example: bertcalc memory --preset base --head mlm --batch 32 --seq 512 --precision amp-bf16 --fit 80GiB
     """
     from .api import memory as memory_
+
+    context_bytes = None
+    if context is not None:
+        from .memsim import parse_size
+
+        context_bytes = parse_size(context, param="context")
+    if sweep:
+        from .api import sweep as sweep_
+
+        if zero is not None or gpus is not None:
+            _note("memory", "--zero and --gpus do not apply to --sweep; the grid is per GPU without ZeRO")
+        _emit(sweep_(spec, axes=sweep, batch=batch, seq=seq, mode=mode.value, precision=precision.value,
+                     optimizer="adamw" if optimizer is None else optimizer.value, attention=attention.value,
+                     grad_checkpointing=grad_checkpointing, fit=fit, gpu=gpu, reserved=reserved or None,
+                     context=context_bytes, mfu=mfu, peak_tflops=peak_tflops, alloc_conf=alloc_conf), fmt, output,
+              force=force)
+        return
+    if reserved and mode.value == "infer":
+        _note("memory", "--reserved replays a training step through the caching allocator; inference is not "
+              "replayed (its figure is the allocated peak)")
+    if mfu is not None or peak_tflops is not None:
+        _note("memory", "--mfu and --peak-tflops time the cells of --sweep; without it they do nothing "
+              "(bertcalc flops gives the time of one step)")
 
     infer = mode.value == "infer"
     if infer and (optimizer is not None or grad_checkpointing):
@@ -797,8 +845,8 @@ def memory(
         _note("memory", "--zero without --gpus assumes one GPU, which divides nothing; give --gpus N")
     _emit(memory_(spec, batch=batch, seq=seq, mode=mode.value, precision=precision.value,
                   optimizer="adamw" if optimizer is None else optimizer.value, attention=attention.value,
-                  grad_checkpointing=grad_checkpointing, fit=fit, gpu=gpu, zero=zero, gpus=gpus or 1), fmt, output,
-          force=force)
+                  grad_checkpointing=grad_checkpointing, fit=fit, gpu=gpu, zero=zero, gpus=gpus or 1,
+                  reserved=reserved or None, context=context_bytes, alloc_conf=alloc_conf), fmt, output, force=force)
 
 
 @app.command()

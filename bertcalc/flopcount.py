@@ -19,18 +19,25 @@ from .model import Architecture, ModelReport, identify
 
 # Dense peak throughput in TFLOP/s (no sparsity), from NVIDIA's datasheets. fp32 is the non-tensor-core rate
 # PyTorch gets with TF32 off (its default for matmuls).
-# memory_gib: what torch.cuda.get_device_properties().total_memory reports for the card, roughly (the H100
-# figure is the shared table's measurement); the CUDA context takes several hundred MiB of it.
+# memory_gib: what torch.cuda.get_device_properties().total_memory reports for the card, in GiB to two places,
+# as PyTorch's own out-of-memory message prints it ("GPU 0 has a total capacity of 79.15 GiB"); memory_bytes,
+# where it was measured, exactly (H100: ../shared/measured/h100_bert_base.jsonl's meta, total_bytes). The others
+# are approximate (drivers and ECC move them by a few hundredths; A10G and RTX3090 are the commonly quoted
+# figures, unchecked): docs/memory.md. The CUDA context takes several hundred MiB of it. A10G: the A10
+# datasheet's rates (NVIDIA publishes none for the A10G).
 GPUS: dict[str, dict[str, float | None]] = {
     "A100": {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0, "fp16": 312.0, "memory_gib": 79.15},
     "A100-40GB": {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0, "fp16": 312.0, "memory_gib": 39.39},
-    "H100": {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4, "memory_gib": 79.18},
+    "H100": {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4, "memory_gib": 79.18,
+             "memory_bytes": 85017493504},
     "H200": {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4, "memory_gib": 139.8},
     "L4": {"fp32": 30.3, "tf32": 60.0, "bf16": 121.0, "fp16": 121.0, "memory_gib": 22.05},
     "T4": {"fp32": 8.1, "tf32": None, "bf16": None, "fp16": 65.0, "memory_gib": 14.75},
     "RTX4090": {"fp32": 82.6, "tf32": 82.6, "bf16": 165.2, "fp16": 165.2, "memory_gib": 23.65},
+    "A10G": {"fp32": 31.2, "tf32": 62.5, "bf16": 125.0, "fp16": 125.0, "memory_gib": 22.19},
+    "RTX3090": {"fp32": 35.6, "tf32": 35.6, "bf16": 71.0, "fp16": 71.0, "memory_gib": 23.69},
 }
-GPU_ALIASES = {"4090": "RTX4090", "A10080GB": "A100", "A10040G": "A100-40GB", "H10080GB": "H100",
+GPU_ALIASES = {"4090": "RTX4090", "3090": "RTX3090", "A10080GB": "A100", "A10040G": "A100-40GB", "H10080GB": "H100",
                "H100SXM": "H100", "H100SXM5": "H100", "H200SXM": "H200"}  # keys as _key() writes them
 PRECISION_PEAK = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16", "amp-bf16": "bf16", "amp-fp16": "fp16"}
 DEFAULT_MFU = 0.40

@@ -62,6 +62,7 @@ ATTENTIONS = ("eager", "sdpa")
 MODES = ("train", "infer")
 
 MiB = 1 << 20
+CUDA_CONTEXT = 512 * MiB  # what a budget leaves to the CUDA context by default: an assumption (docs/memory.md)
 
 
 def alloc(nbytes: int) -> int:
@@ -1141,6 +1142,8 @@ class MemoryReport(ModelReport):
     gpu: str | None = None
     zero: tuple[Term, ...] = ()
     not_counted: tuple[str, ...] = NOT_COUNTED
+    reserved: Any = None  # bertcalc.reserved.Reserved: the caching allocator's replay (training)
+    context: int | None = None  # bytes of the card a budget leaves to the CUDA context
 
     @property
     def breakdown(self) -> dict[str, int]:
@@ -1172,8 +1175,13 @@ class MemoryReport(ModelReport):
             "weights_only": dict(self.weights_only),
             "not_counted": list(self.not_counted),
         }
+        if self.reserved is not None:
+            out.update(reserved_bytes=self.reserved.reserved, reserved_allocated_bytes=self.reserved.allocated,
+                       reserved_layers=self.reserved.layers)
         if self.budget is not None:
             out.update(budget_bytes=self.budget, max_batch=self.max_batch, fits=self.fits)
+            if self.context is not None:
+                out.update(context_bytes=self.context, fit_on="reserved" if self.reserved is not None else "allocated")
             if self.gpu:
                 out["gpu"] = self.gpu
         if self.zero:
@@ -1190,22 +1198,15 @@ def peak(arch: Architecture, cfg: ModelConfig, o: Options) -> int:
     return (training_peak if o.mode == "train" else inference_peak)(arch, cfg, o).peak
 
 
-def max_batch(arch: Architecture, cfg: ModelConfig, o: Options, budget: int, limit: int = 1 << 40) -> int:
-    """The largest batch whose peak fits in ``budget`` bytes at this sequence length (0 if none does)."""
+def max_batch(arch: Architecture, cfg: ModelConfig, o: Options, budget: int, limit: int = 1 << 40,
+              known: dict[int, int] | None = None) -> int:
+    """The largest batch whose peak fits in ``budget`` bytes at this sequence length (0 if none does): a secant
+    search with a local check (:mod:`bertcalc.fitting`), exact for a peak that grows with the batch."""
     from dataclasses import replace
 
-    def fits(b: int) -> bool:
-        return peak(arch, cfg, replace(o, batch=b)) <= budget
+    from .fitting import largest
 
-    if not fits(1):
-        return 0
-    lo, hi = 1, 2
-    while hi <= limit and fits(hi):
-        lo, hi = hi, hi * 2
-    while hi - lo > 1:  # fits(lo) and not fits(hi)
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-    return lo
+    return largest(lambda b: peak(arch, cfg, replace(o, batch=b)), budget, limit, known)
 
 
 def zero_terms(arch: Architecture, o: Options, stage: int, gpus: int) -> tuple[Term, ...]:
@@ -1257,8 +1258,13 @@ def unsupported(arch: Architecture, cfg: ModelConfig, o: Options) -> None:
 
 
 def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "", budget: int | None = None,
-             gpu: str | None = None, zero: int | None = None, gpus: int = 1) -> MemoryReport:
-    """The memory report for one configuration."""
+             gpu: str | None = None, zero: int | None = None, gpus: int = 1, reserved: bool | None = None,
+             context: int | None = None, allocator: Any = None) -> MemoryReport:
+    """The memory report for one configuration. ``budget``: the card's total memory; the step must fit in it
+    with the CUDA context (``context`` bytes, default :data:`CUDA_CONTEXT`). ``reserved``: replay the caching
+    allocator (:mod:`bertcalc.reserved`) for ``max_memory_reserved`` and fit on it (training; the default
+    when a budget is given); ``False``: fit on the allocated peak. ``allocator``: its options
+    (:class:`bertcalc.allocator.AllocatorConfig`, ``PYTORCH_CUDA_ALLOC_CONF``'s)."""
     from .architecture import check_batch
 
     if o.precision not in PRECISIONS:
@@ -1312,11 +1318,27 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
     terms.append(Term("peak allocated", peak_bytes, "the sum of the terms above, at the step's highest point",
                       role=Role.TOTAL))
     best = fits = floor = None
+    res = None
+    train = o.mode == "train"
+    if train and (reserved or (reserved is None and budget is not None)):
+        from .reserved import training_reserved
+
+        res = training_reserved(arch, o, allocator)
     if budget is not None:
         from dataclasses import replace
 
-        best = max_batch(arch, cfg, o, budget)
-        fits = peak_bytes <= budget
+        context = CUDA_CONTEXT if context is None else context
+        if context < 0:
+            raise UsageError(f"the CUDA context must be 0 bytes or more, got {context}", param="context")
+        room = budget - context
+        best = max_batch(arch, cfg, o, room, known={o.batch: peak_bytes}) if room > 0 else 0
+        fits = peak_bytes <= room
+        if res is not None:
+            fits = res.reserved <= room
+            if best:
+                from .reserved import max_batch as reserved_max_batch
+
+                best = reserved_max_batch(arch, cfg, o, room, best, allocator)
         if best == 0:
             floor = peak(arch, cfg, replace(o, batch=1))
     zero_t: tuple[Term, ...] = ()
@@ -1330,7 +1352,7 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
         parameters=n,
         weights_only=_weights_only(n), saved_detail=tuple(detail), budget=budget, max_batch=best, fits=fits,
         min_batch_peak=floor,
-        gpu=gpu, zero=zero_t,
+        gpu=gpu, zero=zero_t, reserved=res, context=context if budget is not None else None,
     )
 
 
@@ -1338,22 +1360,23 @@ _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
 
 
-def parse_size(text: str) -> int:
-    """``80GiB`` -> 85899345920, ``24GB`` -> 24000000000, ``81920MiB``, ``1.5 TiB``."""
+def parse_size(text: str, param: str = "fit") -> int:
+    """``80GiB`` -> 85899345920, ``24GB`` -> 24000000000, ``81920MiB``, ``1.5 TiB``. ``param``: the option
+    named in errors."""
     import re
 
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
     unit = m.group(2).lower() if m else ""
     if not m or unit not in _UNITS:
         hint = "a unit is needed" if m and not unit else "cannot read it"
-        raise UsageError(f"memory size {text!r}: {hint}; write e.g. 80GiB, 24GB or 81920MiB", param="fit")
+        raise UsageError(f"memory size {text!r}: {hint}; write e.g. 80GiB, 24GB or 81920MiB", param=param)
     from decimal import Decimal
 
     digits = m.group(1)
     if len(digits) > 40:  # 10^40 bytes is past any memory; refuse before any arithmetic on it
         raise UsageError(f"memory size {text[:40]!r}...: too large to be a memory size; write e.g. 80GiB",
-                         param="fit")
+                         param=param)
     value = int(Decimal(digits) * _UNITS[unit])  # exact: 1.5 TiB is 1649267441664, not a float's rounding
     if value <= 0:
-        raise UsageError(f"memory size must be positive, got {text!r}", param="fit")
+        raise UsageError(f"memory size must be positive, got {text!r}", param=param)
     return value

@@ -224,6 +224,23 @@ class ModelReport:
     head: str
     config: dict[str, Any]
 
+    def __rich__(self) -> Any:
+        """``rich.print(report)``, and notebooks with rich's extension: the same table as the terminal's."""
+        from .render.text import renderable
+
+        return renderable(self)
+
+    def _repr_html_(self) -> str | None:
+        """Jupyter: the table in colour, as the terminal shows it (None, so plain repr, when the table would be
+        too large to draw: ``shapes`` of 10^5 layers)."""
+        from .errors import BertcalcError
+        from .render.text import to_html
+
+        try:
+            return to_html(self)
+        except BertcalcError:
+            return None
+
     def identity(self) -> dict[str, Any]:
         """These fields as JSON keys, in the order every report's JSON starts with."""
         return {"label": self.label, "family": self.family, "model_class": self.model_class, "head": self.head,

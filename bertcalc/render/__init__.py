@@ -1,13 +1,14 @@
 """Rendering: a report object in, text out. Nothing here computes a figure.
 
-Formats: ``table`` (rich), ``json``, ``yaml``, ``csv``, ``markdown``. Non-table formats carry no decoration.
+Formats: ``table`` (rich), ``json``, ``yaml``, ``csv``, ``markdown``, and ``svg`` (the table in colour, as an
+image). Non-table formats carry no decoration.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-FORMATS = ("table", "json", "yaml", "csv", "markdown")
+FORMATS = ("table", "json", "yaml", "csv", "markdown", "svg")
 
 # Every JSON and YAML document opens with this key. It changes only when a key of the JSON contract
 # (docs/usage.md) is renamed, removed or changes meaning; added keys keep it.
@@ -65,6 +66,10 @@ def render(report: Any, fmt: str, *, explain: bool = False, width: int | None = 
         import yaml
 
         return yaml.safe_dump(document(report), sort_keys=False, allow_unicode=True, width=120)
+    if fmt == "svg":
+        from .text import to_svg
+
+        return to_svg(report, explain=explain, width=width)
     if fmt in ("csv", "markdown"):
         from .flat import rows_of, to_csv, to_markdown
 

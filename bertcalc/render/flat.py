@@ -29,6 +29,10 @@ def rows_of(report: Any, explain: bool = False) -> tuple[list[str], list[Row]]:
         return _flops(report)
     if report.kind == "memory":
         return _memory(report)
+    if report.kind == "sweep":
+        from .grid import sweep_rows
+
+        return sweep_rows(report)
     raise TypeError(f"no flat rendering for {type(report).__name__}")
 
 
@@ -142,8 +146,13 @@ def _memory(r: Any) -> tuple[list[str], list[Row]]:
         rows.append([t.name, t.role, t.bytes, t.formula])
         if t.name in ("saved activations", "activations at peak"):
             rows += [[f"{t.name}: {d.name}", d.role, d.bytes, d.formula] for d in r.saved_detail]
+    if r.reserved is not None:
+        rows.append(["peak reserved", "reserved", r.reserved.reserved,
+                     f"max_memory_reserved, the caching allocator replayed ({r.reserved.layers})"])
     if r.budget is not None:
         rows.append(["budget", "budget", r.budget, f"max batch {r.max_batch} at S={r.options.seq}"])
+        if r.context is not None:
+            rows.append(["CUDA context", "budget", r.context, "left out of the budget for the CUDA context"])
     rows += [[z.name, "zero", z.bytes, z.formula] for z in r.zero]
     return headers, rows
 

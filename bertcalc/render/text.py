@@ -69,6 +69,10 @@ def renderable(report: Any, explain: bool = False) -> RenderableType:
         return flops_view(report)
     if report.kind == "memory":
         return memory_view(report)
+    if report.kind == "sweep":
+        from .grid import sweep_view
+
+        return sweep_view(report)
     raise TypeError(f"no table for {type(report).__name__}")
 
 
@@ -79,6 +83,23 @@ def to_text(report: Any, explain: bool = False, width: int | None = None) -> str
                       no_color=True, highlight=False, emoji=False, legacy_windows=False)
     console.print(renderable(report, explain))
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"
+
+
+def to_svg(report: Any, explain: bool = False, width: int | None = None) -> str:
+    """The table in colour as an SVG image, through rich's recording console (what ``Console.save_svg``
+    writes; the caller writes the file atomically)."""
+    console = Console(file=io.StringIO(), record=True, width=width or 120, color_system="truecolor",
+                      force_terminal=True, highlight=False, emoji=False, legacy_windows=False)
+    console.print(renderable(report, explain))
+    return console.export_svg(title="bertcalc")
+
+
+def to_html(report: Any, explain: bool = False, width: int | None = None) -> str:
+    """The table in colour as HTML (for notebooks)."""
+    console = Console(file=io.StringIO(), record=True, width=width or 120, color_system="truecolor",
+                      force_terminal=True, highlight=False, emoji=False, legacy_windows=False)
+    console.print(renderable(report, explain))
+    return console.export_html(inline_styles=True, code_format="<pre style=\"font-family:monospace\">{code}</pre>")
 
 
 def print_report(report: Any, explain: bool = False) -> None:
@@ -744,6 +765,11 @@ def memory_view(r: Any) -> RenderableType:
             t.add_section()
             t.add_row(Text(term.name, style="bold"), Text(f"{term.bytes:,}", style="bold green"),
                       Text(_gib(term.bytes), style="bold green"), f"the sum of the rows above; at: {r.where}")
+            if r.reserved is not None:
+                t.add_row(Text("peak reserved", style="bold"), Text(f"{r.reserved.reserved:,}", style="bold yellow"),
+                          Text(_gib(r.reserved.reserved), style="bold yellow"),
+                          f"max_memory_reserved: the caching allocator replayed over this step ({r.reserved.layers}); "
+                          f"the allocator's own allocated peak is {r.reserved.allocated:,}")
             for after in (x for x in r.terms if x.role == "after"):
                 t.add_section()
                 t.add_row(Text(f"{after.name} (all)", style="dim"), Text(f"{after.bytes:,}", style="dim"),
@@ -766,8 +792,11 @@ def memory_view(r: Any) -> RenderableType:
     if r.budget is not None:
         on = f" ({r.gpu})" if r.gpu else ""
         verdict = Text()
-        verdict.append(f"budget {_gib(r.budget)}{on}: ", style="bold")
-        verdict.append(f"batch {o.batch} {'fits' if r.fits else 'does not fit'}", style="green" if r.fits else "red")
+        ctx = f", {_gib(r.context)} of it the CUDA context" if r.context else ""
+        basis = " (reserved memory)" if r.reserved is not None else ""
+        verdict.append(f"budget {_gib(r.budget)}{on}{ctx}: ", style="bold")
+        verdict.append(f"batch {o.batch} {'fits' if r.fits else 'does not fit'}{basis}",
+                       style="green" if r.fits else "red")
         if r.max_batch:
             verdict.append(f"; the largest batch that fits at S={o.seq} is {r.max_batch:,}")
         else:
