@@ -85,17 +85,21 @@ def compare(reports: list[CountReport]) -> CompareReport:
     for name in names:
         per = []
         total = []
-        symbol = None
+        symbols = set()
         for r in reports:
             c = next((c for c in r.components if c.name == name), None)
             per.append(None if c is None else c.parameters)
             total.append(None if c is None else c.total_parameters)
-            symbol = symbol or (c.repeat_symbol if c is not None else None)
-        if symbol:
+            if c is not None:
+                symbols.add(c.repeat_symbol)
+        if any(symbols):
             from .formula import SHORT
 
+            # × L when every config repeats it L times (ModernBERT's template runs L - 1 times, after layer 0)
+            letters = {SHORT.get(s, s) if s else None for s in symbols}  # n_layers and num_hidden_layers: L
+            times = next(iter(letters)) if len(letters) == 1 else "repeat"
             rows.append(CompareRow(f"{name} (each)", tuple(per)))
-            rows.append(CompareRow(f"{name} (× {SHORT.get(symbol, symbol)})", tuple(total)))
+            rows.append(CompareRow(f"{name} (× {times})", tuple(total)))
         else:
             rows.append(CompareRow(name, tuple(total)))
     rows.append(CompareRow("total", tuple(r.total_parameters for r in reports), "total"))

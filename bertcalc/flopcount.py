@@ -188,7 +188,18 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
     prog = arch.program
     ops = prog.all_ops()
     linears = {id(op.part): op for op in ops if isinstance(op, Linear)}
-    attention = [op for op in (prog.encoder.ops if prog.encoder is not None else ()) if isinstance(op, Attention)]
+    made = {op.out: op for op in ops}
+
+    def projection(v):  # the Linear a head-split query comes from, through views and one-input ops
+        op = made.get(v)
+        while op is not None and not isinstance(op, Linear):
+            op = made.get(op.inputs[0]) if op.inputs else None
+        return op
+
+    attention: dict[int, list] = {}  # id(part of the Q projection) -> the attention ops it feeds
+    for op in ops:
+        if isinstance(op, Attention) and (src := projection(op.q)) is not None:
+            attention.setdefault(id(src.part), []).append(op)
     rows: list[FlopRow] = []
     for comp in arch.components:
         rep = comp.times_applied
@@ -205,12 +216,13 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
             formula = f"2 × {scope} × {short(in_d.symbol) or in_d.size} × {short(out_d.symbol) or out_d.size}"
             rows.append(FlopRow(f"{comp.name}: {p.label}", comp.name, "linear", formula,
                                 2 * tokens * in_d.size * out_d.size, rep))
-        if prog.encoder is not None and comp.name == prog.encoder.component and attention:
+        mine = [a for p in comp.parts for a in attention.get(id(p), ())]
+        if mine:
             for what in ("Q·Kᵀ", "probs·V"):
-                op = attention[0]
+                op = mine[0]
                 one = 2 * batch * op.heads.size * seq * seq * op.head_dim.size
                 rows.append(FlopRow(f"{comp.name}: attention {what}", comp.name, "attention",
-                                    "2 × B·A × S × S × H/A", one, rep * len(attention)))
+                                    "2 × B·A × S × S × H/A", one, rep * len(mine)))
     if gpu is not None:
         gname, spec = gpu_spec(gpu)
         key = PRECISION_PEAK[precision]

@@ -134,6 +134,17 @@ def _superscript(n: int) -> str:
     return str(n).translate(_SUP)
 
 
+def factor(symbol: str) -> tuple[int, str]:
+    """A dimension that is a whole multiple of a config field, ``3·hidden_size`` (ModernBERT's fused QKV):
+    ``(3, "hidden_size")``; any other symbol is ``(1, symbol)``."""
+    k, sep, field = symbol.partition("·")
+    return (int(k), field) if sep and k.isdigit() else (1, symbol)
+
+
 def short(symbol: str | None) -> str | None:
-    """A config field's one-letter name (``hidden_size`` -> ``H``); other symbols as they are."""
-    return SHORT.get(symbol, symbol) if symbol else None
+    """A config field's one-letter name (``hidden_size`` -> ``H``, ``3·hidden_size`` -> ``3H``); other symbols as
+    they are."""
+    if not symbol:
+        return None
+    k, field = factor(symbol)
+    return f"{k}{SHORT.get(field, field)}" if k != 1 else SHORT.get(symbol, symbol)

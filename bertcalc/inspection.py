@@ -186,7 +186,8 @@ def _head_tensors(arch: Architecture, cfg: Any) -> set[str]:
             for t in comp.templates():
                 if other.prefix and t.name.startswith(other.prefix):
                     continue
-                names |= {t.at(i) for i in range(comp.repeat)} if "{i}" in t.name else {t.name}
+                names |= {t.at(i) for i in range(comp.start, comp.start + comp.repeat)} if "{i}" in t.name \
+                    else {t.name}
     return names
 
 
@@ -213,7 +214,7 @@ class _Templates:
                     self.fixed[t.name] = (ci, t)
                 else:  # a repeated component whose names hold no index: each name once per instance
                     self.fixed.setdefault(t.name, (ci, t))
-        self.repeat = [c.repeat for c in arch.components]
+        self.span = [(c.start, c.start + c.repeat) for c in arch.components]
 
     def find(self, name: str) -> tuple[int, int, TensorSpec] | None:
         """``(component, layer index, spec)`` for a predicted name, else None."""
@@ -228,7 +229,7 @@ class _Templates:
             if not digits or (digits > 1 and rest[0] == "0") or digits > 20:
                 continue
             hit = suffixes.get(rest[digits:])
-            if hit is not None and int(rest[:digits]) < self.repeat[hit[0]]:
+            if hit is not None and self.span[hit[0]][0] <= int(rest[:digits]) < self.span[hit[0]][1]:
                 return hit[0], int(rest[:digits]), hit[1]
         return None
 
@@ -302,7 +303,7 @@ def compare(ckpt: Checkpoint, arch: Architecture, config: dict[str, Any], label:
                 row(t.name, t)
         elif expand:
             once: set[str] = set()  # a name without {i} in a repeated component is one state-dict entry
-            for i in range(comp.repeat):
+            for i in range(comp.start, comp.start + comp.repeat):
                 for t in templates:
                     if "{i}" not in t.name:
                         if t.name in once:
@@ -310,11 +311,11 @@ def compare(ckpt: Checkpoint, arch: Architecture, config: dict[str, Any], label:
                         once.add(t.name)
                     row(t.at(i), t)
         else:
-            at = 0
-            for i in [*sorted(present.get(ci, ())), comp.repeat]:
+            at, end = comp.start, comp.start + comp.repeat
+            for i in [*sorted(present.get(ci, ())), end]:
                 if i > at:  # layers at..i-1: nothing stored
                     _absent(rows, templates, at, i - 1, row)
-                if i < comp.repeat:
+                if i < end:
                     for t in templates:
                         row(t.at(i), t)
                 at = i + 1

@@ -38,15 +38,21 @@ from .program import (
     Add,
     Dropout,
     First,
+    Glu,
     Heads,
     Input,
     Linear,
     Lookup,
     Loss,
+    Mask,
+    Mean,
     Norm,
     Op,
     PositionBias,
     Program,
+    Rope,
+    Rotary,
+    Unbind,
     Value,
 )
 from .program import Attention as AttentionOp
@@ -161,8 +167,12 @@ def dtypes(p: Program, x: Ctx) -> dict[Value, int]:
                 dt[op.out] = x.c
             elif isinstance(op, Add):
                 dt[op.out] = max(of(v) for v in op.xs)
-            elif isinstance(op, (Dropout, Act, Heads, First)):
+            elif isinstance(op, (Dropout, Act, Heads, First, Unbind, Rotary, Glu, Mean)):
                 dt[op.out] = of(op.inputs[0])
+            elif isinstance(op, Rope):  # made in the hidden states' dtype
+                dt[op.out] = 4 if x.amp else x.a
+            elif isinstance(op, Mask):  # boolean for sdpa, additive in the hidden states' dtype for eager
+                dt[op.out] = 1 if x.attention == "sdpa" else (4 if x.amp else x.a)
             elif isinstance(op, Loss):
                 dt[op.out] = 4
 
@@ -229,10 +239,15 @@ def saved_of(op: Op, x: Ctx, dt: dict[Value, int]) -> list[tuple[Key, int]]:
       in :func:`weight_casts`).
     - LayerNorm: its input (cast to fp32 under autocast) and the mean and rstd of each row, in fp32.
     - Dropout: a one-byte mask. Activations: their input or output, and a composed formula's intermediates.
-    - Eager attention: ``matmul`` folds [B, A, S, H/A] into a batch, which copies the transposed q and k (and
-      v) views: the copies are what ``bmm`` saves; softmax saves its output (fp32 under autocast), dropout a
-      mask, and ``probs @ v`` the dropped-out probabilities (their bf16 cast under autocast). sdpa saves q, k,
-      v, its output and a log-sum-exp.
+    - Eager attention: ``matmul`` folds [B, A, S, H/A] into a batch, which copies a transposed view of
+      q, k or v (a tensor of its own, like a rotary output, folds as a view): the copies, or the tensors
+      themselves, are what ``bmm`` saves; softmax saves its output (fp32 under autocast), dropout a mask, and
+      ``probs @ v`` the dropped-out probabilities (their bf16 cast under autocast). sdpa saves q, k, v, its
+      output and a log-sum-exp.
+    - Rotary tables: kept by every rotary product's backward; counted once, with the op that makes them.
+      Rotary and unbind: nothing more (the products keep only the tables; a view keeps nothing).
+    - GLU: its input (the activation's input and the gate are views of it) and the activation's output.
+    - A mean over the sequence: the boolean mask and the integer count.
     - Losses: the log-softmax (fp32); under CUDA autocast the bf16 logits over the vocabulary are held to the
       backward as well (measured on an H100).
     - A position bias: the bucket ids of its lookup (int64 ``[S, S]``), which the embedding backward keeps;
@@ -261,6 +276,14 @@ def saved_of(op: Op, x: Ctx, dt: dict[Value, int]) -> list[tuple[Key, int]]:
         return [inp, ((op, "mean"), rows * 4), ((op, "rstd"), rows * 4)]
     if isinstance(op, Dropout):
         return [((op, "mask"), n(op.x))]
+    if isinstance(op, Rope):
+        return [kept(op.out)]
+    if isinstance(op, Glu):  # the activation keeps its input (a view of x) or its output, and a formula's parts
+        extra = activation_profile(op.fn)[1]
+        out = [kept(op.x), ((op, "act"), n(op.out) * dt[op.x.storage])]
+        return out + ([((op, "extra"), extra * n(op.out) * dt[op.x.storage])] if extra else [])
+    if isinstance(op, Mean):
+        return [((op, "mask"), n(op.x) // op.x.width.size), ((op, "count"), 8 * x.batch)]
     if isinstance(op, Act):
         keeps, extra, _, _ = activation_profile(op.fn)
         out = [kept(op.x) if keeps == "input" else kept(op.out)]
@@ -276,14 +299,16 @@ def saved_of(op: Op, x: Ctx, dt: dict[Value, int]) -> list[tuple[Key, int]]:
             A = op.heads.size
             return [kept(op.q), kept(op.k), kept(op.v), kept(op.out),
                     ((op, "lse"), x.batch * A * _ceil(x.seq, 32) * 4)]
-        out = [((op, "qc"), th * c), ((op, "kc"), th * c), ((op, "probs"), bass * (4 if x.amp else x.a))]
+        out = [((op, "qc"), th * c) if op.q.view_of is not None else kept(op.q),
+               ((op, "kc"), th * c) if op.k.view_of is not None else kept(op.k),
+               ((op, "probs"), bass * (4 if x.amp else x.a))]
         if op.p > 0:
             out.append(((op, "mask"), bass))
         if x.amp:
             out.append(((op, "probs_bf16"), bass * 2))
         elif op.p > 0:
             out.append(((op, "dropped"), bass * x.a))
-        out.append(((op, "vc"), n(op.v) * c))
+        out.append(((op, "vc"), n(op.v) * c) if op.v.view_of is not None else kept(op.v))
         return out
     if isinstance(op, Loss):
         if op.kind == "sum":
@@ -388,6 +413,7 @@ class Backward:
         self.grads: dict[Value, Any] = {}
         self.params: dict[int, Any] = {} if params is None else params  # id(part) -> its gradient's buffer
         self.via_linear: set[int] = set()
+        self.pending: dict[Value, list[Any]] = {}  # a fused tensor -> its pieces' gradients so far (unbind)
 
     # --------------------------------------------------------------------------------------- plumbing
 
@@ -501,6 +527,69 @@ class Backward:
     def _heads(self, op: Heads, g: Any) -> None:
         # back through transpose and view: a reshape of a transposed gradient copies it
         self._grad_in(op, g, op.x, self.n(op.x) * self.dt[op.x.storage])
+
+    def _unbind(self, op: Unbind, g: Any) -> None:
+        # the pieces' gradients wait in the node's input buffer; once all have come, stack makes x's gradient
+        waiting = self.pending.setdefault(op.x, [])
+        waiting.append(g)
+        self.release(op)
+        if len(waiting) == op.parts:
+            full = self.sim.alloc(self.n(op.x) * self.dt[op.x.storage])
+            for k in self.pending.pop(op.x):
+                self.sim.free(k)
+            self.deliver(op.x, full)
+
+    def _rotary(self, op: Rotary, g: Any) -> None:
+        # x·cos + cat(-x2, x1)·sin, backward in the engine's order: g·sin, neg of its first half, the two
+        # slices' zero-padded gradients (added in place), then g·cos (added in place)
+        sim = self.sim
+        src = self.dt[op.x.storage]
+        wide = self.x.amp and src != 4  # HF rotates in fp32 (q.float()) and casts back: the casts' backwards
+        f = self.n(op.x) * (4 if wide else src)
+        half = f * (op.x.width.size - op.x.width.size // 2) // op.x.width.size
+        if wide:
+            g32 = sim.alloc(f)
+            sim.free(g)
+            g = g32
+        gr = sim.alloc(f)
+        neg = sim.alloc(half)
+        acc = sim.alloc(f)
+        sim.free(neg)
+        s1 = sim.alloc(f)
+        sim.free(gr)
+        sim.free(s1)
+        sim.free(sim.alloc(f))
+        sim.free(g)
+        self.release(op)
+        if wide:
+            back = sim.alloc(self.n(op.x) * src)
+            sim.free(acc)
+            acc = back
+        self.deliver(op.x, acc)
+
+    def _glu(self, op: Glu, g: Any) -> None:
+        # mul: both factors' gradients; the activation's backward; chunk's backward concatenates the halves
+        sim = self.sim
+        half = self.n(op.out) * self.dt[op.x.storage]
+        ga, gg = sim.alloc(half), sim.alloc(half)
+        sim.free(g)
+        self._release_one(op, "act")
+        more = [sim.alloc(half) for _ in range(activation_profile(op.fn)[3])]
+        gi = sim.alloc(half)
+        for k in more:
+            sim.free(k)
+        sim.free(ga)
+        self.release(op)
+        full = sim.alloc(self.n(op.x) * self.dt[op.x.storage])
+        sim.free(gi)
+        sim.free(gg)
+        self.deliver(op.x, full)
+
+    def _mean(self, op: Mean, g: Any) -> None:
+        # the division's gradient, then the product's over [B, S, W] (the sum's backward is a view)
+        gd = self.sim.alloc(self.n(op.out) * self.dt[op.x.storage])
+        self.sim.free(g)
+        self._grad_in(op, gd, op.x, self.n(op.x) * self.dt[op.x.storage])
 
     def _first(self, op: First, g: Any) -> None:
         # select backward materialises a zero [B, S, H] gradient with the first rows set
@@ -764,7 +853,7 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
     dt = dtypes(p, x)
     weights = weights_bytes(arch, cfg, x.wb)
     opt, _ = optimizer_bytes(arch, o)
-    grads_total = weights - buffer_bytes(arch)
+    grads_total = weights - buffer_bytes(arch, x.wb)
     steady = weights + opt
     enc = p.encoder
     times = enc.times if enc is not None else 0
@@ -951,7 +1040,7 @@ class Forward:
         x, dt = self.x, self.dt
         if isinstance(op, Dropout):  # the identity in eval mode
             self.alias[op.out] = self.key(op.x)
-        if isinstance(op, (Heads, First, Dropout)):
+        if isinstance(op, (Heads, First, Dropout, Unbind)):
             self.produce(op.out)
             self.mark()
             return
@@ -971,6 +1060,15 @@ class Forward:
             ss = x.seq * x.seq
             extra = alloc(ss * 8) + alloc(ss * op.table.tensors[0].dims[1].size * dt[op.out])
             what = ("bucket ids", "bias lookup")
+        elif isinstance(op, Rotary):  # x·cos and rotate_half(x)·sin beside their sum (in fp32 under autocast)
+            wide = x.amp and dt[op.x.storage] != 4
+            extra = (3 if wide else 2) * alloc(x.n(op.x) * (4 if wide else dt[op.x.storage]))
+            what = ("x·cos", "rotate_half(x)·sin") + (("their fp32 sum",) if wide else ())
+        elif isinstance(op, Glu):  # beside the product: fn(a); before it, fn(a) and a composed formula's parts
+            extra = max(1, activation_profile(op.fn)[2]) * alloc(x.n(op.out) * dt[op.x.storage])
+            what = (f"{op.fn}(input)",)
+        elif isinstance(op, Mean):  # the masked product over [B, S, W]
+            extra, what = alloc(x.n(op.x) * dt[op.x.storage]), ("hidden · mask",)
         self.produce(op.out)
         self.mark(extra, what)
 
@@ -982,7 +1080,8 @@ class Forward:
             self.mark(label="attention (sdpa)")
             return
         bass = alloc(x.n(op.scores) * x.c)
-        self.mark(2 * th + bass, ("copies of Q and K for bmm", "Q·Kᵀ"), "attention scores")
+        copies = sum(th for v in (op.q, op.k) if v.view_of is not None)  # bmm folds a view by copying it
+        self.mark(copies + bass, ("copies of Q and K for bmm", "Q·Kᵀ"), "attention scores")
         self.mark(2 * bass, ("Q·Kᵀ", "its scaled copy"), "attention scores")
         sm = alloc(x.n(op.probs) * (4 if x.amp else x.a))
         if op.scores.until is not None:  # the module keeps its scaled scores past the softmax
@@ -991,7 +1090,7 @@ class Forward:
         else:
             self.mark(bass + sm, ("scaled scores", "probabilities"), "softmax")
         self.produce(op.probs, sm)
-        self.mark(2 * th, ("V copy", "probs · V"), "probs · V")
+        self.mark((2 if op.v.view_of is not None else 1) * th, ("V copy", "probs · V"), "probs · V")
         self.produce(op.out)
         self.mark(th, ("probs · V, per head",), "probs · V")
 
@@ -1019,7 +1118,9 @@ def inference_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> Inferenc
         if p.embedded.until is None and p.embedded is not p.hidden:
             f.release(p.embedded)
         for i, layer in enumerate(enc.layers):  # the template's input is held for all its inner layers
-            f.run(layer.ops, layer.moments, frozenset({layer.inp, layer.out, enc.inp}))
+            made = {op.out for op in layer.ops}
+            outside = {v for op in layer.ops for v in op.inputs if v not in made}  # held by their makers
+            f.run(layer.ops, layer.moments, frozenset({layer.inp, layer.out, enc.inp, *outside}))
             if i:
                 f.release(layer.inp)
         f.release(enc.inp)
@@ -1027,8 +1128,9 @@ def inference_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> Inferenc
     if p.embedded.until == "base" and p.embedded is not p.hidden:
         f.held.append(p.embedded)
     rest = (*p.tail, *p.head)
-    # the encoder's output is the model's (held to the end) unless the program says the base model only holds
-    # it until it returns (a final LayerNorm's output is what it returns)
+    # the last hidden state is held to the end when it is the model's output (until "end", or the embeddings'
+    # output when there are no layers); a final norm's input is freed when nothing holds it (until None: the
+    # encoder rebinds it) or when the base model returns (until "base": the base model's encoder_outputs)
     end = p.hidden.until == "end" or p.hidden is p.embedded
     f.run(rest, labels(rest), frozenset({p.hidden}) if end else frozenset(), base_end=len(p.tail))
     moments = tuple(Moment(k, b, ", ".join(dict.fromkeys(names))) for k, (b, names) in f.best.items())
@@ -1039,13 +1141,14 @@ def inference_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> Inferenc
 # ------------------------------------------------------------------------------------- weights and states
 
 
-def buffer_bytes(arch: Architecture) -> int:
-    """The integer index buffers the family registers (``position_ids``, ``token_type_ids``: int64)."""
-    return sum(alloc(8 * math.prod(b.shape)) for b in arch.buffers)
+def buffer_bytes(arch: Architecture, elem: int = 4) -> int:
+    """The buffers the family registers: integer index buffers (``position_ids``, ``token_type_ids``: int64),
+    and float ones (rotary frequencies), which ``model.to(dtype)`` casts with the weights (``elem`` bytes)."""
+    return sum(alloc((8 if b.dtype == "int64" else elem) * math.prod(b.shape)) for b in arch.buffers)
 
 
 def weights_bytes(arch: Architecture, cfg: ModelConfig, elem: int) -> int:
-    return sum(part_bytes(p, elem) * c.repeat for c in arch.components for p in c.parts) + buffer_bytes(arch)
+    return sum(part_bytes(p, elem) * c.repeat for c in arch.components for p in c.parts) + buffer_bytes(arch, elem)
 
 
 def optimizer_bytes(arch: Architecture, o: Options, exact: bool = False) -> tuple[int, str]:

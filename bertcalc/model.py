@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
-from .formula import Monomial, Polynomial, monomial
+from .formula import Monomial, Polynomial, factor, monomial
 
 Role = Literal["embedding", "weight", "bias", "norm_weight", "norm_bias"]
 PartKind = Literal["embedding", "linear", "layernorm", "bias"]
@@ -57,7 +57,9 @@ class TensorSpec:
             if d.symbol is None:
                 coef *= d.size
             else:
-                symbols.append(d.symbol)
+                k, name = factor(d.symbol)  # 3·hidden_size: 3 × hidden_size
+                coef *= k
+                symbols.append(name)
         return monomial(symbols), coef
 
     def at(self, i: int) -> str:
@@ -107,6 +109,7 @@ class Component:
     repeat: int = 1
     repeat_symbol: str | None = None
     applied: int | None = None
+    start: int = 0  # the ``{i}`` of the first instance (ModernBERT's layers 1..L-1 follow a distinct layer 0)
 
     @property
     def times_applied(self) -> int:
@@ -184,7 +187,7 @@ class Architecture:
                 for t in comp.templates():
                     yield t.name, t
                 continue
-            for i in range(comp.repeat):
+            for i in range(comp.start, comp.start + comp.repeat):
                 for t in comp.templates():
                     yield t.at(i), t
 
@@ -195,7 +198,8 @@ class Architecture:
             tied = [t for t in comp.templates() if t.tied_to is not None]
             for t in tied:
                 if "{i}" in t.name:
-                    out += [(t.at(i), t.tied_to.replace("{i}", str(i))) for i in range(comp.repeat)]
+                    out += [(t.at(i), t.tied_to.replace("{i}", str(i)))
+                            for i in range(comp.start, comp.start + comp.repeat)]
                 else:
                     out.append((t.name, t.tied_to))
         return out

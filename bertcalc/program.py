@@ -210,6 +210,65 @@ class PositionBias(Op):
 
 
 @dataclass(frozen=True, eq=False)
+class Unbind(Unary):
+    """One of ``parts`` equal pieces of the last dimension of a fused projection, split into heads:
+    ``x.view(B, S, parts, A, H/A).unbind(-3)[index].transpose(1, 2)``, a view ``[B, A, S, H/A]``. The backward
+    stacks the pieces' gradients into one new tensor of ``x``'s size once all of them have arrived."""
+
+    index: int = field(kw_only=True)
+    parts: int = field(kw_only=True)
+
+
+@dataclass(frozen=True, eq=False)
+class Rope(Op):
+    """A rotary table (``cos`` or ``sin`` of the angles, ``[1, S, H/A]``), made once per forward for a layer
+    type from ``position_ids``; no parameter, no gradient."""
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        return ()
+
+
+@dataclass(frozen=True, eq=False)
+class Rotary(Unary):
+    """Rotary position embedding of head-split ``x``: ``x·cos + rotate_half(x)·sin``, a new contiguous tensor
+    of ``x``'s shape (HF computes it in fp32 and casts back to ``x``'s dtype). The products save only the
+    tables, which are counted where they are made."""
+
+    cos: Value = field(kw_only=True)
+    sin: Value = field(kw_only=True)
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        return (self.x, self.cos, self.sin)
+
+
+@dataclass(frozen=True, eq=False)
+class Glu(Unary):
+    """A gated linear unit over the last dimension: ``a, g = x.chunk(2, -1)``, then ``fn(a) * g`` (half of
+    ``x``'s width). Saves ``x`` (the activation's input and the gate are views of it) and ``fn(a)``."""
+
+    fn: str = field(kw_only=True)
+
+
+@dataclass(frozen=True, eq=False)
+class Mask(Op):
+    """An attention mask built once per forward from the shapes alone (a sliding window, ``[B, 1, S, S]``):
+    additive, in the hidden states' dtype, for eager attention; boolean for sdpa. No gradient."""
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        return ()
+
+
+@dataclass(frozen=True, eq=False)
+class Mean(Unary):
+    """The mean over the sequence, ``[B, S, W]`` -> ``[B, W]``, as a masked mean with an all-ones mask:
+    ``(x · mask[..., None]).sum(1) / mask.sum(1)``. Saves the ``[B, S]`` boolean mask and the ``[B, 1]``
+    integer count."""
+
+
+@dataclass(frozen=True, eq=False)
 class First(Unary):
     """``hidden_states[:, 0]``: a view of the first ([CLS]) token of every sequence."""
 

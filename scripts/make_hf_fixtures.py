@@ -9,6 +9,9 @@ reads them without torch.
     python scripts/make_hf_fixtures.py            # rewrite every fixture
     python scripts/make_hf_fixtures.py --check    # exit 1 if a committed fixture differs from transformers
     python scripts/make_hf_fixtures.py --only mpnet   # one family's fixtures
+
+It also writes ``tests/fixtures/modernbert-odd-mlm-config.json``: the ``config.json`` that ``save_pretrained``
+writes for ModernBertForMaskedLM in the modernbert-odd config (what a user's checkpoint folder holds).
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "hf"
 
 HF_CONFIG = {"bert": "BertConfig", "roberta": "RobertaConfig", "distilbert": "DistilBertConfig",
              "albert": "AlbertConfig", "electra": "ElectraConfig", "mpnet": "MPNetConfig",
-             "roberta_prelayernorm": "RobertaPreLayerNormConfig", "xlm_roberta_xl": "XLMRobertaXLConfig"}
+             "roberta_prelayernorm": "RobertaPreLayerNormConfig", "xlm_roberta_xl": "XLMRobertaXLConfig",
+             "modernbert": "ModernBertConfig"}
 HF_PREFIX = {"bert": "Bert", "roberta": "Roberta", "distilbert": "DistilBert", "albert": "Albert",
              "electra": "Electra", "mpnet": "MPNet", "roberta_prelayernorm": "RobertaPreLayerNorm",
-             "xlm_roberta_xl": "XLMRobertaXL"}
+             "xlm_roberta_xl": "XLMRobertaXL", "modernbert": "ModernBert"}
 HEAD_CLASSES = {"model": "Model", "mlm": "ForMaskedLM", "pretraining": "ForPreTraining",
                 "seq-cls": "ForSequenceClassification", "token-cls": "ForTokenClassification",
                 "qa": "ForQuestionAnswering", "multiple-choice": "ForMultipleChoice"}
@@ -40,7 +44,14 @@ FAMILY_HEADS = {
     "mpnet": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
     "roberta_prelayernorm": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
     "xlm_roberta_xl": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
+    "modernbert": ("model", "mlm", "seq-cls", "token-cls", "qa"),
 }
+# Families whose fixtures also record FlopCounterMode's forward and training-step FLOPs (eager attention,
+# batch 2, sequence 64, the HF class computing its own loss; the bare model's loss is the sum of its pooled output,
+# or of last_hidden_state without a pooler)
+FLOP_FAMILIES = ("modernbert", "mpnet", "roberta_prelayernorm", "xlm_roberta_xl")
+FLOP_BATCH, FLOP_SEQ = 2, 64
+CHOICES = 2  # a multiple-choice input is [B, CHOICES, S]
 
 # The configs of bertcalc's presets, written out here as HF keyword arguments (from the hub's config.json).
 BERT_PRESETS = {
@@ -73,6 +84,13 @@ FAMILY_PRESETS = {
     "xlm-roberta-xl": ("xlm_roberta_xl", dict(vocab_size=250880, hidden_size=2560, num_hidden_layers=36,
                                               num_attention_heads=32, intermediate_size=10240,
                                               max_position_embeddings=514, type_vocab_size=1)),
+    # answerdotai/ModernBERT-base and -large, config.json
+    "modernbert-base": ("modernbert", dict(vocab_size=50368, hidden_size=768, intermediate_size=1152,
+                                           num_hidden_layers=22, num_attention_heads=12, local_attention=128,
+                                           global_attn_every_n_layers=3, classifier_pooling="mean")),
+    "modernbert-large": ("modernbert", dict(vocab_size=50368, hidden_size=1024, intermediate_size=2624,
+                                            num_hidden_layers=28, num_attention_heads=16, local_attention=128,
+                                            global_attn_every_n_layers=3, classifier_pooling="mean")),
 }
 
 # Odd shapes that a formula written for BERT-base would get wrong.
@@ -112,12 +130,17 @@ FAMILY_ODD = {
     "xlm-roberta-xl-odd": ("xlm_roberta_xl", dict(vocab_size=77, hidden_size=30, num_hidden_layers=2,
                                                   num_attention_heads=5, intermediate_size=50,
                                                   max_position_embeddings=70, type_vocab_size=3, pad_token_id=3)),
+    # H = 90 (not a multiple of 64), 5 heads of 18, a window of 16 < the sequence of 64, every bias on
+    "modernbert-odd": ("modernbert", dict(vocab_size=97, hidden_size=90, num_hidden_layers=4, num_attention_heads=5,
+                                          intermediate_size=70, max_position_embeddings=128, local_attention=16,
+                                          global_attn_every_n_layers=2, pad_token_id=3, attention_bias=True,
+                                          mlp_bias=True, norm_bias=True, classifier_bias=True, decoder_bias=False)),
+    # layer_types as save_pretrained writes it, one layer (no template), mean pooling
+    "modernbert-odd-l1": ("modernbert", dict(vocab_size=50, hidden_size=42, num_hidden_layers=1, num_attention_heads=3,
+                                             intermediate_size=11, max_position_embeddings=64, local_attention=8,
+                                             layer_types=["sliding_attention"], pad_token_id=0,
+                                             classifier_pooling="mean")),
 }
-# Families whose fixtures also record FlopCounterMode's FLOPs (forward, and a training step: forward and
-# backward of the loss bertcalc assumes) at FLOPS_SHAPE; a multiple-choice input is [B, CHOICES, S].
-FLOPS_FAMILIES = ("mpnet", "roberta_prelayernorm", "xlm_roberta_xl")
-FLOPS_SHAPE = (2, 64)
-CHOICES = 2
 
 
 def cases() -> list[dict]:
@@ -155,6 +178,8 @@ def cases() -> list[dict]:
         FAMILY_ODD["roberta-prelayernorm-odd"][1], pooler=False)
     add("xlm-roberta-xl-odd-model-nopooler", "xlm_roberta_xl", "model", FAMILY_ODD["xlm-roberta-xl-odd"][1],
         pooler=False)
+    add("modernbert-odd-seq-cls-mean", "modernbert", "seq-cls", {**FAMILY_ODD["modernbert-odd"][1],
+                                                                "classifier_pooling": "mean"})
     return out
 
 
@@ -172,25 +197,30 @@ def build(case: dict):
     return cfg, model
 
 
-def flops(case: dict, model) -> dict:
-    """FlopCounterMode's total for a no-grad eval forward, and for a training step (train mode: forward, the
-    head's own loss from labels, backward); the bare model's loss is the sum of its pooled output, or of its
-    last hidden state without a pooler. All on the meta device: shapes only."""
+def flops(case: dict) -> dict:
+    """FlopCounterMode's FLOPs of a no-grad eval forward, and of a training step (train mode: forward, the head's
+    own loss from labels, backward), eager attention, on the meta device (shapes only). The bare model's loss is
+    the sum of its pooled output, or of its last hidden state without a pooler; a multiple-choice input is
+    [B, CHOICES, S]."""
     import torch
+    import transformers
     from torch.utils.flop_counter import FlopCounterMode
 
-    b, s = FLOPS_SHAPE
-    head, cfg = case["head"], model.config
+    cfg = getattr(transformers, HF_CONFIG[case["family"]])(**case["config"])
+    cls = getattr(transformers, HF_PREFIX[case["family"]] + HEAD_CLASSES[case["head"]])
+    head = case["head"]
+    extra = {"add_pooling_layer": False} if head == "model" and not case["pooler"] else {}
+    with torch.device("meta"):
+        model = cls._from_config(cfg, attn_implementation="eager", **extra)
+    b, s = FLOP_BATCH, FLOP_SEQ
     mc = head == "multiple-choice"
-    lead = (b, CHOICES) if mc else (b,)
     meta = {"device": "meta", "dtype": torch.long}
     labels = {"mlm": {"labels": torch.zeros(b, s, **meta)},
               "seq-cls": {"labels": torch.zeros(b, **meta)},
               "token-cls": {"labels": torch.zeros(b, s, **meta)},
               "qa": {"start_positions": torch.zeros(b, **meta), "end_positions": torch.zeros(b, **meta)},
               "multiple-choice": {"labels": torch.zeros(b, **meta)}}.get(head, {})
-    ids = torch.zeros(*lead, s, **meta)
-    cfg._attn_implementation = "eager"
+    ids = torch.zeros(*((b, CHOICES) if mc else (b,)), s, **meta)
     model.eval()
     with FlopCounterMode(display=False) as fwd, torch.no_grad():
         model(input_ids=ids)
@@ -198,11 +228,12 @@ def flops(case: dict, model) -> dict:
     with FlopCounterMode(display=False) as step:
         out = model(input_ids=ids, **labels)
         if head == "model":
-            loss = (out.pooler_output if out.pooler_output is not None else out.last_hidden_state).sum()
+            pooled = getattr(out, "pooler_output", None)
+            loss = (pooled if pooled is not None else out.last_hidden_state).sum()
         else:
             loss = out.loss
         loss.backward()
-    rec = {"batch": b, "seq": s, "forward": fwd.get_total_flops(), "training_step": step.get_total_flops()}
+    rec = {"batch": b, "seq": s, "forward": fwd.get_total_flops(), "training": step.get_total_flops()}
     if mc:
         rec["choices"] = CHOICES
     return rec
@@ -228,7 +259,7 @@ def record(case: dict) -> dict:
         "num_parameters": model.num_parameters(),
         "tied": sorted([k, v] for k, v in ties.items()) if cfg.tie_word_embeddings else [],
         "state_dict": [[k, list(v.shape)] for k, v in sd.items()],
-        **({"flops": flops(case, model)} if case["family"] in FLOPS_FAMILIES else {}),
+        **({"flops": flops(case)} if case["family"] in FLOP_FAMILIES else {}),
         "generated_by": {"transformers": transformers.__version__, "torch": torch.__version__},
     }
 
@@ -240,16 +271,34 @@ def dump(rec: dict) -> str:
     return json.dumps(head, indent=1)[:-2] + ',\n "state_dict": [\n' + lines + "\n ]\n}\n"
 
 
+def saved_config_json(path: Path) -> None:
+    """The config.json of a saved ModernBertForMaskedLM (modernbert-odd), as save_pretrained writes it."""
+    import tempfile
+
+    import torch
+    import transformers
+
+    cfg = transformers.ModernBertConfig(**FAMILY_ODD["modernbert-odd"][1])
+    with torch.device("meta"):
+        model = transformers.ModernBertForMaskedLM(cfg)
+    model.config.architectures = ["ModernBertForMaskedLM"]
+    with tempfile.TemporaryDirectory() as tmp:
+        model.config.save_pretrained(tmp)
+        path.write_text((Path(tmp) / "config.json").read_text())
+    print(f"wrote {path.name}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="compare with the committed fixtures; write nothing")
-    ap.add_argument("--only", choices=sorted(HF_CONFIG), help="one family's cases (and its stale files)")
+    ap.add_argument("--only", help="only the cases whose family is this one (others are left as they are)")
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     bad = 0
     wanted = set()
     for case in cases():
         if args.only and case["family"] != args.only:
+            wanted.add(f"{case['case']}.json")
             continue
         rec = record(case)
         path = OUT / f"{case['case']}.json"
@@ -263,8 +312,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             path.write_text(dump(rec))
             print(f"wrote {path.name}  ({len(rec['state_dict'])} tensors, {rec['num_parameters']:,} parameters)")
-    stale = sorted(p.name for p in OUT.glob("*.json") if p.name not in wanted
-                   and (not args.only or json.loads(p.read_text()).get("family") == args.only))
+    if not args.check and args.only in (None, "modernbert"):
+        saved_config_json(OUT.parent / "modernbert-odd-mlm-config.json")
+    stale = sorted(p.name for p in OUT.glob("*.json") if p.name not in wanted)
     for name in stale:
         if args.check:
             bad += 1

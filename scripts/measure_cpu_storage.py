@@ -229,7 +229,8 @@ torch.nn.functional.dropout = _cuda_like_dropout
 
 FAMILY = {"bert": ("BertConfig", "Bert"), "roberta": ("RobertaConfig", "Roberta"),
           "distilbert": ("DistilBertConfig", "DistilBert"), "albert": ("AlbertConfig", "Albert"),
-          "electra": ("ElectraConfig", "Electra"), "mpnet": ("MPNetConfig", "MPNet"),
+          "electra": ("ElectraConfig", "Electra"), "modernbert": ("ModernBertConfig", "ModernBert"),
+          "mpnet": ("MPNetConfig", "MPNet"),
           "roberta_prelayernorm": ("RobertaPreLayerNormConfig", "RobertaPreLayerNorm"),
           "xlm_roberta_xl": ("XLMRobertaXLConfig", "XLMRobertaXL")}
 HEAD_CLASS = {"model": "Model", "mlm": "ForMaskedLM", "pretraining": "ForPreTraining",
@@ -240,6 +241,7 @@ HEADS = {"bert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
          "distilbert": ("model", "mlm", "seq-cls", "token-cls", "qa"),
          "albert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
          "electra": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
+         "modernbert": ("model", "mlm", "seq-cls", "token-cls", "qa"),
          "mpnet": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
          "roberta_prelayernorm": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
          "xlm_roberta_xl": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice")}
@@ -280,6 +282,21 @@ SWEEP: dict[str, tuple[str, dict[str, Any]]] = {  # name: (family, HF config kwa
                                       num_attention_heads=4, intermediate_size=1024)),
     "electra-odd": ("electra", dict(num_hidden_layers=3, hidden_size=150, embedding_size=150, num_attention_heads=5,
                                     intermediate_size=400, vocab_size=3001)),
+    # ModernBERT: layer 0 apart, local layers with a window shorter than the sequence, rotary tables, GLU
+    "modernbert-small": ("modernbert", dict(num_hidden_layers=4, hidden_size=128, num_attention_heads=2,
+                                            intermediate_size=192, vocab_size=3001, pad_token_id=0,
+                                            local_attention=32)),
+    # odd sizes (H = 90, 5 heads of 18), biases everywhere, every dropout on, mean pooling, 2-layer period
+    "modernbert-odd": ("modernbert", dict(num_hidden_layers=3, hidden_size=90, num_attention_heads=5,
+                                          intermediate_size=130, vocab_size=2001, pad_token_id=0, local_attention=16,
+                                          global_attn_every_n_layers=2, attention_bias=True, mlp_bias=True,
+                                          norm_bias=True, classifier_bias=True, embedding_dropout=0.1,
+                                          attention_dropout=0.1, mlp_dropout=0.1, classifier_dropout=0.1,
+                                          classifier_pooling="mean")),
+    # a vocabulary so small that the encoder backward, not the [B·S, V] loss, is the training peak
+    "modernbert-tinyvocab": ("modernbert", dict(num_hidden_layers=3, hidden_size=256, num_attention_heads=4,
+                                                intermediate_size=384, vocab_size=64, pad_token_id=0,
+                                                local_attention=64, decoder_bias=False)),
     "mpnet-small": ("mpnet", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=512,
                                   max_position_embeddings=514)),
     "mpnet-odd": ("mpnet", dict(num_hidden_layers=3, hidden_size=150, num_attention_heads=5, intermediate_size=400,

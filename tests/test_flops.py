@@ -123,3 +123,18 @@ def test_cli_flops_bad_input(cli, args, needle) -> None:
     from .test_cli import _bad
 
     _bad(cli("flops", "-p", "base", *args), needle)
+
+
+@pytest.mark.parametrize("preset", ["modernbert-base", "modernbert-large"])
+def test_modernbert_against_an_independent_formula(preset: str) -> None:
+    """Per layer: Wqkv 3H², Wo H², Wi 2H·I, Wo H·I per token, and the two S×S products, global and local
+    layers alike; the MLM head adds the prediction head's H² and the decoder's H·V per token."""
+    B, S = 2, 96
+    c = bertcalc.resolve(preset=preset).config
+    H, I, L, V = c.hidden_size, c.intermediate_size, c.num_hidden_layers, c.vocab_size  # noqa: E741
+    body = L * (2 * B * S * (4 * H * H + 3 * H * I) + 4 * B * S * S * H)
+    assert bertcalc.flops(preset=preset, batch=B, seq=S).forward_flops == body
+    assert bertcalc.flops(preset=preset, head="mlm", batch=B, seq=S).forward_flops == body + 2 * B * S * (H * H + H * V)
+    r = bertcalc.flops(preset=preset, head="seq-cls", batch=B, seq=S)  # mean pooling: the head sees B rows
+    assert r.forward_flops == body + 2 * B * (H * H + H * c.num_labels)
+    assert r.training_flops == 3 * r.forward_flops

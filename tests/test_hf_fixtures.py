@@ -26,11 +26,12 @@ def _config(fx: dict):
 
 def test_fixtures_present() -> None:
     assert len(FIXTURES) >= 100, "run scripts/make_hf_fixtures.py"
-    assert {f["family"] for f in FIXTURES} >= {"bert", "roberta", "distilbert", "albert", "electra", "mpnet",
-                                               "roberta_prelayernorm", "xlm_roberta_xl"}
+    assert {f["family"] for f in FIXTURES} >= {"bert", "roberta", "distilbert", "albert", "electra", "modernbert",
+                                               "mpnet", "roberta_prelayernorm", "xlm_roberta_xl"}
     assert {f["head"] for f in FIXTURES} >= {"model", "mlm", "pretraining", "seq-cls", "token-cls", "qa",
                                              "multiple-choice"}
-    assert {f["family"] for f in FIXTURES if "flops" in f} >= {"mpnet", "roberta_prelayernorm", "xlm_roberta_xl"}
+    assert {f["family"] for f in FIXTURES if "flops" in f} >= {"modernbert", "mpnet", "roberta_prelayernorm",
+                                                               "xlm_roberta_xl"}
 
 
 @pytest.mark.parametrize("fx", FIXTURES, ids=IDS)
@@ -52,14 +53,22 @@ def test_totals_and_ties_match_transformers(fx: dict) -> None:
 FLOP_FIXTURES = [f for f in FIXTURES if "flops" in f]
 
 
+def test_flop_fixtures_present() -> None:
+    """ModernBERT's fixtures carry FlopCounterMode's figures for every head, at two sizes and the odd ones."""
+    cases = {(f["family"], f["head"]) for f in FLOP_FIXTURES}
+    assert {h for fam, h in cases if fam == "modernbert"} == {"model", "mlm", "seq-cls", "token-cls", "qa"}
+    assert len(FLOP_FIXTURES) >= 20
+
+
 @pytest.mark.parametrize("fx", FLOP_FIXTURES, ids=[f["case"] for f in FLOP_FIXTURES])
 def test_flops_match_flop_counter_mode(fx: dict) -> None:
-    """FlopCounterMode on the HF class (eager): a no-grad forward, and a training step (forward, the head's loss,
-    backward). A multiple-choice input [B, C, S] runs as B·C rows."""
+    """Forward FLOPs (no grad) and a training step's (forward, HF's own loss, backward), as FlopCounterMode
+    counted them on the HF model with eager attention: bertcalc's forward and training_flops. A
+    multiple-choice input [B, C, S] runs as B·C rows."""
     f = fx["flops"]
     rows = f["batch"] * f.get("choices", 1)
     r = bertcalc.flops(_config(fx), head=fx["head"], pooler=fx["pooler"], batch=rows, seq=f["seq"])
-    assert (r.forward_flops, r.training_flops) == (f["forward"], f["training_step"])
+    assert (r.forward_flops, r.training_flops) == (f["forward"], f["training"])
 
 
 PRESET_FIXTURES = [f for f in FIXTURES if f["preset"]]
@@ -78,3 +87,19 @@ def test_presets_match_their_fixture(fx: dict) -> None:
     assert r.family == fx["family"]
     assert {k: r.config[k] for k in fx["config"]} == fx["config"]
     assert r.total_parameters == fx["num_parameters"]
+
+
+def test_a_saved_modernbert_config_json_counts_as_transformers_built_it() -> None:
+    """``config.json`` exactly as ``save_pretrained`` writes it for ModernBertForMaskedLM (5.x: ``layer_types``
+    listed per layer, ``rope_parameters``, token ids outside a small vocabulary) gives the fixture's state dict,
+    totals and FLOPs."""
+    from .conftest import ROOT
+
+    path = ROOT / "tests" / "fixtures" / "modernbert-odd-mlm-config.json"
+    fx = next(f for f in FIXTURES if f["case"] == "modernbert-odd-mlm")
+    shapes = bertcalc.shapes(config_file=path, head="mlm")
+    assert [[t["name"], t["shape"]] for t in shapes.to_dict()["tensors"]] == fx["state_dict"]
+    assert bertcalc.count(config_file=path, head="mlm").total_parameters == fx["num_parameters"]
+    f = fx["flops"]
+    r = bertcalc.flops(config_file=path, head="mlm", batch=f["batch"], seq=f["seq"])
+    assert (r.forward_flops, r.training_flops) == (f["forward"], f["training"])

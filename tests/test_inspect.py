@@ -367,3 +367,34 @@ def test_one_difference_is_singular(tmp_path: Path, cli) -> None:
     folder = build(tmp_path / "m", drop=("encoder.layer.1.output.dense.bias",))
     out = cli("inspect", str(folder)).stdout
     assert "1 difference" in out and "1 differences" not in out
+
+
+MODERNBERT = {"model_type": "modernbert", "vocab_size": 40, "hidden_size": 18, "num_hidden_layers": 3,
+              "num_attention_heads": 3, "intermediate_size": 10, "pad_token_id": 0,
+              "architectures": ["ModernBertForMaskedLM"]}
+
+
+def test_modernbert_layer_0_and_the_layers_after_it(tmp_path: Path) -> None:
+    """Layer 0 (no attn_norm) is its own component and the template starts at layers.1: a checkpoint without
+    one of layer 2's tensors is missing exactly that name."""
+    assert bertcalc.inspect(build(tmp_path / "ok", head="mlm", config=MODERNBERT)).ok
+    r = bertcalc.inspect(build(tmp_path / "m", head="mlm", config=MODERNBERT, drop=("model.layers.2.attn_norm.weight",),
+                               add={"model.layers.0.attn_norm.weight": np.zeros((18,), dtype="float32")}))
+    assert r.missing == ["model.layers.2.attn_norm.weight"]
+    assert r.unexpected == ["model.layers.0.attn_norm.weight"]  # layer 0 has none in transformers
+
+
+def test_modernbert_deep_template_is_listed_from_layer_1(tmp_path: Path) -> None:
+    """Past the expansion limit, runs of absent layers are one row per template, named from layer 1 on."""
+    cfg = {**MODERNBERT, "num_hidden_layers": 30_000}
+    folder = tmp_path / "deep"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(cfg))
+    keep = {"model.embeddings.tok_embeddings.weight": (40, 18), "model.layers.1.attn.Wqkv.weight": (54, 18)}
+    safetensors_numpy.save_file({k: np.zeros(s, dtype="float32") for k, s in keep.items()},
+                                str(folder / "model.safetensors"))
+    rows = {row.name: row for row in bertcalc.inspect(folder, head="mlm").rows}
+    assert rows["model.layers.1.attn.Wqkv.weight"].status == "matched"
+    assert rows["model.layers.1.attn_norm.weight"].status == "missing"
+    assert "missing in layers 2 to 29,999" in rows["model.layers.{2..29999}.attn.Wqkv.weight"].note
+    assert "model.layers.{0..29999}.attn.Wqkv.weight" not in rows

@@ -326,8 +326,8 @@ def test_storage_harness_agrees_for_every_family_and_head() -> None:
     msa = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(msa)
     _, rows, summary = msa.evaluate(msa.FIXTURES)
-    assert {r["family"] for r in rows} >= {"bert", "roberta", "distilbert", "albert", "electra", "mpnet",
-                                           "roberta_prelayernorm", "xlm_roberta_xl"}
+    assert {r["family"] for r in rows} >= {"bert", "roberta", "distilbert", "albert", "electra", "modernbert",
+                                           "mpnet", "roberta_prelayernorm", "xlm_roberta_xl"}
     assert {r["head"] for r in rows} >= {"model", "model-nopooler", "mlm", "pretraining", "seq-cls", "token-cls",
                                          "qa", "multiple-choice"}
     assert summary["max_abs_error"] <= 0.001, summary

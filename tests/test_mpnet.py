@@ -101,4 +101,4 @@ def test_a_saved_config_json_selects_its_class(cli, fx, tmp_path) -> None:
     assert [[t["name"], t["shape"]] for t in run("shapes")["tensors"]] == fx["state_dict"]
     f = fx["flops"]
     got = run("flops", "--batch", str(f["batch"] * f.get("choices", 1)), "--seq", str(f["seq"]))
-    assert (got["forward_flops"], got["training_flops"]) == (f["forward"], f["training_step"])
+    assert (got["forward_flops"], got["training_flops"]) == (f["forward"], f["training"])

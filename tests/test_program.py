@@ -18,7 +18,7 @@ from bertcalc.architecture import build, heads_of
 from .conftest import ROOT
 
 PRESETS = ["tiny", "roberta-base", "distilbert-base", "albert-base-v2", "electra-small-discriminator",
-           "electra-base-discriminator", "mpnet-base"]
+           "electra-base-discriminator", "modernbert-base", "mpnet-base"]
 
 
 def _cases():
@@ -83,6 +83,10 @@ def test_memory_is_o1_in_layers() -> None:
     assert r.peak_bytes > small.peak_bytes * 10**7
     albert = bertcalc.memory(preset="albert-base-v2", num_hidden_layers=10**9, num_hidden_groups=7, batch=1, seq=8)
     assert albert.peak_bytes > 0
+    # ModernBERT: layer 0 apart, then one template × (L - 1), whatever the pattern of global and local layers
+    big = bertcalc.memory(preset="modernbert-base", num_hidden_layers=10**9, batch=1, seq=8)
+    assert big.peak_bytes > bertcalc.memory(preset="modernbert-base", batch=1, seq=8).peak_bytes * 10**7
+    assert bertcalc.flops(preset="modernbert-base", num_hidden_layers=10**9, batch=1, seq=8).forward_flops > 0
 
 
 def test_albert_groups_are_bounded_work() -> None:

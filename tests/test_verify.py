@@ -61,7 +61,13 @@ def random_config(draw):
             "num_labels": draw(st.integers(1, 7)), "tie_word_embeddings": draw(st.booleans())}
     layers = draw(st.integers(0, 4))
     data["n_layers" if family == "distilbert" else "num_hidden_layers"] = layers
-    if "type_vocab_size" in cls.model_fields:
+    if family == "modernbert":
+        data["num_hidden_layers"] = max(layers, 1)  # transformers builds no ModernBertConfig without layers
+        data["pad_token_id"] = 0
+        data["global_attn_every_n_layers"] = draw(st.integers(1, 4))
+        for flag in ("attention_bias", "mlp_bias", "norm_bias", "decoder_bias", "classifier_bias"):
+            data[flag] = draw(st.booleans())
+    elif "type_vocab_size" in cls.model_fields:
         data["type_vocab_size"] = draw(st.integers(1, 4))
     if "relative_attention_num_buckets" in cls.model_fields:  # MPNet
         data["relative_attention_num_buckets"] = draw(st.integers(1, 40))
@@ -156,5 +162,11 @@ def test_family_defaults_are_hf_defaults(family: str) -> None:
     from bertcalc import families
 
     ours = config_class(family)().fields()
-    theirs = getattr(transformers, families.module(family).HF_CONFIG)()
-    assert {k: getattr(theirs, k) for k in ours} == ours
+    hf = getattr(transformers, families.module(family).HF_CONFIG)
+    theirs = hf()
+    stored = {k: v for k, v in ours.items() if hasattr(theirs, k) and v is not None}
+    assert {k: getattr(theirs, k) for k in stored} == stored
+    # a field transformers derives when it is left out (ModernBERT's layer_types) or only reads while it builds
+    # the config (global_attn_every_n_layers): our defaults, given to transformers, build its default config
+    built, default = hf(**ours).to_dict(), theirs.to_dict()
+    assert {k: built.get(k) for k in default} == default

@@ -36,16 +36,12 @@ def embedding(label: str, module: str, rows: Dim, dim: Dim, description: str = "
                 description=description, role=role)
 
 
-def layernorm(label: str, module: str, dim: Dim, description: str = "", role: str = "") -> Part:
-    """``nn.LayerNorm(dim)``: weight (γ) ``[dim]`` and bias (β) ``[dim]``."""
-    return Part(
-        label,
-        module,
-        "layernorm",
-        (TensorSpec(f"{module}.weight", (dim,), "norm_weight"), TensorSpec(f"{module}.bias", (dim,), "norm_bias")),
-        description=description,
-        role=role,
-    )
+def layernorm(label: str, module: str, dim: Dim, description: str = "", role: str = "", bias: bool = True) -> Part:
+    """``nn.LayerNorm(dim, bias=bias)``: weight (γ) ``[dim]`` and, unless ``bias=False``, bias (β) ``[dim]``."""
+    tensors = [TensorSpec(f"{module}.weight", (dim,), "norm_weight")]
+    if bias:
+        tensors.append(TensorSpec(f"{module}.bias", (dim,), "norm_bias"))
+    return Part(label, module, "layernorm", tuple(tensors), description=description, role=role)
 
 
 def lone_bias(label: str, name: str, dim: Dim, description: str = "", role: str = "") -> Part:
