@@ -57,7 +57,7 @@ def predict(rec: dict) -> dict:
     head = rec["head"]
     arch = build(cfg, head=head, pooler=rec.get("pooler", True) if head == "model" else True)
     o = memsim.Options(mode=MODES[rec["mode"]], precision="fp32", attention=rec.get("attn", "eager"),
-                       batch=rec["batch"] * rec.get("choices", 1), seq=rec["seq"])  # [B, C, S]: B·C rows
+                       batch=rec["batch"], seq=rec["seq"])  # multiple choice: the flattened B·C rows
     out = {"params": arch.total_parameters, "weights": memsim.weights_bytes(arch, cfg, 4)}
     if o.mode == "train":
         t = memsim.training_peak(arch, cfg, o)

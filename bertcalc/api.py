@@ -396,6 +396,11 @@ def memory(
     reserved: bool | None = None,
     context: int | None = None,
     alloc_conf: str | None = None,
+    nodes: int = 1,
+    offload: str | None = None,
+    fsdp: bool = False,
+    reshard: bool = True,
+    link_gbps: float | None = None,
 ) -> MemoryReport:
     """Peak GPU memory (what torch.cuda.max_memory_allocated reports), term by term.
 
@@ -404,6 +409,10 @@ def memory(
     context (``context`` bytes, default 512 MiB) fit in the budget. ``reserved=True`` reports the reserved
     figure without a budget; ``reserved=False`` fits on the allocated peak instead (fast, optimistic).
     ``alloc_conf``: ``PYTORCH_CUDA_ALLOC_CONF``'s options for the replay (``"expandable_segments:True"``).
+
+    ``zero`` (DeepSpeed stage), ``fsdp`` (FSDP2 ``fully_shard``; ``reshard``: ``reshard_after_forward``), or
+    ``gpus`` > 1 alone (DDP) add ``report.distributed``: per-rank memory for ``gpus`` × ``nodes`` ranks at
+    ``batch`` per rank (``bertcalc.distributed``), with ``offload`` (optimizer, param, both) for ZeRO.
     """
     from . import memsim as _memory
 
@@ -411,8 +420,20 @@ def memory(
     o = _memory.Options(mode=mode, precision=precision, optimizer=optimizer, attention=attention,
                         grad_checkpointing=grad_checkpointing, batch=batch, seq=seq)
     budget, gpu_name = _budget(fit, gpu)
-    return _memory.estimate(arch, spec.config, o, label=spec.label, budget=budget, gpu=gpu_name, zero=zero, gpus=gpus,
-                            reserved=reserved, context=context, allocator=_alloc_conf(alloc_conf))
+    report = _memory.estimate(arch, spec.config, o, label=spec.label, budget=budget, gpu=gpu_name,
+                              reserved=reserved, context=context, allocator=_alloc_conf(alloc_conf))
+    ddp_only = zero is None and not fsdp and offload is None
+    if not (ddp_only and (mode != "train" or gpus * nodes == 1)):
+        from . import distributed
+        from .errors import UsageError
+
+        if zero is not None and fsdp:
+            raise UsageError("--zero is DeepSpeed and --fsdp is PyTorch FSDP2: give one of them", param="fsdp")
+        setup = distributed.Setup("zero" if zero is not None else "fsdp" if fsdp else "ddp", stage=zero or 0,
+                                  gpus=gpus, nodes=nodes, offload=offload, reshard=reshard, link_gbps=link_gbps)
+        room = None if budget is None else budget - (report.context or 0)  # the card less the CUDA context
+        report = dataclasses.replace(report, distributed=distributed.plan(arch, spec.config, o, setup, room))
+    return report
 
 
 @takes_model

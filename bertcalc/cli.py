@@ -243,6 +243,7 @@ FLAGS = {
     "precision": "--precision", "mode": "--mode", "optimizer": "--optimizer", "attention": "--attention",
     "fit": "--fit", "zero": "--zero", "gpus": "--gpus", "sweep": "--sweep", "context": "--context",
     "reserved": "--reserved", "alloc_conf": "--alloc-conf", "grad_checkpointing": "--grad-checkpointing",
+    "nodes": "--nodes", "offload": "--offload", "fsdp": "--fsdp", "reshard": "--no-reshard", "link_gbps": "--link-gbps",
     # the output
     "format": "--format",
 }
@@ -752,7 +753,44 @@ def _zero_stage(value: int | None) -> int | None:
     return value
 
 
+PANEL_DIST = "Multi-GPU"
+
+
+def _dist_kw(command: str, o: dict[str, Any]) -> dict[str, Any]:
+    """The multi-GPU options -> api.memory's keywords."""
+    return dict(zero=o["zero"], gpus=o["gpus"], nodes=o["nodes"], offload=None if o["offload"] is None else
+                o["offload"].value, fsdp=o["fsdp"], reshard=not o["no_reshard"], link_gbps=o["link_gbps"])
+
+
+Offload = enum.Enum("Offload", {"optimizer": "optimizer", "param": "param", "both": "both"}, type=str,
+                    module=__name__)
+
+dist_options = OptionGroup(
+    "dist", _dist_kw,
+    zero=(Annotated[int | None, typer.Option(
+        "--zero", callback=_zero_stage, help="DeepSpeed ZeRO stage 1, 2 or 3: per-rank GPU and CPU memory, "
+        "DeepSpeed's own estimate and the paper's formulas.", rich_help_panel=PANEL_DIST, show_default=False)], None),
+    fsdp=(Annotated[bool, typer.Option("--fsdp", help="PyTorch FSDP2 fully_shard, one unit per encoder layer + "
+                                       "the root; --precision bf16/fp16 is its MixedPrecisionPolicy.",
+                                       rich_help_panel=PANEL_DIST)], False),
+    gpus=(Annotated[int | None, typer.Option(
+        "--gpus", min=1, help="GPUs per node (data-parallel ranks; alone: DDP). --batch is per GPU.",
+        rich_help_panel=PANEL_DIST, show_default=False)], None),
+    nodes=(Annotated[int, typer.Option("--nodes", min=1, help="Nodes (world size = gpus × nodes).",
+                                       rich_help_panel=PANEL_DIST)], 1),
+    offload=(Annotated[Offload | None, typer.Option(
+        "--offload", help="ZeRO CPU offload: optimizer (offload_optimizer), param (offload_param, ZeRO-3) or both.",
+        rich_help_panel=PANEL_DIST, case_sensitive=False, show_default=False)], None),
+    no_reshard=(Annotated[bool, typer.Option("--no-reshard", help="FSDP2 reshard_after_forward=False for the layer "
+                                             "units.", rich_help_panel=PANEL_DIST)], False),
+    link_gbps=(Annotated[float | None, typer.Option(
+        "--link-gbps", help="Per-GPU link bandwidth in Gbit/s: the step's communication time.",
+        rich_help_panel=PANEL_DIST, show_default=False)], None),
+)
+
+
 @app.command()
+@dist_options
 @model_options
 def memory(
     spec: ModelSpec,
@@ -777,10 +815,7 @@ def memory(
         "fit at this --seq.",
         rich_help_panel="Run", show_default=False, callback=_fit_size)] = None,
     gpu: GpuOpt = None,
-    zero: Annotated[int | None, typer.Option("--zero", callback=_zero_stage, help="ZeRO stage 1, 2 or 3: per-GPU "
-                                             "model states.", rich_help_panel="Run", show_default=False)] = None,
-    gpus: Annotated[int | None, typer.Option("--gpus", min=1, help="Data-parallel GPUs for --zero (default 1).",
-                                             rich_help_panel="Run", show_default=False)] = None,
+    dist: dict[str, Any] | None = None,
     reserved: Annotated[bool, typer.Option(
         "--reserved", help="Also show peak reserved memory (the caching allocator replayed) without a budget; "
         "with --fit or --gpu it is always shown, and decides.", rich_help_panel="Run")] = False,
@@ -806,6 +841,9 @@ def memory(
 ) -> None:
     """Estimate peak GPU memory of a training step or inference, term by term, with the formula behind each.
 
+    With --zero, --fsdp or --gpus, also each rank's GPU and CPU memory under DeepSpeed ZeRO, FSDP2 or DDP, term
+    by term with the engine's rule behind each, and the communication per step.
+
     With --sweep, a grid: rows of sequence length (and precision, attention), a column per batch, each cell the
     peak in GiB, coloured against --fit/--gpu, and the largest batch per row; -o grid.svg writes it as an image.
 
@@ -813,6 +851,7 @@ def memory(
     """
     from .api import memory as memory_
 
+    dist = dict(dist or {})
     context_bytes = None
     if context is not None:
         from .memsim import parse_size
@@ -821,8 +860,8 @@ def memory(
     if sweep:
         from .api import sweep as sweep_
 
-        if zero is not None or gpus is not None:
-            _note("memory", "--zero and --gpus do not apply to --sweep; the grid is per GPU without ZeRO")
+        if dist.get("zero") is not None or dist.get("gpus") is not None or dist.get("fsdp"):
+            _note("memory", "--zero, --fsdp and --gpus do not apply to --sweep; the grid is per GPU")
         _emit(sweep_(spec, axes=sweep, batch=batch, seq=seq, mode=mode.value, precision=precision.value,
                      optimizer="adamw" if optimizer is None else optimizer.value, attention=attention.value,
                      grad_checkpointing=grad_checkpointing, fit=fit, gpu=gpu, reserved=reserved or None,
@@ -839,14 +878,19 @@ def memory(
     infer = mode.value == "infer"
     if infer and (optimizer is not None or grad_checkpointing):
         _note("memory", "--optimizer and --grad-checkpointing apply to --mode train; inference has neither")
-    if gpus is not None and zero is None:
-        _note("memory", "--gpus only divides model states under --zero; without it the estimate is per GPU")
-    if zero is not None and gpus is None and not infer:
+    if dist.get("zero") is not None and dist.get("gpus") is None and not infer:
         _note("memory", "--zero without --gpus assumes one GPU, which divides nothing; give --gpus N")
+    if dist.get("fsdp") and dist.get("gpus") is None and not infer:
+        _note("memory", "--fsdp without --gpus assumes one GPU, which shards nothing; give --gpus N")
+    if infer and dist.get("zero") is None and not dist.get("fsdp") and (dist.get("gpus") or 1) > 1:
+        _note("memory", "--gpus with --mode infer: each GPU runs its own replica, so the estimate is per GPU")
+    if not dist.get("reshard", True) and not dist.get("fsdp"):
+        _note("memory", "--no-reshard is FSDP2's reshard_after_forward; it applies with --fsdp")
+    dist["gpus"] = dist.get("gpus") or 1
     _emit(memory_(spec, batch=batch, seq=seq, mode=mode.value, precision=precision.value,
                   optimizer="adamw" if optimizer is None else optimizer.value, attention=attention.value,
-                  grad_checkpointing=grad_checkpointing, fit=fit, gpu=gpu, zero=zero, gpus=gpus or 1,
-                  reserved=reserved or None, context=context_bytes, alloc_conf=alloc_conf), fmt, output, force=force)
+                  grad_checkpointing=grad_checkpointing, fit=fit, gpu=gpu, reserved=reserved or None,
+                  context=context_bytes, alloc_conf=alloc_conf, **dist), fmt, output, force=force)
 
 
 @app.command()

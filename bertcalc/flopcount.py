@@ -65,6 +65,7 @@ class FlopRow:
     formula: str  # "2 × B·S × H × H"
     flops: int  # per application
     repeat: int  # applications in the forward
+    backward: bool = True  # on the loss's path: its backward costs twice its forward
 
     @property
     def total(self) -> int:
@@ -95,7 +96,14 @@ class FlopsReport(ModelReport):
 
     @property
     def training_flops(self) -> int:
-        return 3 * self.forward_flops
+        """Forward plus backward: twice the forward of each matmul the loss's gradient reaches (3× the forward
+        when it reaches all of them)."""
+        return sum(r.total * (3 if r.backward else 1) for r in self.rows)
+
+    @property
+    def training_rule(self) -> str:
+        return "3 × forward" if self.training_flops == 3 * self.forward_flops else \
+            "forward + 2 × the matmuls on the loss's path"
 
     @property
     def tokens(self) -> int:
@@ -154,6 +162,34 @@ def best_precision(spec: dict[str, float | None]) -> str:
     return next((p for p in ("bf16", "fp16", "fp32") if spec.get(p) is not None), "fp32")
 
 
+def _on_loss_path(prog: Any) -> set:
+    """The values the loss's gradient reaches: walked back from each loss through the ops' inputs, the layer
+    template's output standing for the last hidden state and its input for what the embeddings hand it. A
+    value no loss depends on (DeBERTa's query_proj of the relative table when only c2p reads keys) has no
+    backward."""
+    from .program import Loss
+
+    ops = prog.all_ops()
+    made = {op.out: op for op in ops}
+    links = {}
+    if prog.encoder is not None and prog.encoder.times:
+        links = {prog.hidden: prog.encoder.out, prog.encoder.inp: prog.embedded}
+    todo = [v for op in ops if isinstance(op, Loss) for v in op.inputs]
+    seen: set = set()
+    while todo:
+        v = todo.pop()
+        if v in seen:
+            continue
+        seen.add(v)
+        if v in links:
+            todo.append(links[v])
+        if v.view_of is not None:
+            todo.append(v.view_of)
+        if v in made:
+            todo.extend(made[v].inputs)
+    return seen
+
+
 def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: str = "",
           gpu: str | None = None, peak_tflops: float | None = None, precision: str | None = DEFAULT_PRECISION,
           mfu: float = DEFAULT_MFU) -> FlopsReport:
@@ -165,7 +201,7 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
     from .architecture import check_batch
     from .config import MAX_SIZE
     from .formula import short
-    from .program import Attention, Linear, size
+    from .program import Attention, Linear, Matmul, size
 
     d = cfg.dims
     if isinstance(batch, int) and batch > MAX_SIZE:
@@ -187,7 +223,11 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
                 precision = best_precision(spec)
     prog = arch.program
     ops = prog.all_ops()
-    linears = {id(op.part): op for op in ops if isinstance(op, Linear)}
+    trained = _on_loss_path(prog)
+    linears: dict[int, list[Linear]] = {}  # a part may run on several inputs (DeBERTa's query_proj on rel too)
+    for op in ops:
+        if isinstance(op, Linear):
+            linears.setdefault(id(op.part), []).append(op)
     made = {op.out: op for op in ops}
 
     def projection(v):  # the Linear a head-split query comes from, through views and one-input ops
@@ -200,22 +240,22 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
     for op in ops:
         if isinstance(op, Attention) and (src := projection(op.q)) is not None:
             attention.setdefault(id(src.part), []).append(op)
+    matmuls = [op for op in (prog.encoder.ops if prog.encoder is not None else ()) if isinstance(op, Matmul)]
     rows: list[FlopRow] = []
     for comp in arch.components:
         rep = comp.times_applied
         for p in comp.parts:
-            op = linears.get(id(p))
-            if op is None:
-                continue
-            out_d, in_d = p.tensors[0].dims
-            lead = op.x.dims[:-1]
-            tokens = 1
-            for dim in lead:
-                tokens *= size(dim, batch, seq)
-            scope = "·".join(dim.symbol or str(dim.size) for dim in lead)
-            formula = f"2 × {scope} × {short(in_d.symbol) or in_d.size} × {short(out_d.symbol) or out_d.size}"
-            rows.append(FlopRow(f"{comp.name}: {p.label}", comp.name, "linear", formula,
-                                2 * tokens * in_d.size * out_d.size, rep))
+            for n, op in enumerate(linears.get(id(p), ())):
+                out_d, in_d = p.tensors[0].dims[:2]
+                lead = op.x.dims[:-1]
+                tokens = 1
+                for dim in lead:
+                    tokens *= size(dim, batch, seq)
+                scope = "·".join(dim.symbol or str(dim.size) for dim in lead)
+                formula = f"2 × {scope} × {short(in_d.symbol) or in_d.size} × {short(out_d.symbol) or out_d.size}"
+                name = f"{comp.name}: {p.label}" + (f" ({op.x.name})" if n else "")
+                rows.append(FlopRow(name, comp.name, "linear", formula, 2 * tokens * in_d.size * out_d.size, rep,
+                                    op.out in trained))
         mine = [a for p in comp.parts for a in attention.get(id(p), ())]
         if mine:
             for what in ("Q·Kᵀ", "probs·V"):
@@ -223,6 +263,13 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
                 one = 2 * batch * op.heads.size * seq * seq * op.head_dim.size
                 rows.append(FlopRow(f"{comp.name}: attention {what}", comp.name, "attention",
                                     "2 × B·A × S × S × H/A", one, rep * len(mine)))
+        if prog.encoder is not None and comp.name == prog.encoder.component:
+            for op in matmuls:  # 2 × (every output element) × the contracted width
+                k = op.a.dims[-1]
+                out_n = op.out.elements(batch, seq)
+                formula = f"2 × {'·'.join(d.symbol or str(d.size) for d in op.out.dims)} × {k.symbol or k.size}"
+                rows.append(FlopRow(f"{comp.name}: {op.out.description or op.out.name}", comp.name, "attention",
+                                    formula, 2 * out_n * size(k, batch, seq), rep, op.out in trained))
     if gpu is not None:
         gname, spec = gpu_spec(gpu)
         key = PRECISION_PEAK[precision]

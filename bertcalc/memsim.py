@@ -38,22 +38,32 @@ from .program import (
     Add,
     Dropout,
     First,
+    Gather,
     Glu,
     Heads,
     Input,
     Linear,
     Lookup,
     Loss,
+    Make,
     Mask,
+    MaskFill,
+    Matmul,
     Mean,
+    Mul,
     Norm,
     Op,
+    Param,
     PositionBias,
     Program,
+    Repeat,
     Rope,
     Rotary,
+    Scale,
+    Softmax,
     Unbind,
     Value,
+    size,
 )
 from .program import Attention as AttentionOp
 
@@ -163,8 +173,16 @@ def dtypes(p: Program, x: Ctx) -> dict[Value, int]:
                 dt[op.out] = 8
             elif isinstance(op, (Lookup, Norm, PositionBias)):
                 dt[op.out] = 4 if x.amp else x.a
-            elif isinstance(op, (Linear, AttentionOp)):
+            elif isinstance(op, (Linear, AttentionOp, Matmul)):
                 dt[op.out] = x.c
+            elif isinstance(op, Param):
+                dt[op.out] = x.wb
+            elif isinstance(op, Make):
+                dt[op.out] = op.nbytes
+            elif isinstance(op, Softmax):
+                dt[op.out] = 4 if x.amp else x.a
+            elif isinstance(op, (Scale, Gather, Repeat, MaskFill, Mul)):
+                dt[op.out] = of(op.x)
             elif isinstance(op, Add):
                 dt[op.out] = max(of(v) for v in op.xs)
             elif isinstance(op, (Dropout, Act, Heads, First, Unbind, Rotary, Glu, Mean)):
@@ -223,13 +241,6 @@ def sdpa(op: AttentionOp, x: Ctx) -> bool:
     return x.attention == "sdpa" and op.sdpa
 
 
-def side_inputs(enc: Any) -> tuple[Value, ...]:
-    """Values made before the encoder that every layer reads beside its input (an attention bias made once per
-    forward): their gradient is one buffer, made by the backward of the last layer and added into by the
-    others, then handed to the op that made them."""
-    return tuple(dict.fromkeys(op.bias for op in enc.ops if isinstance(op, AttentionOp) and op.bias is not None))
-
-
 def saved_of(op: Op, x: Ctx, dt: dict[Value, int]) -> list[tuple[Key, int]]:
     """What autograd keeps from ``op`` for the backward: (storage key, bytes). Storage keys are shared, so a
     tensor saved by several ops (the layer input, by Q, K and V) is counted once.
@@ -258,7 +269,10 @@ def saved_of(op: Op, x: Ctx, dt: dict[Value, int]) -> list[tuple[Key, int]]:
 
     def kept(v: Value) -> tuple[Key, int]:
         s = v.storage
-        return s, n(s) * dt[s]
+        return s, 0 if s.dtype == "param" else n(s) * dt[s]  # a parameter is counted in the weights
+
+    def elems(dims) -> int:
+        return math.prod(size(d, x.batch, x.seq) for d in dims)
 
     if isinstance(op, Linear):
         out: list[tuple[Key, int]] = []
@@ -310,6 +324,19 @@ def saved_of(op: Op, x: Ctx, dt: dict[Value, int]) -> list[tuple[Key, int]]:
             out.append(((op, "dropped"), bass * x.a))
         out.append(((op, "vc"), n(op.v) * c) if op.v.view_of is not None else kept(op.v))
         return out
+    if isinstance(op, Matmul):  # bmm keeps both operands (its own bf16 casts under autocast)
+        return [((op, r), n(v) * 2) if x.amp and dt[v.storage] != 2 else kept(v)
+                for r, v in (("a", op.a), ("b", op.b))]
+    if isinstance(op, Scale):  # DivBackward keeps the 0-dim divisor
+        return [((op, "scalar"), 4)]
+    if isinstance(op, Gather):  # gather_backward keeps its input (for its size) and the int64 index
+        return [kept(op.x), kept(op.index)]
+    if isinstance(op, MaskFill):  # the one-byte mask
+        return [((op, "mask"), elems(op.mask))]
+    if isinstance(op, Softmax):
+        return [kept(op.out)]
+    if isinstance(op, Mul):
+        return [kept(op.factor)]
     if isinstance(op, Loss):
         if op.kind == "sum":
             return []
@@ -413,6 +440,7 @@ class Backward:
         self.grads: dict[Value, Any] = {}
         self.params: dict[int, Any] = {} if params is None else params  # id(part) -> its gradient's buffer
         self.via_linear: set[int] = set()
+        self.ran: set[int] = set()  # parts given their gradient in this pass
         self.pending: dict[Value, list[Any]] = {}  # a fused tensor -> its pieces' gradients so far (unbind)
 
     # --------------------------------------------------------------------------------------- plumbing
@@ -439,8 +467,17 @@ class Backward:
         sim, amp = self.sim, self.x.amp
         first = self.first or id(part) not in self.shared
         half = sim.alloc(nbytes // 2) if amp else None
-        if first:
+        if id(part) in self.params and id(part) in self.ran:
+            # used twice in this pass (a layer's query_proj on the hidden states and on the relative table):
+            # autograd sums the two gradients out of place (the first is a transposed view), then frees both
+            tmp = sim.alloc(nbytes)
+            total = sim.alloc(nbytes)
+            sim.free(tmp)
+            sim.free(self.params[id(part)])
+            self.params[id(part)] = total
+        elif first:
             self.params[id(part)] = sim.alloc(nbytes)
+            self.ran.add(id(part))
         else:
             sim.free(sim.alloc(nbytes))
         if half is not None:
@@ -687,6 +724,26 @@ class Backward:
                 sim.free(k)
         self.release(op)
 
+    def _param(self, op: Param, g: Any) -> None:
+        self.params[id(op.part)] = g  # AccumulateGrad takes the incoming gradient as the parameter's
+
+    def _matmul(self, op: Matmul, g: Any) -> None:
+        sim, x = self.sim, self.x
+        ga = sim.alloc(self.n(op.a) * x.c)
+        gb = sim.alloc(self.n(op.b) * x.c)
+        sim.free(g)
+        self.release(op)
+        self.deliver(op.b, self._uncast(op.b, gb, 2))
+        self.deliver(op.a, self._uncast(op.a, ga, 2))
+
+    def _same_size(self, op: Op, g: Any) -> None:
+        """One gradient of the input's size: division, gather (scattered into zeros), repeat (summed),
+        masked_fill, softmax, a product with a constant."""
+        x = op.inputs[0]
+        self._grad_in(op, g, x, self.n(x) * self.dt[x.storage])
+
+    _scale = _gather = _repeat = _maskfill = _softmax = _mul = _same_size
+
     def _release_one(self, op: Op, tag: str) -> None:
         keys = self.saved.get(op, [])
         if (op, tag) in keys:
@@ -757,26 +814,56 @@ class TrainingPeak:
     where: str
     end: int  # live after the backward (steady + gradients, when nothing saved is left)
     saved_left: int  # saved bytes still in the ledger after the backward (0: every op freed what it kept)
+    # the backward's moments, for engines that change what is resident (bertcalc.distributed): the head's
+    # highest point; live when the first layer run starts and after the last; one run's rise above its start and
+    # its net change (the first application of its parameters); the embeddings' highest point
+    head_peak: int = 0
+    encoder_start: int = 0
+    layer_rise: int = 0
+    layer_net: int = 0
+    encoder_end: int = 0
+    embeddings_peak: int = 0
 
     @property
     def transient(self) -> int:
         return self.peak - self.steady - self.saved
 
 
+def shared_inputs(p: Program) -> list[Value]:
+    """Values the layer template reads that are made before it, besides its input, and that a parameter's
+    gradient flows through: a table every layer uses (DeBERTa's normalised relative embeddings), an attention
+    bias made once per forward (MPNet's position bias). Each receives one gradient over all applications: the
+    last layer's backward makes it, the others add into it, and it is handed to the op that made the value."""
+    enc = p.encoder
+    if enc is None:
+        return []
+    made = {op.out for op in enc.ops}
+    grad: set[Value] = set()  # values a parameter's gradient flows through (not masks, tables of constants)
+    for op in p.embeddings:
+        if isinstance(op, (Param, Lookup, Linear, Norm, PositionBias)) or any(v in grad for v in op.inputs):
+            grad.add(op.out)
+    # an attention's additive bias is read beside its q, k and v (not among its inputs: nothing saves it)
+    reads = [v for op in enc.ops
+             for v in (*op.inputs, *((op.bias,) if isinstance(op, AttentionOp) and op.bias is not None else ()))]
+    return list(dict.fromkeys(v for v in reads if v not in made and v is not enc.inp and v in grad))
+
+
 def _layer_run(arch: Architecture, p: Program, x: Ctx, dt: dict[Value, int], first: bool,
-               later: bool = False) -> tuple[int, int, int]:
+               accumulate: bool = False) -> tuple[int, int, int]:
     """One application of the layer template: (peak rise, net change, saved bytes left), measured from its
     start with its saved tensors and the incoming gradient live. With gradient checkpointing, only the layer's
     input was kept; the forward runs again first, saving as usual (the input itself is that same storage).
-    ``later``: the gradients of the side inputs (:func:`side_inputs`) exist already (a layer run after the
-    last one), so this run adds into them; otherwise it makes them, and they stay in its net change."""
+    ``accumulate``: the gradients of the shared inputs exist already (a later application adds into them)."""
     enc = p.encoder
     assert enc is not None
     sim = Sim()
     ops = enc.ops
     saved = saved_set(ops, x, dt)
+    once = {v.storage for v in shared_inputs(p)} & saved.keys()
+    for k in once:  # a shared input kept by the layer (the relative table without dropout): counted once, outside
+        del saved[k]
+        sim.bufs[k] = [0, 0]
     g = sim.alloc(x.n(enc.out) * dt[enc.out])
-    carried = {v: sim.alloc(x.n(v) * dt[v.storage]) for v in side_inputs(enc)} if later else {}
     start = sim.live
     if x.gc:  # the checkpointed input is already counted (L × the inputs): carry it, and do not count it twice
         kept = enc.inp.storage
@@ -798,26 +885,14 @@ def _layer_run(arch: Architecture, p: Program, x: Ctx, dt: dict[Value, int], fir
     bw = Backward(sim, x, dt, savers, owners=owners_of(arch), shared=shared if enc.groups < enc.times else frozenset(),
                   first=first)
     bw.grads[enc.out] = g
-    bw.grads.update(carried)
+    if accumulate:
+        for v in shared_inputs(p):
+            bw.grads[v] = ("held", v)  # counted in an earlier application: this one's is added and freed
     bw.run(ops)
     if x.gc and sim.has(enc.inp.storage):
         sim.free(enc.inp.storage)
     left = sum(sim.bufs[k][0] for k in saved if sim.has(k))
     return sim.peak - start, sim.live - start, left
-
-
-def _forward_end(enc: Any, side: tuple[Value, ...], layer_saved: dict[Key, int], x: Ctx, dt: dict[Value, int]) -> int:
-    """The training forward at the last op of the last layer, above everything saved so far: the layer's output,
-    what Python still holds until it is written and no op saved (the FFN's dropped-out down-projection, a local
-    of the output module), and the side inputs, held by the encoder for the whole forward. It is the training
-    step's peak only when those side inputs outweigh the backward's first temporaries."""
-    last = enc.layers[-1]
-    att = {v for op in last.ops if isinstance(op, AttentionOp) for v in (op.scores, op.probs, op.context)}
-    held = {v.storage for op in last.ops for v in (op.out,) if v.until is last.out and v not in att
-            and v.storage not in layer_saved and v.storage is not last.out}
-    nbytes = alloc(x.n(last.out) * dt[last.out])
-    nbytes += sum(alloc(x.n(v) * dt[v]) for v in held)
-    return nbytes + sum(alloc(x.n(v) * dt[v.storage]) for v in side)
 
 
 MAX_GROUPS = 1_000_000  # distinct layer parameter sets the replay walks one by one (ALBERT's num_hidden_groups)
@@ -861,12 +936,14 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
     head_ops = (*p.tail, *p.head)
     head_saved = saved_set(head_ops, x, dt)
     layer_saved = saved_set(enc.ops, x, dt) if enc is not None else {}
+    once = {v.storage for v in shared_inputs(p)} & layer_saved.keys()  # kept by every layer, stored once
+    once_bytes = saved_bytes({k: layer_saved.pop(k) for k in once}) if times else 0
     if o.grad_checkpointing and enc is not None:
         per_app = alloc(x.n(enc.inp) * dt[enc.inp])
     else:
         per_app = saved_bytes(layer_saved)
     casts = 0 if o.grad_checkpointing else weight_casts(arch, p, x)
-    saved = saved_bytes(emb_saved) + times * per_app + saved_bytes(head_saved) + casts
+    saved = saved_bytes(emb_saved) + times * per_app + saved_bytes(head_saved) + casts + once_bytes
     owners = owners_of(arch)
     # the backward: loss, head and pooler
     sim = Sim(steady + saved)
@@ -877,19 +954,19 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
     left = sum(sim.bufs[k][0] for k in head_saved if sim.has(k))
     hidden_grad = bw.grads.pop(p.hidden, None)
     live = sim.live
+    encoder_start = live
+    rise1 = net1 = 0
     # the layers, last applied first; each application frees its saved set and adds its gradients once
     best = live
-    side = side_inputs(enc) if enc is not None else ()
+    shared = shared_inputs(p)
     if times:
         rise1, net1, l1 = _layer_run(arch, p, x, dt, True)
         rise2, net2, _ = _layer_run(arch, p, x, dt, False) if enc.groups < times else (rise1, net1, l1)
         left += l1
-        if side and times > 1:  # the last layer makes the side inputs' gradients, the others add into them
-            if enc.groups < times:
-                raise NotImplementedError("side inputs of a layer template whose parameters are shared")
-            rise_b, net_b, _ = _layer_run(arch, p, x, dt, True, later=True)
-            best = max(live + rise1, live + net1 + max(0, (times - 2) * net_b) + rise_b)
-            live += net1 + (times - 1) * net_b
+        if enc.groups >= times and shared:  # the first application (the last layer) makes the shared gradients
+            riseb, netb, _ = _layer_run(arch, p, x, dt, True, accumulate=True)
+            best = live + max(rise1, net1 + max(0, (times - 2) * netb) + riseb if times > 1 else 0)
+            live += net1 + (times - 1) * netb
         elif enc.groups >= times:  # one application per parameter set: closed form
             best = live + max(0, (times - 1) * net1) + rise1
             live += times * net1
@@ -903,6 +980,8 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
                 best = max(best, live + top, live + (count - 1) * step + top)
                 live += count * step
         live -= casts  # the bf16 weight copies go with the last backward that used them
+        live -= once_bytes  # and what every layer kept of a shared input, with the first layer's
+    encoder_end = live
     # the embeddings
     emb = Sim(live)
     _register(emb, emb_saved)
@@ -914,20 +993,94 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
     if hidden_grad is not None or times:
         emb.bufs["incoming"] = [alloc(incoming), 1]  # the gradient of the encoder's input, counted in `live`
         ebw.grads[p.embedded] = "incoming"
-    for v in side if times else ():  # the side inputs' summed gradients, counted in `live`
-        emb.bufs[("side", v.name)] = [alloc(x.n(v) * dt[v.storage]), 1]
-        ebw.grads[v] = ("side", v.name)
+    for v in shared if times else ():  # the shared inputs' gradients, summed over the layers, counted in `live`
+        emb.bufs[("shared", v)] = [alloc(x.n(v) * dt[v.storage]), 1]
+        ebw.grads[v] = ("shared", v)
     ebw.run(p.embeddings)
     left += sum(emb.bufs[k][0] for k in emb_saved if emb.has(k))
-    peak = max(head_peak, best, emb.peak, steady + grads_total)
+    # the training forward's highest point, in its last layer or the head: one rule for every family (what each
+    # op makes and saves, Python's holds, the values every layer reads). Under autocast the weights' bf16 casts
+    # are live through the forward (autocast's cache)
+    forward_end = _forward_top(p, x, dt, steady + saved_bytes(emb_saved) + max(0, times - 1) * per_app + once_bytes
+                               + casts,
+                               {**emb_saved, **layer_saved, **head_saved, **dict.fromkeys(once, 0)}, shared) \
+        if not o.grad_checkpointing \
+        else 0
+    peak = max(head_peak, best, emb.peak, steady + grads_total, forward_end)
     where = max((head_peak, "loss and head backward"), (best, "encoder backward"), (emb.peak, "embeddings backward"),
-                (steady + grads_total, "optimizer step"))[1]
-    if times and not x.gc:
-        fwd = steady + saved_bytes(emb_saved) + times * per_app + casts + _forward_end(enc, side, layer_saved, x, dt)
-        if fwd > peak:
-            peak, where = fwd, "encoder forward (end of the last layer)"
+                (steady + grads_total, "optimizer step"), (forward_end, "forward, last layer and head"))[1]
     return TrainingPeak(weights, opt, grads_total, steady, saved, per_app, saved_bytes(emb_saved),
-                        saved_bytes(head_saved), casts, times, peak, where, emb.live, left)
+                        saved_bytes(head_saved), casts, times, peak, where, emb.live, left,
+                        head_peak, encoder_start, rise1, net1, encoder_end, emb.peak)
+
+
+def _forward_top(p: Program, x: Ctx, dt: dict[Value, int], start: int, saved: dict[Key, int],
+                 shared: list[Value]) -> int:
+    """The training forward's highest point in its last layer and the head: ``start`` (the model states, the
+    embeddings' and the earlier layers' saved tensors) plus what the base model holds that nothing saves (its
+    masks and shared tables), then op by op: each output and each tensor an op saves is allocated; a value is
+    freed after its last use unless it is saved or Python still holds it (``until``). A lower bound: an op's
+    own temporaries are not counted."""
+    if p.encoder is None or not p.encoder.times:
+        return 0
+    live = start
+    held = {op.out.storage for op in p.embeddings if op.out.until == "base" and not isinstance(op, Input)}
+    held |= {v.storage for v in shared}
+    held.discard(p.embedded.storage)  # the first layer's input: counted with the layers' saved tensors
+    base_only = sum(alloc(x.n(v) * dt[v]) for v in held if v not in saved and v.dtype != "param")
+    live += base_only
+    ops = (*p.encoder.ops, *p.tail, *p.head)
+    base_end = len(p.encoder.ops) + len(p.tail)  # the base model returns: what only it held is freed
+    uses: dict[Value, int] = {}
+    for op in ops:
+        for v in op.inputs:
+            uses[v.storage] = uses.get(v.storage, 0) + 1
+    inp = p.encoder.inp.storage
+    store = {inp: alloc(x.n(inp) * dt[inp])}
+    live += store[inp]
+    top = live
+    waiting: dict[Value, list[Value]] = {}
+    # ``until`` marks HF's locals, written for the no-grad forward, where dropout is its input itself. In
+    # training dropout makes a new tensor and the local is rebound to it (h = dropout(dense(h))): the hold
+    # passes to dropout's output, and dropout's input goes after its last use.
+    until: dict[Value, Any] = {}
+    for op in ops:
+        if isinstance(op, Dropout) and op.x.until is not None:
+            until[op.x.storage] = None
+            until.setdefault(op.out.storage, op.x.until)
+
+    def drop(v: Value) -> None:
+        nonlocal live
+        hold = until.get(v, v.until)
+        if v in store and v not in saved and hold is None:
+            live -= store.pop(v)
+        elif v in store and isinstance(hold, Value) and v not in saved:
+            waiting.setdefault(hold, []).append(v)
+
+    for i, op in enumerate(ops):
+        if i == base_end:
+            live -= base_only
+        if isinstance(op, Input):
+            continue
+        out = op.out.storage
+        if out not in store and out not in held and out.dtype != "param" and op.out.dims:
+            store[out] = alloc(x.n(out) * dt[out])
+            live += store[out]
+        for k, n in saved_of(op, x, dt):
+            if not isinstance(k, Value) and k not in store:
+                store[k] = alloc(n)
+                live += store[k]
+        top = max(top, live)
+        for v in waiting.pop(op.out, []):
+            if v in store:
+                live -= store.pop(v)
+        for v in {v.storage for v in op.inputs}:
+            uses[v] -= 1
+            if uses[v] == 0:
+                drop(v)
+        if uses.get(out, 0) == 0:
+            drop(out)
+    return top
 
 
 # ---------------------------------------------------------------------------------------------- inference
@@ -975,6 +1128,7 @@ class Forward:
         k = self.key(v)
         if k not in self.store:
             n = alloc(self.x.n(k) * self.dt[k]) if nbytes is None else nbytes
+            n = 0 if k.dtype == "param" else n  # a parameter used as an activation: counted in the weights
             self.store[k] = [n, 0]
             self.live += n
         self.store[k][1] += 1
@@ -1125,6 +1279,14 @@ def inference_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> Inferenc
                 f.release(layer.inp)
         f.release(enc.inp)
         f.alias[p.hidden] = f.key(enc.out)
+        if enc.out.until == "base" and enc.times > 2:
+            # every layer's output is held to the end of the base model (all_hidden_states): the last layer
+            # runs beside the outputs of all but the one before it (its input)
+            more = (enc.times - 2) * alloc(x.n(enc.out) * dt[enc.out])
+            for label in {lab for layer in enc.layers for lab in layer.moments.values()}:
+                if label in f.best:
+                    b, names = f.best[label]
+                    f.best[label] = (b + more, [*names, f"{enc.times - 2} earlier layer outputs"])
     if p.embedded.until == "base" and p.embedded is not p.hidden:
         f.held.append(p.embedded)
     rest = (*p.tail, *p.head)
@@ -1151,13 +1313,17 @@ def weights_bytes(arch: Architecture, cfg: ModelConfig, elem: int) -> int:
     return sum(part_bytes(p, elem) * c.repeat for c in arch.components for p in c.parts) + buffer_bytes(arch, elem)
 
 
-def optimizer_bytes(arch: Architecture, o: Options, exact: bool = False) -> tuple[int, str]:
+def optimizer_bytes(arch: Architecture, o: Options, exact: bool = False,
+                    params: list[tuple[Any, int]] | None = None) -> tuple[int, str]:
     """Optimizer state, from each parameter's shape, and the formula behind it. ``exact``: the states'
-    own bytes, without allocator rounding or Adam's step counters (what the ZeRO formulas count)."""
+    own bytes, without allocator rounding or Adam's step counters (what the ZeRO formulas count).
+    ``params``: (tensor, repeat) pairs to use instead of the model's own (a rank's shards: anything with
+    ``shape`` and ``parameters``)."""
     wb = o.weight_bytes
     total = 0
     rnd = (lambda nbytes: nbytes) if exact else alloc
-    params = [(t, c.repeat) for c in arch.components for p in c.parts for t in p.tensors if t.tied_to is None]
+    if params is None:
+        params = [(t, c.repeat) for c in arch.components for p in c.parts for t in p.tensors if t.tied_to is None]
     n_tensors = sum(rep for _, rep in params)
     if o.optimizer in ("adamw", "adam"):
         for t, rep in params:
@@ -1247,6 +1413,7 @@ class MemoryReport(ModelReport):
     not_counted: tuple[str, ...] = NOT_COUNTED
     reserved: Any = None  # bertcalc.reserved.Reserved: the caching allocator's replay (training)
     context: int | None = None  # bytes of the card a budget leaves to the CUDA context
+    distributed: Any = None  # a bertcalc.distributed.DistReport: per-rank memory under DDP, ZeRO or FSDP
 
     @property
     def breakdown(self) -> dict[str, int]:
@@ -1290,6 +1457,8 @@ class MemoryReport(ModelReport):
         if self.zero:
             out["zero"] = {t.name: t.bytes for t in self.zero}
             out["zero_formulas"] = {t.name: t.formula for t in self.zero}
+        if self.distributed is not None:
+            out.update(self.distributed.to_dict())
         return out
 
 

@@ -157,7 +157,8 @@ class Act(Unary):
 
 @dataclass(frozen=True, eq=False)
 class Heads(Unary):
-    """``view(B, S, A, H/A).transpose(1, 2)``: a view, split into attention heads."""
+    """``view(B, S, A, H/A).transpose(1, 2)``: a view, split into attention heads (or merged back). When its
+    value is no view (``.contiguous()`` after the transpose), it is a copy."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -271,6 +272,91 @@ class Mean(Unary):
 @dataclass(frozen=True, eq=False)
 class First(Unary):
     """``hidden_states[:, 0]``: a view of the first ([CLS]) token of every sequence."""
+
+
+@dataclass(frozen=True, eq=False)
+class Param(Op):
+    """A parameter tensor used as an activation (a table fed straight to a LayerNorm): no FLOPs and no
+    activation memory (it is counted in the weights); the gradient it receives is the parameter's."""
+
+    part: Part = field(kw_only=True)
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        return ()
+
+
+@dataclass(frozen=True, eq=False)
+class Make(Op):
+    """A tensor the forward makes from the input's shape alone (an all-ones attention mask, its [B, 1, S, S]
+    extension, relative-position ids): ``nbytes`` per element, never differentiated, nothing saved."""
+
+    nbytes: int = field(kw_only=True)
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        return ()
+
+
+@dataclass(frozen=True, eq=False)
+class Matmul(Op):
+    """A batched matmul of two activations, ``a [..., m, k] @ b [..., k, n]`` (``b`` given as ``[..., n, k]`` with
+    ``transpose_b``): ``2 × elements(out) × k`` FLOPs; autograd saves both operands."""
+
+    a: Value = field(kw_only=True)
+    b: Value = field(kw_only=True)
+    transpose_b: bool = field(default=False, kw_only=True)
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        return (self.a, self.b)
+
+
+@dataclass(frozen=True, eq=False)
+class Scale(Unary):
+    """Division by a 0-dim tensor (``x / √d``): a new tensor; autograd saves the scalar."""
+
+
+@dataclass(frozen=True, eq=False)
+class Gather(Unary):
+    """``torch.gather(x, -1, index)`` with an integer ``index`` value (made by a :class:`Make`): saves its input
+    and the index; the backward scatters the gradient into zeros of ``x``'s size."""
+
+    index: Value = field(kw_only=True)
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        return (self.x, self.index)
+
+
+@dataclass(frozen=True, eq=False)
+class Repeat(Unary):
+    """``x.repeat(B, ...)``: ``x`` copied once per sequence of the batch; saves nothing; the backward sums."""
+
+
+@dataclass(frozen=True, eq=False)
+class MaskFill(Unary):
+    """``masked_fill(~mask, min)`` with a one-byte mask of dims ``mask`` made inside the op (from the attention
+    mask): a new tensor; saves the mask."""
+
+    mask: tuple[Dim, ...] = field(kw_only=True)
+
+
+@dataclass(frozen=True, eq=False)
+class Softmax(Unary):
+    """Softmax over the last dimension (fp32 under autocast): saves its output."""
+
+
+@dataclass(frozen=True, eq=False)
+class Mul(Unary):
+    """``x * factor`` with a non-differentiated ``factor`` (a padding mask [B, S, 1], made by a :class:`Make`):
+    a new tensor; saves the factor."""
+
+    factor: Value = field(kw_only=True)
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        return (self.x, self.factor)
 
 
 LossKind = Literal["vocab", "classes", "spans", "binary", "sum"]

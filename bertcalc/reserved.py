@@ -144,8 +144,9 @@ def step_events(arch: Architecture, o: memsim.Options, n: int) -> tuple[list[Any
     def keep(tag: Any, saved: dict[Any, int]) -> None:
         ev.extend(("+", (tag, k), nb) for k, nb in saved.items())
 
-    # the forward; values made before the encoder and read by every layer (an attention bias) live through it
-    side = memsim.side_inputs(enc) if times else ()
+    # the forward; values made before the encoder and read by every layer (memsim.shared_inputs: an attention
+    # bias, a relative table) live through it; one a layer saves is counted with the layer's saved tensors
+    side = [v for v in memsim.shared_inputs(p) if v.storage not in layer_saved] if times else []
     keep("emb", emb_saved)
     ev.extend(("+", ("side", v.name), x.n(v) * dt[v.storage]) for v in side)
     cast_keys = []
@@ -173,10 +174,10 @@ def step_events(arch: Architecture, o: memsim.Options, n: int) -> tuple[list[Any
     bw = memsim.Backward(sim, x, dt, memsim._savers(head_ops, x, dt, sim), owners=owners)
     bw.run(head_ops)
     g = bw.grads.pop(p.hidden, None)
-    side_g: dict[Any, Any] = {}  # the side inputs' gradients, made by the last layer, added into by the others
     if times:
         shared_ids = frozenset(id(part) for c in arch.components if c.name == enc.component for part in c.parts)
         group_params: dict[int, dict[int, Any]] = {}
+        carried: dict[Any, Any] = {}  # gradients of what every layer reads (memsim.shared_inputs): made once
         if g is None:
             sim.tag = "top"
             g = sim.alloc(x.n(enc.out) * dt[enc.out])
@@ -197,15 +198,17 @@ def step_events(arch: Architecture, o: memsim.Options, n: int) -> tuple[list[Any
             lbw = memsim.Backward(sim, x, dt, savers, owners=owners, shared=shared_ids if shared else frozenset(),
                                   first=first, params=group_params.setdefault(grp, {}))
             lbw.grads[enc.out] = g
-            lbw.grads.update(side_g)
+            lbw.grads.update(carried)  # a later layer adds into them (its own is freed on delivery)
             lbw.run(enc.ops)
+            for v in memsim.shared_inputs(p):
+                if v in lbw.grads:
+                    carried[v] = lbw.grads.pop(v)
             if o.grad_checkpointing and sim.has(enc.inp.storage):
                 sim.free(enc.inp.storage)
             for k in layer_saved:  # saved tensors no op freed: autograd frees them with the graph, at the end
                 if sim.has(k):
                     sim.bufs[(j, "left", k)] = sim.bufs.pop(k)
             g = lbw.grads.pop(enc.inp, None)
-            side_g = {v: lbw.grads.pop(v) for v in side if v in lbw.grads}
         ev.extend(("-", k) for k in cast_keys)
         cast_keys = []
     sim.tag = "emb"
@@ -214,7 +217,8 @@ def step_events(arch: Architecture, o: memsim.Options, n: int) -> tuple[list[Any
     ebw.via_linear = bw.via_linear
     if g is not None:
         ebw.grads[p.embedded] = g
-    ebw.grads.update(side_g)
+    if times:
+        ebw.grads.update(carried)
     ebw.run(p.embeddings)
     ev.extend(("-", k) for k in cast_keys)
     # what is left: the gradients (freed by zero_grad after the optimizer step), and any saved tensor, which

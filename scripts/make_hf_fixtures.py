@@ -26,10 +26,11 @@ OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "hf"
 HF_CONFIG = {"bert": "BertConfig", "roberta": "RobertaConfig", "distilbert": "DistilBertConfig",
              "albert": "AlbertConfig", "electra": "ElectraConfig", "mpnet": "MPNetConfig",
              "roberta_prelayernorm": "RobertaPreLayerNormConfig", "xlm_roberta_xl": "XLMRobertaXLConfig",
-             "modernbert": "ModernBertConfig"}
+             "modernbert": "ModernBertConfig", "deberta_v2": "DebertaV2Config"}
 HF_PREFIX = {"bert": "Bert", "roberta": "Roberta", "distilbert": "DistilBert", "albert": "Albert",
              "electra": "Electra", "mpnet": "MPNet", "roberta_prelayernorm": "RobertaPreLayerNorm",
-             "xlm_roberta_xl": "XLMRobertaXL", "modernbert": "ModernBert"}
+             "xlm_roberta_xl": "XLMRobertaXL", "modernbert": "ModernBert",
+             "deberta_v2": "DebertaV2"}
 HEAD_CLASSES = {"model": "Model", "mlm": "ForMaskedLM", "pretraining": "ForPreTraining",
                 "seq-cls": "ForSequenceClassification", "token-cls": "ForTokenClassification",
                 "qa": "ForQuestionAnswering", "multiple-choice": "ForMultipleChoice"}
@@ -45,6 +46,7 @@ FAMILY_HEADS = {
     "roberta_prelayernorm": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
     "xlm_roberta_xl": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
     "modernbert": ("model", "mlm", "seq-cls", "token-cls", "qa"),
+    "deberta_v2": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
 }
 # Families whose fixtures also record FlopCounterMode's forward and training-step FLOPs (eager attention,
 # batch 2, sequence 64, the HF class computing its own loss; the bare model's loss is the sum of its pooled output,
@@ -67,6 +69,11 @@ BERT_PRESETS = {
     "base-chinese": dict(vocab_size=21128),
     "base-multilingual-cased": dict(vocab_size=119547),
 }
+# microsoft/deberta-v3-{xsmall,small,base,large} config.json: what the four share
+DEBERTA_V3 = dict(vocab_size=128100, max_position_embeddings=512, type_vocab_size=0, hidden_act="gelu",
+                  layer_norm_eps=1e-7, relative_attention=True, max_relative_positions=-1, position_buckets=256,
+                  norm_rel_ebd="layer_norm", share_att_key=True, pos_att_type=["p2c", "c2p"],
+                  position_biased_input=False, pooler_hidden_act="gelu", pooler_dropout=0.0, pad_token_id=0)
 FAMILY_PRESETS = {
     "roberta-base": ("roberta", dict(vocab_size=50265, max_position_embeddings=514, type_vocab_size=1,
                                      layer_norm_eps=1e-5)),
@@ -91,6 +98,10 @@ FAMILY_PRESETS = {
     "modernbert-large": ("modernbert", dict(vocab_size=50368, hidden_size=1024, intermediate_size=2624,
                                             num_hidden_layers=28, num_attention_heads=16, local_attention=128,
                                             global_attn_every_n_layers=3, classifier_pooling="mean")),
+    **{f"deberta-v3-{size}": ("deberta_v2", dict(DEBERTA_V3, hidden_size=h, num_hidden_layers=layers,
+                                                  num_attention_heads=a, intermediate_size=i))
+       for size, (h, layers, a, i) in {"xsmall": (384, 12, 6, 1536), "small": (768, 6, 12, 3072),
+                                       "base": (768, 12, 12, 3072), "large": (1024, 24, 16, 4096)}.items()},
 }
 
 # Odd shapes that a formula written for BERT-base would get wrong.
@@ -140,6 +151,18 @@ FAMILY_ODD = {
                                              intermediate_size=11, max_position_embeddings=64, local_attention=8,
                                              layer_types=["sliding_attention"], pad_token_id=0,
                                              classifier_pooling="mean")),
+    # H 30 over 3 heads, small vocab, 5 position buckets (10 rows), v3's layout otherwise
+    "deberta-odd": ("deberta_v2", dict(vocab_size=97, hidden_size=30, num_hidden_layers=2, num_attention_heads=3,
+                                       intermediate_size=50, max_position_embeddings=40, type_vocab_size=0,
+                                       relative_attention=True, position_buckets=5, norm_rel_ebd="layer_norm",
+                                       share_att_key=True, pos_att_type="p2c|c2p", position_biased_input=False)),
+    # v2's layout: own pos_key_proj / pos_query_proj, absolute positions, token types, an unbucketed span,
+    # embedding_size != H (embed_proj), no relative LayerNorm, a ConvLayer
+    "deberta-odd-v2": ("deberta_v2", dict(vocab_size=61, hidden_size=20, embedding_size=12, num_hidden_layers=3,
+                                          num_attention_heads=5, intermediate_size=33, max_position_embeddings=24,
+                                          type_vocab_size=3, relative_attention=True, max_relative_positions=7,
+                                          share_att_key=False, pos_att_type=["c2p", "p2c"],
+                                          position_biased_input=True, conv_kernel_size=3, conv_groups=2)),
 }
 
 
@@ -170,6 +193,12 @@ def cases() -> list[dict]:
         add(f"{name}-mlm-untied", family, "mlm", {**cfg, "tie_word_embeddings": False})
         add(f"{name}-seq-cls-4labels", family, "seq-cls", {**cfg, "num_labels": 4})
     add("roberta-odd-model-nopooler", "roberta", "model", FAMILY_ODD["roberta-odd"][1], pooler=False)
+    add("deberta-odd-mlm-nolegacy", "deberta_v2", "mlm", {**FAMILY_ODD["deberta-odd"][1], "legacy": False})
+    add("deberta-odd-v2-c2p-only", "deberta_v2", "model", {**FAMILY_ODD["deberta-odd-v2"][1], "pos_att_type": "c2p"})
+    # shared keys with c2p only: query_proj still projects the table, into a branch no loss reaches
+    add("deberta-odd-c2p-only", "deberta_v2", "model", {**FAMILY_ODD["deberta-odd"][1], "pos_att_type": "c2p"})
+    add("deberta-odd-norelative", "deberta_v2", "seq-cls",
+        {**FAMILY_ODD["deberta-odd"][1], "relative_attention": False})
     add("albert-odd-groups-model-nopooler", "albert", "model", FAMILY_ODD["albert-odd-groups"][1], pooler=False)
     add("mpnet-odd-model-nopooler", "mpnet", "model", FAMILY_ODD["mpnet-odd"][1], pooler=False)
     add("mpnet-base-model-nopooler", "mpnet", "model", FAMILY_PRESETS["mpnet-base"][1], pooler=False,

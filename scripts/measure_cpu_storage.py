@@ -232,7 +232,8 @@ FAMILY = {"bert": ("BertConfig", "Bert"), "roberta": ("RobertaConfig", "Roberta"
           "electra": ("ElectraConfig", "Electra"), "modernbert": ("ModernBertConfig", "ModernBert"),
           "mpnet": ("MPNetConfig", "MPNet"),
           "roberta_prelayernorm": ("RobertaPreLayerNormConfig", "RobertaPreLayerNorm"),
-          "xlm_roberta_xl": ("XLMRobertaXLConfig", "XLMRobertaXL")}
+          "xlm_roberta_xl": ("XLMRobertaXLConfig", "XLMRobertaXL"),
+          "deberta_v2": ("DebertaV2Config", "DebertaV2")}
 HEAD_CLASS = {"model": "Model", "mlm": "ForMaskedLM", "pretraining": "ForPreTraining",
               "seq-cls": "ForSequenceClassification", "token-cls": "ForTokenClassification",
               "qa": "ForQuestionAnswering", "multiple-choice": "ForMultipleChoice"}
@@ -244,12 +245,14 @@ HEADS = {"bert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
          "modernbert": ("model", "mlm", "seq-cls", "token-cls", "qa"),
          "mpnet": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
          "roberta_prelayernorm": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
-         "xlm_roberta_xl": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice")}
+         "xlm_roberta_xl": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
+         "deberta_v2": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice")}
 # families whose bare model takes add_pooling_layer
 NOPOOLER = ("bert", "roberta", "albert", "mpnet", "roberta_prelayernorm", "xlm_roberta_xl")
-CHOICES = 2  # a multiple-choice input is [B, CHOICES, S]: B·CHOICES rows
 
 SHAPES = [(4, 64), (2, 200)]
+FAMILY_SHAPES = {"deberta_v2": [(4, 64), (2, 100)]}  # S² and S·2·span terms: a smaller sweep
+CHOICES = 2  # multiple choice: input_ids [B, CHOICES, S]; the record's batch is the flattened B·CHOICES
 QUICK_SHAPES = [(2, 64)]
 
 SWEEP: dict[str, tuple[str, dict[str, Any]]] = {  # name: (family, HF config kwargs)
@@ -310,6 +313,29 @@ SWEEP: dict[str, tuple[str, dict[str, Any]]] = {  # name: (family, HF config kwa
                                              intermediate_size=512, vocab_size=30522)),
     "xlmr-xl-odd": ("xlm_roberta_xl", dict(num_hidden_layers=3, hidden_size=150, num_attention_heads=5,
                                            intermediate_size=400, vocab_size=3001)),
+    # DeBERTa-v3's layout (shared keys, both terms, bucketed relative table, no absolute positions), small
+    "deberta-small": ("deberta_v2", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2,
+                                         intermediate_size=512, vocab_size=5000, relative_attention=True,
+                                         position_buckets=32, norm_rel_ebd="layer_norm", share_att_key=True,
+                                         pos_att_type="p2c|c2p", position_biased_input=False, type_vocab_size=0)),
+    # odd: H 150 over 5 heads, own pos_key_proj/pos_query_proj, unbucketed span, absolute positions and token
+    # types, no relative LayerNorm, embedding_size != H (embed_proj)
+    "deberta-odd": ("deberta_v2", dict(num_hidden_layers=3, hidden_size=150, num_attention_heads=5,
+                                       intermediate_size=400, vocab_size=3001, relative_attention=True,
+                                       max_relative_positions=24, share_att_key=False, pos_att_type=["c2p", "p2c"],
+                                       position_biased_input=True, type_vocab_size=2, max_position_embeddings=128,
+                                       embedding_size=96)),
+    # c2p only; small enough that the training peak is in the forward's last layer, not in the backward
+    "deberta-c2p": ("deberta_v2", dict(num_hidden_layers=2, hidden_size=96, num_attention_heads=3,
+                                       intermediate_size=200, vocab_size=1000, relative_attention=True,
+                                       position_buckets=16, norm_rel_ebd="layer_norm", share_att_key=True,
+                                       pos_att_type="c2p", position_biased_input=False, type_vocab_size=0)),
+    # the same without any dropout: the relative table itself is what every layer's projections keep
+    "deberta-c2p-p0": ("deberta_v2", dict(num_hidden_layers=2, hidden_size=96, num_attention_heads=3,
+                                          intermediate_size=200, vocab_size=1000, relative_attention=True,
+                                          position_buckets=16, norm_rel_ebd="layer_norm", share_att_key=True,
+                                          pos_att_type="c2p", position_biased_input=False, type_vocab_size=0,
+                                          hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)),
 }
 
 
@@ -322,11 +348,11 @@ def build_model(family: str, head: str, cfg_kw: dict, pooler: bool = True):
 
 
 def make_inputs(family: str, head: str, cfg, batch: int, seq: int) -> tuple[torch.Tensor, dict]:
-    """input_ids in [1, vocab) ([B, CHOICES, S] for multiple choice), and the labels that make the HF class
-    compute its own loss."""
-    if head == "multiple-choice":
-        return torch.randint(1, cfg.vocab_size, (batch, CHOICES, seq)), {"labels": torch.randint(0, CHOICES, (batch,))}
+    """input_ids in [1, vocab) ([batch / CHOICES, CHOICES, S] for multiple choice: the record's batch is the
+    flattened rows), and the labels that make the HF class compute its own loss."""
     ids = torch.randint(1, cfg.vocab_size, (batch, seq))
+    if head == "multiple-choice":
+        return ids.view(batch // CHOICES, CHOICES, seq), {"labels": torch.randint(0, CHOICES, (batch // CHOICES,))}
     if head == "mlm":
         labels = {"labels": torch.randint(0, cfg.vocab_size, (batch, seq))}
     elif head == "pretraining" and family == "bert":
@@ -493,12 +519,12 @@ def selftest() -> int:
 
 
 def cases(only: str | None, quick: bool):
-    shapes = QUICK_SHAPES if quick else SHAPES
     for name, (family, cfg) in SWEEP.items():
         if only and family != only:
             continue
         if quick and not name.endswith(("-small", "-groups")):
             continue
+        shapes = QUICK_SHAPES if quick else FAMILY_SHAPES.get(family, SHAPES)
         for head in HEADS[family]:
             variants = [True, False] if head == "model" and family in NOPOOLER else [True]
             for pooler in variants:

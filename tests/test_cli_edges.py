@@ -93,7 +93,7 @@ def test_the_flag_is_named_once(cli) -> None:
 @pytest.mark.parametrize(("args", "needle"), [
     (["memory", "-p", "base", "--mode", "infer", "--optimizer", "sgd"], "--optimizer"),
     (["memory", "-p", "base", "--mode", "infer", "--grad-checkpointing"], "--grad-checkpointing"),
-    (["memory", "-p", "base", "--gpus", "8"], "--gpus"),
+    (["memory", "-p", "base", "--gpus", "8", "--no-reshard"], "--no-reshard"),  # --gpus alone is DDP (#13)
 ])
 def test_a_flag_with_no_effect_gets_a_note_and_the_run_goes_on(cli, args, needle) -> None:
     r = cli(*args)

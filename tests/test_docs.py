@@ -86,7 +86,7 @@ def test_docs_preset_table_matches_bertcalc() -> None:
     import bertcalc
 
     text = (ROOT / "docs" / "usage.md").read_text()
-    rows = re.findall(r"^\| ([a-z0-9-]+) \| ([a-z_]+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| ([\d,]+) \|",
+    rows = re.findall(r"^\| ([a-z0-9-]+) \| ([a-z0-9_]+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| ([\d,]+) \|",
                       text, re.M)
     from bertcalc import catalog
 

@@ -38,15 +38,60 @@ def test_forward_flops_equal_flop_counter_mode(preset: str, head: str) -> None:
     r = bertcalc.resolve(preset=preset)
     model = hf_model(r.config, bertcalc.count(r, head=head).model_class, True)
     model.config._attn_implementation = "eager"
+    model.config.pad_token_id = None  # only read by the padding warning, which cannot look at meta ids
     model.eval()
-    choices = 3 if head == "multiple-choice" else 1  # an input [B, C, S], run as B·C rows
     for batch, seq in SHAPES:
-        lead = (batch, choices) if choices > 1 else (batch,)
-        ids = torch.zeros(*lead, seq, dtype=torch.long, device="meta")
+        ids, flat = _inputs(head, batch, seq)
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             model(input_ids=ids)
-        ours = bertcalc.flops(r, head=head, batch=batch * choices, seq=seq).forward_flops
-        assert ours == counter.get_total_flops(), (preset, head, batch, seq)
+        assert bertcalc.flops(r, head=head, batch=flat, seq=seq).forward_flops == counter.get_total_flops(), (
+            preset, head, batch, seq)
+
+
+CHOICES = 2
+
+
+def _inputs(head: str, batch: int, seq: int):
+    """input_ids on the meta device, and the batch bertcalc is given: multiple choice reads [B, C, S] and runs
+    the base model on the B·C flattened sequences."""
+    import torch
+
+    if head == "multiple-choice":
+        return torch.zeros(batch, CHOICES, seq, dtype=torch.long, device="meta"), batch * CHOICES
+    return torch.zeros(batch, seq, dtype=torch.long, device="meta"), batch
+
+
+def _train_cases() -> list:
+    from .conftest import hf_fixtures
+
+    # DeBERTa-v2 (every head's loss reaches all its matmuls); its ConvLayer is not modelled
+    return [f for f in hf_fixtures() if f["family"] == "deberta_v2" and not f["config"].get("conv_kernel_size")
+            and f["preset"] in (None, "deberta-v3-xsmall")]
+
+
+@pytest.mark.parametrize("fx", _train_cases(), ids=lambda f: f["case"])
+def test_training_step_flops_equal_flop_counter_mode(fx: dict) -> None:
+    """A training step (forward, loss of the logits' sum, backward) at batch 2, sequence 64, against
+    FlopCounterMode on the HF model built from the fixture's config."""
+    _torch()
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from bertcalc.config import config_class
+    from bertcalc.verification import hf_model
+
+    cfg = config_class(fx["family"]).model_validate(fx["config"])
+    model = hf_model(cfg, fx["model_class"], fx["pooler"])
+    model.config._attn_implementation = "eager"
+    model.config.pad_token_id = None  # only read by the padding warning, which cannot look at meta ids
+    model.train()
+    ids, flat = _inputs(fx["head"], 2, 64)
+    with FlopCounterMode(display=False) as counter:
+        out = model(input_ids=ids)
+        y = next(getattr(out, k) for k in ("logits", "start_logits", "last_hidden_state") if getattr(out, k, None)
+                 is not None)
+        y.sum().backward()
+    r = bertcalc.flops(cfg, head=fx["head"], batch=flat, seq=64)
+    assert r.training_flops == counter.get_total_flops(), fx["case"]
 
 
 def independent_bert_forward(B: int, S: int, H: int, I: int, A: int, L: int, pooler: bool = True) -> int:  # noqa: E741

@@ -42,6 +42,10 @@ CASES = {
     "memory-base-infer": (lambda: bertcalc.memory(preset="base", mode="infer", batch=64, seq=128), {}, "◀ peak"),
     "compare-families": (lambda: bertcalc.compare(["base", "roberta-base", "distilbert-base", "albert-base-v2"]),
                          {}, "11,683,584"),
+    "memory-base-zero3-offload": (lambda: bertcalc.memory(preset="base", precision="amp-bf16", zero=3, gpus=8,
+                                                          offload="optimizer", link_gbps=400), {}, "CPU per rank"),
+    "memory-base-fsdp-fit": (lambda: bertcalc.memory(preset="base", gpus=4, fsdp=True, fit="8GiB"), {},
+                             "largest batch per GPU"),
 }
 
 

@@ -27,7 +27,7 @@ def _config(fx: dict):
 def test_fixtures_present() -> None:
     assert len(FIXTURES) >= 100, "run scripts/make_hf_fixtures.py"
     assert {f["family"] for f in FIXTURES} >= {"bert", "roberta", "distilbert", "albert", "electra", "modernbert",
-                                               "mpnet", "roberta_prelayernorm", "xlm_roberta_xl"}
+                                               "deberta_v2", "mpnet", "roberta_prelayernorm", "xlm_roberta_xl"}
     assert {f["head"] for f in FIXTURES} >= {"model", "mlm", "pretraining", "seq-cls", "token-cls", "qa",
                                              "multiple-choice"}
     assert {f["family"] for f in FIXTURES if "flops" in f} >= {"modernbert", "mpnet", "roberta_prelayernorm",

@@ -51,7 +51,7 @@ def test_the_bias_saves_its_bucket_ids_and_its_gradient_is_one_buffer() -> None:
     x = memsim.Ctx.of(memsim.Options(batch=B, seq=S))
     dt = memsim.dtypes(arch.program, x)
     _, net_last, _ = memsim._layer_run(arch, arch.program, x, dt, True)
-    _, net_later, _ = memsim._layer_run(arch, arch.program, x, dt, True, later=True)
+    _, net_later, _ = memsim._layer_run(arch, arch.program, x, dt, True, accumulate=True)
     assert net_last - net_later == memsim.alloc(B * A * S * S * 4)
     peaks = {}
     for L in (2, 3, 4):

@@ -18,7 +18,7 @@ from bertcalc.architecture import build, heads_of
 from .conftest import ROOT
 
 PRESETS = ["tiny", "roberta-base", "distilbert-base", "albert-base-v2", "electra-small-discriminator",
-           "electra-base-discriminator", "modernbert-base", "mpnet-base"]
+           "electra-base-discriminator", "modernbert-base", "mpnet-base", "deberta-v3-xsmall"]
 
 
 def _cases():
@@ -87,6 +87,27 @@ def test_memory_is_o1_in_layers() -> None:
     big = bertcalc.memory(preset="modernbert-base", num_hidden_layers=10**9, batch=1, seq=8)
     assert big.peak_bytes > bertcalc.memory(preset="modernbert-base", batch=1, seq=8).peak_bytes * 10**7
     assert bertcalc.flops(preset="modernbert-base", num_hidden_layers=10**9, batch=1, seq=8).forward_flops > 0
+
+
+def test_a_table_every_layer_reads_gets_one_gradient() -> None:
+    """DeBERTa's normalised relative table is read by every layer: its gradient exists once, made by the
+    first layer replayed (the last one) and added into by the others, whose net change is smaller by exactly
+    that [2·span, H] gradient; the peak grows by the same bytes per layer, and 10^9 layers are one replay."""
+    def peak(n: int) -> int:
+        return bertcalc.memory(preset="deberta-v3-xsmall", num_hidden_layers=n, batch=2, seq=64,
+                               optimizer="sgd").peak_bytes
+
+    p = [peak(n) for n in (2, 3, 4, 5)]
+    assert p[1] - p[0] == p[2] - p[1] == p[3] - p[2] > 0
+    arch = build(bertcalc.resolve(preset="deberta-v3-xsmall").config)
+    table = next(t for c in arch.components for part in c.parts for t in part.tensors if "rel_embeddings" in t.name)
+    one = memsim._layer_run(arch, arch.program, memsim.Ctx.of(memsim.Options(batch=2, seq=64)),
+                            memsim.dtypes(arch.program, memsim.Ctx.of(memsim.Options(batch=2, seq=64))), True)
+    again = memsim._layer_run(arch, arch.program, memsim.Ctx.of(memsim.Options(batch=2, seq=64)),
+                              memsim.dtypes(arch.program, memsim.Ctx.of(memsim.Options(batch=2, seq=64))), True,
+                              accumulate=True)
+    assert one[1] - again[1] == memsim.alloc(table.parameters * 4)  # the first keeps the table's gradient
+    assert bertcalc.memory(preset="deberta-v3-xsmall", num_hidden_layers=10**9, batch=1, seq=8).peak_bytes > 0
 
 
 def test_albert_groups_are_bounded_work() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -170,3 +171,18 @@ def test_family_defaults_are_hf_defaults(family: str) -> None:
     # the config (global_attn_every_n_layers): our defaults, given to transformers, build its default config
     built, default = hf(**ours).to_dict(), theirs.to_dict()
     assert {k: built.get(k) for k in default} == default
+    # A field the config class lacks is one the modeling code reads with getattr(config, "key", default)
+    # (DeBERTa-v2's position_buckets, share_att_key...): bertcalc's default must be that default.
+    import ast
+    import inspect
+    import re
+
+    source = Path(inspect.getsourcefile(getattr(transformers, families.module(family).HF_PREFIX + "Model"))).read_text()
+    config_source = inspect.getsource(hf)
+    for k in (k for k in ours if not hasattr(theirs, k)):
+        found = re.findall(rf'getattr\(config, "{k}", ([^)]*)\)', source)
+        if not found:  # read only while the config is built (ModernBERT's global_attn_every_n_layers): above
+            assert k in config_source, f"{family}: {k} is neither a {hf.__name__} field nor read with getattr"
+            continue
+        defaults = [ast.literal_eval(d) if d != "config.hidden_size" else None for d in found]
+        assert ours[k] in defaults, (k, found)  # conv_kernel_size: 0 decides that the ConvLayer exists

@@ -133,7 +133,7 @@ def _flops(r: Any) -> tuple[list[str], list[Row]]:
     headers = ["component", "matmul", "formula", "flops", "repeat", "total_flops"]
     rows: list[Row] = [[x.component, x.name, x.formula, x.flops, x.repeat, x.total] for x in r.rows]
     rows.append(["forward", "", "", "", "", r.forward_flops])
-    rows.append(["training", "", "3 × forward", "", "", r.training_flops])
+    rows.append(["training", "", r.training_rule, "", "", r.training_flops])
     return headers, rows
 
 
@@ -154,6 +154,16 @@ def _memory(r: Any) -> tuple[list[str], list[Row]]:
         if r.context is not None:
             rows.append(["CUDA context", "budget", r.context, "left out of the budget for the CUDA context"])
     rows += [[z.name, "zero", z.bytes, z.formula] for z in r.zero]
+    d = r.distributed
+    if d is not None:  # per rank: the "rank gpu" rows add up to the "rank gpu total" row
+        rows += [[f"per rank: {x.name}", f"rank {x.device}", x.bytes, x.rule] for x in d.terms]
+        rows += [["per rank: GPU", "rank gpu total", d.gpu_bytes, d.peak_at],
+                 ["per rank: CPU", "rank cpu total", d.cpu_bytes, ""]]
+        if d.deepspeed is not None:
+            rows += [["DeepSpeed estimate: GPU", "deepspeed", d.deepspeed[0], d.deepspeed[2]],
+                     ["DeepSpeed estimate: CPU", "deepspeed", d.deepspeed[1], d.deepspeed[2]]]
+        rows += [[f"paper: {z.name}", "paper", z.bytes, z.formula] for z in d.paper]
+        rows += [[f"communication: {c.name}", "comm", c.bytes, c.rule] for c in d.comm]
     return headers, rows
 
 

@@ -707,7 +707,8 @@ def flops_view(r: Any) -> RenderableType:
         t.add_section()
         t.add_row(*cells(Text("forward", style="bold"), "", "", "", Text(f"{r.forward_flops:,}", style="bold green"),
                          Text(flop_units(r.forward_flops), style="bold green"), "100.0%"))
-        t.add_row(*cells(Text("training step (3 × forward)", style="bold"), Text("backward = 2 × forward", style="dim"),
+        t.add_row(*cells(Text(f"training step ({r.training_rule})", style="bold"),
+                         Text("backward = 2 × forward", style="dim"),
                          "", "", f"{r.training_flops:,}", flop_units(r.training_flops), ""))
         return t
 
@@ -807,5 +808,65 @@ def memory_view(r: Any) -> RenderableType:
         parts.append(verdict)
     for z in r.zero:
         parts.append(Text(f"{z.name}: {_gib(z.bytes)}  = {z.formula}"))
+    if r.distributed is not None:
+        parts.append(distributed_view(r.distributed))
     parts.append(Text("not counted:\n" + "\n".join(f"  - {n}" for n in r.not_counted), style="dim"))
+    return Group(*parts)
+
+
+def distributed_view(d: Any) -> RenderableType:
+    """Per-rank memory under DDP, ZeRO or FSDP2: GPU rows adding up to the GPU total, then CPU rows; DeepSpeed's
+    estimate and the paper's figures beside; the communication; the settings that fit a budget."""
+    s = d.setup
+    title = Text(f"per rank: {s.label}, {s.world} ranks ({s.gpus} GPU{'s' if s.gpus > 1 else ''} × {s.nodes} "
+                 f"node{'s' if s.nodes > 1 else ''}), rank {s.rank}, local batch {d.local_batch} "
+                 f"(global {d.global_batch:,})", style="bold")
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    t.add_column("term")
+    t.add_column("where")
+    t.add_column("bytes", justify="right", no_wrap=True)
+    t.add_column("≈", justify="right", no_wrap=True)
+    t.add_column("rule", style="dim")
+    for dev, total in (("gpu", d.gpu_bytes), ("cpu", d.cpu_bytes)):
+        rows = [x for x in d.terms if x.device == dev]
+        if not rows:
+            continue
+        for x in rows:
+            t.add_row(x.name, dev.upper(), f"{x.bytes:,}", _gib(x.bytes), x.rule)
+        t.add_section()
+        at = f"at: {d.peak_at}" if dev == "gpu" else "resident through the step"
+        t.add_row(Text(f"{dev.upper()} per rank", style="bold"), dev.upper(), Text(f"{total:,}", style="bold green"),
+                  Text(_gib(total), style="bold green"), f"the sum of the {dev.upper()} rows above; {at}")
+        t.add_section()
+    parts: list[RenderableType] = [title, t]
+    if d.deepspeed is not None:
+        gpu, cpu, why = d.deepspeed
+        parts.append(Text(f"DeepSpeed's estimator: GPU {_gib(gpu)} ({gpu:,}), CPU {_gib(cpu)} ({cpu:,}) — {why}"))
+    elif s.strategy == "zero":
+        from ..distributed import NO_ESTIMATE
+
+        parts.append(Text(NO_ESTIMATE, style="dim"))
+    for z in d.paper:
+        parts.append(Text(f"paper (Rajbhandari et al. 2020), {z.name}: {_gib(z.bytes)}  = {z.formula}"))
+    comm = "  ·  ".join(f"{c.name} {_gib(c.bytes)}" for c in d.comm)
+    line = f"communication per rank per step: {_gib(d.comm_bytes)} ({comm})"
+    secs = d.comm_seconds()
+    if secs is not None:
+        line += f"; {_duration(secs)} at {s.link_gbps:g} Gbit/s, nothing overlapped"
+    parts.append(Text(line))
+    if d.fit:
+        f = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold",
+                  title=f"on {s.world} ranks, {_gib(d.budget)} each for tensors (the budget less the CUDA context)",
+                  title_justify="left")
+        f.add_column("setting")
+        f.add_column(f"GPU at batch {d.local_batch}", justify="right")
+        f.add_column("CPU", justify="right")
+        f.add_column("fits", justify="center")
+        f.add_column("largest batch per GPU", justify="right")
+        for row in d.fit:
+            f.add_row(row.setting, _gib(row.gpu_bytes), _gib(row.cpu_bytes) if row.cpu_bytes else "—",
+                      "yes" if row.fits else "no", f"{row.max_local_batch:,}")
+        parts.append(f)
+        parts.append(Text(f"the first setting that fits global batch {d.global_batch:,}: "
+                          f"{d.smallest_fit or 'none'}", style="bold"))
     return Group(*parts)
