@@ -243,7 +243,7 @@ FLAGS = {
     "peak_tflops": "--peak-tflops",
     "precision": "--precision", "mode": "--mode", "optimizer": "--optimizer", "attention": "--attention",
     "fit": "--fit", "zero": "--zero", "gpus": "--gpus", "sweep": "--sweep", "context": "--context",
-    "reserved": "--reserved", "alloc_conf": "--alloc-conf",
+    "reserved": "--reserved", "alloc_conf": "--alloc-conf", "grad_checkpointing": "--grad-checkpointing",
     "nodes": "--nodes", "offload": "--offload", "fsdp": "--fsdp", "reshard": "--no-reshard", "link_gbps": "--link-gbps",
     # the output
     "format": "--format",

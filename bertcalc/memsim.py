@@ -54,6 +54,7 @@ from .program import (
     Norm,
     Op,
     Param,
+    PositionBias,
     Program,
     Repeat,
     Rope,
@@ -176,7 +177,7 @@ def dtypes(p: Program, x: Ctx) -> dict[Value, int]:
         for op in ops:
             if isinstance(op, Input):
                 dt[op.out] = 8
-            elif isinstance(op, (Lookup, Norm)):
+            elif isinstance(op, (Lookup, Norm, PositionBias)):
                 dt[op.out] = 4 if x.amp else x.a
             elif isinstance(op, (Linear, AttentionOp, Matmul)):
                 dt[op.out] = x.c
@@ -241,6 +242,11 @@ def _ceil(x: int, m: int) -> int:
 Key = Any  # a Value (its storage), or (op, tag) for a tensor only that op holds
 
 
+def sdpa(op: AttentionOp, x: Ctx) -> bool:
+    """Whether ``op`` runs as sdpa: asked for, and the HF module has an sdpa path (else it is matmuls)."""
+    return x.attention == "sdpa" and op.sdpa
+
+
 def saved_of(op: Op, x: Ctx, dt: dict[Value, int]) -> list[tuple[Key, int]]:
     """What autograd keeps from ``op`` for the backward: (storage key, bytes). Storage keys are shared, so a
     tensor saved by several ops (the layer input, by Q, K and V) is counted once.
@@ -261,6 +267,8 @@ def saved_of(op: Op, x: Ctx, dt: dict[Value, int]) -> list[tuple[Key, int]]:
     - A mean over the sequence: the boolean mask and the integer count.
     - Losses: the log-softmax (fp32); under CUDA autocast the bf16 logits over the vocabulary are held to the
       backward as well (measured on an H100).
+    - A position bias: the bucket ids of its lookup (int64 ``[S, S]``), which the embedding backward keeps;
+      nothing of the bias itself (the in-place add that reads it saves nothing).
     """
     def n(v: Value) -> int:
         return x.n(v)
@@ -302,10 +310,12 @@ def saved_of(op: Op, x: Ctx, dt: dict[Value, int]) -> list[tuple[Key, int]]:
         if extra:
             out.append(((op, "extra"), extra * n(op.x) * dt[op.x.storage]))
         return out
+    if isinstance(op, PositionBias):
+        return [((op, "buckets"), x.seq * x.seq * 8)]
     if isinstance(op, AttentionOp):
         th, bass = n(op.q), n(op.scores)
         c = dt[op.q.storage]
-        if x.attention == "sdpa":
+        if sdpa(op, x):
             A = op.heads.size
             return [kept(op.q), kept(op.k), kept(op.v), kept(op.out),
                     ((op, "lse"), x.batch * A * _ceil(x.seq, 32) * 4)]
@@ -653,7 +663,7 @@ class Backward:
     def _attention(self, op: AttentionOp, g: Any) -> None:
         sim, x = self.sim, self.x
         th, bass, c = self.n(op.out), self.n(op.scores), x.c
-        if x.attention == "eager":
+        if not sdpa(op, x):
             gc = sim.alloc(th * c)  # [B, S, H] -> [B·A, S, H/A] for bmm: a copy
             sim.free(g)
             gp = sim.alloc(bass * c)  # probs @ V
@@ -677,6 +687,9 @@ class Backward:
                 gb = sim.alloc(bass * 2)
                 sim.free(gs)
                 gs = gb
+            if op.bias is not None:  # scores += bias: the same gradient, cast where the bias has another dtype
+                b = op.bias.storage
+                self.deliver(op.bias, sim.ref(gs) if self.dt[b] == c else sim.alloc(bass * self.dt[b]))
             graw = sim.alloc(bass * c)  # * scaling
             sim.free(gs)
             gq = sim.alloc(th * c)  # q @ k^T
@@ -693,10 +706,29 @@ class Backward:
             for k in (go, dq, delta):
                 if k is not None:
                     sim.free(k)
+            if op.bias is not None:  # an attn_mask that needs a gradient: the kernel writes one [B, A, S, S]
+                self.deliver(op.bias, sim.alloc(bass * self.dt[op.bias.storage]))
             self.release(op)
         self.deliver(op.v, gv)
         self.deliver(op.k, gk)
         self.deliver(op.q, gq)
+
+    def _positionbias(self, op: PositionBias, g: Any) -> None:
+        """The bias's gradient (summed over the layers) back through expand (a sum over the batch: ``[1, A, S, S]``),
+        the permute (a view) and the lookup: the embedding backward makes the permuted gradient contiguous
+        (``[S·S, A]``) and, past 3072 indices on CUDA, sorts them through partials as for the word table."""
+        sim, x = self.sim, self.x
+        e = self.dt[op.out.storage]
+        one = self.n(op.out) // x.batch  # A·S·S
+        summed = sim.alloc(one * e)
+        sim.free(g)
+        dense = sim.alloc(one * e)
+        partials = sim.alloc(2 * x.seq * x.seq * op.table.tensors[0].dims[1].size * 4) if x.seq ** 2 > 3072 else None
+        self.params[id(op.table)] = sim.alloc(part_bytes(op.table, x.wb))
+        for k in (partials, dense, summed):
+            if k is not None:
+                sim.free(k)
+        self.release(op)
 
     def _param(self, op: Param, g: Any) -> None:
         self.params[id(op.part)] = g  # AccumulateGrad takes the incoming gradient as the parameter's
@@ -804,18 +836,22 @@ class TrainingPeak:
 
 
 def shared_inputs(p: Program) -> list[Value]:
-    """Values the layer template reads that are made before it, besides its input: a table every layer uses
-    (DeBERTa's normalised relative embeddings). Each receives one gradient over all applications."""
+    """Values the layer template reads that are made before it, besides its input, and that a parameter's
+    gradient flows through: a table every layer uses (DeBERTa's normalised relative embeddings), an attention
+    bias made once per forward (MPNet's position bias). Each receives one gradient over all applications: the
+    last layer's backward makes it, the others add into it, and it is handed to the op that made the value."""
     enc = p.encoder
     if enc is None:
         return []
     made = {op.out for op in enc.ops}
     grad: set[Value] = set()  # values a parameter's gradient flows through (not masks, tables of constants)
     for op in p.embeddings:
-        if isinstance(op, (Param, Lookup, Linear, Norm)) or any(v in grad for v in op.inputs):
+        if isinstance(op, (Param, Lookup, Linear, Norm, PositionBias)) or any(v in grad for v in op.inputs):
             grad.add(op.out)
-    return list(dict.fromkeys(v for op in enc.ops for v in op.inputs
-                              if v not in made and v is not enc.inp and v in grad))
+    # an attention's additive bias is read beside its q, k and v (not among its inputs: nothing saves it)
+    reads = [v for op in enc.ops
+             for v in (*op.inputs, *((op.bias,) if isinstance(op, AttentionOp) and op.bias is not None else ()))]
+    return list(dict.fromkeys(v for v in reads if v not in made and v is not enc.inp and v in grad))
 
 
 def _layer_run(arch: Architecture, p: Program, x: Ctx, dt: dict[Value, int], first: bool,
@@ -968,7 +1004,11 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
         ebw.grads[v] = ("shared", v)
     ebw.run(p.embeddings)
     left += sum(emb.bufs[k][0] for k in emb_saved if emb.has(k))
-    forward_end = _forward_top(p, x, dt, steady + saved_bytes(emb_saved) + max(0, times - 1) * per_app + once_bytes,
+    # the training forward's highest point, in its last layer or the head: one rule for every family (what each
+    # op makes and saves, Python's holds, the values every layer reads). Under autocast the weights' bf16 casts
+    # are live through the forward (autocast's cache)
+    forward_end = _forward_top(p, x, dt, steady + saved_bytes(emb_saved) + max(0, times - 1) * per_app + once_bytes
+                               + casts,
                                {**emb_saved, **layer_saved, **head_saved, **dict.fromkeys(once, 0)}, shared) \
         if not o.grad_checkpointing \
         else 0
@@ -1149,8 +1189,10 @@ class Forward:
                 uses[v] -= 1
                 if uses[v] == 0:
                     retire(v)
-            if isinstance(op, AttentionOp) and self.x.attention == "eager":
+            if isinstance(op, AttentionOp) and not sdpa(op, self.x):
                 retire(op.probs)
+                if op.scores.until is not None:
+                    retire(op.scores)
             if op.out not in uses:
                 retire(op.out)
 
@@ -1174,6 +1216,10 @@ class Forward:
             if more:
                 extra = more * alloc(x.n(op.x) * dt[op.x.storage])
                 what = (f"{more} more from the composed {op.fn}",)
+        elif isinstance(op, PositionBias):  # the [S, S] bucket ids and the [S, S, A] lookup, until it returns
+            ss = x.seq * x.seq
+            extra = alloc(ss * 8) + alloc(ss * op.table.tensors[0].dims[1].size * dt[op.out])
+            what = ("bucket ids", "bias lookup")
         elif isinstance(op, Rotary):  # x·cos and rotate_half(x)·sin beside their sum (in fp32 under autocast)
             wide = x.amp and dt[op.x.storage] != 4
             extra = (3 if wide else 2) * alloc(x.n(op.x) * (4 if wide else dt[op.x.storage]))
@@ -1195,7 +1241,7 @@ class Forward:
             # projections stand for their cached copies, held (one more reference each, never released).
             self.produce(op.k)
             self.produce(op.v)
-        if x.attention == "sdpa":
+        if sdpa(op, x):
             self.produce(op.out)
             self.mark(label="attention (sdpa)")
             return
@@ -1205,7 +1251,11 @@ class Forward:
         self.mark(copies + bass, ("copies of Q and K for bmm", "Q·Kᵀ"), "attention scores")
         self.mark(2 * bass, ("Q·Kᵀ", "its scaled copy"), "attention scores")
         sm = alloc(x.n(op.probs) * (4 if x.amp else x.a))
-        self.mark(bass + sm, ("scaled scores", "probabilities"), "softmax")
+        if op.scores.until is not None:  # the module keeps its scaled scores past the softmax
+            self.produce(op.scores, bass)
+            self.mark(sm, ("probabilities",), "softmax")
+        else:
+            self.mark(bass + sm, ("scaled scores", "probabilities"), "softmax")
         self.produce(op.probs, sm)
         v_copy = op.v.view_of is not None and not op.cache  # a decoder's cached V is contiguous: no copy
         self.mark((2 if v_copy else 1) * th, ("V copy", "probs · V"), "probs · V")
@@ -1263,9 +1313,11 @@ def inference_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> Inferenc
     if p.embedded.until == "base" and p.embedded is not p.hidden:
         f.held.append(p.embedded)
     rest = (*p.tail, *p.head)
-    # the last hidden state is held to the end unless nothing holds it (a final norm rebinds it)
-    f.run(rest, labels(rest), frozenset({p.hidden}) if p.hidden.until is not None else frozenset(),
-          base_end=len(p.tail))
+    # the last hidden state is held to the end when it is the model's output (until "end", or the embeddings'
+    # output when there are no layers); a final norm's input is freed when nothing holds it (until None: the
+    # encoder rebinds it) or when the base model returns (until "base": the base model's encoder_outputs)
+    end = p.hidden.until == "end" or p.hidden is p.embedded
+    f.run(rest, labels(rest), frozenset({p.hidden}) if end else frozenset(), base_end=len(p.tail))
     moments = tuple(Moment(k, b, ", ".join(dict.fromkeys(names))) for k, (b, names) in f.best.items())
     top = max(moments, key=lambda m: m.bytes)
     return InferencePeak(weights, moments, weights + top.bytes, top.label)
@@ -1488,6 +1540,19 @@ def zero_terms(arch: Architecture, o: Options, stage: int, gpus: int) -> tuple[T
     )
 
 
+def unsupported(arch: Architecture, cfg: ModelConfig, o: Options) -> None:
+    """Refuse what transformers cannot run for this model: sdpa where its attention module has no sdpa path,
+    gradient checkpointing where its layers cannot be checkpointed."""
+    p = arch.program
+    name = cfg.display or arch.model_class
+    if o.attention == "sdpa" and any(isinstance(op, AttentionOp) and not op.sdpa for op in p.all_ops()):
+        raise UsageError(f"{name}'s attention has no sdpa implementation in transformers (it computes the scores "
+                         "with matmuls, whatever attn_implementation asks); use --attention eager", param="attention")
+    if o.mode == "train" and o.grad_checkpointing and p.encoder is not None and not p.encoder.checkpointing:
+        raise UsageError(f"transformers cannot checkpoint {name}'s layers (supports_gradient_checkpointing is "
+                         "False); leave out --grad-checkpointing", param="grad_checkpointing")
+
+
 def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "", budget: int | None = None,
              gpu: str | None = None, zero: int | None = None, gpus: int = 1, reserved: bool | None = None,
              context: int | None = None, allocator: Any = None) -> MemoryReport:
@@ -1503,6 +1568,7 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
     if o.attention not in ATTENTIONS:
         raise UsageError(f"unknown attention {o.attention!r}; choose eager or sdpa", param="attention")
     check_batch(cfg, o.batch, o.seq)
+    unsupported(arch, cfg, o)
     n = arch.total_parameters
     wb = o.weight_bytes
     terms: list[Term] = []

@@ -165,7 +165,13 @@ class Heads(Unary):
 class Attention(Op):
     """Scaled dot-product attention over head-split ``q``, ``k``, ``v`` (``[B, A, S, H/A]``), with dropout ``p``
     on the probabilities, merged back into ``out`` (``[B, S, H]``). ``scores``, ``probs`` and ``context`` are
-    the intermediate values of the eager implementation, for the listing."""
+    the intermediate values of the eager implementation, for the listing.
+
+    ``bias``, where there is one, is a ``[B, A, S, S]`` value added to the scaled scores before the softmax
+    (``scores += bias``, in place): made once, before the encoder (:class:`PositionBias`), and read by every
+    layer, so its gradient is summed over the layers. ``sdpa`` is False where the HF module has no sdpa path
+    (it always computes the scores with matmuls). A ``scores.until`` that is set keeps the scores alive past
+    the softmax in a no-grad forward (a local variable of the HF module)."""
 
     q: Value = field(kw_only=True)
     k: Value = field(kw_only=True)
@@ -180,6 +186,8 @@ class Attention(Op):
     # a decoder (is_decoder): eager attention adds a causal mask, made once by the base model as a float
     # [B, 1, S, S] tensor (sdpa uses is_causal and makes none)
     causal: bool = field(default=False, kw_only=True)
+    bias: Value | None = field(default=None, kw_only=True)
+    sdpa: bool = field(default=True, kw_only=True)
 
     @property
     def inputs(self) -> tuple[Value, ...]:
@@ -192,6 +200,20 @@ class Attention(Op):
     @property
     def head_dim(self) -> Dim:
         return self.q.dims[-1]
+
+
+@dataclass(frozen=True, eq=False)
+class PositionBias(Op):
+    """A learned additive attention bias ``[B, A, S, S]``: ``table`` (``[buckets, A]``) looked up by the
+    relative-position bucket of every (query, key) pair (an int64 ``[S, S]``), permuted to ``[A, S, S]`` and
+    expanded over the batch into a contiguous tensor. No input but the sequence length; 0 FLOPs (bucketing
+    is integer arithmetic, the lookup a gather). Read by :class:`Attention` as ``bias``."""
+
+    table: Part = field(kw_only=True)
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        return ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -373,12 +395,14 @@ class Layer:
 @dataclass(frozen=True)
 class Encoder:
     """The layer template (one or more layers: ALBERT's inner group), applied ``times`` in all, cycling through
-    ``groups`` distinct parameter sets (``times`` of them, unless layers are shared)."""
+    ``groups`` distinct parameter sets (``times`` of them, unless layers are shared). ``checkpointing`` is
+    False where HF cannot checkpoint the layers (``supports_gradient_checkpointing`` is False)."""
 
     component: str
     layers: tuple[Layer, ...]
     times: int
     groups: int
+    checkpointing: bool = True
 
     @property
     def inp(self) -> Value:

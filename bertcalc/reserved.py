@@ -144,8 +144,11 @@ def step_events(arch: Architecture, o: memsim.Options, n: int) -> tuple[list[Any
     def keep(tag: Any, saved: dict[Any, int]) -> None:
         ev.extend(("+", (tag, k), nb) for k, nb in saved.items())
 
-    # the forward
+    # the forward; values made before the encoder and read by every layer (memsim.shared_inputs: an attention
+    # bias, a relative table) live through it; one a layer saves is counted with the layer's saved tensors
+    side = [v for v in memsim.shared_inputs(p) if v.storage not in layer_saved] if times else []
     keep("emb", emb_saved)
+    ev.extend(("+", ("side", v.name), x.n(v) * dt[v.storage]) for v in side)
     cast_keys = []
     for j in range(times):
         if not shared or j == 0:
@@ -160,6 +163,7 @@ def step_events(arch: Architecture, o: memsim.Options, n: int) -> tuple[list[Any
     for pid, nb in outer:
         cast_keys.append(("cast", "outer", pid))
         ev.append(("+", cast_keys[-1], nb))
+    ev.extend(("-", ("side", v.name)) for v in side)
     keep("head", head_saved)
 
     # the backward, on one ledger

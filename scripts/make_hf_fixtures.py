@@ -12,7 +12,7 @@ suite reads them without torch.
     pip install torch==2.13.0 transformers
     python scripts/make_hf_fixtures.py            # rewrite every fixture
     python scripts/make_hf_fixtures.py --check    # exit 1 if a committed fixture differs from transformers
-    python scripts/make_hf_fixtures.py --only modernbert   # one family's fixtures
+    python scripts/make_hf_fixtures.py --only mpnet   # one family's fixtures
 
 It also writes ``tests/fixtures/modernbert-odd-mlm-config.json``: the ``config.json`` that ``save_pretrained``
 writes for ModernBertForMaskedLM in the modernbert-odd config (what a user's checkpoint folder holds).
@@ -29,10 +29,13 @@ OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "hf"
 
 HF_CONFIG = {"bert": "BertConfig", "roberta": "RobertaConfig", "distilbert": "DistilBertConfig",
              "albert": "AlbertConfig", "electra": "ElectraConfig", "xlm_roberta": "XLMRobertaConfig",
-             "camembert": "CamembertConfig", "modernbert": "ModernBertConfig", "deberta_v2": "DebertaV2Config"}
+             "camembert": "CamembertConfig", "modernbert": "ModernBertConfig", "deberta_v2": "DebertaV2Config",
+             "mpnet": "MPNetConfig", "roberta_prelayernorm": "RobertaPreLayerNormConfig",
+             "xlm_roberta_xl": "XLMRobertaXLConfig"}
 HF_PREFIX = {"bert": "Bert", "roberta": "Roberta", "distilbert": "DistilBert", "albert": "Albert",
              "electra": "Electra", "xlm_roberta": "XLMRoberta", "camembert": "Camembert", "modernbert": "ModernBert",
-             "deberta_v2": "DebertaV2"}
+             "deberta_v2": "DebertaV2", "mpnet": "MPNet", "roberta_prelayernorm": "RobertaPreLayerNorm",
+             "xlm_roberta_xl": "XLMRobertaXL"}
 HEAD_CLASSES = {"model": "Model", "mlm": "ForMaskedLM", "pretraining": "ForPreTraining",
                 "seq-cls": "ForSequenceClassification", "token-cls": "ForTokenClassification",
                 "qa": "ForQuestionAnswering", "multiple-choice": "ForMultipleChoice", "causal-lm": "ForCausalLM",
@@ -49,11 +52,17 @@ FAMILY_HEADS = {
     "camembert": ROBERTA_HEADS,
     "modernbert": ("model", "mlm", "seq-cls", "token-cls", "qa"),
     "deberta_v2": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
+    "mpnet": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
+    "roberta_prelayernorm": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
+    "xlm_roberta_xl": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
 }
-POOLER_ARG = ("bert", "roberta", "albert", "xlm_roberta", "camembert")  # bare models taking add_pooling_layer
-# ModernBERT's fixtures record FLOPs with its own capture (flops below); every other family's with flops_all
-FLOP_FAMILIES = ("modernbert",)
+POOLER_ARG = ("bert", "roberta", "albert", "xlm_roberta", "camembert", "mpnet", "roberta_prelayernorm",
+              "xlm_roberta_xl")  # bare models taking add_pooling_layer
+# these families' fixtures record FLOPs with ``flops`` below (the HF class computing its own loss; the bare
+# model's loss is the sum of its pooled output, or of last_hidden_state); every other family's with flops_all
+FLOP_FAMILIES = ("modernbert", "mpnet", "roberta_prelayernorm", "xlm_roberta_xl")
 FLOP_BATCH, FLOP_SEQ, FLOP_CHOICES = 2, 64, 2
+CHOICES = FLOP_CHOICES  # a multiple-choice input is [B, CHOICES, S]
 
 # The configs of bertcalc's presets, written out here as HF keyword arguments (from the hub's config.json).
 BERT_PRESETS = {
@@ -95,6 +104,10 @@ FAMILY_PRESETS = {
                                               max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5)),
     "camembert-base": ("camembert", dict(vocab_size=32005, max_position_embeddings=514, type_vocab_size=1,
                                          layer_norm_eps=1e-5)),
+    "mpnet-base": ("mpnet", dict(max_position_embeddings=514, layer_norm_eps=1e-5)),
+    "xlm-roberta-xl": ("xlm_roberta_xl", dict(vocab_size=250880, hidden_size=2560, num_hidden_layers=36,
+                                              num_attention_heads=32, intermediate_size=10240,
+                                              max_position_embeddings=514, type_vocab_size=1)),
     # answerdotai/ModernBERT-base and -large, config.json
     "modernbert-base": ("modernbert", dict(vocab_size=50368, hidden_size=768, intermediate_size=1152,
                                            num_hidden_layers=22, num_attention_heads=12, local_attention=128,
@@ -131,6 +144,20 @@ FAMILY_ODD = {
     "electra-odd-noproject": ("electra", dict(vocab_size=70, embedding_size=32, hidden_size=32,
                                               num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
                                               max_position_embeddings=24, type_vocab_size=3)),
+    # H 30 (not a multiple of 64), 5 heads, a small vocabulary, more bias buckets than the forward reads, room
+    # for the FLOPs' 64 tokens after the padding offset
+    "mpnet-odd": ("mpnet", dict(vocab_size=77, hidden_size=30, num_hidden_layers=2, num_attention_heads=5,
+                                intermediate_size=50, max_position_embeddings=70, relative_attention_num_buckets=36)),
+    # andreasmadsen/efficient_mlm_m0.40's shapes (RoBERTa-base's), and an odd one
+    "roberta-prelayernorm-base": ("roberta_prelayernorm", dict(vocab_size=50265, max_position_embeddings=514,
+                                                               type_vocab_size=1, layer_norm_eps=1e-5)),
+    "roberta-prelayernorm-odd": ("roberta_prelayernorm", dict(vocab_size=77, hidden_size=30, num_hidden_layers=2,
+                                                              num_attention_heads=5, intermediate_size=50,
+                                                              max_position_embeddings=70, type_vocab_size=3,
+                                                              pad_token_id=3)),
+    "xlm-roberta-xl-odd": ("xlm_roberta_xl", dict(vocab_size=77, hidden_size=30, num_hidden_layers=2,
+                                                  num_attention_heads=5, intermediate_size=50,
+                                                  max_position_embeddings=70, type_vocab_size=3, pad_token_id=3)),
     # H = 90 (not a multiple of 64), 5 heads of 18, a window of 16 < the sequence of 64, every bias on
     "modernbert-odd": ("modernbert", dict(vocab_size=97, hidden_size=90, num_hidden_layers=4, num_attention_heads=5,
                                           intermediate_size=70, max_position_embeddings=128, local_attention=16,
@@ -213,38 +240,16 @@ def cases() -> list[dict]:
         {**FAMILY_ODD["deberta-odd"][1], "relative_attention": False})
     add("xlm-roberta-odd-model-nopooler", "xlm_roberta", "model", FAMILY_ODD["xlm-roberta-odd"][1], pooler=False)
     add("albert-odd-groups-model-nopooler", "albert", "model", FAMILY_ODD["albert-odd-groups"][1], pooler=False)
+    add("mpnet-odd-model-nopooler", "mpnet", "model", FAMILY_ODD["mpnet-odd"][1], pooler=False)
+    add("mpnet-base-model-nopooler", "mpnet", "model", FAMILY_PRESETS["mpnet-base"][1], pooler=False,
+        preset="mpnet-base")
+    add("roberta-prelayernorm-odd-model-nopooler", "roberta_prelayernorm", "model",
+        FAMILY_ODD["roberta-prelayernorm-odd"][1], pooler=False)
+    add("xlm-roberta-xl-odd-model-nopooler", "xlm_roberta_xl", "model", FAMILY_ODD["xlm-roberta-xl-odd"][1],
+        pooler=False)
     add("modernbert-odd-seq-cls-mean", "modernbert", "seq-cls", {**FAMILY_ODD["modernbert-odd"][1],
                                                                 "classifier_pooling": "mean"})
     return out
-
-
-def flops(case: dict) -> dict:
-    """FlopCounterMode's FLOPs of one forward, and of forward + loss + backward, on the meta device."""
-    import torch
-    import transformers
-    from torch.utils.flop_counter import FlopCounterMode
-
-    cfg = getattr(transformers, HF_CONFIG[case["family"]])(**case["config"])
-    cls = getattr(transformers, HF_PREFIX[case["family"]] + HEAD_CLASSES[case["head"]])
-    with torch.device("meta"):
-        model = cls._from_config(cfg, attn_implementation="eager")
-    B, S = FLOP_BATCH, FLOP_SEQ
-    ids = torch.zeros(B, S, dtype=torch.long, device="meta")
-    labels = {"mlm": {"labels": torch.zeros(B, S, dtype=torch.long, device="meta")},
-              "seq-cls": {"labels": torch.zeros(B, dtype=torch.long, device="meta")},
-              "token-cls": {"labels": torch.zeros(B, S, dtype=torch.long, device="meta")},
-              "qa": {"start_positions": torch.zeros(B, dtype=torch.long, device="meta"),
-                     "end_positions": torch.zeros(B, dtype=torch.long, device="meta")}}.get(case["head"], {})
-    model.eval()
-    with FlopCounterMode(display=False) as fwd, torch.no_grad():
-        model(input_ids=ids)
-    model.train()
-    with FlopCounterMode(display=False) as step:
-        out = model(input_ids=ids, **labels)
-        loss = out.loss if case["head"] != "model" else out.last_hidden_state.sum()
-        loss.backward()
-    return {"batch": B, "seq": S, "forward": fwd.get_total_flops(),
-            "training": step.get_total_flops()}
 
 
 def build(case: dict):
@@ -346,6 +351,45 @@ def flops_all(case: dict, cfg, model) -> dict | None:
         rec["loss"] = loss_of
     if choices:
         rec["choices"] = choices
+def flops(case: dict) -> dict:
+    """FlopCounterMode's FLOPs of a no-grad eval forward, and of a training step (train mode: forward, the head's
+    own loss from labels, backward), eager attention, on the meta device (shapes only). The bare model's loss is
+    the sum of its pooled output, or of its last hidden state without a pooler; a multiple-choice input is
+    [B, CHOICES, S]."""
+    import torch
+    import transformers
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = getattr(transformers, HF_CONFIG[case["family"]])(**case["config"])
+    cls = getattr(transformers, HF_PREFIX[case["family"]] + HEAD_CLASSES[case["head"]])
+    head = case["head"]
+    extra = {"add_pooling_layer": False} if head == "model" and not case["pooler"] else {}
+    with torch.device("meta"):
+        model = cls._from_config(cfg, attn_implementation="eager", **extra)
+    b, s = FLOP_BATCH, FLOP_SEQ
+    mc = head == "multiple-choice"
+    meta = {"device": "meta", "dtype": torch.long}
+    labels = {"mlm": {"labels": torch.zeros(b, s, **meta)},
+              "seq-cls": {"labels": torch.zeros(b, **meta)},
+              "token-cls": {"labels": torch.zeros(b, s, **meta)},
+              "qa": {"start_positions": torch.zeros(b, **meta), "end_positions": torch.zeros(b, **meta)},
+              "multiple-choice": {"labels": torch.zeros(b, **meta)}}.get(head, {})
+    ids = torch.zeros(*((b, CHOICES) if mc else (b,)), s, **meta)
+    model.eval()
+    with FlopCounterMode(display=False) as fwd, torch.no_grad():
+        model(input_ids=ids)
+    model.train()
+    with FlopCounterMode(display=False) as step:
+        out = model(input_ids=ids, **labels)
+        if head == "model":
+            pooled = getattr(out, "pooler_output", None)
+            loss = (pooled if pooled is not None else out.last_hidden_state).sum()
+        else:
+            loss = out.loss
+        loss.backward()
+    rec = {"batch": b, "seq": s, "forward": fwd.get_total_flops(), "training": step.get_total_flops()}
+    if mc:
+        rec["choices"] = CHOICES
     return rec
 
 

@@ -36,17 +36,22 @@ every case here has B·S ≤ 2048). The optimizer here is AdamW(foreach=False), 
 parameter-sized temporaries (``sqrt`` and the division); the GPU harness uses fused AdamW, which makes
 none, so ``peak_fwd_bwd_bytes`` (the peak before ``opt.step()``) is recorded beside ``peak_bytes``.
 
-Records (one JSON object per line, after a ``{"meta": ...}`` line): config, family, head (bertcalc's
-names: model, mlm, pretraining, seq-cls, token-cls, qa), mode (train_fp32 | infer_fp32), attn, batch,
-seq, hf_config (the kwargs given to the HF config class, num_labels included), pooler, params,
-weights_bytes, peak_bytes; for training steady_bytes, saved_activations_bytes (live after forward and loss
-minus before), after_backward_bytes, peak_fwd_bwd_bytes, peak_step_bytes. peak_op, peak_phase and peak_top
-(the largest live storages at the peak: creating op, phase, shape, dtype, rounded bytes) say what the peak
-was made of; saved_by_op sums the saved activations by the op that made them. All byte counts are above
-zero, i.e. they include the weights, as the GPU records do.
+Records (one JSON object per line, after a ``{"meta": ...}`` line): config, family, head (bertcalc's names:
+model, mlm, pretraining, seq-cls, token-cls, qa, multiple-choice), choices (multiple choice only: the input is
+[batch, choices, seq]), mode (train_fp32 | infer_fp32), attn, batch, seq, hf_config (the kwargs given to the HF
+config class, num_labels included), pooler, params, weights_bytes, peak_bytes; for training steady_bytes,
+saved_activations_bytes (live after forward and loss minus before), after_backward_bytes, peak_fwd_bwd_bytes,
+peak_step_bytes. peak_op, peak_phase and peak_top (the largest live storages at the peak: creating op, phase,
+shape, dtype, rounded bytes) say what the peak was made of; saved_by_op sums the saved activations by the op
+that made them. All byte counts are above zero, i.e. they include the weights, as the GPU records do.
 
     python scripts/measure_cpu_storage.py OUT.jsonl                   # the whole sweep (a few minutes)
     python scripts/measure_cpu_storage.py OUT.jsonl --only albert --quick
+    python scripts/measure_cpu_storage.py tests/fixtures/memory/cpu_storage_fp32_eager_mpnet.jsonl --only mpnet
+    python scripts/measure_cpu_storage.py tests/fixtures/memory/cpu_storage_fp32_eager_roberta_prelayernorm.jsonl \
+        --only roberta_prelayernorm
+    python scripts/measure_cpu_storage.py tests/fixtures/memory/cpu_storage_fp32_eager_xlm_roberta_xl.jsonl \
+        --only xlm_roberta_xl
     python scripts/measure_cpu_storage.py --selftest                  # the hand-computed nn.Linear check
     python scripts/measure_cpu_storage.py tests/fixtures/memory/cpu_storage_fp32_eager_heads.jsonl --heads
 
@@ -227,6 +232,9 @@ FAMILY = {"bert": ("BertConfig", "Bert"), "roberta": ("RobertaConfig", "Roberta"
           "distilbert": ("DistilBertConfig", "DistilBert"), "albert": ("AlbertConfig", "Albert"),
           "electra": ("ElectraConfig", "Electra"), "xlm_roberta": ("XLMRobertaConfig", "XLMRoberta"),
           "camembert": ("CamembertConfig", "Camembert"), "modernbert": ("ModernBertConfig", "ModernBert"),
+          "mpnet": ("MPNetConfig", "MPNet"),
+          "roberta_prelayernorm": ("RobertaPreLayerNormConfig", "RobertaPreLayerNorm"),
+          "xlm_roberta_xl": ("XLMRobertaXLConfig", "XLMRobertaXL"),
           "deberta_v2": ("DebertaV2Config", "DebertaV2")}
 HEAD_CLASS = {"model": "Model", "mlm": "ForMaskedLM", "pretraining": "ForPreTraining",
               "seq-cls": "ForSequenceClassification", "token-cls": "ForTokenClassification",
@@ -240,8 +248,12 @@ HEADS = {"bert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
          "albert": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
          "electra": ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa"),
          "modernbert": ("model", "mlm", "seq-cls", "token-cls", "qa"),
+         "mpnet": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
+         "roberta_prelayernorm": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
+         "xlm_roberta_xl": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice"),
          "deberta_v2": ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice")}
-NOPOOLER = ("bert", "roberta", "albert", "xlm_roberta", "camembert")  # bare models taking add_pooling_layer
+NOPOOLER = ("bert", "roberta", "albert", "xlm_roberta", "camembert", "mpnet", "roberta_prelayernorm",
+            "xlm_roberta_xl")  # bare models taking add_pooling_layer
 ROBERTA_HEADS = ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice", "causal-lm")
 # the heads sweep (--heads, cpu_storage_fp32_eager_heads.jsonl): the five families' new heads, and every head of
 # XLM-RoBERTa and CamemBERT
@@ -299,6 +311,19 @@ SWEEP: dict[str, tuple[str, dict[str, Any]]] = {  # name: (family, HF config kwa
     "modernbert-tinyvocab": ("modernbert", dict(num_hidden_layers=3, hidden_size=256, num_attention_heads=4,
                                                 intermediate_size=384, vocab_size=64, pad_token_id=0,
                                                 local_attention=64, decoder_bias=False)),
+    "mpnet-small": ("mpnet", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=512,
+                                  max_position_embeddings=514)),
+    "mpnet-odd": ("mpnet", dict(num_hidden_layers=3, hidden_size=150, num_attention_heads=5, intermediate_size=400,
+                                vocab_size=3001, max_position_embeddings=514)),
+    "rpln-small": ("roberta_prelayernorm", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2,
+                                                intermediate_size=512, max_position_embeddings=514, type_vocab_size=1)),
+    "rpln-odd": ("roberta_prelayernorm", dict(num_hidden_layers=3, hidden_size=150, num_attention_heads=5,
+                                              intermediate_size=400, vocab_size=3001, max_position_embeddings=514,
+                                              type_vocab_size=1)),
+    "xlmr-xl-small": ("xlm_roberta_xl", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2,
+                                             intermediate_size=512, vocab_size=30522)),
+    "xlmr-xl-odd": ("xlm_roberta_xl", dict(num_hidden_layers=3, hidden_size=150, num_attention_heads=5,
+                                           intermediate_size=400, vocab_size=3001)),
     # DeBERTa-v3's layout (shared keys, both terms, bucketed relative table, no absolute positions), small
     "deberta-small": ("deberta_v2", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2,
                                          intermediate_size=512, vocab_size=5000, relative_attention=True,

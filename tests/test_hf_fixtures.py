@@ -69,7 +69,8 @@ def test_flop_fixtures_present() -> None:
 @pytest.mark.parametrize("fx", FLOP_FIXTURES, ids=[f["case"] for f in FLOP_FIXTURES])
 def test_flops_match_flop_counter_mode(fx: dict) -> None:
     """Forward FLOPs (no grad) and a training step's (forward, HF's own loss, backward), as FlopCounterMode
-    counted them on the HF model with eager attention: bertcalc's forward and training_flops."""
+    counted them on the HF model with eager attention: bertcalc's forward and training_flops. A
+    multiple-choice input [B, C, S] runs as B·C rows."""
     f = fx["flops"]
     r = bertcalc.flops(_config(fx), head=fx["head"], pooler=fx["pooler"], batch=f["batch"], seq=f["seq"],
                        choices=f.get("choices"))  # a multiple-choice class: [batch, choices, seq] input

@@ -327,7 +327,8 @@ def test_storage_harness_agrees_for_every_family_and_head() -> None:
     spec.loader.exec_module(msa)
     _, rows, summary = msa.evaluate(msa.FIXTURES)
     assert {r["family"] for r in rows} >= {"bert", "roberta", "distilbert", "albert", "electra", "xlm_roberta",
-                                           "camembert", "modernbert"}
+                                           "camembert", "modernbert", "deberta_v2", "mpnet", "roberta_prelayernorm",
+                                           "xlm_roberta_xl"}
     assert {r["head"] for r in rows} >= {"model", "model-nopooler", "mlm", "pretraining", "seq-cls", "token-cls",
                                          "qa", "multiple-choice", "causal-lm", "nsp"}
     assert summary["max_abs_error"] <= 0.001, summary

@@ -19,7 +19,7 @@ from .conftest import ROOT
 
 PRESETS = ["tiny", "roberta-base", "distilbert-base", "albert-base-v2", "electra-small-discriminator",
            "electra-base-discriminator", "xlm-roberta-base", "camembert-base", "modernbert-base",
-           "deberta-v3-xsmall"]
+           "deberta-v3-xsmall", "mpnet-base"]
 
 
 def _cases():

@@ -68,8 +68,10 @@ def random_config(draw):
         data["global_attn_every_n_layers"] = draw(st.integers(1, 4))
         for flag in ("attention_bias", "mlp_bias", "norm_bias", "decoder_bias", "classifier_bias"):
             data[flag] = draw(st.booleans())
-    elif family != "distilbert":
+    elif "type_vocab_size" in cls.model_fields:
         data["type_vocab_size"] = draw(st.integers(1, 4))
+    if "relative_attention_num_buckets" in cls.model_fields:  # MPNet
+        data["relative_attention_num_buckets"] = draw(st.integers(1, 40))
     if family in ("albert", "electra"):
         data["embedding_size"] = draw(st.sampled_from([hidden, draw(st.integers(1, 40))]))
     if family == "albert":

@@ -91,9 +91,11 @@ class Trace:
         return self.emit(Loss(Value(f"{x.name}.loss", (), listed=False), kind=kind, x=x))
 
     def self_attention(self, q: Part, k: Part, v: Part, x: Value, heads: int, p: float, module: str,
-                       cache: bool = False, causal: bool = False) -> Value:
+                       cache: bool = False, causal: bool = False, bias: Value | None = None,
+                       sdpa: bool = True) -> Value:
         """Q, K, V projections of ``x``, split into heads, eager/sdpa attention, merged back: HF's
-        ``eager_attention_forward`` and ``BertSelfAttention``. Returns the context [B, S, H]."""
+        ``eager_attention_forward`` and ``BertSelfAttention``. Returns the context [B, S, H]. ``bias``: a
+        [B, A, S, S] value added to the scores; ``sdpa``: whether the module has an sdpa path."""
         proj = [self.linear(part, x, f"{r} projection") for r, part in zip("QKV", (q, k, v), strict=True)]
         H = out_dim(q)
         A, hd = Dim(heads, "A"), Dim(H.size // heads, "H/A")
@@ -107,13 +109,13 @@ class Trace:
         ctx = Value(f"{module}.context.heads", (B, A, S, hd), "probs · V, per head")
         out = Value(f"{module}.context", (B, S, H), "context: heads merged back (B, S, A·H/A)")
         return self.emit(Attention(out, q=split[0], k=split[1], v=split[2], p=p, scores=scores, probs=probs,
-                                   context=ctx, cache=cache, causal=causal))
+                                   context=ctx, cache=cache, causal=causal, bias=bias, sdpa=sdpa))
 
 
 def transformer_layer(t: Trace, x: Value, parts: dict[str, Part], *, heads: int, act: str, p_hidden: float,
                       p_attn: float, attn_module: str, attn_out_dropout: bool = True, ffn_out_dropout: bool = True,
                       hold_context: bool = True, hold_intermediate: bool = True, cache: bool = False,
-                      causal: bool = False) -> Value:
+                      causal: bool = False, bias: Value | None = None, sdpa: bool = True) -> Value:
     """BertLayer's forward (BertSelfAttention, BertSelfOutput, BertIntermediate, BertOutput), post-norm:
 
     ``h = LN1(dropout(W_o · attn(x)) + x)``, ``y = LN2(dropout(W_2 · act(W_1 · h)) + h)``. ``parts`` by role:
@@ -122,11 +124,12 @@ def transformer_layer(t: Trace, x: Value, parts: dict[str, Part], *, heads: int,
     ``until`` marks are HF's local variables: in a no-grad forward,
     the context and its projection live to the end of BertAttention (``hold_context``), the FFN's intermediate
     (``hold_intermediate``: BertOutput takes it as an argument) and down-projection to the end of BertOutput,
-    and the attention probabilities (returned as attn_weights) to the end of the layer.
+    and the attention probabilities (returned as attn_weights) to the end of the layer. ``bias`` and ``sdpa``
+    go to the attention (:meth:`Trace.self_attention`).
     """
     t.moment("attention scores")
     ctx = t.self_attention(parts["q"], parts["k"], parts["v"], x, heads, p_attn, parts["q"].module.rsplit(".", 1)[0],
-                           cache, causal)
+                           cache, causal, bias, sdpa)
     t.moment("attention output")
     o = t.linear(parts["attn_out"], ctx, "attention output projection")
     o = t.dropout(o, p_hidden) if attn_out_dropout else o
@@ -166,9 +169,11 @@ def layers_of(comp_parts: tuple[Part, ...]) -> list[dict[str, Part]]:
 
 def encoder(comp, *, heads: int, act: str, p_hidden: float, p_attn: float, attn_out_dropout: bool = True,
             ffn_out_dropout: bool = True, hold_context: bool = True, hold_intermediate: bool = True,
-            cache: bool = False, causal: bool = False):
+            cache: bool = False, causal: bool = False, bias: Value | None = None, sdpa: bool = True,
+            checkpointing: bool = True):
     """The layer template of ``comp`` (one or more inner layers), applied ``comp.times_applied`` times over
-    ``comp.repeat`` parameter sets."""
+    ``comp.repeat`` parameter sets. ``bias``: an attention bias made before the encoder and read by every
+    layer; ``sdpa``, ``checkpointing``: whether HF's modules can run sdpa and be checkpointed."""
     from ..program import Encoder
 
     inner = layers_of(comp.parts)
@@ -180,10 +185,11 @@ def encoder(comp, *, heads: int, act: str, p_hidden: float, p_attn: float, attn_
         y = transformer_layer(t, x, parts, heads=heads, act=act, p_hidden=p_hidden, p_attn=p_attn,
                               attn_module=parts["q"].module.rsplit(".", 2)[0], attn_out_dropout=attn_out_dropout,
                               ffn_out_dropout=ffn_out_dropout, hold_context=hold_context,
-                              hold_intermediate=hold_intermediate, cache=cache, causal=causal)
+                              hold_intermediate=hold_intermediate, cache=cache, causal=causal, bias=bias,
+                              sdpa=sdpa)
         layers.append(t.layer(x, y))
         x = y
-    return Encoder(comp.name, tuple(layers), comp.times_applied, comp.repeat)
+    return Encoder(comp.name, tuple(layers), comp.times_applied, comp.repeat, checkpointing)
 
 
 def hidden_of(embedded: Value, enc) -> Value:
@@ -195,7 +201,8 @@ def hidden_of(embedded: Value, enc) -> Value:
 
 def embeddings(t: Trace, parts: tuple[Part, ...], p: float) -> Value:
     """BertEmbeddings.forward: word, position and (where the family has them) token-type lookups, summed, then
-    LayerNorm and dropout. The lookups are local variables until the module returns."""
+    LayerNorm (where the family has one: XLM-RoBERTa-XL has none) and dropout. The lookups are local variables
+    until the module returns."""
     e = by_role(parts)
     t.moment("embeddings")
     ids = t.ids("input_ids", "token ids")
@@ -206,6 +213,8 @@ def embeddings(t: Trace, parts: tuple[Part, ...], p: float) -> Value:
         looks.append(t.lookup(e["token_type"], tt, "token-type lookup"))
     names = " + ".join(r for r in ("word", "position", "token_type") if r in e)
     s = t.add(*looks, name=e["word"].module.rsplit(".", 1)[0], description=f"embedding sum: {names}", listed=True)
+    if "emb_norm" not in e:
+        return t.dropout(s, p)
     h = t.norm(e["emb_norm"], s, "LayerNorm of the sum")
     for v in looks:
         v.until = h
