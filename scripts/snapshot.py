@@ -139,7 +139,55 @@ def rendered() -> list[tuple[str, str]]:
     return out
 
 
-def write(out_dir: Path) -> None:
+CLI_FORMATS = ("table", "json", "yaml", "csv", "markdown")
+
+
+def cli_cases() -> list[tuple[str, list[str]]]:
+    """(case id, argv): every command in every format over every preset and head, as the CLI prints it to a pipe
+    (CliRunner's stdout is not a terminal), plus the same tables drawn for a terminal (``TERM_COLUMNS``)."""
+    out: list[tuple[str, list[str]]] = []
+    for name in catalog.names():
+        for head in heads_of(name, {}):
+            base = ["--preset", name, "--head", head]
+            runs = {
+                "count": ["count", *base],
+                "count-explain": ["count", *base, "--explain"],
+                "shapes": ["shapes", *base],
+                "shapes-act": ["shapes", *base, "--batch", "2", "--seq", "16", "--collapse"],
+                "flops": ["flops", *base, "--gpu", "A100"],
+                "memory-train": ["memory", *base, "--precision", "amp-bf16", "--fit", "16GiB"],
+                "memory-infer": ["memory", *base, "--mode", "infer"],
+                "memory-zero": ["memory", *base, "--zero", "2", "--gpus", "4"],
+            }
+            for what, argv in runs.items():
+                for fmt in CLI_FORMATS:
+                    if what == "count-explain" and fmt != "table":
+                        continue
+                    out.append((f"{name}|{head}|{what}|{fmt}", [*argv, "-f", fmt]))
+    for fmt in CLI_FORMATS:
+        out.append((f"compare|{fmt}", ["compare", "base", "base:layers=6", "large", "albert-base-v2",
+                                       "distilbert-base", "modernbert-base", "-f", fmt]))
+        out.append((f"presets|{fmt}", ["presets", "-f", fmt]))
+        out.append((f"sweep|{fmt}", ["memory", "--preset", "base", "--sweep", "batch=8..64 seq=128,256",
+                                     "--gpu", "A100", "-f", fmt]))
+    return out
+
+
+def cli_outputs() -> list[tuple[str, str]]:
+    from typer.testing import CliRunner
+
+    from bertcalc.cli import app
+
+    runner = CliRunner()
+    env = {"COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"}
+    out = []
+    for case, argv in cli_cases():
+        r = runner.invoke(app, argv, env=env)
+        out.append((case, f"exit {r.exit_code}\n{r.stdout}"))
+    return out
+
+
+def write(out_dir: Path, cli: bool = True) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, list[str]] = {}
     for command, case, preset, ov, kw in cases():
@@ -148,6 +196,8 @@ def write(out_dir: Path) -> None:
         files.setdefault(command, []).append(json.dumps({"case": case, "out": data}, sort_keys=True,
                                                         ensure_ascii=False))
     files["rendered"] = [json.dumps({"case": c, "out": text}, ensure_ascii=False) for c, text in rendered()]
+    if cli:
+        files["cli"] = [json.dumps({"case": c, "out": text}, ensure_ascii=False) for c, text in cli_outputs()]
     for command, lines in files.items():
         (out_dir / f"{command}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
         print(f"{command}: {len(lines)} cases", file=sys.stderr)
@@ -199,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("dirs", nargs="+", type=Path, help="output folder; with --compare, BEFORE and AFTER")
     ap.add_argument("--compare", action="store_true", help="compare two snapshot folders")
     ap.add_argument("--limit", type=int, default=40, help="cases shown per command with --compare")
+    ap.add_argument("--no-cli", action="store_true",
+                    help="skip the CLI outputs (every command x format x preset x head)")
     args = ap.parse_args(argv)
     if args.compare:
         if len(args.dirs) != 2:
@@ -206,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         return compare(args.dirs[0], args.dirs[1], args.limit)
     if len(args.dirs) != 1:
         ap.error("give one output folder")
-    write(args.dirs[0])
+    write(args.dirs[0], cli=not args.no_cli)
     return 0
 
 
