@@ -11,7 +11,7 @@ counted here.)
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..model import Architecture, Component, Dim
 from . import bert, roberta
@@ -127,6 +127,15 @@ def prenorm_layer(t, x, parts: dict, *, heads: int, act: str, p_hidden: float, p
 def forward(cfg: RobertaPreLayerNormConfig, comps: list[Component], head: str):
     """Embeddings (RoBERTa's), the pre-norm layer × L, the final LayerNorm (its input, the encoder's output,
     stays referenced by the base model until it returns), the pooler, the head."""
+    return prenorm_forward(cfg, comps, head, hidden_until="base",
+                           final_label="last hidden state: LayerNorm of the encoder output")
+
+
+def prenorm_forward(cfg: Any, comps: list[Component], head: str, *, hidden_until: str | None, final_label: str,
+                    **layer: bool):
+    """The forward of a pre-norm RoBERTa (this family and XLM-RoBERTa-XL): embeddings, ``prenorm_layer`` × L
+    (``layer`` passes its flags), the final LayerNorm over the encoder's output (which stays alive until
+    ``hidden_until``), the pooler and the head."""
     from ..program import B, Encoder, S, Value
     from . import _blocks as blocks
 
@@ -137,17 +146,17 @@ def forward(cfg: RobertaPreLayerNormConfig, comps: list[Component], head: str):
     embedded.until = "base"
     comp = c["encoder layer"]
     parts = blocks.by_role(comp.parts)
-    H = blocks.out_dim(parts["q"])
-    x = Value(f"{comp.name} input", (B, S, H), listed=False)
+    x = Value(f"{comp.name} input", (B, S, blocks.out_dim(parts["q"])), listed=False)
     t = blocks.Trace()
-    y = prenorm_layer(t, x, parts, heads=cfg.num_attention_heads, act=cfg.hidden_act, p_hidden=p_h, p_attn=p_a)
+    y = prenorm_layer(t, x, parts, heads=cfg.num_attention_heads, act=cfg.hidden_act, p_hidden=p_h, p_attn=p_a,
+                      **layer)
     enc = Encoder(comp.name, (t.layer(x, y),), comp.times_applied, comp.repeat)
     hidden = blocks.hidden_of(embedded, enc)
     if hidden is not embedded:
-        hidden.until = "base"  # encoder_outputs holds it while the final LayerNorm's output is returned
+        hidden.until = hidden_until
     tail = blocks.Trace()
     tail.moment("final LayerNorm")
-    seq = tail.norm(c["final LayerNorm"].parts[0], hidden, "last hidden state: LayerNorm of the encoder output")
+    seq = tail.norm(c["final LayerNorm"].parts[0], hidden, final_label)
     seq.until = "end"
     pooled = blocks.pooler(tail, c["pooler"].parts[0], seq) if "pooler" in c else None
     h = blocks.Trace()

@@ -106,45 +106,12 @@ def components(cfg: XLMRobertaXLConfig, head: str, prefix: str, pooler_: bool) -
 def forward(cfg: XLMRobertaXLConfig, comps: list[Component], head: str):
     """Embeddings without LayerNorm, the pre-norm layer × L (RoBERTa-PreLayerNorm's, with no FFN dropout), the
     encoder's final LayerNorm, the pooler, the head."""
-    from ..program import B, Encoder, S, Value
-    from . import _blocks as blocks
-    from .roberta_prelayernorm import prenorm_layer
+    from .roberta_prelayernorm import prenorm_forward
 
-    c = {x.name: x for x in comps}
-    p_h, p_a = cfg.hidden_dropout_prob, cfg.attention_probs_dropout_prob
-    e = blocks.Trace()
-    embedded = blocks.embeddings(e, c["embeddings"].parts, p_h)
-    embedded.until = "base"
-    comp = c["encoder layer"]
-    parts = blocks.by_role(comp.parts)
-    x = Value(f"{comp.name} input", (B, S, blocks.out_dim(parts["q"])), listed=False)
-    t = blocks.Trace()
-    y = prenorm_layer(t, x, parts, heads=cfg.num_attention_heads, act=cfg.hidden_act, p_hidden=p_h, p_attn=p_a,
-                      ffn_dropout=False, hold_ffn_norm=True)
-    enc = Encoder(comp.name, (t.layer(x, y),), comp.times_applied, comp.repeat)
-    hidden = blocks.hidden_of(embedded, enc)
-    if hidden is not embedded:
-        hidden.until = None  # XLMRobertaXLEncoder rebinds hidden_states to its LayerNorm's output
-    tail = blocks.Trace()
-    tail.moment("final LayerNorm")
-    seq = tail.norm(c["final LayerNorm"].parts[0], hidden, "last hidden state: LayerNorm of the last layer")
-    seq.until = "end"
-    pooled = blocks.pooler(tail, c["pooler"].parts[0], seq) if "pooler" in c else None
-    h = blocks.Trace()
-    p_cls = cfg.classifier_dropout if cfg.classifier_dropout is not None else p_h
-    if head == "mlm":
-        blocks.mlm(h, c["MLM head"].parts, seq, "gelu")
-    elif head == "seq-cls":
-        blocks.dense_classifier(h, c["sequence classifier"].parts, seq, p_cls, "tanh")
-    elif head == "token-cls":
-        blocks.classify(h, c["token classifier"].parts[0], seq, p_cls)
-    elif head == "qa":
-        blocks.classify(h, c["QA head"].parts[0], seq, loss="spans")
-    elif head == "multiple-choice":
-        blocks.classify(h, c["multiple-choice classifier"].parts[0], pooled, p_h)
-    else:
-        h.loss("sum", pooled if pooled is not None else seq)
-    return blocks.program(e, embedded, enc, hidden, tail, h)
+    # XLMRobertaXLEncoder rebinds hidden_states to its LayerNorm's output, so the encoder's output dies there
+    return prenorm_forward(cfg, comps, head, hidden_until=None,
+                           final_label="last hidden state: LayerNorm of the last layer",
+                           ffn_dropout=False, hold_ffn_norm=True)
 
 
 def build(cfg: XLMRobertaXLConfig, head: str = "model", pooler_: bool = True) -> Architecture:
