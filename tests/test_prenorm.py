@@ -5,7 +5,6 @@ the pre-norm layer's replay, the final LayerNorm, and the config.json path."""
 from __future__ import annotations
 
 import itertools
-import json
 
 import pytest
 
@@ -49,27 +48,3 @@ def test_two_layernorms_per_layer_and_one_after_the_encoder(family: str) -> None
 @pytest.mark.parametrize("family", ODD)
 def test_memory_is_o1_in_layers(family: str) -> None:
     assert bertcalc.memory(_cfg(family, num_hidden_layers=10**9), batch=2, seq=16).peak_bytes > 10**9
-
-
-@pytest.mark.parametrize("fx", [f for f in FIXTURES if f["pooler"]], ids=lambda f: f["case"])
-def test_a_saved_config_json_counts_as_hf(cli, fx, tmp_path) -> None:
-    """A config.json as save_pretrained writes it gives HF's state dict, totals and FlopCounterMode FLOPs for
-    each class."""
-    transformers = pytest.importorskip("transformers")
-    cfg = getattr(transformers, HF_CONFIG[fx["family"]])(**fx["config"])
-    cfg.architectures = [fx["model_class"]]
-    cfg.save_pretrained(tmp_path)
-    path = str(tmp_path / "config.json")
-
-    def run(*args: str) -> dict:
-        r = cli(*args, "--config", path, "--head", fx["head"], "-f", "json")
-        assert r.exit_code == 0, r.stderr
-        return json.loads(r.stdout)
-
-    got = run("count")
-    assert got["model_class"] == fx["model_class"] and got["total_parameters"] == fx["num_parameters"]
-    assert [[t["name"], t["shape"]] for t in run("shapes")["tensors"]] == fx["state_dict"]
-    f = fx["flops"]
-    got = run("flops", "--batch", str(f["batch"]), "--seq", str(f["seq"]),
-              *(("--choices", str(f["choices"])) if "choices" in f else ()))
-    assert (got["forward_flops"], got["training_flops"]) == (f["forward"], f["training"])
