@@ -285,6 +285,27 @@ def dense_classifier(t: Trace, parts: tuple[Part, ...], hidden: Value, p: float,
     return logits
 
 
+def roberta_heads(h: Trace, c: dict, hidden: Value, pooled: Value | None, head: str, p_cls: float,
+                  p_choice: float) -> None:
+    """The task heads as RoBERTa writes them (and MPNet and the pre-norm RoBERTas copy): RobertaLMHead (dense,
+    gelu, LayerNorm, decoder), RobertaClassificationHead (dropout, dense, tanh, dropout, out_proj over [CLS]), a
+    token or span classifier over every token, a one-logit classifier over the pooled [CLS] of each choice; the
+    base model's loss is over the pooled output where there is a pooler. ``c`` maps component names to
+    components."""
+    if head == "mlm":
+        mlm(h, c["MLM head"].parts, hidden, "gelu")
+    elif head == "seq-cls":
+        dense_classifier(h, c["sequence classifier"].parts, hidden, p_cls, "tanh")
+    elif head == "token-cls":
+        classify(h, c["token classifier"].parts[0], hidden, p_cls)
+    elif head == "qa":
+        classify(h, c["QA head"].parts[0], hidden, loss="spans")
+    elif head == "multiple-choice":
+        classify(h, c["multiple-choice classifier"].parts[0], pooled, p_choice)
+    else:
+        h.loss("sum", pooled if pooled is not None else hidden)
+
+
 def program(emb: Trace, embedded: Value, enc, hidden: Value, tail: Trace | None, head: Trace):
     """Assemble a :class:`~bertcalc.program.Program` from the traces of its parts."""
     from ..program import Program

@@ -186,18 +186,7 @@ def forward(cfg: MPNetConfig, comps: list[Component], head: str):
     tail = blocks.Trace()
     pooled = blocks.pooler(tail, c["pooler"].parts[0], hidden) if "pooler" in c else None
     h = blocks.Trace()
-    if head == "mlm":
-        blocks.mlm(h, c["MLM head"].parts, hidden, "gelu")
-    elif head == "seq-cls":
-        blocks.dense_classifier(h, c["sequence classifier"].parts, hidden, p, "tanh")
-    elif head == "token-cls":
-        blocks.classify(h, c["token classifier"].parts[0], hidden, p)
-    elif head == "qa":
-        blocks.classify(h, c["QA head"].parts[0], hidden, loss="spans")
-    elif head == "multiple-choice":
-        blocks.classify(h, c["multiple-choice classifier"].parts[0], pooled, p)
-    else:
-        h.loss("sum", pooled if pooled is not None else hidden)
+    blocks.roberta_heads(h, c, hidden, pooled, head, p, p)
     return blocks.program(e, embedded, enc, hidden, tail, h)
 
 

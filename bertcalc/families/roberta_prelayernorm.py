@@ -161,18 +161,7 @@ def prenorm_forward(cfg: Any, comps: list[Component], head: str, *, hidden_until
     pooled = blocks.pooler(tail, c["pooler"].parts[0], seq) if "pooler" in c else None
     h = blocks.Trace()
     p_cls = cfg.classifier_dropout if cfg.classifier_dropout is not None else p_h
-    if head == "mlm":
-        blocks.mlm(h, c["MLM head"].parts, seq, "gelu")
-    elif head == "seq-cls":
-        blocks.dense_classifier(h, c["sequence classifier"].parts, seq, p_cls, "tanh")
-    elif head == "token-cls":
-        blocks.classify(h, c["token classifier"].parts[0], seq, p_cls)
-    elif head == "qa":
-        blocks.classify(h, c["QA head"].parts[0], seq, loss="spans")
-    elif head == "multiple-choice":
-        blocks.classify(h, c["multiple-choice classifier"].parts[0], pooled, p_h)
-    else:
-        h.loss("sum", pooled if pooled is not None else seq)
+    blocks.roberta_heads(h, c, seq, pooled, head, p_cls, p_h)
     return blocks.program(e, embedded, enc, hidden, tail, h)
 
 
