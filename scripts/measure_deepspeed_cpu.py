@@ -20,18 +20,15 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
 import json
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
-import torch.multiprocessing as mp
+from _ranks import harness, rank_file, spawn, write_jsonl
 
-HERE = Path(__file__).resolve().parent
 REDUCE_BUCKET = 2_000_000
 PREFETCH_BUCKET = 100_000
 
@@ -41,14 +38,6 @@ CASES: list[tuple] = [  # name, HF BertConfig kwargs, head, B, S, ZeRO stage
     *[("bert-odd", dict(num_hidden_layers=3, hidden_size=192, num_attention_heads=3, intermediate_size=500,
                         vocab_size=3001), "mlm", 2, 128, st) for st in (2, 3)],
 ]
-
-
-def _harness() -> Any:
-    spec = importlib.util.spec_from_file_location("measure_cpu_storage", HERE / "measure_cpu_storage.py")
-    mod = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def one_case(h: Any, rank: int, world: int, case: tuple) -> dict[str, Any]:
@@ -112,21 +101,13 @@ def worker(rank: int, world: int, port: int, out_dir: str, cases: list | None = 
     import deepspeed
 
     deepspeed.init_distributed(dist_backend="gloo")
-    h = _harness()
+    h = harness()
     recs = [one_case(h, rank, world, c) for c in (CASES if cases is None else cases)]
-    Path(out_dir, f"rank{world}_{rank}.json").write_text(json.dumps(recs))
+    rank_file(out_dir, world, rank).write_text(json.dumps(recs))
 
 
 def run(worlds: tuple[int, ...], port: int = 29743, cases: list | None = None) -> list[dict[str, Any]]:
-    import tempfile
-
-    recs: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, w in enumerate(worlds):
-            mp.spawn(worker, args=(w, port + i, tmp, cases), nprocs=w, join=True)
-            for r in range(w):
-                recs += json.loads(Path(tmp, f"rank{w}_{r}.json").read_text())
-    return recs
+    return spawn(worker, worlds, port, cases)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,12 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             "method": "storage: live tensor storages through a TorchDispatchMode, CUDA-rounded; the baseline is "
                       "every tensor alive before the measured step (gc), inputs excepted",
             "date": time.strftime("%Y-%m-%d")}
-    tmp = Path(args.out + ".tmp")
-    with open(tmp, "w") as fh:
-        fh.write(json.dumps({"meta": meta}) + "\n")
-        for r in recs:
-            fh.write(json.dumps(r) + "\n")
-    tmp.replace(args.out)
+    write_jsonl(args.out, meta, recs)
     for r in recs:
         print(f"{r['config']:11} {r['head']:8} ZeRO-{r['stage']} W={r['world']} rank {r['rank']} "
               f"peak {r['peak_bytes']:>12,} ({r['peak_phase']}, {r['peak_op']})")

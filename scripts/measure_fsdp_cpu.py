@@ -25,19 +25,15 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
 import json
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
-
-HERE = Path(__file__).resolve().parent
+from _ranks import harness, rank_file, spawn, write_jsonl
 
 # name, family, HF kwargs, head, B, S, reshard_after_forward[, MixedPrecisionPolicy param_dtype]
 CASES: list[tuple] = [
@@ -59,14 +55,6 @@ CASES: list[tuple] = [
     ("bert-odd", "bert", dict(num_hidden_layers=4, hidden_size=192, num_attention_heads=3, intermediate_size=500,
                               vocab_size=5001), "mlm", 2, 128, True, "bf16"),
 ]
-
-
-def _harness() -> Any:
-    spec = importlib.util.spec_from_file_location("measure_cpu_storage", HERE / "measure_cpu_storage.py")
-    mod = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(mod)  # also routes dropout through native_dropout, as there
-    return mod
 
 
 def _local(t: torch.Tensor) -> torch.Tensor:
@@ -212,23 +200,15 @@ def worker(rank: int, world: int, port: int, out_dir: str, cases: list | None = 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    h = _harness()
+    h = harness()
     recs = [one_case(h, rank, world, c) for c in (CASES if cases is None else cases)]
-    Path(out_dir, f"rank{world}_{rank}.json").write_text(json.dumps(recs))
+    rank_file(out_dir, world, rank).write_text(json.dumps(recs))
     dist.barrier()
     dist.destroy_process_group()
 
 
 def run(worlds: tuple[int, ...], port: int = 29533, cases: list | None = None) -> list[dict[str, Any]]:
-    import tempfile
-
-    recs: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, w in enumerate(worlds):
-            mp.spawn(worker, args=(w, port + i, tmp, cases), nprocs=w, join=True)
-            for r in range(w):
-                recs += json.loads(Path(tmp, f"rank{w}_{r}.json").read_text())
-    return recs
+    return spawn(worker, worlds, port, cases)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -245,12 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                       "local tensor; FSDPParam.all_gather_outputs watched at their current size",
             "wrapping": "fully_shard(each encoder layer, reshard_after_forward=R); fully_shard(root)",
             "date": time.strftime("%Y-%m-%d")}
-    tmp = Path(args.out + ".tmp")
-    with open(tmp, "w") as fh:
-        fh.write(json.dumps({"meta": meta}) + "\n")
-        for r in recs:
-            fh.write(json.dumps(r) + "\n")
-    tmp.replace(args.out)
+    write_jsonl(args.out, meta, recs)
     for r in recs:
         print(f"{r['config']:14} {r['head']:9} W={r['world']} rank {r['rank']} reshard={r['reshard_after_forward']!s:5}"
               f" peak {r['peak_bytes']:>12,}  ({r['peak_fwd_bwd_phase']}, {r['peak_fwd_bwd_op']})")
