@@ -70,6 +70,9 @@ def locate(path: str | Path) -> tuple[list[Path], Path | None]:
     what = paths.kind(p, CheckpointError)
     if what is None:
         raise CheckpointError(f"{p}: no such file or folder; give a model.safetensors file or a model folder")
+    if what == "other":  # a FIFO with no writer would block the read forever
+        raise CheckpointError(f"{p}: not a regular file (a FIFO, device or socket); give a model.safetensors file "
+                              "or a model folder")
     if what == "dir":
         folder = p
         if paths.kind(p / INDEX, CheckpointError) == "file":
@@ -150,6 +153,8 @@ def read_header(file: Path) -> tuple[list[StoredTensor], dict[str, str]]:
 
 
 def _read_header(file: Path) -> tuple[list[StoredTensor], dict[str, str]]:
+    if paths.kind(file, CheckpointError) == "other":  # a FIFO with no writer would block the read forever
+        raise CheckpointError(f"{file}: not a regular file (a FIFO, device or socket); give a safetensors file")
     try:
         size = file.stat().st_size
         with file.open("rb") as fh:

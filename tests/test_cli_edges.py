@@ -260,3 +260,26 @@ def test_gpu_names_as_people_write_them(given: str, card: str) -> None:
     from bertcalc.flopcount import gpu_spec
 
     assert gpu_spec(given)[0] == card
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+@pytest.mark.parametrize("where", ["file", "folder"])
+def test_a_fifo_is_refused_not_read(cli, tmp_path: Path, where: str) -> None:
+    """A FIFO with no writer blocks whoever opens it: bertcalc must refuse it unopened (a hang here is the bug;
+    the alarm turns it into a failure)."""
+    import signal
+
+    target = tmp_path / "model.safetensors"
+    os.mkfifo(target)
+    arg = target if where == "file" else tmp_path
+
+    def hung(*_: object) -> None:
+        raise AssertionError(f"bertcalc opened the FIFO {target} and blocked")
+
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(30)
+    try:
+        _bad(cli("inspect", str(arg), "-p", "tiny"), "model.safetensors", "not a regular file")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)

@@ -47,7 +47,8 @@ def check_head(head: str, family_display: str, supported: tuple[str, ...]) -> No
         raise UsageError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}", param="head")
     if head not in supported:
         raise UsageError(
-            f"{family_display} has no {head} head in transformers; choose one of {', '.join(supported)}",
+            f"bertcalc has no {head} head for {family_display} (transformers may have one; it is not modelled "
+            f"here); choose one of {', '.join(supported)}",
             param="head",
         )
 
