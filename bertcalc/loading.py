@@ -15,6 +15,7 @@ fix it. YAML is read with ``yaml.safe_load`` only.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,6 +210,20 @@ def _yaml_size(p: Path, node: Any) -> None:
         stack.extend((c, False) for c in pending)
 
 
+_DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]*)")
+_YAML_INT = "tag:yaml.org,2002:int"
+
+
+def _plain_integer(p: Path, key: Any, v: Any) -> None:
+    """Refuse an integer YAML 1.1 reads other than as written in decimal: ``012`` is octal 10, ``0x10`` is 16,
+    ``1_2`` is 12 and ``1:30`` is 90 (sexagesimal) to ``safe_load``; a config that says ``012`` layers means
+    twelve or a typo, never ten."""
+    if getattr(v, "tag", None) == _YAML_INT and getattr(v, "style", None) is None and not _DECIMAL.fullmatch(v.value):
+        raise ConfigFileError(f"{p} (line {v.start_mark.line + 1}): {key}: {v.value!r} is not a plain decimal "
+                              "integer (YAML reads a leading 0 as octal, 0x as hex, 1_000 and 1:30 as other numbers); "
+                              "write it in decimal digits")
+
+
 def _duplicate_yaml_keys(p: Path, node: Any) -> None:
     """Refuse a mapping key given twice (safe_load keeps the last one silently). Walks the composed node
     graph once per node (an alias is the node it names, walked once), which is parsing only: nothing is
@@ -229,6 +244,7 @@ def _duplicate_yaml_keys(p: Path, node: Any) -> None:
                 if key is not None and key in seen:
                     raise ConfigFileError(f"{p} (line {k.start_mark.line + 1}): key {key!r} is given twice; keep one")
                 seen.add(key)
+                _plain_integer(p, key, v)
                 stack.append(v)
         elif isinstance(n, yaml.SequenceNode):
             stack.extend(n.value)
