@@ -120,8 +120,12 @@ def read_mapping(path: str | Path, text: str | None = None) -> dict[str, Any]:
     ``text``, when given, is the file's content already read (``--config -``: standard input)."""
     p = Path(path)
     if text is None:
-        if paths.kind(p, ConfigFileError) == "dir":
+        what = paths.kind(p, ConfigFileError)
+        if what == "dir":
             raise ConfigFileError(f"{p}: is a directory; give a YAML config file")
+        if what == "other":  # a FIFO with no writer would block the read forever
+            raise ConfigFileError(f"{p}: not a regular file (a FIFO, device or socket); give a config file, or "
+                                  "--config - to read standard input")
         text = _text(p, _read_bytes(p))
     if p.suffix.lower() == ".json":
         import json

@@ -263,15 +263,16 @@ def test_gpu_names_as_people_write_them(given: str, card: str) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
-@pytest.mark.parametrize("where", ["file", "folder"])
+@pytest.mark.parametrize("where", ["file", "folder", "config"])
 def test_a_fifo_is_refused_not_read(cli, tmp_path: Path, where: str) -> None:
     """A FIFO with no writer blocks whoever opens it: bertcalc must refuse it unopened (a hang here is the bug;
     the alarm turns it into a failure)."""
     import signal
 
-    target = tmp_path / "model.safetensors"
+    target = tmp_path / ("config.yaml" if where == "config" else "model.safetensors")
     os.mkfifo(target)
-    arg = target if where == "file" else tmp_path
+    arg = target if where != "folder" else tmp_path
+    args = ("count", "-c", str(arg)) if where == "config" else ("inspect", str(arg), "-p", "tiny")
 
     def hung(*_: object) -> None:
         raise AssertionError(f"bertcalc opened the FIFO {target} and blocked")
@@ -279,7 +280,7 @@ def test_a_fifo_is_refused_not_read(cli, tmp_path: Path, where: str) -> None:
     old = signal.signal(signal.SIGALRM, hung)
     signal.alarm(30)
     try:
-        _bad(cli("inspect", str(arg), "-p", "tiny"), "model.safetensors", "not a regular file")
+        _bad(cli(*args), target.name, "not a regular file")
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
