@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     calls = _calls()
     if args.calls:
-        want = [c.strip() for c in args.calls.split(",")]
-        calls = {k: v for k, v in calls.items() if k in want or (k.split("(")[0] in want and k == k.split("(")[0])}
+        want = {SHORT.get(c.strip(), c.strip()) for c in args.calls.split(",")}
+        calls = {k: v for k, v in calls.items() if k in want}
     assert config_class("bert")  # families import before timing
     stream = _configs()
     for call in calls.values():  # warm: imports, lazy modules
