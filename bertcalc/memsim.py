@@ -980,9 +980,9 @@ def _step_constants(arch: Architecture, cfg: ModelConfig, o: Options, x: Ctx) ->
         p = arch.program
         dt = dtypes(p, x)
         weights = weights_bytes(arch, cfg, x.wb)
-        opt, _ = optimizer_bytes(arch, o)
+        opt, formula = optimizer_bytes(arch, o)
         casts = 0 if o.grad_checkpointing else weight_casts(arch, p, x)
-        return dt, weights, opt, weights - buffer_bytes(arch, x.wb), casts
+        return dt, weights, opt, weights - buffer_bytes(arch, x.wb), casts, formula
 
     return _memo(arch, key, make)
 
@@ -990,7 +990,7 @@ def _step_constants(arch: Architecture, cfg: ModelConfig, o: Options, x: Ctx) ->
 def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingPeak:
     x = Ctx.of(o)
     p = arch.program
-    dt, weights, opt, grads_total, casts = _step_constants(arch, cfg, o, x)
+    dt, weights, opt, grads_total, casts, _ = _step_constants(arch, cfg, o, x)
     steady = weights + opt
     enc = p.encoder
     times = enc.times if enc is not None else 0
@@ -1630,7 +1630,7 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
     detail: list[Term] = []
     if o.mode == "train":
         t = training_peak(arch, cfg, o)
-        opt_formula = optimizer_bytes(arch, o)[1]
+        opt_formula = _step_constants(arch, cfg, o, Ctx.of(o))[5]  # optimizer_bytes(arch, o)[1], derived once
         terms += [
             Term("weights", t.weights, f"{wb} B × N, N = {n:,} (+ index buffers)"),
             Term("gradients", t.gradients, f"{wb} B × N", role=Role.AFTER),
