@@ -125,6 +125,16 @@ class CountReport(ModelReport):
         """``(V + P + T + 2)·H + L·(...) + ...``."""
         return _closed_form(self._arch)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (and copied) with everything derived now and without the architecture, whose forward is a
+        closure: a report pickles as it did when every field was computed up front."""
+        for name in ("components", "tied", "total_formula", "total_formula_values", "closed_form"):
+            getattr(self, name)
+        for c in self.components:
+            for row in (c, *c.parts):
+                row.formula, row.formula_values  # noqa: B018
+        return {**self.__dict__, "_arch": None}
+
     @property
     def has_pooler(self) -> bool:
         return any(c.name == "pooler" for c in self.components)

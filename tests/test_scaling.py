@@ -137,3 +137,13 @@ def test_reserved_replay_is_bounded_in_layers(monkeypatch) -> None:
     seen.clear()
     bertcalc.memory(preset="mini", layers=100, reserved=True)
     assert len(seen) == deep_calls
+
+
+def test_count_report_pickles_with_its_lazy_fields() -> None:
+    """The rows and formulas are derived when first read; a pickled report carries them, not the architecture."""
+    import pickle
+
+    r = bertcalc.count(preset="base", head="mlm")
+    back = pickle.loads(pickle.dumps(r))
+    assert back.to_dict() == bertcalc.count(preset="base", head="mlm").to_dict()
+    assert back.closed_form == r.closed_form and back.total_formula_values == r.total_formula_values
