@@ -6,11 +6,11 @@ formulas next to them are rendered from the same shapes, for people to read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .config import ModelConfig
-from .model import Architecture, Component, ModelReport, Part, identify
+from .model import Architecture, Component, ModelReport, Part, cached, identify
 
 
 @dataclass(frozen=True)
@@ -22,19 +22,40 @@ class TensorRow:
     tied_to: str | None = None
 
 
+class _Formulas:
+    """``formula`` (``vocab_size × hidden_size``) and ``formula_values`` (``30522 × 768``) of a row, rendered from
+    its part's or component's polynomial when first read: only ``--explain`` and JSON show them, and building
+    the polynomials is most of what counting would otherwise cost."""
+
+    _source: Any  # the Part or Component the row describes
+    _values: dict[str, int]
+
+    @cached
+    def _polynomial(self) -> Any:
+        return self._source.polynomial()
+
+    @cached
+    def formula(self) -> str:
+        return self._polynomial.render()
+
+    @cached
+    def formula_values(self) -> str:
+        return self._polynomial.render(self._values)
+
+
 @dataclass(frozen=True)
-class PartRow:
+class PartRow(_Formulas):
     label: str
     module: str
     kind: str
     tensors: tuple[TensorRow, ...]
     parameters: int
-    formula: str  # vocab_size × hidden_size
-    formula_values: str  # 30522 × 768
+    _source: Part = field(repr=False, compare=False)
+    _values: dict[str, int] = field(repr=False, compare=False)
 
 
 @dataclass(frozen=True)
-class ComponentRow:
+class ComponentRow(_Formulas):
     name: str
     parts: tuple[PartRow, ...]
     parameters: int  # one instance
@@ -43,8 +64,9 @@ class ComponentRow:
     applied: int  # times the forward pass runs it (differs from repeat when instances are shared)
     total_parameters: int
     share: float
-    formula: str
-    formula_values: str
+    _source: Component = field(repr=False, compare=False)
+    _values: dict[str, int] = field(repr=False, compare=False)
+
 
 
 @dataclass(frozen=True)
@@ -53,18 +75,65 @@ class CountReport(ModelReport):
 
     kind: ClassVar[str] = "count"
 
-    components: tuple[ComponentRow, ...]
     total_parameters: int
     state_dict_parameters: int
-    tied: tuple[tuple[str, str], ...]
-    closed_form: str  # (V + P + T + 2)·H + L·(...) + ...
-    total_formula: str  # embeddings + num_hidden_layers × encoder layer + pooler
-    total_formula_values: str
     notes: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     description: str = ""
     dims: dict[str, int] | None = None  # family-neutral sizes: L, H, A, I, V, P, T, E, C
     unused_fields: tuple[str, ...] = ()  # config fields this model class ignores (hidden in the table header)
+    _arch: Architecture | None = field(default=None, repr=False, compare=False)
+
+    # What the totals don't need is derived from the architecture when first read: a caller that asks for
+    # total_parameters never pays for the rows, the tied pairs or the formulas (--explain, JSON, tables do).
+
+    @cached
+    def components(self) -> tuple[ComponentRow, ...]:
+        arch, total = self._arch, self.total_parameters
+        return tuple(_component_row(c, arch.values, total) for c in arch.components)
+
+    @cached
+    def tied(self) -> tuple[tuple[str, str], ...]:
+        return tuple(self._arch.tied())
+
+    @cached
+    def total_formula(self) -> str:
+        """``embeddings + num_hidden_layers × encoder layer + pooler``."""
+        return self._total_formulas[0]
+
+    @cached
+    def total_formula_values(self) -> str:
+        return self._total_formulas[1]
+
+    @cached
+    def _total_formulas(self) -> tuple[str, str]:
+        sym, num = [], []
+        for c in self._arch.components:
+            if c.repeat_symbol is not None:
+                sym.append(f"{c.repeat_symbol} × {c.name}")
+                num.append(f"{c.repeat} × {c.parameters:,}")
+            elif c.repeat != 1:
+                sym.append(f"{c.repeat} × {c.name}")
+                num.append(f"{c.repeat} × {c.parameters:,}")
+            else:
+                sym.append(c.name)
+                num.append(f"{c.parameters:,}")
+        return " + ".join(sym), " + ".join(num)
+
+    @cached
+    def closed_form(self) -> str:
+        """``(V + P + T + 2)·H + L·(...) + ...``."""
+        return _closed_form(self._arch)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (and copied) with everything derived now and without the architecture, whose forward is a
+        closure: a report pickles as it did when every field was computed up front."""
+        for name in ("components", "tied", "total_formula", "total_formula_values", "closed_form"):
+            getattr(self, name)
+        for c in self.components:
+            for row in (c, *c.parts):
+                row.formula, row.formula_values  # noqa: B018
+        return {**self.__dict__, "_arch": None}
 
     @property
     def has_pooler(self) -> bool:
@@ -123,7 +192,6 @@ class CountReport(ModelReport):
 
 
 def _part_row(p: Part, values: dict[str, int]) -> PartRow:
-    poly = p.polynomial()
     return PartRow(
         label=p.label,
         module=p.module,
@@ -133,13 +201,12 @@ def _part_row(p: Part, values: dict[str, int]) -> PartRow:
             for t in p.tensors
         ),
         parameters=p.parameters,
-        formula=poly.render(),
-        formula_values=poly.render(values),
+        _source=p,
+        _values=values,
     )
 
 
 def _component_row(c: Component, values: dict[str, int], total: int) -> ComponentRow:
-    poly = c.polynomial()
     return ComponentRow(
         name=c.name,
         parts=tuple(_part_row(p, values) for p in c.parts),
@@ -149,8 +216,8 @@ def _component_row(c: Component, values: dict[str, int], total: int) -> Componen
         applied=c.times_applied,
         total_parameters=c.total_parameters,
         share=(c.total_parameters / total) if total else 0.0,
-        formula=poly.render(),
-        formula_values=poly.render(values),
+        _source=c,
+        _values=values,
     )
 
 
@@ -163,35 +230,16 @@ def report(
     sources: tuple[str, ...] = (),
     description: str = "",
 ) -> CountReport:
-    total = arch.total_parameters
-    values = arch.values
-    rows = tuple(_component_row(c, values, total) for c in arch.components)
-    sym, num = [], []
-    for c in arch.components:
-        if c.repeat_symbol is not None:
-            sym.append(f"{c.repeat_symbol} × {c.name}")
-            num.append(f"{c.repeat} × {c.parameters:,}")
-        elif c.repeat != 1:
-            sym.append(f"{c.repeat} × {c.name}")
-            num.append(f"{c.repeat} × {c.parameters:,}")
-        else:
-            sym.append(c.name)
-            num.append(f"{c.parameters:,}")
-    closed = _closed_form(arch)
     return CountReport(
         **identify(arch, label, cfg.fields()),
-        components=rows,
-        total_parameters=total,
+        total_parameters=arch.total_parameters,
         state_dict_parameters=arch.state_dict_parameters,
-        tied=tuple(arch.tied()),
-        closed_form=closed,
-        total_formula=" + ".join(sym),
-        total_formula_values=" + ".join(num),
         notes=notes,
         sources=sources,
         description=description,
         dims=cfg.dims._asdict(),
         unused_fields=arch.unused_fields,
+        _arch=arch,
     )
 
 

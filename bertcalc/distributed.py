@@ -417,9 +417,8 @@ def _zero(arch: Any, cfg: Any, o: Options, s: Setup) -> tuple[list[RankTerm], st
                   f"bit16_groups_flat: all Ψ parameters, padded to a multiple of 2N elements ({src12})"))
         state_n = part
     else:
-        persistent = [tp for c in arch.components for p in c.parts for tp in p.tensors
-                      if tp.tied_to is None and tp.parameters <= s.persistence for _ in range(c.repeat)]
-        pers = sum(tp.parameters for tp in persistent)
+        pers = sum(tp.parameters * c.repeat for c in arch.components for p in c.parts for tp in p.tensors
+                   if tp.tied_to is None and tp.parameters <= s.persistence)  # one template × L: O(1) in layers
         parts = sum(-(-tp.parameters // N) * c.repeat for c in arch.components for p in c.parts
                     for tp in p.tensors if tp.tied_to is None)
         t.append(("parameter partitions", "cpu" if off_p else "gpu", parts * hb,

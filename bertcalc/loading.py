@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -414,6 +415,7 @@ def hf_source(data: Mapping[Any, Any], origin: str) -> Source:
                   tuple(notes))
 
 
+@lru_cache(maxsize=64)  # a shipped preset never changes: parse it once per process (resolve copies .data)
 def load_preset(name: str) -> Source:
     from . import catalog
 

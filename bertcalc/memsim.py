@@ -165,10 +165,23 @@ def part_bytes(part: Part, elem_bytes: int) -> int:
     return sum(alloc(t.parameters * elem_bytes) for t in part.tensors if t.tied_to is None)
 
 
+class DTypes(dict):
+    """:func:`dtypes`' answer: value -> bytes per element, for one program and one :class:`Ctx`. It also
+    carries what :func:`saved_of` found for each op under that context and a batch, so that a step's replay
+    (which asks for each op's saved set several times: the saved totals, each layer run, each backward) derives
+    it once."""
+
+    __slots__ = ("saved",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saved: dict[tuple[Op, int, int], tuple[tuple[Key, int], ...]] = {}
+
+
 def dtypes(p: Program, x: Ctx) -> dict[Value, int]:
     """Bytes per element of every value of the forward, by the producing op: autocast runs Linear and attention
     matmuls in bf16 and LayerNorm and softmax in fp32; lookups stay fp32; a sum promotes to the wider dtype."""
-    dt: dict[Value, int] = {}
+    dt: dict[Value, int] = DTypes()
 
     def of(v: Value) -> int:
         return dt[v.storage] if v.storage in dt else dt.get(v, x.a)
@@ -239,6 +252,18 @@ def _ceil(x: int, m: int) -> int:
     return -(-x // m) * m
 
 
+def _memo(obj: Any, key: Any, make: Any) -> Any:
+    """What ``make()`` derives from ``obj`` (an Architecture or its Program: frozen, built once per model), kept
+    on the object itself under ``key``: never a global cache, so a rebuilt model (a family patched in a test)
+    is derived afresh."""
+    memo = obj.__dict__.get("_memsim")
+    if memo is None:
+        memo = obj.__dict__["_memsim"] = {}
+    if key not in memo:
+        memo[key] = make()
+    return memo[key]
+
+
 Key = Any  # a Value (its storage), or (op, tag) for a tensor only that op holds
 
 
@@ -247,7 +272,19 @@ def sdpa(op: AttentionOp, x: Ctx) -> bool:
     return x.attention == "sdpa" and op.sdpa
 
 
-def saved_of(op: Op, x: Ctx, dt: dict[Value, int]) -> list[tuple[Key, int]]:
+def saved_of(op: Op, x: Ctx, dt: dict[Value, int]) -> list[tuple[Key, int]] | tuple[tuple[Key, int], ...]:
+    """:func:`_saved_of`, once per op for a ``dt`` made by :func:`dtypes` (it is made for one ``x``)."""
+    memo = getattr(dt, "saved", None)
+    if memo is None:
+        return _saved_of(op, x, dt)
+    key = (op, x.batch, x.seq)  # a DTypes is made for one context but the batch (a fit asks several)
+    out = memo.get(key)
+    if out is None:
+        out = memo[key] = tuple(_saved_of(op, x, dt))
+    return out
+
+
+def _saved_of(op: Op, x: Ctx, dt: dict[Value, int]) -> list[tuple[Key, int]]:
     """What autograd keeps from ``op`` for the backward: (storage key, bytes). Storage keys are shared, so a
     tensor saved by several ops (the layer input, by Q, K and V) is counted once.
 
@@ -779,7 +816,8 @@ class Backward:
 
 
 def owners_of(arch: Architecture) -> dict[str, Part]:
-    return {t.name: p for c in arch.components for p in c.parts for t in p.tensors if t.tied_to is None}
+    return _memo(arch, "owners", lambda: {t.name: p for c in arch.components for p in c.parts for t in p.tensors
+                                          if t.tied_to is None})
 
 
 def _register(sim: Sim, d: dict[Key, int]) -> None:
@@ -840,6 +878,10 @@ def shared_inputs(p: Program) -> list[Value]:
     gradient flows through: a table every layer uses (DeBERTa's normalised relative embeddings), an attention
     bias made once per forward (MPNet's position bias). Each receives one gradient over all applications: the
     last layer's backward makes it, the others add into it, and it is handed to the op that made the value."""
+    return _memo(p, "shared_inputs", lambda: _shared_inputs(p))
+
+
+def _shared_inputs(p: Program) -> list[Value]:
     enc = p.encoder
     if enc is None:
         return []
@@ -928,13 +970,27 @@ def _runs(times: int, groups: int) -> list[tuple[int, int]]:
     return out
 
 
+def _step_constants(arch: Architecture, cfg: ModelConfig, o: Options, x: Ctx) -> tuple[Any, ...]:
+    """What a training step's replay needs that does not depend on the batch: the dtypes, the weights, the
+    optimizer states, the gradients, the bf16 weight casts. Derived once per model and options other than the
+    batch (a fit evaluates several batches; every field of Options but the batch is in the key)."""
+    key = ("step", *(v for k, v in vars(o).items() if k != "batch"))
+
+    def make() -> tuple[Any, ...]:
+        p = arch.program
+        dt = dtypes(p, x)
+        weights = weights_bytes(arch, cfg, x.wb)
+        opt, formula = optimizer_bytes(arch, o)
+        casts = 0 if o.grad_checkpointing else weight_casts(arch, p, x)
+        return dt, weights, opt, weights - buffer_bytes(arch, x.wb), casts, formula
+
+    return _memo(arch, key, make)
+
+
 def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingPeak:
     x = Ctx.of(o)
     p = arch.program
-    dt = dtypes(p, x)
-    weights = weights_bytes(arch, cfg, x.wb)
-    opt, _ = optimizer_bytes(arch, o)
-    grads_total = weights - buffer_bytes(arch, x.wb)
+    dt, weights, opt, grads_total, casts, _ = _step_constants(arch, cfg, o, x)
     steady = weights + opt
     enc = p.encoder
     times = enc.times if enc is not None else 0
@@ -948,7 +1004,6 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
         per_app = alloc(x.n(enc.inp) * dt[enc.inp])
     else:
         per_app = saved_bytes(layer_saved)
-    casts = 0 if o.grad_checkpointing else weight_casts(arch, p, x)
     saved = saved_bytes(emb_saved) + times * per_app + saved_bytes(head_saved) + casts + once_bytes
     owners = owners_of(arch)
     # the backward: loss, head and pooler
@@ -1575,7 +1630,7 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
     detail: list[Term] = []
     if o.mode == "train":
         t = training_peak(arch, cfg, o)
-        opt_formula = optimizer_bytes(arch, o)[1]
+        opt_formula = _step_constants(arch, cfg, o, Ctx.of(o))[5]  # optimizer_bytes(arch, o)[1], derived once
         terms += [
             Term("weights", t.weights, f"{wb} B × N, N = {n:,} (+ index buffers)"),
             Term("gradients", t.gradients, f"{wb} B × N", role=Role.AFTER),

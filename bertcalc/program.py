@@ -16,7 +16,6 @@ program serves every batch size, and an encoder of 10^9 layers is still one temp
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -29,10 +28,11 @@ Scope = Literal["base", "end"]
 
 
 def size(d: Dim, batch: int, seq: int) -> int:
-    if d == B:
-        return batch
-    if d == S:
-        return seq
+    if d.size == 0:  # B and S are the only zero-size dims with these symbols: d == B, without dataclass __eq__
+        if d.symbol == "B":
+            return batch
+        if d.symbol == "S":
+            return seq
     return d.size
 
 
@@ -57,7 +57,21 @@ class Value:
     until: Value | Scope | None = None
 
     def elements(self, batch: int, seq: int) -> int:
-        return math.prod(size(d, batch, seq) for d in self.dims)
+        # the product of the dims is c × B^b × S^s: found once per value (memory replays ask it thousands of
+        # times per step), then three multiplications
+        f = self.__dict__.get("_factors")
+        if f is None or f[0] is not self.dims:
+            c, b, s = 1, 0, 0
+            for d in self.dims:
+                if d.size == 0 and d.symbol == "B":
+                    b += 1
+                elif d.size == 0 and d.symbol == "S":
+                    s += 1
+                else:
+                    c *= d.size
+            f = self._factors = (self.dims, c, b, s)
+        _, c, b, s = f
+        return c * (batch if b == 1 else batch ** b) * (seq if s == 1 else seq ** s)
 
     @property
     def storage(self) -> Value:

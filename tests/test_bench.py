@@ -28,3 +28,11 @@ def test_startup_bench_runs() -> None:
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert {"floor_median_ms", "ours_median_ms", "median_ratio"} <= set(result)
+
+
+def test_throughput_bench_runs() -> None:
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "throughput.py"), "--seconds", "0.01", "--rounds", "1",
+                          "--repeat", "--json"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert set(result["distinct"]) == {"count", "count(preset=…)", "flops", "memory", "memory(fit=…, reserved=False)"}

@@ -19,8 +19,12 @@ _HERE = Path(__file__).resolve().parent
 
 
 def exists(family: str) -> bool:
-    return isinstance(family, str) and family.isidentifier() and not family.startswith("_") \
-        and (_HERE / f"{family}.py").is_file()
+    return isinstance(family, str) and family.isidentifier() and not family.startswith("_") and _has_file(family)
+
+
+@lru_cache(maxsize=64)
+def _has_file(family: str) -> bool:  # asked on every resolve and build: stat the folder once per name
+    return (_HERE / f"{family}.py").is_file()
 
 
 def module(family: str) -> ModuleType:
