@@ -6,12 +6,10 @@ import io
 import math
 from typing import Any
 
-from rich import box
-from rich.console import Console, Group, RenderableType
-from rich.table import Table
-from rich.text import Text
-
 from . import human, shape_text
+from .plain import SIMPLE_HEAD, FirstThatFits, Group, Table, Text
+
+RenderableType = Any  # a document of .plain's Text, Table, Group and FirstThatFits
 
 NATURAL_WIDTH = 400  # "as wide as it needs": tables never expand, so they stop at their natural width
 
@@ -51,7 +49,15 @@ def _check_size(report: Any) -> None:
             "which have no limit", param="format")
 
 
-def renderable(report: Any, explain: bool = False) -> RenderableType:
+def renderable(report: Any, explain: bool = False) -> Any:
+    """The table as rich renderables (``rich.print(report)``, notebooks)."""
+    from .plain import to_rich
+
+    return to_rich(document(report, explain))
+
+
+def document(report: Any, explain: bool = False) -> RenderableType:
+    """The table as a document of :mod:`.plain`'s objects, drawn plain or replayed into rich."""
     _check_size(report)
     if report.kind == "count":
         return count_view(report, explain)
@@ -77,17 +83,35 @@ def renderable(report: Any, explain: bool = False) -> RenderableType:
 
 
 def to_text(report: Any, explain: bool = False, width: int | None = None) -> str:
-    """Plain text, no colour: at ``width`` columns, or at the table's natural width."""
+    """Plain text, no colour: at ``width`` columns, or at the table's natural width. Drawn without rich where
+    nothing has to wrap (:mod:`.plain`), else by rich: the same characters either way."""
+    from .plain import DoesNotFit, draw
+
+    doc = document(report, explain)
+    try:
+        return draw(doc, width or NATURAL_WIDTH)
+    except DoesNotFit:
+        return rich_text(doc, width)
+
+
+def rich_text(doc: RenderableType, width: int | None = None) -> str:
+    """A document drawn by rich as plain text (no colour), each line without trailing spaces."""
+    from rich.console import Console
+
+    from .plain import to_rich
+
     buf = io.StringIO()
     console = Console(file=buf, width=width or NATURAL_WIDTH, color_system=None, force_terminal=False,
                       no_color=True, highlight=False, emoji=False, legacy_windows=False)
-    console.print(renderable(report, explain))
+    console.print(to_rich(doc))
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"
 
 
 def to_svg(report: Any, explain: bool = False, width: int | None = None) -> str:
     """The table in colour as an SVG image, through rich's recording console (what ``Console.save_svg``
     writes; the caller writes the file atomically)."""
+    from rich.console import Console
+
     console = Console(file=io.StringIO(), record=True, width=width or 120, color_system="truecolor",
                       force_terminal=True, highlight=False, emoji=False, legacy_windows=False)
     console.print(renderable(report, explain))
@@ -96,6 +120,8 @@ def to_svg(report: Any, explain: bool = False, width: int | None = None) -> str:
 
 def to_html(report: Any, explain: bool = False, width: int | None = None) -> str:
     """The table in colour as HTML (for notebooks)."""
+    from rich.console import Console
+
     console = Console(file=io.StringIO(), record=True, width=width or 120, color_system="truecolor",
                       force_terminal=True, highlight=False, emoji=False, legacy_windows=False)
     console.print(renderable(report, explain))
@@ -103,14 +129,34 @@ def to_html(report: Any, explain: bool = False, width: int | None = None) -> str
 
 
 def print_report(report: Any, explain: bool = False) -> None:
-    """To stdout: rich decides colour (NO_COLOR, not a terminal) and width (the terminal's, or natural)."""
-    console = Console(highlight=False, emoji=False)
-    if not console.is_terminal:
-        import sys
+    """To stdout: on a terminal, rich decides colour (NO_COLOR) and width (the terminal's); anywhere else
+    (a pipe, a file) the plain text at its natural width, which needs no rich."""
+    import sys
 
+    if not _is_terminal(sys.stdout):
+        sys.stdout.write(to_text(report, explain))
+        return
+    from rich.console import Console
+
+    console = Console(highlight=False, emoji=False)
+    if not console.is_terminal:  # rich's own reading of the environment (FORCE_COLOR, TTY_COMPATIBLE...)
         sys.stdout.write(to_text(report, explain))
         return
     console.print(renderable(report, explain))
+
+
+def _is_terminal(stream: Any) -> bool:
+    """Whether rich could take ``stream`` for a terminal: a TTY, or an environment that forces one. Where this
+    says no, rich says no too (it is checked again), so that a pipe never imports rich."""
+    import os
+
+    if any(os.environ.get(v) for v in ("FORCE_COLOR", "TTY_INTERACTIVE", "TTY_COMPATIBLE", "JUPYTER_COLUMNS",
+                                       "DATABRICKS_RUNTIME_VERSION")):
+        return True
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 # -------------------------------------------------------------------------------------------------- header
@@ -178,7 +224,7 @@ def _free(table: Table) -> Table:
 def _count_stacked(r: Any) -> Table:
     """The narrowest count layout (about 40 columns for BERT-large): one column, each name on its own line
     and its shape and figures on the next, so that shapes never wrap into slivers and no number is cut."""
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
     t.add_column("component / shape, parameters", overflow="fold")
     for c in r.components:
         rep = _times(c)
@@ -204,31 +250,11 @@ def _count_stacked(r: Any) -> Table:
     return t
 
 
-class FirstThatFits:
-    """Of several layouts of the same content, the first whose natural width fits the console (else the
-    last): tables give way to narrower layouts instead of cutting names or numbers."""
-
-    def __init__(self, *layouts: Any) -> None:
-        self.layouts = layouts  # callables returning a renderable or a list of them
-
-    def __rich_console__(self, console: Console, options: Any):
-        from rich.measure import Measurement
-
-        for i, make in enumerate(self.layouts):
-            parts = make()
-            parts = parts if isinstance(parts, list) else [parts]
-            last = i == len(self.layouts) - 1
-            if last or all(Measurement.get(console, options.update(max_width=10**6), p).maximum <= options.max_width
-                           for p in parts if not getattr(p, "free_width", False)):
-                yield from parts
-                return
-
-
 def _count_table(r: Any, formulas: bool, compact: bool = False) -> Table:
     """The count table. ``compact`` (narrow terminals) folds "× L" and the share into the name, lets shapes
     wrap, and keeps the human figure for the total only, so that no number is ever cut."""
     share = not compact
-    table = Table(box=box.SIMPLE_HEAD, show_footer=False, pad_edge=False, header_style="bold")
+    table = Table(box=SIMPLE_HEAD, show_footer=False, pad_edge=False, header_style="bold")
     table.add_column("component", no_wrap=True)
     table.add_column("shape", overflow="fold")
     table.add_column("parameters", justify="right", no_wrap=True)
@@ -292,7 +318,7 @@ def _formula(row: Any) -> str:
 
 
 def _formula_table(r: Any) -> Table:
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold", title_justify="left")
+    t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold", title_justify="left")
     t.add_column("row", no_wrap=True)
     t.add_column("formula = with numbers = parameters", overflow="fold")
     for c in r.components:
@@ -348,7 +374,7 @@ def shapes_view(r: Any) -> RenderableType:
     total_text = Text(f"{r.state_dict_parameters:,}", style="bold green")
 
     def table() -> Table:
-        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+        t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
         t.add_column("#", justify="right", style="dim")
         t.add_column("state-dict name", no_wrap=True)
         t.add_column("shape", no_wrap=True)
@@ -363,7 +389,7 @@ def shapes_view(r: Any) -> RenderableType:
         return t
 
     def stacked() -> Table:  # narrow terminals: each name whole on its line, its figures below it
-        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+        t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
         t.add_column("#", justify="right", style="dim")
         t.add_column("state-dict name / shape, parameters", overflow="fold")
         for n, label, shp, params, rep, total in rows:
@@ -386,7 +412,7 @@ def shapes_view(r: Any) -> RenderableType:
     if r.activations is not None:
         flat = f", choices C={r.choices} (B·C = {r.batch * r.choices:,} rows)" if r.choices is not None else ""
         parts.append(Text(f"Activations for batch B={r.batch}, sequence S={r.seq}{flat}", style="bold cyan"))
-        a = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+        a = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
         a.add_column("activation", overflow="fold")
         a.add_column("shape")
         a.add_column("=", justify="left")
@@ -415,7 +441,7 @@ def compare_view(r: Any) -> RenderableType:
 
 def _compare_rows(r: Any) -> Table:
     """The narrowest layout: one row per config, its sizes and total, and the total against the first."""
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
     t.add_column("config", overflow="fold")
     for col in ("L", "H", "A", "total", f"vs {r.labels[0]}"):
         t.add_column(col, justify="right", no_wrap=True)
@@ -429,7 +455,7 @@ def _compare_rows(r: Any) -> Table:
 
 def _compare_table(r: Any, stacked: bool) -> Table:
     labels = r.labels
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
     t.add_column("", no_wrap=True)
     for j, (lab, rep) in enumerate(zip(labels, r.reports, strict=True)):
         header = Text(lab, overflow="fold")
@@ -480,7 +506,7 @@ def _delta(row: Any, j: int) -> str:
 
 def presets_view(r: Any) -> RenderableType:
     def table(describe: bool, wide: bool) -> Table:
-        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+        t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
         t.add_column("preset", no_wrap=True)
         cols = ("L", "H", "A", "I", "V", "parameters", "≈") if wide else ("L", "H", "A", "parameters")
         if wide:
@@ -539,7 +565,7 @@ def inspect_view(r: Any) -> RenderableType:
                      expected, _mib(row.nbytes) if row.nbytes else ""))
 
     def table() -> Table:
-        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+        t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
         t.add_column("status", no_wrap=True)
         t.add_column("state-dict name", no_wrap=True)
         t.add_column("dtype", no_wrap=True)
@@ -551,7 +577,7 @@ def inspect_view(r: Any) -> RenderableType:
         return t
 
     def stacked() -> Table:  # narrow terminals: each name whole on its line, its figures below it
-        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+        t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
         t.add_column("status", no_wrap=True)
         t.add_column("state-dict name / dtype, shape (expected), bytes", overflow="fold")
         for word, name, dtype, shp, expected, size in rows:
@@ -629,7 +655,7 @@ def verify_view(r: Any) -> RenderableType:
     title = _title(r.label, r.model_class, " ".join(f"{k} {v}" for k, v in r.versions.items()))
     title.append("  ·  ")
     title.append_text(verdict)
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
     t.add_column("check")
     t.add_column("bertcalc", justify="right")
     t.add_column("transformers", justify="right")
@@ -643,7 +669,7 @@ def verify_view(r: Any) -> RenderableType:
     t.add_row("tied pairs", "", "", _tick("tied" not in kinds))
     parts: list[RenderableType] = [title, t]
     if r.differences:
-        d = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold", title="differences", title_justify="left")
+        d = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold", title="differences", title_justify="left")
         d.add_column("what")
         d.add_column("name")
         d.add_column("bertcalc")
@@ -686,7 +712,7 @@ def flops_view(r: Any) -> RenderableType:
     total = r.forward_flops or 1
 
     def table(formula: bool, each: bool) -> Table:
-        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+        t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
         t.add_column("matmul", overflow="fold")
         if formula:
             t.add_column("formula", overflow="fold")
@@ -717,7 +743,7 @@ def flops_view(r: Any) -> RenderableType:
     t = FirstThatFits(lambda: table(True, True), lambda: table(False, True), lambda: table(False, False))
     per = Text(f"per token: forward {flop_units(r.forward_flops / r.tokens)}, "
                f"training {flop_units(r.training_flops / r.tokens)}")
-    a = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold", title="training FLOPs per token",
+    a = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold", title="training FLOPs per token",
               title_justify="left", title_style="bold cyan")
     a.add_column("rule")
     a.add_column("FLOPs per token", justify="right")
@@ -757,7 +783,7 @@ def memory_view(r: Any) -> RenderableType:
     if o.mode == "train":
         run += f"  {o.optimizer}" + ("  grad-checkpointing" if o.grad_checkpointing else "")
     head = [_title(r.label, r.model_class, run)]
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
     t.add_column("term")
     t.add_column("bytes", justify="right", no_wrap=True)
     t.add_column("≈", justify="right", no_wrap=True)
@@ -824,7 +850,7 @@ def distributed_view(d: Any) -> RenderableType:
     title = Text(f"per rank: {s.label}, {s.world} ranks ({s.gpus} GPU{'s' if s.gpus > 1 else ''} × {s.nodes} "
                  f"node{'s' if s.nodes > 1 else ''}), rank {s.rank}, local batch {d.local_batch} "
                  f"(global {d.global_batch:,})", style="bold")
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
     t.add_column("term")
     t.add_column("where")
     t.add_column("bytes", justify="right", no_wrap=True)
@@ -858,7 +884,7 @@ def distributed_view(d: Any) -> RenderableType:
         line += f"; {_duration(secs)} at {s.link_gbps:g} Gbit/s, nothing overlapped"
     parts.append(Text(line))
     if d.fit:
-        f = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold",
+        f = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold",
                   title=f"on {s.world} ranks, {_gib(d.budget)} each for tensors (the budget less the CUDA context)",
                   title_justify="left")
         f.add_column("setting")
