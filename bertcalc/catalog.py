@@ -12,7 +12,7 @@ source checkout, an editable install) :func:`data` reads the YAML.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -56,13 +56,23 @@ def data(name: str) -> dict[str, Any]:
     package has one, else from the YAML."""
     built = compiled()
     if built is None:
-        from .loading import read_mapping
-
-        return read_mapping(path_of(name))
+        return _copy(_read(path_of(name)))
     key = _checked(name)
     if key not in built:
         _unknown(key)
-    return {k: list(v) if isinstance(v, list) else v for k, v in built[key].items()}
+    return _copy(built[key])
+
+
+@cache
+def _read(path: Path) -> dict[str, Any]:
+    """A shipped preset's YAML, read once per process (the files ship with the package and do not change)."""
+    from .loading import read_mapping
+
+    return read_mapping(path)
+
+
+def _copy(mapping: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, list) else v for k, v in mapping.items()}
 
 
 def _checked(name: str) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 SIMPLE_HEAD = "SIMPLE_HEAD"  # the one box style the views use (rich.box.SIMPLE_HEAD)
 
@@ -107,9 +107,32 @@ class Table:
     def add_row(self, *cells: Any, **kw: Any) -> None:
         self.rows.append((cells, dict(kw)))
 
+    def add_rows(self, rows: Rows) -> None:
+        self.rows.append((rows, {}))
+
     def add_section(self) -> None:
         if self.rows:
             self.rows[-1][1]["end_section"] = True
+
+    def row_cells(self) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
+        """Every row as (cells, settings), streamed rows made (styled) and expanded."""
+        for cells, kw in self.rows:
+            if isinstance(cells, Rows):
+                made = list(cells.styled())
+                for j, row in enumerate(made):
+                    yield row, (kw if j == len(made) - 1 else {})
+            else:
+                yield cells, kw
+
+
+class Rows:
+    """Rows made while they are drawn, never held: ``plain()`` yields each row's cells as one-line strings,
+    ``styled()`` the same rows as the view's Text cells (for rich and the terminal), ``widths`` is each
+    column's widest cell, known beforehand (a model of 10^5 layers has 1.6 million rows)."""
+
+    def __init__(self, plain: Callable[[], Iterator[tuple[str, ...]]], styled: Callable[[], Iterator[tuple]],
+                 widths: list[int], n: int) -> None:
+        self.plain, self.styled, self.widths, self.n = plain, styled, widths, n
 
 
 class Group:
@@ -157,6 +180,9 @@ def table_widths(t: Table) -> list[int]:
     """Each column's natural width: its widest line, header included (padding not included)."""
     widths = [_cell_width(c.header) if t.kw.get("show_header", True) else 0 for c in t.columns]
     for cells, _ in t.rows:
+        if isinstance(cells, Rows):
+            widths = [max(a, b) for a, b in zip(widths, [*cells.widths, *[0] * len(widths)], strict=False)]
+            continue
         for i, cell in enumerate(cells[: len(widths)]):
             w = _cell_width(cell)
             if w > widths[i]:
@@ -189,8 +215,11 @@ def _check(t: Table) -> None:
             raise DoesNotFit("a column setting the plain renderer does not draw")
 
 
-def _align(text: str, width: int, justify: str) -> str:
+def _align(text: str, width: int, justify: str, shown: str | None = None) -> str:
+    """``text`` padded to ``width`` columns; ``shown`` (the text with its styles painted in) in its place."""
     gap = width - cell_len(text)
+    if shown is not None:
+        text = shown
     if justify == "right":
         return " " * gap + text
     if justify == "center":
@@ -199,8 +228,9 @@ def _align(text: str, width: int, justify: str) -> str:
     return text + " " * gap
 
 
-def draw_table(t: Table, max_width: int) -> Iterator[str]:
-    """The table's lines, as rich draws a ``box.SIMPLE_HEAD``, ``pad_edge=False`` table that fits."""
+def draw_table(t: Table, max_width: int, ansi: Ansi | None = None, skip_streams: bool = False) -> Iterator[str]:
+    """The table's lines, as rich draws a ``box.SIMPLE_HEAD``, ``pad_edge=False`` table that fits; with
+    ``ansi``, in its styles."""
     _check(t)
     widths = table_widths(t)
     width = table_width(t, widths)
@@ -211,34 +241,143 @@ def draw_table(t: Table, max_width: int) -> Iterator[str]:
         for line in _lines(title):
             if cell_len(line) > width:
                 raise DoesNotFit("the title is wider than the table")
-            yield line
+        yield from _lines(title) if ansi is None else ansi.lines(title, t.kw.get("title_style", "italic"))
     justify = [c.justify for c in t.columns]
     yield ""  # the top edge: blank in SIMPLE_HEAD
-    yield from _row([c.header for c in t.columns], widths, justify, bottom=True)
-    yield " " + "─" * (width - 2)
+    head = [_join(t.kw.get("header_style", ""), c.kw.get("header_style", "")) for c in t.columns]
+    yield from _row([c.header for c in t.columns], widths, justify, bottom=True, ansi=ansi, styles=head)
+    rule = " " + "─" * (width - 2)
+    yield rule if ansi is None else ansi.paint(rule, t.kw.get("border_style", ""))
     last = len(t.rows) - 1
+    col_styles = [c.kw.get("style", "") or "" for c in t.columns]
     for i, (cells, kw) in enumerate(t.rows):
-        yield from _row(cells, widths, justify)
+        if isinstance(cells, Rows):
+            if not skip_streams:
+                if ansi is None:
+                    yield from _plain_rows(cells, widths, justify)
+                else:
+                    for row in cells.styled():
+                        yield from _row(row, widths, justify, ansi=ansi, styles=col_styles)
+        else:
+            styles = col_styles if ansi is None or not kw.get("style") else \
+                [_join(c, kw["style"]) for c in col_styles]
+            yield from _row(cells, widths, justify, ansi=ansi, styles=styles)
         if kw.get("end_section") and i != last:
             yield ""
     yield ""  # the bottom edge
 
 
-def _row(cells: Iterable[Any], widths: list[int], justify: list[str], bottom: bool = False) -> Iterator[str]:
+def _plain_rows(rows: Rows, widths: list[int], justify: list[str]) -> Iterator[str]:
+    """Streamed rows, one format per row: the cells are one-line strings (ASCII: one column a character;
+    any other row goes the general way)."""
+    n = len(widths)
+    spec = []
+    for i, w in enumerate(widths):
+        pad = ("" if i == 0 else " ") + "{:" + (">" if justify[i] == "right" else "<") + str(w) + "}"
+        spec.append(pad + (" " if i < n - 1 else ""))
+    fmt = (" " + " ".join(spec)).format
+    for cells in rows.plain():
+        joined = "".join(cells)
+        if len(cells) == n and joined.isascii() and "\n" not in joined:
+            yield fmt(*cells)
+        else:
+            yield from _row(cells, widths, justify)
+
+
+def _row(cells: Iterable[Any], widths: list[int], justify: list[str], bottom: bool = False,
+         ansi: Ansi | None = None, styles: list[str] | None = None) -> Iterator[str]:
     """One row's lines; cells align to the top, the header's to the bottom (as rich aligns them)."""
+    cells = list(cells)
     cols = [_lines(c) for c in cells]
     cols += [[""]] * (len(widths) - len(cols))
+    painted = None
+    if ansi is not None:
+        painted = [ansi.lines(c, styles[i] if styles else "") for i, c in enumerate(cells)]
+        painted += [[""]] * (len(widths) - len(painted))
     height = max(len(c) for c in cols)
     if bottom:
         cols = [[""] * (height - len(c)) + c for c in cols]
+        if painted is not None:
+            painted = [[""] * (height - len(c)) + c for c in painted]
     n = len(widths)
     for k in range(height):
         parts = []
         for i, (lines, w) in enumerate(zip(cols, widths, strict=False)):
             text = lines[k] if k < len(lines) else ""
-            cell = _align(text, w, justify[i])
+            if painted is None:
+                cell = _align(text, w, justify[i])
+            else:
+                shown = painted[i][k] if k < len(painted[i]) else ""
+                cell = _align(text, w, justify[i], shown)
             parts.append((" " if i > 0 else "") + cell + (" " if i < n - 1 else ""))
         yield " " + " ".join(parts)
+
+
+def _join(a: str | None, b: str | None) -> str:
+    """Two rich style strings, the second over the first."""
+    return f"{a} {b}" if a and b else a or b or ""
+
+
+class Ansi:
+    """Styles as ANSI SGR codes, for a terminal: rich's words for them (``bold cyan``, ``dim``), colour
+    dropped under NO_COLOR as rich drops it."""
+
+    ATTRS: ClassVar[dict[str, str]] = {"bold": "1", "dim": "2", "italic": "3", "underline": "4"}
+    COLORS: ClassVar[dict[str, str]] = {
+        "black": "30", "red": "31", "green": "32", "yellow": "33", "blue": "34", "magenta": "35", "cyan": "36",
+        "white": "37", "dark_orange": "38;5;208"}
+
+    def __init__(self, color: bool = True, colors256: bool = True) -> None:
+        self.color = color
+        self.colors256 = colors256
+        self._codes: dict[str, str] = {}
+
+    def code(self, style: str) -> str:
+        got = self._codes.get(style)
+        if got is None:
+            attrs: list[str] = []
+            color = ""
+            for word in style.split():
+                if word in self.ATTRS:
+                    if self.ATTRS[word] not in attrs:
+                        attrs.append(self.ATTRS[word])
+                elif word in self.COLORS:
+                    color = self.COLORS[word]
+                    if color.startswith("38;5") and not self.colors256:
+                        color = "33"
+                elif word != "none":
+                    raise DoesNotFit(f"a style the plain renderer does not know: {word!r}")
+            codes = [c for c in ("1", "2", "3", "4") if c in attrs] + ([color] if color and self.color else [])
+            got = self._codes[style] = f"\x1b[{';'.join(codes)}m" if codes else ""
+        return got
+
+    def paint(self, text: str, style: str | None) -> str:
+        code = self.code(style) if style and text else ""
+        return f"{code}{text}\x1b[0m" if code else text
+
+    def lines(self, cell: Any, outer: str | None = "") -> list[str]:
+        """A cell's lines with its styles painted in."""
+        runs = _runs(cell, outer or "") if isinstance(cell, Text) else [("" if cell is None else str(cell), outer)]
+        out = [""]
+        for text, style in runs:
+            for j, piece in enumerate(text.split("\n")):
+                if j:
+                    out.append("")
+                out[-1] += self.paint(piece, style)
+        return out
+
+
+def _runs(t: Text, outer: str) -> list[tuple[str, str]]:
+    """A Text as (text, style) runs, each style the whole stack over it (its Text's base style first)."""
+    text, style, _ = t._base
+    base = _join(outer, style or "")
+    runs = [(text, base)] if text else []
+    for op, value, st in t._ops:
+        if op == "append":
+            runs.append((value, _join(base, st)))
+        else:
+            runs.extend(_runs(value, base))
+    return runs
 
 
 def _fits(renderable: Any, max_width: int) -> bool:
@@ -258,23 +397,28 @@ def measure(renderable: Any) -> int:
     return _cell_width(renderable)
 
 
-def draw_lines(renderable: Any, max_width: int) -> Iterator[str]:
+def draw_lines(renderable: Any, max_width: int, ansi: Ansi | None = None, skip_streams: bool = False
+               ) -> Iterator[str]:
     """The lines of a document drawn as plain text at ``max_width``; :class:`DoesNotFit` where rich would
     have to wrap a line or shrink a table."""
     if isinstance(renderable, Group):
         for r in renderable.renderables:
-            yield from draw_lines(r, max_width)
+            yield from draw_lines(r, max_width, ansi, skip_streams)
     elif isinstance(renderable, FirstThatFits):
         for part in renderable.choose(lambda p: _fits(p, max_width)):
-            yield from draw_lines(part, max_width)
+            yield from draw_lines(part, max_width, ansi, skip_streams)
     elif isinstance(renderable, Table):
-        yield from draw_table(renderable, max_width)
+        yield from draw_table(renderable, max_width, ansi, skip_streams)
     elif isinstance(renderable, (Text, str)):
-        for line in _lines(renderable):
+        lines = _lines(renderable)
+        painted = None if ansi is None else ansi.lines(renderable)
+        for k, line in enumerate(lines):
             if cell_len(line) > max_width:
+                if painted is not None:
+                    raise DoesNotFit("a styled line longer than the width: rich wraps it")
                 yield from _wrap(line, max_width)
             else:
-                yield line
+                yield line if painted is None else painted[k]
     else:
         raise DoesNotFit(f"no plain drawing for {type(renderable).__name__}")
 
@@ -300,9 +444,32 @@ def _wrap(line: str, width: int) -> Iterator[str]:
         yield line[a:b].rstrip()
 
 
-def draw(renderable: Any, max_width: int) -> str:
-    """The whole document as text, each line without trailing spaces (as ``to_text`` writes rich's output)."""
-    return "".join(line.rstrip() + "\n" for line in draw_lines(renderable, max_width))
+def draw(renderable: Any, max_width: int, ansi: Ansi | None = None) -> str:
+    """The whole document as text, each line without trailing spaces (as ``to_text`` writes rich's output);
+    with ``ansi``, in colour for a terminal."""
+    return "".join(line.rstrip() + "\n" for line in draw_lines(renderable, max_width, ansi))
+
+
+BLOCK = 1 << 16  # characters per piece written
+
+
+def draw_chunks(renderable: Any, max_width: int, ansi: Ansi | None = None) -> Iterator[str]:
+    """:func:`draw`'s text in pieces of about :data:`BLOCK` characters, made while they are written. Everything
+    that could not be drawn plain is found first (a dry run without the streamed rows), so :class:`DoesNotFit`
+    is raised before the first piece, never halfway through the output."""
+    for _ in draw_lines(renderable, max_width, ansi, skip_streams=True):
+        pass
+    out: list[str] = []
+    n = 0
+    for line in draw_lines(renderable, max_width, ansi):
+        line = line.rstrip() + "\n"
+        out.append(line)
+        n += len(line)
+        if n >= BLOCK:
+            yield "".join(out)
+            out, n = [], 0
+    if out:
+        yield "".join(out)
 
 
 # --------------------------------------------------------------------------------------------------- rich
@@ -333,7 +500,7 @@ def to_rich(obj: Any) -> Any:
         t = RichTable(**kw)
         for c in obj.columns:
             t.add_column(to_rich(c.header), **c.kw)
-        for cells, row_kw in obj.rows:
+        for cells, row_kw in obj.row_cells():
             t.add_row(*(to_rich(c) for c in cells), **row_kw)
         return t
     if isinstance(obj, Group):

@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from . import human, shape_text
-from .plain import SIMPLE_HEAD, FirstThatFits, Group, Table, Text
+from .plain import SIMPLE_HEAD, DoesNotFit, FirstThatFits, Group, Rows, Table, Text
 
 RenderableType = Any  # a document of .plain's Text, Table, Group and FirstThatFits
 
@@ -53,12 +53,14 @@ def renderable(report: Any, explain: bool = False) -> Any:
     """The table as rich renderables (``rich.print(report)``, notebooks)."""
     from .plain import to_rich
 
+    _check_size(report)
     return to_rich(document(report, explain))
 
 
 def document(report: Any, explain: bool = False) -> RenderableType:
-    """The table as a document of :mod:`.plain`'s objects, drawn plain or replayed into rich."""
-    _check_size(report)
+    """The table as a document of :mod:`.plain`'s objects, drawn plain or replayed into rich. The shapes
+    listing streams when drawn plain, at any size; rich's layout needs every row, and refuses more than
+    :data:`MAX_TABLE_ROWS` (:func:`renderable`, :func:`rich_text`)."""
     if report.kind == "count":
         return count_view(report, explain)
     if report.kind == "shapes":
@@ -91,7 +93,21 @@ def to_text(report: Any, explain: bool = False, width: int | None = None) -> str
     try:
         return draw(doc, width or NATURAL_WIDTH)
     except DoesNotFit:
+        _check_size(report)
         return rich_text(doc, width)
+
+
+def text_chunks(report: Any, explain: bool = False, width: int | None = None) -> Any:
+    """:func:`to_text`'s text in pieces, made while they are written: a shapes table of 10^5 layers streams
+    in bounded memory. Where rich must draw it, the whole text as one piece."""
+    from .plain import DoesNotFit, draw_chunks
+
+    doc = document(report, explain)
+    try:
+        yield from draw_chunks(doc, width or NATURAL_WIDTH)
+    except DoesNotFit:
+        _check_size(report)
+        yield rich_text(doc, width)
 
 
 def rich_text(doc: RenderableType, width: int | None = None) -> str:
@@ -134,7 +150,14 @@ def print_report(report: Any, explain: bool = False) -> None:
     import sys
 
     if not _is_terminal(sys.stdout):
-        sys.stdout.write(to_text(report, explain))
+        for piece in text_chunks(report, explain):
+            sys.stdout.write(piece)
+        return
+    _check_size(report)  # a terminal is no place for 10^5 rows: --collapse, or CSV/JSON to a file
+    doc = document(report, explain)
+    painted = _ansi_text(doc, sys.stdout)
+    if painted is not None:
+        sys.stdout.write(painted)
         return
     from rich.console import Console
 
@@ -142,7 +165,38 @@ def print_report(report: Any, explain: bool = False) -> None:
     if not console.is_terminal:  # rich's own reading of the environment (FORCE_COLOR, TTY_COMPATIBLE...)
         sys.stdout.write(to_text(report, explain))
         return
-    console.print(renderable(report, explain))
+    from .plain import to_rich
+
+    console.print(to_rich(doc))
+
+
+def _ansi_text(doc: RenderableType, stream: Any) -> str | None:
+    """The document for a real terminal, in colour, drawn without rich: a TTY whose environment forces nothing
+    (rich's FORCE_COLOR, TTY_COMPATIBLE, Jupyter), at the terminal's width, when nothing has to wrap. None
+    where rich must decide or draw."""
+    import os
+
+    env = os.environ
+    if any(env.get(v) is not None for v in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "JUPYTER_COLUMNS",
+                                            "DATABRICKS_RUNTIME_VERSION")):
+        return None
+    try:
+        if not stream.isatty():
+            return None
+        width = int(env["COLUMNS"]) if env.get("COLUMNS", "").isdigit() else os.get_terminal_size(stream.fileno())[0]
+    except (AttributeError, ValueError, OSError):
+        return None
+    if width < 1:
+        return None
+    from .plain import Ansi, DoesNotFit, draw
+
+    term = env.get("TERM", "").lower()
+    ansi = None if term in ("dumb", "unknown") else Ansi(color=env.get("NO_COLOR", "") == "",
+                                                          colors256="256" in term or bool(env.get("COLORTERM")))
+    try:
+        return draw(doc, width, ansi)
+    except DoesNotFit:
+        return None
 
 
 def _is_terminal(stream: Any) -> bool:
@@ -354,21 +408,54 @@ def _cap(name: str) -> str:
 # -------------------------------------------------------------------------------------------------- shapes
 
 
+def shapes_widths(r: Any) -> list[int]:
+    """The widest cell of each of the shapes table's columns (#, name, shape, parameters) over every expanded
+    row, from the layer templates alone: a name is widest at the largest layer index, and a template's shape
+    and figures are the same in every layer. (Checked against the expanded rows in tests/test_render_plain.py.)"""
+    from ..listing import displayed_shape
+
+    count = r.arch.tensor_count()
+    widths = [len(str(count)), 0, 0, 0]
+    for comp in r.arch.components:
+        templates = tuple(comp.templates())
+        expanded = not (comp.repeat == 1 and not any("{i}" in t.name for t in templates))
+        if expanded and comp.repeat < 1:
+            continue
+        digits = len(str(comp.start + comp.repeat - 1)) if expanded else 0
+        for t in templates:
+            name = len(t.name) + (t.name.count("{i}") * (digits - 3) if expanded else 0)
+            name += len(f"  (tied to {t.tied_to})") if t.tied_to else 0
+            cells = (name, len(shape_text(displayed_shape(t, r.layout))), len(f"{t.parameters:,}"))
+            widths[1:] = [max(a, b) for a, b in zip(widths[1:], cells, strict=True)]
+    return widths
+
+
 def shapes_view(r: Any) -> RenderableType:
     from ..listing import displayed_shape
 
     layout = "[in, out] (TensorFlow/Keras)" if r.layout == "tf" else "[out, in] (PyTorch)"
     shown = {k: v for k, v in r.config.items() if k not in r.arch.unused_fields}
     head = [_title(r.label, r.model_class, f"Linear weights {layout}"), _config_line(shown)]
-    rows = []
-    for n, (name, spec, rep) in enumerate(r.tensors(), 1):
-        label = Text(name)
-        if spec.tied_to:
-            label.append(f"  (tied to {spec.tied_to})", style="dim")
-        params = Text(f"{spec.parameters:,}", style="dim" if spec.tied_to else "")
-        total = Text(f"{spec.parameters * rep:,}", style="dim" if spec.tied_to else "")
-        rows.append((str(n), label, shape_text(displayed_shape(spec, r.layout)), params,
-                     f"× {rep}" if "{i}" in name else "", total))
+
+    def styled_rows() -> Any:
+        for n, (name, spec, rep) in enumerate(r.tensors(), 1):
+            label = Text(name)
+            if spec.tied_to:
+                label.append(f"  (tied to {spec.tied_to})", style="dim")
+            params = Text(f"{spec.parameters:,}", style="dim" if spec.tied_to else "")
+            total = Text(f"{spec.parameters * rep:,}", style="dim" if spec.tied_to else "")
+            yield (str(n), label, shape_text(displayed_shape(spec, r.layout)), params,
+                   f"× {rep}" if "{i}" in name else "", total)
+
+    def plain_rows() -> Any:  # the table's four columns, as plain strings: what a pipe gets, row by row
+        shapes = {}
+        for n, (name, spec, _rep) in enumerate(r.tensors(), 1):
+            cells = shapes.get(id(spec))
+            if cells is None:  # a layer template's shape and figures are the same in every layer
+                cells = shapes[id(spec)] = (f"  (tied to {spec.tied_to})" if spec.tied_to else "",
+                                            shape_text(displayed_shape(spec, r.layout)), f"{spec.parameters:,}")
+            yield str(n), name + cells[0], cells[1], cells[2]
+
     count = r.arch.tensor_count()
     foot = Text(f"{count:,} tensors", style="bold")
     total_text = Text(f"{r.state_dict_parameters:,}", style="bold green")
@@ -382,8 +469,10 @@ def shapes_view(r: Any) -> RenderableType:
         if r.collapse:
             t.add_column("×", justify="right", no_wrap=True)
             t.add_column("total", justify="right", no_wrap=True)
-        for row in rows:
-            t.add_row(*(row if r.collapse else row[:4]))
+            for row in styled_rows():
+                t.add_row(*row)
+        elif count:
+            t.add_rows(Rows(plain_rows, lambda: (row[:4] for row in styled_rows()), shapes_widths(r), count))
         t.add_section()
         t.add_row(*(["", foot, "", "", "", total_text] if r.collapse else ["", foot, "", total_text]))
         return t
@@ -392,7 +481,9 @@ def shapes_view(r: Any) -> RenderableType:
         t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
         t.add_column("#", justify="right", style="dim")
         t.add_column("state-dict name / shape, parameters", overflow="fold")
-        for n, label, shp, params, rep, total in rows:
+        if count > MAX_TABLE_ROWS:
+            raise DoesNotFit("too many rows to hold in a table")  # rich's path says so: TableTooLargeError
+        for n, label, shp, params, rep, total in styled_rows():
             cell = label.copy()
             cell.append(f"\n    {shp}   ")
             cell.append_text(params)
