@@ -149,3 +149,32 @@ def test_terminal_output_is_the_table_in_colour() -> None:
     want = bertcalc.render.render(bertcalc.count(preset="base"), "table", width=200)
     assert "\n".join(line.rstrip() for line in plain.splitlines()) + "\n" == want
     assert "RICH False" in err
+
+
+@pytest.mark.parametrize("kw", [dict(preset="base"), dict(preset="tiny", head="mlm", batch=2, seq=8),
+                                dict(preset="albert-base-v2", head="pretraining", collapse=True, layout="tf"),
+                                dict(preset="modernbert-base", head="mlm"), dict(preset="base", num_hidden_layers=0)])
+def test_streamed_table_is_the_rendered_table(kw) -> None:
+    from bertcalc.render import render
+    from bertcalc.render.stream import chunks
+
+    r = bertcalc.shapes(**kw)
+    assert "".join(chunks(r, "table")) == render(r, "table")
+
+
+@pytest.mark.parametrize("name", catalog.names())
+def test_streamed_shapes_are_the_rendered_shapes_for_every_preset_and_head(name) -> None:
+    """The streamed writers (one encoded row per layer template) against the whole render (``json.dumps`` of
+    the document, ``csv.writer`` over every row, the table drawn whole), for every head and option."""
+    from bertcalc.families._heads import HEADS
+    from bertcalc.render import render
+    from bertcalc.render.stream import chunks
+
+    for head in HEADS:
+        for kw in (dict(), dict(layout="tf", collapse=True), dict(batch=2, seq=8)):
+            try:
+                r = bertcalc.shapes(preset=name, head=head, **kw)
+            except bertcalc.BertcalcError:
+                continue
+            for fmt in ("json", "csv", "table"):
+                assert "".join(chunks(r, fmt)) == render(r, fmt), (name, head, kw, fmt)

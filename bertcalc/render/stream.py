@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -49,9 +50,12 @@ def chunks(report: Any, fmt: str) -> Iterator[str]:
 _MARK = "\ue000bertcalc\ue000"  # a private-use character: never in a name, nor anywhere in a document
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.:/{}\-]*")
+
+
 def _plain_name(name: str) -> bool:
-    """A name that JSON and CSV write as it is (no quote, backslash, comma or control character)."""
-    return name.isascii() and name.isprintable() and not any(c in name for c in '"\\,')
+    """A name that JSON and CSV write as it is (letters, digits and ``_.:/{}-``: nothing to quote or escape)."""
+    return _PLAIN_NAME.fullmatch(name) is not None
 
 
 def _json_chunks(report: Any) -> Iterator[str]:
@@ -69,16 +73,21 @@ def _json_chunks(report: Any) -> Iterator[str]:
 
 
 def _json_tensor_rows(report: Any) -> Iterator[str]:
-    cache: dict[tuple[int, int], list[str]] = {}
+    # per layer template: its entry's text before and after the name, and whether its names need escaping (a
+    # layer index is digits, so a template's expanded names are plain exactly when the template is)
+    cache: dict[tuple[int, int], tuple[str, str, bool]] = {}
     quoted = json.dumps(_MARK, ensure_ascii=False)
     sep = "[\n"
     for name, t, rep in report.tensors():
         parts = cache.get((id(t), rep))
         if parts is None:
             entry = json.dumps(report.tensor_row(_MARK, t, rep), indent=2, ensure_ascii=False, allow_nan=False)
-            parts = cache[(id(t), rep)] = "\n".join("    " + line for line in entry.split("\n")).split(quoted)
-        shown = f'"{name}"' if _plain_name(name) else json.dumps(name, ensure_ascii=False)
-        yield sep + parts[0] + shown + parts[1]
+            before, after = "\n".join("    " + line for line in entry.split("\n")).split(quoted)
+            parts = cache[(id(t), rep)] = (before + '"', '"' + after, _plain_name(t.name))
+        if parts[2]:
+            yield sep + parts[0] + name + parts[1]
+        else:
+            yield sep + parts[0][:-1] + json.dumps(name, ensure_ascii=False) + parts[1][1:]
         sep = ",\n"
     yield "[]" if sep == "[\n" else "\n  ]"
 
@@ -90,8 +99,12 @@ def _csv_tensor_lines(report: Any) -> Iterator[str]:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     cache: dict[tuple[int, int], str] = {}
+    plain: dict[int, bool] = {}
     for name, t, rep in report.tensors():
-        if not _plain_name(name):
+        ok = plain.get(id(t))
+        if ok is None:
+            ok = plain[id(t)] = _plain_name(t.name)
+        if not ok:
             buf.seek(0)
             buf.truncate()
             w.writerow(tensor_row(report, name, t, rep))

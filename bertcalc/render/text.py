@@ -102,6 +102,9 @@ def text_chunks(report: Any, explain: bool = False, width: int | None = None) ->
     in bounded memory. Where rich must draw it, the whole text as one piece."""
     from .plain import DoesNotFit, draw_chunks
 
+    if report.kind != "shapes":  # a few dozen lines: drawn in one pass
+        yield to_text(report, explain, width)
+        return
     doc = document(report, explain)
     try:
         yield from draw_chunks(doc, width or NATURAL_WIDTH)
