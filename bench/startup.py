@@ -71,7 +71,10 @@ def compile_package() -> None:
 
 def has_compiled_presets(env: dict[str, str]) -> bool:
     code = "import bertcalc.catalog as c; print(c.compiled() is not None)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    # from a folder of its own: `python -c` puts the working directory first on sys.path, and a source
+    # checkout there would shadow the installed package being measured
+    with tempfile.TemporaryDirectory() as cwd:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=cwd)
     return out.stdout.strip() == "True"
 
 
