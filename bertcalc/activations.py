@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import UsageError
 from .model import Architecture, Dim
-from .program import Value, resolve
+
+if TYPE_CHECKING:  # the program is read only when there is a forward pass to list (shapes --batch --seq)
+    from .program import Value
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ def forward(arch: Architecture, batch: Batch, per_row: str | None = None) -> lis
     they are computed. The encoder's layer template is listed once, repeated L times (ALBERT's shared group
     too). ``per_row`` renames the batch symbol where a row is not a sequence of the batch (``B·C``: the
     choices of a multiple-choice input, flattened)."""
-    from .program import Attention, Input
+    from .program import Attention, Input, resolve
     from .program import B as B_DIM
 
     p = arch.program

@@ -73,8 +73,12 @@ class ShapesReport(ModelReport):
 
     def tensor_rows(self) -> Iterator[dict[str, Any]]:
         for name, t, rep in self.tensors():
-            yield ({"name": name, "shape": list(displayed_shape(t, self.layout)), "parameters": t.parameters}
-                   | ({"repeat": rep} if self.collapse else {}) | ({"tied_to": t.tied_to} if t.tied_to else {}))
+            yield self.tensor_row(name, t, rep)
+
+    def tensor_row(self, name: str, t: TensorSpec, rep: int) -> dict[str, Any]:
+        """One entry of the JSON ``tensors`` list."""
+        return ({"name": name, "shape": list(displayed_shape(t, self.layout)), "parameters": t.parameters}
+                | ({"repeat": rep} if self.collapse else {}) | ({"tied_to": t.tied_to} if t.tied_to else {}))
 
     def to_dict(self, lazy: bool = False) -> dict[str, Any]:
         """The JSON contract. ``lazy``: ``tensors`` is produced while it is written (one row per layer

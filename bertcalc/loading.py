@@ -258,11 +258,17 @@ def _duplicate_yaml_keys(p: Path, node: Any) -> None:
 def _safe_yaml(p: Path, text: str) -> Any:
     import yaml
 
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        _yaml_size(p, node)
-        _duplicate_yaml_keys(p, node)
-        return yaml.safe_load(text)
+    try:  # parsed once: composed, checked, then constructed from the same nodes (what safe_load does, in two)
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _yaml_size(p, node)
+            _duplicate_yaml_keys(p, node)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
     except RecursionError:
         raise ConfigFileError(f"{p}: nested too deeply to be a config; give a flat mapping of keys") from None
     except yaml.constructor.ConstructorError as exc:
@@ -419,7 +425,7 @@ def hf_source(data: Mapping[Any, Any], origin: str) -> Source:
 def load_preset(name: str) -> Source:
     from . import catalog
 
-    data = read_mapping(catalog.path_of(name))
+    data = catalog.data(name)
     return strict_source(data, f"preset {name!r}")
 
 

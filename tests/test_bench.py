@@ -23,11 +23,13 @@ def test_startup_bench_runs() -> None:
     floor = ROOT.parent / "shared" / "bench" / "floor_app.py"
     if not floor.exists() or shutil.which("bertcalc") is None:
         pytest.skip("needs ../shared/bench/floor_app.py and an installed bertcalc")
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "startup.py"), "--runs", "2", "--warmup", "0",
-                          "--json"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "startup.py"), "--runs", "1", "--warmup", "0",
+                          "--commands", "count --preset,inspect", "--json"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
-    assert {"floor_median_ms", "ours_median_ms", "median_ratio"} <= set(result)
+    assert {"floor_median_ms", "ours_median_ms", "median_ratio", "commands"} <= set(result)
+    rows = {(r["command"], r["mode"]) for r in result["commands"]}
+    assert rows == {(c, m) for c in ("count --preset base", "inspect DIR") for m in ("terminal", "pipe", "json")}
 
 
 def test_throughput_bench_runs() -> None:

@@ -50,3 +50,63 @@ def test_installed_wheel_loads_every_preset(wheel: Path, tmp_path: Path) -> None
     totals = json.loads(out.stdout)
     assert set(totals) == {p.stem for p in (ROOT / "presets").glob("*.yaml")}
     assert totals["base"] == 109_482_240
+
+
+def _hatch_build():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("hatch_build", ROOT / "hatch_build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_compiled_presets_are_the_yaml() -> None:
+    """hatch_build.py's compiled form holds exactly what the strict YAML reader reads: same keys in the same
+    order, same values of the same types (1e-12 stays a float, 12 an int)."""
+    from bertcalc.loading import read_mapping
+
+    namespace: dict = {}
+    exec(_hatch_build().compile_presets(ROOT / "presets"), namespace)
+    compiled = namespace["PRESETS"]
+    assert sorted(compiled) == sorted(p.stem for p in (ROOT / "presets").glob("*.yaml"))
+    for name, data in compiled.items():
+        want = read_mapping(ROOT / "presets" / f"{name}.yaml")
+        assert repr(data) == repr(want), name
+
+
+def test_wheel_ships_the_compiled_presets(wheel: Path) -> None:
+    z = zipfile.ZipFile(wheel)
+    assert z.read("bertcalc/_presets.py").decode() == _hatch_build().compile_presets(ROOT / "presets")
+
+
+def test_source_checkout_reads_the_yaml() -> None:
+    """No compiled file in a source checkout (or an editable install): the YAML is read, the same mappings."""
+    from bertcalc import catalog
+
+    if (ROOT / "bertcalc" / "_presets.py").exists():
+        pytest.skip("a compiled file was left in the source tree")
+    assert catalog.compiled() is None
+    assert catalog.data("base")["num_hidden_layers"] == 12
+
+
+@pytest.mark.parametrize("args", [["count", "--preset", "base"], ["presets", "-f", "json"],
+                                  ["shapes", "--preset", "large", "-f", "csv"], ["memory", "-p", "base"]])
+def test_installed_preset_path_imports_neither_yaml_nor_rich(wheel: Path, tmp_path: Path, args) -> None:
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    code = ("import sys; site = sys.argv[1]; sys.argv = ['bertcalc', *sys.argv[2:]]\n"
+            "from bertcalc.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "import bertcalc\n"
+            "assert bertcalc.__file__.startswith(site), bertcalc.__file__\n"
+            "sys.stderr.write('\\nMODULES ' + ' '.join(sorted(sys.modules)))\n")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    for var in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        env.pop(var, None)
+    out = subprocess.run([sys.executable, "-c", code, str(site), *args], capture_output=True, text=True, env=env,
+                         cwd=tmp_path)
+    assert "MODULES " in out.stderr, out.stderr
+    mods = set(out.stderr.rsplit("MODULES ", 1)[1].split())
+    assert "bertcalc._presets" in mods
+    assert not {m for m in mods if m.split(".")[0] in ("yaml", "rich")}, args

@@ -70,13 +70,19 @@ def _count(r: Any, explain: bool) -> tuple[list[str], list[Row]]:
 SHAPES_HEADERS = ["kind", "name", "shape", "parameters_or_elements", "repeat", "description"]
 
 
-def shapes_rows(r: Any) -> Iterator[Row]:
-    """The shapes report's rows, made one at a time (a model of 10^5 layers streams)."""
+def tensor_row(r: Any, name: str, t: Any, rep: int) -> Row:
     from ..listing import displayed_shape
 
-    for name, t, rep in r.tensors():
-        yield ["tensor", name, shape_text(displayed_shape(t, r.layout)), t.parameters, rep,
-               f"tied to {t.tied_to}" if t.tied_to else ""]
+    return ["tensor", name, shape_text(displayed_shape(t, r.layout)), t.parameters, rep,
+            f"tied to {t.tied_to}" if t.tied_to else ""]
+
+
+def shapes_rows(r: Any, tensors: bool = True) -> Iterator[Row]:
+    """The shapes report's rows, made one at a time (a model of 10^5 layers streams); ``tensors=False``: the
+    activations' only."""
+    if tensors:
+        for name, t, rep in r.tensors():
+            yield tensor_row(r, name, t, rep)
     for a in r.activations or ():
         yield ["activation", a.name, shape_text(a.shape), a.elements, a.repeat, a.description]
 

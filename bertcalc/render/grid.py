@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich import box
-from rich.console import Group, RenderableType
-from rich.table import Table
-from rich.text import Text
+from .plain import SIMPLE_HEAD, Group, Table, Text
+
+RenderableType = Any
 
 STYLE = {"fits": "green", "tight": "dark_orange", "over": "bold red"}
 MARK = {"fits": "", "tight": " ~", "over": " ✗"}  # the colour's meaning, readable without colour too
@@ -54,7 +53,7 @@ def sweep_view(r: Any) -> RenderableType:
     if r.mfu is not None:
         rate = f"{r.peak_tflops:g} TFLOP/s" if r.peak_tflops is not None else "the card's peak for the precision"
         what.append(f"; time per {'step' if r.mode == 'train' else 'forward'} at {r.mfu:.0%} MFU of {rate}")
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
     keys = _keys(r)
     for k in keys:
         t.add_column("S" if k == "seq" else k, justify="right" if k == "seq" else "left", no_wrap=True)

@@ -6,12 +6,10 @@ import io
 import math
 from typing import Any
 
-from rich import box
-from rich.console import Console, Group, RenderableType
-from rich.table import Table
-from rich.text import Text
-
 from . import human, shape_text
+from .plain import SIMPLE_HEAD, DoesNotFit, FirstThatFits, Group, Rows, Table, Text
+
+RenderableType = Any  # a document of .plain's Text, Table, Group and FirstThatFits
 
 NATURAL_WIDTH = 400  # "as wide as it needs": tables never expand, so they stop at their natural width
 
@@ -51,8 +49,18 @@ def _check_size(report: Any) -> None:
             "which have no limit", param="format")
 
 
-def renderable(report: Any, explain: bool = False) -> RenderableType:
+def renderable(report: Any, explain: bool = False) -> Any:
+    """The table as rich renderables (``rich.print(report)``, notebooks)."""
+    from .plain import to_rich
+
     _check_size(report)
+    return to_rich(document(report, explain))
+
+
+def document(report: Any, explain: bool = False) -> RenderableType:
+    """The table as a document of :mod:`.plain`'s objects, drawn plain or replayed into rich. The shapes
+    listing streams when drawn plain, at any size; rich's layout needs every row, and refuses more than
+    :data:`MAX_TABLE_ROWS` (:func:`renderable`, :func:`rich_text`)."""
     if report.kind == "count":
         return count_view(report, explain)
     if report.kind == "shapes":
@@ -77,17 +85,52 @@ def renderable(report: Any, explain: bool = False) -> RenderableType:
 
 
 def to_text(report: Any, explain: bool = False, width: int | None = None) -> str:
-    """Plain text, no colour: at ``width`` columns, or at the table's natural width."""
+    """Plain text, no colour: at ``width`` columns, or at the table's natural width. Drawn without rich where
+    nothing has to wrap (:mod:`.plain`), else by rich: the same characters either way."""
+    from .plain import DoesNotFit, draw
+
+    doc = document(report, explain)
+    try:
+        return draw(doc, width or NATURAL_WIDTH)
+    except DoesNotFit:
+        _check_size(report)
+        return rich_text(doc, width)
+
+
+def text_chunks(report: Any, explain: bool = False, width: int | None = None) -> Any:
+    """:func:`to_text`'s text in pieces, made while they are written: a shapes table of 10^5 layers streams
+    in bounded memory. Where rich must draw it, the whole text as one piece."""
+    from .plain import DoesNotFit, draw_chunks
+
+    if report.kind != "shapes":  # a few dozen lines: drawn in one pass
+        yield to_text(report, explain, width)
+        return
+    doc = document(report, explain)
+    try:
+        yield from draw_chunks(doc, width or NATURAL_WIDTH)
+    except DoesNotFit:
+        _check_size(report)
+        yield rich_text(doc, width)
+
+
+def rich_text(doc: RenderableType, width: int | None = None) -> str:
+    """A document drawn by rich as plain text (no colour), each line without trailing spaces."""
+    from rich.console import Console
+
+    from .plain import to_rich
+
     buf = io.StringIO()
     console = Console(file=buf, width=width or NATURAL_WIDTH, color_system=None, force_terminal=False,
                       no_color=True, highlight=False, emoji=False, legacy_windows=False)
-    console.print(renderable(report, explain))
+    console.print(to_rich(doc))
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"
 
 
 def to_svg(report: Any, explain: bool = False, width: int | None = None) -> str:
     """The table in colour as an SVG image, through rich's recording console (what ``Console.save_svg``
     writes; the caller writes the file atomically)."""
+    from rich.console import Console
+
     console = Console(file=io.StringIO(), record=True, width=width or 120, color_system="truecolor",
                       force_terminal=True, highlight=False, emoji=False, legacy_windows=False)
     console.print(renderable(report, explain))
@@ -96,6 +139,8 @@ def to_svg(report: Any, explain: bool = False, width: int | None = None) -> str:
 
 def to_html(report: Any, explain: bool = False, width: int | None = None) -> str:
     """The table in colour as HTML (for notebooks)."""
+    from rich.console import Console
+
     console = Console(file=io.StringIO(), record=True, width=width or 120, color_system="truecolor",
                       force_terminal=True, highlight=False, emoji=False, legacy_windows=False)
     console.print(renderable(report, explain))
@@ -103,14 +148,72 @@ def to_html(report: Any, explain: bool = False, width: int | None = None) -> str
 
 
 def print_report(report: Any, explain: bool = False) -> None:
-    """To stdout: rich decides colour (NO_COLOR, not a terminal) and width (the terminal's, or natural)."""
-    console = Console(highlight=False, emoji=False)
-    if not console.is_terminal:
-        import sys
+    """To stdout: on a terminal, rich decides colour (NO_COLOR) and width (the terminal's); anywhere else
+    (a pipe, a file) the plain text at its natural width, which needs no rich."""
+    import sys
 
+    if not _is_terminal(sys.stdout):
+        for piece in text_chunks(report, explain):
+            sys.stdout.write(piece)
+        return
+    _check_size(report)  # a terminal is no place for 10^5 rows: --collapse, or CSV/JSON to a file
+    doc = document(report, explain)
+    painted = _ansi_text(doc, sys.stdout)
+    if painted is not None:
+        sys.stdout.write(painted)
+        return
+    from rich.console import Console
+
+    console = Console(highlight=False, emoji=False)
+    if not console.is_terminal:  # rich's own reading of the environment (FORCE_COLOR, TTY_COMPATIBLE...)
         sys.stdout.write(to_text(report, explain))
         return
-    console.print(renderable(report, explain))
+    from .plain import to_rich
+
+    console.print(to_rich(doc))
+
+
+def _ansi_text(doc: RenderableType, stream: Any) -> str | None:
+    """The document for a real terminal, in colour, drawn without rich: a TTY whose environment forces nothing
+    (rich's FORCE_COLOR, TTY_COMPATIBLE, Jupyter), at the terminal's width, when nothing has to wrap. None
+    where rich must decide or draw."""
+    import os
+
+    env = os.environ
+    if any(env.get(v) is not None for v in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "JUPYTER_COLUMNS",
+                                            "DATABRICKS_RUNTIME_VERSION")):
+        return None
+    try:
+        if not stream.isatty():
+            return None
+        width = int(env["COLUMNS"]) if env.get("COLUMNS", "").isdigit() else os.get_terminal_size(stream.fileno())[0]
+    except (AttributeError, ValueError, OSError):
+        return None
+    if width < 1:
+        return None
+    from .plain import Ansi, DoesNotFit, draw
+
+    term = env.get("TERM", "").lower()
+    ansi = None if term in ("dumb", "unknown") else Ansi(color=env.get("NO_COLOR", "") == "",
+                                                          colors256="256" in term or bool(env.get("COLORTERM")))
+    try:
+        return draw(doc, width, ansi)
+    except DoesNotFit:
+        return None
+
+
+def _is_terminal(stream: Any) -> bool:
+    """Whether rich could take ``stream`` for a terminal: a TTY, or an environment that forces one. Where this
+    says no, rich says no too (it is checked again), so that a pipe never imports rich."""
+    import os
+
+    if any(os.environ.get(v) for v in ("FORCE_COLOR", "TTY_INTERACTIVE", "TTY_COMPATIBLE", "JUPYTER_COLUMNS",
+                                       "DATABRICKS_RUNTIME_VERSION")):
+        return True
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 # -------------------------------------------------------------------------------------------------- header
@@ -178,7 +281,7 @@ def _free(table: Table) -> Table:
 def _count_stacked(r: Any) -> Table:
     """The narrowest count layout (about 40 columns for BERT-large): one column, each name on its own line
     and its shape and figures on the next, so that shapes never wrap into slivers and no number is cut."""
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
     t.add_column("component / shape, parameters", overflow="fold")
     for c in r.components:
         rep = _times(c)
@@ -204,31 +307,11 @@ def _count_stacked(r: Any) -> Table:
     return t
 
 
-class FirstThatFits:
-    """Of several layouts of the same content, the first whose natural width fits the console (else the
-    last): tables give way to narrower layouts instead of cutting names or numbers."""
-
-    def __init__(self, *layouts: Any) -> None:
-        self.layouts = layouts  # callables returning a renderable or a list of them
-
-    def __rich_console__(self, console: Console, options: Any):
-        from rich.measure import Measurement
-
-        for i, make in enumerate(self.layouts):
-            parts = make()
-            parts = parts if isinstance(parts, list) else [parts]
-            last = i == len(self.layouts) - 1
-            if last or all(Measurement.get(console, options.update(max_width=10**6), p).maximum <= options.max_width
-                           for p in parts if not getattr(p, "free_width", False)):
-                yield from parts
-                return
-
-
 def _count_table(r: Any, formulas: bool, compact: bool = False) -> Table:
     """The count table. ``compact`` (narrow terminals) folds "× L" and the share into the name, lets shapes
     wrap, and keeps the human figure for the total only, so that no number is ever cut."""
     share = not compact
-    table = Table(box=box.SIMPLE_HEAD, show_footer=False, pad_edge=False, header_style="bold")
+    table = Table(box=SIMPLE_HEAD, show_footer=False, pad_edge=False, header_style="bold")
     table.add_column("component", no_wrap=True)
     table.add_column("shape", overflow="fold")
     table.add_column("parameters", justify="right", no_wrap=True)
@@ -292,7 +375,7 @@ def _formula(row: Any) -> str:
 
 
 def _formula_table(r: Any) -> Table:
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold", title_justify="left")
+    t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold", title_justify="left")
     t.add_column("row", no_wrap=True)
     t.add_column("formula = with numbers = parameters", overflow="fold")
     for c in r.components:
@@ -328,27 +411,60 @@ def _cap(name: str) -> str:
 # -------------------------------------------------------------------------------------------------- shapes
 
 
+def shapes_widths(r: Any) -> list[int]:
+    """The widest cell of each of the shapes table's columns (#, name, shape, parameters) over every expanded
+    row, from the layer templates alone: a name is widest at the largest layer index, and a template's shape
+    and figures are the same in every layer. (Checked against the expanded rows in tests/test_render_plain.py.)"""
+    from ..listing import displayed_shape
+
+    count = r.arch.tensor_count()
+    widths = [len(str(count)), 0, 0, 0]
+    for comp in r.arch.components:
+        templates = tuple(comp.templates())
+        expanded = not (comp.repeat == 1 and not any("{i}" in t.name for t in templates))
+        if expanded and comp.repeat < 1:
+            continue
+        digits = len(str(comp.start + comp.repeat - 1)) if expanded else 0
+        for t in templates:
+            name = len(t.name) + (t.name.count("{i}") * (digits - 3) if expanded else 0)
+            name += len(f"  (tied to {t.tied_to})") if t.tied_to else 0
+            cells = (name, len(shape_text(displayed_shape(t, r.layout))), len(f"{t.parameters:,}"))
+            widths[1:] = [max(a, b) for a, b in zip(widths[1:], cells, strict=True)]
+    return widths
+
+
 def shapes_view(r: Any) -> RenderableType:
     from ..listing import displayed_shape
 
     layout = "[in, out] (TensorFlow/Keras)" if r.layout == "tf" else "[out, in] (PyTorch)"
     shown = {k: v for k, v in r.config.items() if k not in r.arch.unused_fields}
     head = [_title(r.label, r.model_class, f"Linear weights {layout}"), _config_line(shown)]
-    rows = []
-    for n, (name, spec, rep) in enumerate(r.tensors(), 1):
-        label = Text(name)
-        if spec.tied_to:
-            label.append(f"  (tied to {spec.tied_to})", style="dim")
-        params = Text(f"{spec.parameters:,}", style="dim" if spec.tied_to else "")
-        total = Text(f"{spec.parameters * rep:,}", style="dim" if spec.tied_to else "")
-        rows.append((str(n), label, shape_text(displayed_shape(spec, r.layout)), params,
-                     f"× {rep}" if "{i}" in name else "", total))
+
+    def styled_rows() -> Any:
+        for n, (name, spec, rep) in enumerate(r.tensors(), 1):
+            label = Text(name)
+            if spec.tied_to:
+                label.append(f"  (tied to {spec.tied_to})", style="dim")
+            params = Text(f"{spec.parameters:,}", style="dim" if spec.tied_to else "")
+            total = Text(f"{spec.parameters * rep:,}", style="dim" if spec.tied_to else "")
+            yield (str(n), label, shape_text(displayed_shape(spec, r.layout)), params,
+                   f"× {rep}" if "{i}" in name else "", total)
+
+    def plain_rows() -> Any:  # the table's four columns, as plain strings: what a pipe gets, row by row
+        shapes = {}
+        for n, (name, spec, _rep) in enumerate(r.tensors(), 1):
+            cells = shapes.get(id(spec))
+            if cells is None:  # a layer template's shape and figures are the same in every layer
+                cells = shapes[id(spec)] = (f"  (tied to {spec.tied_to})" if spec.tied_to else "",
+                                            shape_text(displayed_shape(spec, r.layout)), f"{spec.parameters:,}")
+            yield str(n), name + cells[0], cells[1], cells[2]
+
     count = r.arch.tensor_count()
     foot = Text(f"{count:,} tensors", style="bold")
     total_text = Text(f"{r.state_dict_parameters:,}", style="bold green")
 
     def table() -> Table:
-        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+        t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
         t.add_column("#", justify="right", style="dim")
         t.add_column("state-dict name", no_wrap=True)
         t.add_column("shape", no_wrap=True)
@@ -356,17 +472,21 @@ def shapes_view(r: Any) -> RenderableType:
         if r.collapse:
             t.add_column("×", justify="right", no_wrap=True)
             t.add_column("total", justify="right", no_wrap=True)
-        for row in rows:
-            t.add_row(*(row if r.collapse else row[:4]))
+            for row in styled_rows():
+                t.add_row(*row)
+        elif count:
+            t.add_rows(Rows(plain_rows, lambda: (row[:4] for row in styled_rows()), shapes_widths(r), count))
         t.add_section()
         t.add_row(*(["", foot, "", "", "", total_text] if r.collapse else ["", foot, "", total_text]))
         return t
 
     def stacked() -> Table:  # narrow terminals: each name whole on its line, its figures below it
-        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+        t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
         t.add_column("#", justify="right", style="dim")
         t.add_column("state-dict name / shape, parameters", overflow="fold")
-        for n, label, shp, params, rep, total in rows:
+        if count > MAX_TABLE_ROWS:
+            raise DoesNotFit("too many rows to hold in a table")  # rich's path says so: TableTooLargeError
+        for n, label, shp, params, rep, total in styled_rows():
             cell = label.copy()
             cell.append(f"\n    {shp}   ")
             cell.append_text(params)
@@ -386,7 +506,7 @@ def shapes_view(r: Any) -> RenderableType:
     if r.activations is not None:
         flat = f", choices C={r.choices} (B·C = {r.batch * r.choices:,} rows)" if r.choices is not None else ""
         parts.append(Text(f"Activations for batch B={r.batch}, sequence S={r.seq}{flat}", style="bold cyan"))
-        a = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+        a = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
         a.add_column("activation", overflow="fold")
         a.add_column("shape")
         a.add_column("=", justify="left")
@@ -415,7 +535,7 @@ def compare_view(r: Any) -> RenderableType:
 
 def _compare_rows(r: Any) -> Table:
     """The narrowest layout: one row per config, its sizes and total, and the total against the first."""
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
     t.add_column("config", overflow="fold")
     for col in ("L", "H", "A", "total", f"vs {r.labels[0]}"):
         t.add_column(col, justify="right", no_wrap=True)
@@ -429,7 +549,7 @@ def _compare_rows(r: Any) -> Table:
 
 def _compare_table(r: Any, stacked: bool) -> Table:
     labels = r.labels
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
     t.add_column("", no_wrap=True)
     for j, (lab, rep) in enumerate(zip(labels, r.reports, strict=True)):
         header = Text(lab, overflow="fold")
@@ -480,7 +600,7 @@ def _delta(row: Any, j: int) -> str:
 
 def presets_view(r: Any) -> RenderableType:
     def table(describe: bool, wide: bool) -> Table:
-        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+        t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
         t.add_column("preset", no_wrap=True)
         cols = ("L", "H", "A", "I", "V", "parameters", "≈") if wide else ("L", "H", "A", "parameters")
         if wide:
@@ -539,7 +659,7 @@ def inspect_view(r: Any) -> RenderableType:
                      expected, _mib(row.nbytes) if row.nbytes else ""))
 
     def table() -> Table:
-        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+        t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
         t.add_column("status", no_wrap=True)
         t.add_column("state-dict name", no_wrap=True)
         t.add_column("dtype", no_wrap=True)
@@ -551,7 +671,7 @@ def inspect_view(r: Any) -> RenderableType:
         return t
 
     def stacked() -> Table:  # narrow terminals: each name whole on its line, its figures below it
-        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+        t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
         t.add_column("status", no_wrap=True)
         t.add_column("state-dict name / dtype, shape (expected), bytes", overflow="fold")
         for word, name, dtype, shp, expected, size in rows:
@@ -629,7 +749,7 @@ def verify_view(r: Any) -> RenderableType:
     title = _title(r.label, r.model_class, " ".join(f"{k} {v}" for k, v in r.versions.items()))
     title.append("  ·  ")
     title.append_text(verdict)
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
     t.add_column("check")
     t.add_column("bertcalc", justify="right")
     t.add_column("transformers", justify="right")
@@ -643,7 +763,7 @@ def verify_view(r: Any) -> RenderableType:
     t.add_row("tied pairs", "", "", _tick("tied" not in kinds))
     parts: list[RenderableType] = [title, t]
     if r.differences:
-        d = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold", title="differences", title_justify="left")
+        d = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold", title="differences", title_justify="left")
         d.add_column("what")
         d.add_column("name")
         d.add_column("bertcalc")
@@ -686,7 +806,7 @@ def flops_view(r: Any) -> RenderableType:
     total = r.forward_flops or 1
 
     def table(formula: bool, each: bool) -> Table:
-        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+        t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
         t.add_column("matmul", overflow="fold")
         if formula:
             t.add_column("formula", overflow="fold")
@@ -717,7 +837,7 @@ def flops_view(r: Any) -> RenderableType:
     t = FirstThatFits(lambda: table(True, True), lambda: table(False, True), lambda: table(False, False))
     per = Text(f"per token: forward {flop_units(r.forward_flops / r.tokens)}, "
                f"training {flop_units(r.training_flops / r.tokens)}")
-    a = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold", title="training FLOPs per token",
+    a = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold", title="training FLOPs per token",
               title_justify="left", title_style="bold cyan")
     a.add_column("rule")
     a.add_column("FLOPs per token", justify="right")
@@ -757,7 +877,7 @@ def memory_view(r: Any) -> RenderableType:
     if o.mode == "train":
         run += f"  {o.optimizer}" + ("  grad-checkpointing" if o.grad_checkpointing else "")
     head = [_title(r.label, r.model_class, run)]
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
     t.add_column("term")
     t.add_column("bytes", justify="right", no_wrap=True)
     t.add_column("≈", justify="right", no_wrap=True)
@@ -824,7 +944,7 @@ def distributed_view(d: Any) -> RenderableType:
     title = Text(f"per rank: {s.label}, {s.world} ranks ({s.gpus} GPU{'s' if s.gpus > 1 else ''} × {s.nodes} "
                  f"node{'s' if s.nodes > 1 else ''}), rank {s.rank}, local batch {d.local_batch} "
                  f"(global {d.global_batch:,})", style="bold")
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    t = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold")
     t.add_column("term")
     t.add_column("where")
     t.add_column("bytes", justify="right", no_wrap=True)
@@ -858,7 +978,7 @@ def distributed_view(d: Any) -> RenderableType:
         line += f"; {_duration(secs)} at {s.link_gbps:g} Gbit/s, nothing overlapped"
     parts.append(Text(line))
     if d.fit:
-        f = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold",
+        f = Table(box=SIMPLE_HEAD, pad_edge=False, header_style="bold",
                   title=f"on {s.world} ranks, {_gib(d.budget)} each for tensors (the budget less the CUDA context)",
                   title_justify="left")
         f.add_column("setting")
