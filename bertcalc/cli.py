@@ -95,18 +95,59 @@ def _flags_show_no_type() -> None:
 _flags_show_no_type()
 
 
+class _Sanitized:
+    """A text stream that shows control characters instead of sending them: a tensor name in a checkpoint's
+    header, a config's description or a Hub repo's ``architectures`` is someone else's text, and an ESC in it
+    must not move the cursor, retitle the window or write the clipboard of whoever reads the output. C0 and C1
+    controls (but newline and tab) and DEL become ``\\u001b``; on a terminal the colour sequences bertcalc
+    (or rich) writes itself, ``ESC [ ... m``, pass."""
+
+    _CONTROL = None
+
+    def __init__(self, stream: Any) -> None:
+        import re
+
+        self._stream = stream
+        try:
+            self._sgr = bool(stream.isatty())
+        except (AttributeError, ValueError, OSError):
+            self._sgr = False
+        if _Sanitized._CONTROL is None:
+            _Sanitized._CONTROL = re.compile(r"\x1b\[[0-9;:]*m|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+    def _shown(self, m: Any) -> str:
+        s = m.group()
+        return s if self._sgr and len(s) > 1 else "".join(f"\\u{ord(c):04x}" for c in s[:1]) + s[1:]
+
+    def write(self, text: str) -> int:
+        if self._CONTROL.search(text):
+            text = self._CONTROL.sub(self._shown, text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 class BertcalcGroup(TyperGroup):
     """Runs a command and owns the outcome: one line per error on stderr, and the exit code."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
-        from typer._click import exceptions as click_exc
-        from typer.exceptions import Abort
-
         prog = prog_name or "bertcalc"
         argv = sys.argv[1:] if args is None else list(args)
         sub = next((a for a in argv if not a.startswith("-")), None)
         where_cmd = f"{prog} {sub}" if sub in self.commands else prog
         _NOTES.clear()
+        streams = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = (None if f is None else _Sanitized(f) for f in streams)
+        try:
+            return self._main(args, argv, prog, where_cmd, complete_var, extra)
+        finally:
+            sys.stdout, sys.stderr = streams
+
+    def _main(self, args: Any, argv: list[str], prog: str, where_cmd: str, complete_var: Any, extra: dict) -> Any:
+        from typer._click import exceptions as click_exc
+        from typer.exceptions import Abort
+
         try:
             rv = super().main(args=args, prog_name=prog, complete_var=complete_var, standalone_mode=False, **extra)
             if sys.stdout is not None:

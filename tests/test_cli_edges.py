@@ -284,3 +284,26 @@ def test_a_fifo_is_refused_not_read(cli, tmp_path: Path, where: str) -> None:
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "csv", "markdown", "yaml"])
+def test_control_characters_in_names_are_shown_not_sent(cli, tmp_path: Path, fmt: str) -> None:
+    """A checkpoint's tensor names and a config's description are someone else's text: an ESC, BEL or C1
+    control in them reaches the output escaped, never raw (it could move the cursor or retitle the window of
+    whoever reads it); JSON still parses to the exact name."""
+    import struct
+
+    name = "evil\x1b[31mRED\x1b]0;pwned\x07\x1b[2K\x9b"
+    header = json.dumps({name: {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode()
+    (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 8)
+    r = cli("inspect", str(tmp_path / "model.safetensors"), "-p", "tiny", "-f", fmt)
+    assert r.exit_code == 1, r.stderr  # inspect's "differences found"
+    assert not any(c in r.stdout for c in "\x1b\x07\x9b"), repr(r.stdout[:300])
+    assert "evil" in r.stdout and "RED" in r.stdout
+    if fmt == "json":
+        assert json.dumps(name)[1:-1] in json.dumps(json.loads(r.stdout))  # the exact name, parsed back
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text('description: "bad \\e]0;title\\a \\e[2J here"\nnum_hidden_layers: 2\n')
+    r = cli("count", "-c", str(cfg), "-f", fmt)
+    assert r.exit_code == 0 and not any(c in r.stdout for c in "\x1b\x07"), repr(r.stdout)
+    assert "bad" in r.stdout or fmt in ("csv", "markdown")  # the description is in the table, JSON and YAML
