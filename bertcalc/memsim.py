@@ -1682,7 +1682,11 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
         if context < 0:
             raise UsageError(f"the CUDA context must be 0 bytes or more, got {context}", param="context")
         room = budget - context
-        best = max_batch(arch, cfg, o, room, known={o.batch: peak_bytes}) if room > 0 else 0
+        if room <= 0:
+            raise UsageError(f"a budget of {budget:,} bytes leaves nothing once the CUDA context ({context:,} bytes) "
+                             "is set aside; give the card's whole memory (e.g. 24GiB), or a smaller context",
+                             param="fit")
+        best = max_batch(arch, cfg, o, room, known={o.batch: peak_bytes})
         fits = peak_bytes <= room
         if res is not None:
             fits = res.reserved <= room
@@ -1704,9 +1708,17 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
         weights_only=_weights_only(n), saved_detail=tuple(detail), budget=budget, max_batch=best, fits=fits,
         min_batch_peak=floor,
         gpu=gpu, zero=zero_t, reserved=res, context=context if budget is not None else None,
+        **({} if budget is None else {"not_counted": _not_counted_within(context)}),
     )
 
 
+def _not_counted_within(context: int) -> tuple[str, ...]:
+    """What a report with a budget leaves out: the CUDA context is out of the peak but in the fit."""
+    return tuple(f"the CUDA context in the peak (the fit sets {context / MiB:,.0f} MiB of the budget aside for it)"
+                 if n.startswith("the CUDA context") else n for n in NOT_COUNTED)
+
+
+MAX_MEMORY = 1 << 70  # 1 ZiB: a memory size past it is a typo, and a batch that fits in it is past the search's cap
 _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
 
@@ -1727,7 +1739,14 @@ def parse_size(text: str, param: str = "fit") -> int:
     if len(digits) > 40:  # 10^40 bytes is past any memory; refuse before any arithmetic on it
         raise UsageError(f"memory size {text[:40]!r}...: too large to be a memory size; write e.g. 80GiB",
                          param=param)
-    value = int(Decimal(digits) * _UNITS[unit])  # exact: 1.5 TiB is 1649267441664, not a float's rounding
+    from decimal import localcontext
+
+    with localcontext() as ctx:
+        ctx.prec = 80  # exact for every size of up to 40 digits times a unit (the default 28 digits round)
+        value = int(Decimal(digits) * _UNITS[unit])  # exact: 1.5 TiB is 1649267441664, not a float's rounding
     if value <= 0:
         raise UsageError(f"memory size must be positive, got {text!r}", param=param)
+    if value > MAX_MEMORY:
+        raise UsageError(f"memory size {text!r} is past any memory (the limit is 1 ZiB); write e.g. 80GiB",
+                         param=param)
     return value

@@ -307,3 +307,23 @@ def test_control_characters_in_names_are_shown_not_sent(cli, tmp_path: Path, fmt
     r = cli("count", "-c", str(cfg), "-f", fmt)
     assert r.exit_code == 0 and not any(c in r.stdout for c in "\x1b\x07"), repr(r.stdout)
     assert "bad" in r.stdout or fmt in ("csv", "markdown")  # the description is in the table, JSON and YAML
+
+
+def test_a_budget_the_cuda_context_eats_is_refused(cli) -> None:
+    _bad(cli("memory", "-p", "tiny", "--fit", "1B"), "--fit", "CUDA context", "leaves nothing")
+    _bad(cli("memory", "-p", "tiny", "--fit", "512MiB"), "--fit", "CUDA context")
+    _bad(cli("memory", "-p", "tiny", "--fit", "99999999999999999999999GiB"), "--fit", "past any memory")
+
+
+def test_a_fit_at_the_search_cap_says_at_least(cli) -> None:
+    r = cli("memory", "-p", "tiny", "--mode", "infer", "--seq", "8", "--fit", "1000000000000GiB")
+    assert r.exit_code == 0, r.stderr
+    assert f"is at least {2**40:,}" in r.stdout
+
+
+def test_with_a_budget_the_cuda_context_is_not_listed_as_left_out(cli) -> None:
+    d = json.loads(cli("memory", "-p", "tiny", "--gpu", "H100", "-f", "json").stdout)
+    assert not any(n.startswith("the CUDA context (") for n in d["not_counted"])
+    assert any("sets 512 MiB of the budget aside" in n for n in d["not_counted"])
+    d = json.loads(cli("memory", "-p", "tiny", "-f", "json").stdout)
+    assert any(n.startswith("the CUDA context (") for n in d["not_counted"])

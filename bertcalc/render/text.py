@@ -14,6 +14,8 @@ RenderableType = Any  # a document of .plain's Text, Table, Group and FirstThatF
 NATURAL_WIDTH = 400  # "as wide as it needs": tables never expand, so they stop at their natural width
 
 
+BATCH_CAP = 1 << 40  # bertcalc.fitting.LIMIT, the largest batch a fit looks for
+
 def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}" + ("" if n == 1 else "s")
 
@@ -922,7 +924,8 @@ def memory_view(r: Any) -> RenderableType:
         verdict.append(f"batch {o.batch} {'fits' if r.fits else 'does not fit'}{basis}",
                        style="green" if r.fits else "red")
         if r.max_batch:
-            verdict.append(f"; the largest batch that fits at S={o.seq} is {r.max_batch:,}")
+            at_least = "at least " if r.max_batch >= BATCH_CAP else ""  # the search stops at its cap
+            verdict.append(f"; the largest batch that fits at S={o.seq} is {at_least}{r.max_batch:,}")
         else:
             fixed = r.model_states_bytes
             why = (f"the weights and optimizer states alone need {_gib(fixed)}" if fixed > r.budget else
