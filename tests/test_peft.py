@@ -76,3 +76,92 @@ def test_freeze_matches_requires_grad(fx: dict, name: str) -> None:
     new, _ = adapters.apply(_arch(fx), freeze=spec)
     assert _listing(new) == rec["parameters"]
     assert (adapters.trainable_parameters(new), new.total_parameters) == (rec["trainable"], rec["total"])
+
+
+# ------------------------------------------------------------------------------------- live peft, CLI, JSON
+
+def test_json_contract_total_is_peft_all_params() -> None:
+    """``count --format json`` with an adapter: ``trainable_parameters`` and ``total_parameters`` are the pair
+    ``get_nb_trainable_parameters()`` gives (checked against the fixtures above); without one, no new keys."""
+    import bertcalc
+
+    plain = bertcalc.count(preset="tiny", head="seq-cls").to_dict()
+    assert "trainable_parameters" not in plain and "adapter" not in plain
+    d = bertcalc.count(preset="tiny", head="seq-cls", lora="r=8,alpha=16,targets=query+value").to_dict()
+    assert d["total_parameters"] == plain["total_parameters"] + 2 * 128 + 2 + 2 * 2 * (2 * 8 * 128) \
+        and d["trainable_parameters"] == 2 * 2 * (2 * 8 * 128) + 2 * 128 + 2
+    assert d["frozen_parameters"] == d["total_parameters"] - d["trainable_parameters"]
+    assert d["adapter"]["kind"] == "lora" and d["adapter"]["task_type"] == "SEQ_CLS"
+    s = bertcalc.shapes(preset="tiny", lora="r=4,targets=query").to_dict()
+    assert s["tensors"][5] == {"name": "base_model.model.encoder.layer.0.attention.self.query.base_layer.weight",
+                               "shape": [128, 128], "parameters": 16384, "trainable": False}
+    assert s["tensors"][7]["name"].endswith("query.lora_A.default.weight") and s["tensors"][7]["trainable"]
+
+
+def test_a_billion_layers_cost_what_twelve_do() -> None:
+    """The freeze and the adapter split the layer template into runs: never one entry per layer."""
+    import bertcalc
+
+    base = bertcalc.count(preset="tiny", num_hidden_layers=10**9)
+    layer = base.component("encoder layer").parameters
+    r = bertcalc.count(preset="tiny", num_hidden_layers=10**9, freeze="embeddings,layers=0-5")
+    assert r.trainable_parameters == base.total_parameters - base.component("embeddings").parameters - 6 * layer
+    assert len(r.components) == len(base.components) + 1
+    lo = bertcalc.count(preset="tiny", num_hidden_layers=10**9,
+                        lora="r=4,targets=query,layers=3+7,rank=layer.7.attention.self.query:2")
+    assert lo.trainable_parameters == 4 * 2 * 128 + 2 * 2 * 128
+    assert len(lo.components) <= len(base.components) + 4
+
+
+def test_cli_count_and_shapes(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bertcalc.cli import app
+
+    r = CliRunner().invoke(app, ["count", "-p", "tiny", "--head", "seq-cls", "--lora", "r=8,targets=query+value",
+                                 "-f", "json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["trainable_parameters"] == 2 * 2 * (2 * 8 * 128) + 2 * 128 + 2
+    cfg = tmp_path / "adapter_config.json"
+    cfg.write_text(json.dumps({"peft_type": "LORA", "r": 8, "lora_alpha": 16, "target_modules": ["query", "value"],
+                               "task_type": "SEQ_CLS", "bias": "none", "use_dora": False, "modules_to_save": None,
+                               "init_lora_weights": True, "use_rslora": False}))
+    r2 = CliRunner().invoke(app, ["count", "-p", "tiny", "--head", "seq-cls", "--adapter", str(tmp_path), "-f", "json"])
+    assert r2.exit_code == 0, r2.output
+    assert json.loads(r2.stdout)["trainable_parameters"] == d["trainable_parameters"]
+    r3 = CliRunner().invoke(app, ["count", "-p", "tiny", "--head", "seq-cls", "--train", "head"])
+    assert r3.exit_code == 0 and "trainable params: 258 ||" in r3.stdout
+    r4 = CliRunner().invoke(app, ["shapes", "-p", "tiny", "--lora", "targets=query", "-f", "csv"])
+    assert r4.exit_code == 0 and "lora_A.default.weight,[4, 128]" not in r4.stdout  # shapes as 4×128 text
+    assert ",trainable" in r4.stdout and ",frozen" in r4.stdout
+
+
+LIVE = [  # (family, head, HF config, LoraConfig keywords or a freeze): deeper than the fixtures, run live
+    ("bert", "seq-cls", dict(vocab_size=50, hidden_size=16, num_hidden_layers=7, num_attention_heads=2,
+                             intermediate_size=20, max_position_embeddings=20),
+     dict(r=2, target_modules=["query", "dense"], layers_to_transform=[1, 4, 5],
+          rank_pattern={"layer.5.output.dense": 3}, task_type="SEQ_CLS")),
+    ("roberta", "token-cls", dict(vocab_size=50, hidden_size=16, num_hidden_layers=6, num_attention_heads=2,
+                                  intermediate_size=20, max_position_embeddings=24),
+     dict(r=3, target_modules=r".*layer\.(2|3)\..*(key|value)", bias="all", use_dora=True, task_type="TOKEN_CLS")),
+]
+
+
+@pytest.mark.parametrize("case", LIVE, ids=[f"{c[0]}-{c[1]}" for c in LIVE])
+def test_live_peft(case) -> None:
+    peft = pytest.importorskip("peft")
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    family, head, hf, kw = case
+    cls = {"bert-seq-cls": transformers.BertForSequenceClassification,
+           "roberta-token-cls": transformers.RobertaForTokenClassification}[f"{family}-{head}"]
+    torch.manual_seed(0)
+    pm = peft.get_peft_model(cls(getattr(transformers, {"bert": "BertConfig", "roberta": "RobertaConfig"}[family])(
+        **hf)), peft.LoraConfig(**kw))
+    want = [[n, list(p.shape), p.requires_grad] for n, p in pm.named_parameters(remove_duplicate=False)]
+    arch = architecture.build(config_class(family).model_validate(hf), head=head)
+    new, _ = adapters.apply(arch, adapters.adapter_from_dict(kw), model_type=family)
+    assert _listing(new) == want
+    assert (new.trainable_parameters, new.total_parameters) == pm.get_nb_trainable_parameters()
