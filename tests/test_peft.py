@@ -165,3 +165,19 @@ def test_live_peft(case) -> None:
     new, _ = adapters.apply(arch, adapters.adapter_from_dict(kw), model_type=family)
     assert _listing(new) == want
     assert (new.trainable_parameters, new.total_parameters) == pm.get_nb_trainable_parameters()
+
+
+def test_readme_figure_is_peft_on_bert_base() -> None:
+    """README's example (BERT-base, seq-cls, r=8 on query and value) is what peft says of the real model."""
+    peft = pytest.importorskip("peft")
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    import bertcalc
+
+    with torch.device("meta"):
+        model = transformers.BertForSequenceClassification(transformers.BertConfig())
+    pm = peft.get_peft_model(model, peft.LoraConfig(r=8, lora_alpha=16, target_modules=["query", "value"],
+                                                    task_type="SEQ_CLS"))
+    r = bertcalc.count(preset="base", head="seq-cls", lora="r=8,alpha=16,targets=query+value")
+    assert (r.trainable_parameters, r.total_parameters) == pm.get_nb_trainable_parameters() == (296_450, 109_780_228)
