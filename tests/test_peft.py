@@ -15,6 +15,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bertcalc import adapters, architecture
 from bertcalc.config import config_class, family_names
@@ -181,3 +183,41 @@ def test_readme_figure_is_peft_on_bert_base() -> None:
                                                     task_type="SEQ_CLS"))
     r = bertcalc.count(preset="base", head="seq-cls", lora="r=8,alpha=16,targets=query+value")
     assert (r.trainable_parameters, r.total_parameters) == pm.get_nb_trainable_parameters() == (296_450, 109_780_228)
+
+
+# ---------------------------------------------------------------------------------------------- properties
+
+
+NAMES = ["query", "key", "value", "dense", "q_lin", "lin1", "Wqkv", "Wo", "query_proj", "classifier", "decoder",
+         "qa_outputs", "pooler", "LayerNorm", "word_embeddings", "attention", "out_proj", "ffn", "q", "o"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(fx=st.sampled_from(FIXTURES), targets=st.lists(st.sampled_from(NAMES), min_size=1, max_size=4, unique=True),
+       r=st.integers(1, 64), bias=st.sampled_from(adapters.BIASES), dora=st.booleans(),
+       layers=st.none() | st.lists(st.integers(0, 3), min_size=1, max_size=3, unique=True),
+       save=st.none() | st.lists(st.sampled_from(NAMES), max_size=2, unique=True),
+       task=st.sampled_from(["auto", "none", "SEQ_CLS", "TOKEN_CLS", "QUESTION_ANS"]))
+def test_any_lora_is_counted_or_refused(fx, targets, r, bias, dora, layers, save, task) -> None:
+    """Any adapter on any family and head: a typed refusal, or a tensor list whose totals add up: the base
+    model's tensors are all still there (under base_layer, or twice under modules_to_save), every added tensor
+    is an adapter's or a copy, and what trains is at most the whole."""
+    text = f"r={r},targets={'+'.join(targets)},bias={bias},dora={str(dora).lower()},task={task}"
+    if layers:
+        text += ",layers=" + "+".join(map(str, layers))
+    if save:
+        text += ",save=" + "+".join(save)
+    arch = _arch(fx)
+    try:
+        new, how = adapters.apply(arch, adapters.parse_lora(text), model_type=_model_type(fx["family"]))
+    except UsageError:
+        return
+    lora = sum(t.parameters * c.repeat for c in new.components for p in c.parts for t in p.tensors
+               if t.role == "lora")
+    copies = sum(t.parameters * c.repeat for c in new.components for p in c.parts for t in p.tensors
+                 if ".modules_to_save.default." in t.name and t.tied_to is None)
+    assert new.total_parameters == arch.total_parameters + lora + copies
+    assert lora <= new.trainable_parameters <= new.total_parameters
+    assert all(t.trainable for _, t in new.tensors() if t.role == "lora")
+    assert all(n.startswith("base_model.model.") for n, _ in new.tensors())
+    assert new.tensor_count() >= arch.tensor_count()
