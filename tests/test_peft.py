@@ -209,7 +209,7 @@ def test_any_lora_is_counted_or_refused(fx, targets, r, bias, dora, layers, save
         text += ",save=" + "+".join(save)
     arch = _arch(fx)
     try:
-        new, how = adapters.apply(arch, adapters.parse_lora(text), model_type=_model_type(fx["family"]))
+        new, _ = adapters.apply(arch, adapters.parse_lora(text), model_type=_model_type(fx["family"]))
     except UsageError:
         return
     lora = sum(t.parameters * c.repeat for c in new.components for p in c.parts for t in p.tensors
