@@ -186,8 +186,10 @@ def parse_lora(text: str) -> LoraSpec:
             kw["dora"] = _bool(value, param, "dora")
         elif key == "layers":
             kw["layers"] = _layers(value, param, "layers")
-        elif key == "save":
+        elif key == "save":  # peft builds a regular expression of each (its guard against adapting them)
             kw["modules_to_save"] = tuple(t.strip() for t in value.split("+") if t.strip())
+            for t in kw["modules_to_save"]:
+                _regex(t, param, "save")
         elif key == "exclude":
             kw["exclude"] = tuple(t.strip() for t in value.split("+") if t.strip())
         elif key == "task":
@@ -356,8 +358,14 @@ def adapter_from_dict(data: dict[str, Any], origin: str = "adapter") -> LoraSpec
         kw["layers_pattern"] = (v,) if isinstance(v, str) else names("layers_pattern", False)
     if "modules_to_save" in data:
         kw["modules_to_save"] = names("modules_to_save", False)
+        for t in kw["modules_to_save"] or ():
+            _regex(t, origin, "modules_to_save")
+    for t in kw.get("layers_pattern") or ():
+        _regex(t, origin, "layers_pattern")
     if data.get("exclude_modules") is not None:
         kw["exclude"] = names("exclude_modules", True)
+        if isinstance(kw["exclude"], str):
+            _regex(kw["exclude"], origin, "exclude_modules")
     kw["task"] = _task(data.get("task_type"), f"{origin}: task_type")
     return LoraSpec(**kw)
 

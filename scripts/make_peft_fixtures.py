@@ -9,6 +9,7 @@ freeze groups are defined below (by HF names, independently of bertcalc), and re
 
     python scripts/make_peft_fixtures.py            # rewrite tests/fixtures/peft/*.json
     python scripts/make_peft_fixtures.py --only bert
+    python scripts/make_peft_fixtures.py --check    # exit 1 if a committed fixture differs from peft today
 """
 
 from __future__ import annotations
@@ -182,18 +183,29 @@ def record(case: str, family: str, head: str, config: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", help="one family")
+    ap.add_argument("--check", action="store_true", help="compare with the committed fixtures, write nothing")
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
+    stale = []
     for case, (family, config) in CONFIGS.items():
         if args.only and family != args.only:
             continue
         for head in FAMILY_HEADS[family]:
             rec = record(case, family, head, config)
             path = OUT / f"{case}-{head}.json"
+            text = json.dumps(rec, separators=(",", ":")) + "\n"
+            if args.check:
+                if not path.exists() or json.loads(path.read_text())["adapters"] != rec["adapters"] \
+                        or json.loads(path.read_text())["freezes"] != rec["freezes"]:
+                    stale.append(path.name)
+                continue
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(rec, separators=(",", ":")) + "\n")
+            tmp.write_text(text)
             tmp.replace(path)
             print(path.name, file=sys.stderr)
+    if stale:
+        print("differ from peft today: " + ", ".join(stale), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -221,3 +221,38 @@ def test_any_lora_is_counted_or_refused(fx, targets, r, bias, dora, layers, save
     assert all(t.trainable for _, t in new.tensors() if t.role == "lora")
     assert all(n.startswith("base_model.model.") for n, _ in new.tensors())
     assert new.tensor_count() >= arch.tensor_count()
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(st.sampled_from("r=,+:.-_01289aqkvtlsxbydoe()[]\\*"), max_size=60))
+def test_any_lora_text_is_a_spec_or_a_usage_error(text: str) -> None:
+    try:
+        spec = adapters.parse_lora(text)
+    except UsageError:
+        return
+    try:
+        adapters.apply(architecture.build(config_class("bert").model_validate(
+            {"num_hidden_layers": 3, "hidden_size": 16, "num_attention_heads": 2, "intermediate_size": 20}),
+            head="seq-cls"), spec, model_type="bert")
+    except UsageError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.dictionaries(st.sampled_from(["r", "lora_alpha", "target_modules", "bias", "use_dora", "rank_pattern",
+                                             "layers_to_transform", "modules_to_save", "task_type", "peft_type",
+                                             "exclude_modules", "layers_pattern", "lora_dropout"]),
+                            st.none() | st.booleans() | st.integers(-3, 40) | st.floats(allow_nan=False)
+                            | st.text(max_size=8) | st.lists(st.text("qkvaluery(.*", max_size=6), max_size=3)
+                            | st.dictionaries(st.text("query1.", max_size=6), st.integers(-1, 9), max_size=2),
+                            max_size=6))
+def test_any_adapter_config_is_a_spec_or_a_typed_error(data: dict) -> None:
+    from bertcalc.errors import BertcalcError
+
+    try:
+        spec = adapters.adapter_from_dict(data)
+        adapters.apply(architecture.build(config_class("bert").model_validate(
+            {"num_hidden_layers": 2, "hidden_size": 16, "num_attention_heads": 2, "intermediate_size": 20}),
+            head="token-cls"), spec, model_type="bert")
+    except BertcalcError:
+        pass
