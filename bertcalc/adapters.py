@@ -706,8 +706,10 @@ def _apply_lora(arch: Architecture, comps: list[Component], lora: LoraSpec,
             key = _at(p.module, i)
             hit = is_target(p.module, key) if p.kind in ("linear", "embedding", "layernorm") else None
             if hit and not (_is_linear(p) or p.kind == "embedding"):
-                raise UsageError(f"target {key!r} is a {'Conv1d' if p.kind == 'linear' else p.kind}; PEFT's LoRA "
-                                 "here wraps Linear and Embedding modules", param="lora")
+                raise UsageError(
+                    f"target {key!r} is a Conv1d: PEFT can adapt it, bertcalc does not model that yet; exclude it"
+                    if p.kind == "linear" else
+                    f"target {key!r} is a {p.kind}; PEFT's LoRA wraps Linear and Embedding modules", param="lora")
             wrapper = _wrapped(p.module, wrap_names)
             tensors: list[TensorSpec] = []
             if hit:
