@@ -478,16 +478,6 @@ def _is_linear(part: Part) -> bool:
     return part.kind == "linear" and len(part.tensors[0].dims) == 2 and part.tensors[0].role == "weight"
 
 
-def _modules(arch: Architecture) -> set[str]:
-    """Every module name template that holds parameters, and each module above one (``bert.encoder``)."""
-    out: set[str] = set()
-    for c in arch.components:
-        for p in c.parts:
-            segs = p.module.split(".")
-            out |= {".".join(segs[:k]) for k in range(1, len(segs) + 1)}
-    return out
-
-
 def _at(template: str, i: int) -> str:
     return template.replace("{i}", str(i))
 
@@ -656,14 +646,14 @@ def _apply_lora(arch: Architecture, comps: list[Component], lora: LoraSpec,
         _regex(targets, "lora", "target_modules")
     if task in GUARDED_TASKS:  # the task's modules join modules_to_save before matching
         lora = dataclasses.replace(lora, modules_to_save=tuple(lora.modules_to_save or ()) + TASK_MODULES[task])
-    match = _Matcher(lora, targets)
-    if isinstance(targets, frozenset):
-        match = _Matcher(lora, ())  # membership by template below
+    if isinstance(targets, frozenset):  # all-linear: full names, so the template is the key; excludes still apply
+        guard = _Matcher(dataclasses.replace(lora, layers=None), ())
 
         def is_target(key_t: str, key: str) -> bool | None:
-            r = _Matcher(dataclasses.replace(lora, layers=None), ())(key)
-            return None if r is None else key_t in targets
+            return None if guard(key) is None else key_t in targets
     else:
+        match = _Matcher(lora, targets)
+
         def is_target(key_t: str, key: str) -> bool | None:
             return match(key)
     part_modules = {p.module for c in comps for p in c.parts}
