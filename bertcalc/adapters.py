@@ -28,12 +28,8 @@ from typing import Any
 from .errors import ConfigFileError, UsageError
 from .model import Architecture, Component, Dim, Part, TensorSpec
 
-# peft.utils.constants.TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING (peft 0.21), for the model types of
-# bertcalc's families; a type missing here has no default and peft asks for target_modules
-DEFAULT_TARGETS: dict[str, tuple[str, ...]] = {
-    "bert": ("query", "value"), "roberta": ("query", "value"), "xlm-roberta": ("query", "value"),
-    "electra": ("query", "value"), "deberta-v2": ("query_proj", "value_proj"), "deberta": ("in_proj",),
-}
+# peft's default target modules per model type live in the family files (LORA_TARGETS); a family without
+# them has no default, and peft asks for target_modules
 # PeftModelForSequenceClassification / ForTokenClassification / ForQuestionAnswering add these to modules_to_save;
 # SEQ_CLS before the adapter is injected (so no LoRA target may match them), the other two after
 GUARDED_TASKS = ("SEQ_CLS",)
@@ -41,7 +37,6 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {"SEQ_CLS": ("classifier", "score"), 
                                             "QUESTION_ANS": ("qa_outputs",)}
 TASK_TYPES = ("SEQ_CLS", "TOKEN_CLS", "QUESTION_ANS", "CAUSAL_LM", "FEATURE_EXTRACTION", "SEQ_2_SEQ_LM")
 SEQ_CLS_HEAD_NAMES = ("score", "classifier")  # peft.utils.constants: excluded from all-linear for SEQ_CLS
-HEAD_TASKS = {"seq-cls": "SEQ_CLS", "token-cls": "TOKEN_CLS", "qa": "QUESTION_ANS", "causal-lm": "CAUSAL_LM"}
 BIASES = ("none", "all", "lora_only")
 ALL_LINEAR = "all-linear"
 MAX_ADAPTER_BYTES = 1 << 20
@@ -534,11 +529,14 @@ def model_type_of(family: str) -> str:
 
 
 def task_of(lora: LoraSpec, head: str) -> str | None:
-    return HEAD_TASKS.get(head) if lora.task == "auto" else lora.task
+    """``task=auto``: the task type of the PeftModel class peft uses for the head's HF class."""
+    from .families._heads import PEFT_TASKS
+
+    return PEFT_TASKS.get(head) if lora.task == "auto" else lora.task
 
 
-def apply(arch: Architecture, lora: LoraSpec | None = None, freeze: FreezeSpec | None = None,
-          *, model_type: str = "") -> tuple[Architecture, Adaptation]:
+def apply(arch: Architecture, lora: LoraSpec | None = None,
+          freeze: FreezeSpec | None = None) -> tuple[Architecture, Adaptation]:
     """The model as PEFT (or ``requires_grad``) leaves it: renamed tensors, adapter tensors, trainable flags."""
     if lora is not None and freeze is not None:
         raise UsageError("--lora/--adapter and --freeze/--train both set what trains; with an adapter, PEFT freezes "
@@ -550,7 +548,7 @@ def apply(arch: Architecture, lora: LoraSpec | None = None, freeze: FreezeSpec |
     runs = [(c, r) for c in arch.components for r in _runs(c, cuts)]
     if lora is None:
         return _apply_freeze(arch, runs, freeze)
-    return _apply_lora(arch, [r for _, r in runs], lora, model_type)
+    return _apply_lora(arch, [r for _, r in runs], lora)
 
 
 def _layer_component(arch: Architecture) -> str | None:
@@ -622,15 +620,16 @@ def _apply_freeze(arch: Architecture, runs: list[tuple[Component, Component]],
     return _tie_flags(dataclasses.replace(arch, components=tuple(out), adapted=how)), how
 
 
-def _apply_lora(arch: Architecture, comps: list[Component], lora: LoraSpec,
-                model_type: str) -> tuple[Architecture, Adaptation]:
+def _apply_lora(arch: Architecture, comps: list[Component], lora: LoraSpec) -> tuple[Architecture, Adaptation]:
+    from . import families
+
     task = task_of(lora, arch.head)
     targets: Any = lora.targets
     if targets is None:
-        if model_type not in DEFAULT_TARGETS:
-            raise UsageError(f"PEFT has no default target modules for model type {model_type!r}; name them: "
-                             "--lora targets=... (or all-linear)", param="lora")
-        targets = DEFAULT_TARGETS[model_type]
+        targets = getattr(families.module(arch.family), "LORA_TARGETS", None)
+        if targets is None:
+            raise UsageError(f"PEFT has no default target modules for model type {model_type_of(arch.family)!r}; "
+                             "name them: --lora targets=... (or all-linear)", param="lora")
     linear = [(c, p) for c in comps for p in c.parts if _is_linear(p)]
     if targets == ALL_LINEAR:
         out_emb = {p.module for _, p in linear if p.role == "mlm_decoder"}

@@ -183,7 +183,7 @@ def tuned(arch: Architecture, *, lora: Any = None, adapter: Any = None, freeze: 
             return () if v is None else tuple(v) if isinstance(v, (tuple, list)) else adapters.parse_groups(v, param)
 
         fz = adapters.FreezeSpec(groups(freeze, "freeze"), groups(train, "train"))
-    return adapters.apply(arch, spec, fz, model_type=adapters.model_type_of(arch.family))[0]
+    return adapters.apply(arch, spec, fz)[0]
 
 
 @takes_model

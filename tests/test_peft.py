@@ -38,10 +38,6 @@ def _listing(arch) -> list[list]:
     return [[name, list(t.shape), t.trainable] for name, t in arch.tensors()]
 
 
-def _model_type(family: str) -> str:
-    return family.replace("_", "-")
-
-
 def test_every_family_and_head_covered() -> None:
     from bertcalc.architecture import heads_of
 
@@ -59,13 +55,13 @@ def test_lora_matches_peft(fx: dict, name: str) -> None:
     arch = _arch(fx)
     if "error" in rec:
         with pytest.raises(UsageError):
-            adapters.apply(arch, spec, model_type=_model_type(fx["family"]))
+            adapters.apply(arch, spec)
         return
     if name == "modules-to-save-nested":  # PEFT wraps word_embeddings inside the embeddings' copy: refused
         with pytest.raises(UsageError, match="does not model"):
-            adapters.apply(arch, spec, model_type=_model_type(fx["family"]))
+            adapters.apply(arch, spec)
         return
-    new, _ = adapters.apply(arch, spec, model_type=_model_type(fx["family"]))
+    new, _ = adapters.apply(arch, spec)
     assert _listing(new) == rec["parameters"]
     assert (adapters.trainable_parameters(new), new.total_parameters) == (rec["trainable"], rec["total"])
 
@@ -165,7 +161,7 @@ def test_live_peft(case) -> None:
         **hf)), peft.LoraConfig(**kw))
     want = [[n, list(p.shape), p.requires_grad] for n, p in pm.named_parameters(remove_duplicate=False)]
     arch = architecture.build(config_class(family).model_validate(hf), head=head)
-    new, _ = adapters.apply(arch, adapters.adapter_from_dict(kw), model_type=family)
+    new, _ = adapters.apply(arch, adapters.adapter_from_dict(kw))
     assert _listing(new) == want
     assert (new.trainable_parameters, new.total_parameters) == pm.get_nb_trainable_parameters()
 
@@ -210,7 +206,7 @@ def test_any_lora_is_counted_or_refused(fx, targets, r, bias, dora, layers, save
         text += ",save=" + "+".join(save)
     arch = _arch(fx)
     try:
-        new, _ = adapters.apply(arch, adapters.parse_lora(text), model_type=_model_type(fx["family"]))
+        new, _ = adapters.apply(arch, adapters.parse_lora(text))
     except UsageError:
         return
     lora = sum(t.parameters * c.repeat for c in new.components for p in c.parts for t in p.tensors
@@ -234,7 +230,7 @@ def test_any_lora_text_is_a_spec_or_a_usage_error(text: str) -> None:
     arch = architecture.build(config_class("bert").model_validate(
         {"num_hidden_layers": 3, "hidden_size": 16, "num_attention_heads": 2, "intermediate_size": 20}), head="seq-cls")
     with contextlib.suppress(UsageError):
-        adapters.apply(arch, spec, model_type="bert")
+        adapters.apply(arch, spec)
 
 
 @settings(max_examples=200, deadline=None)
@@ -252,6 +248,6 @@ def test_any_adapter_config_is_a_spec_or_a_typed_error(data: dict) -> None:
         spec = adapters.adapter_from_dict(data)
         adapters.apply(architecture.build(config_class("bert").model_validate(
             {"num_hidden_layers": 2, "hidden_size": 16, "num_attention_heads": 2, "intermediate_size": 20}),
-            head="token-cls"), spec, model_type="bert")
+            head="token-cls"), spec)
     except BertcalcError:
         pass
