@@ -74,7 +74,8 @@ class ShapesReport(ModelReport):
     def tensor_rows(self) -> Iterator[dict[str, Any]]:
         for name, t, rep in self.tensors():
             yield ({"name": name, "shape": list(displayed_shape(t, self.layout)), "parameters": t.parameters}
-                   | ({"repeat": rep} if self.collapse else {}) | ({"tied_to": t.tied_to} if t.tied_to else {}))
+                   | ({"repeat": rep} if self.collapse else {}) | ({"tied_to": t.tied_to} if t.tied_to else {})
+                   | ({} if self.arch.adapted is None else {"trainable": t.trainable}))
 
     def to_dict(self, lazy: bool = False) -> dict[str, Any]:
         """The JSON contract. ``lazy``: ``tensors`` is produced while it is written (one row per layer
@@ -94,6 +95,8 @@ class ShapesReport(ModelReport):
             "config": dict(self.config),
             "total_parameters": self.arch.total_parameters,
             "state_dict_parameters": self.arch.state_dict_parameters,
+            **({} if self.arch.adapted is None else {"trainable_parameters": self.arch.trainable_parameters,
+                                                     "adapter": self.arch.adapted.to_dict()}),
             "tensors": rows,
         }
         if self.activations is not None:
