@@ -29,6 +29,8 @@ _EXPORTS = {
     "resolve": "bertcalc.loading",
     "ModelSpec": "bertcalc.loading",
     "build": "bertcalc.architecture",
+    "LoraSpec": "bertcalc.adapters",
+    "FreezeSpec": "bertcalc.adapters",
     "BertcalcError": "bertcalc.errors",
     "ConfigError": "bertcalc.errors",
     "ConfigFileError": "bertcalc.errors",

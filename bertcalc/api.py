@@ -169,11 +169,41 @@ def _notes(spec: ModelSpec, arch: Architecture) -> tuple[str, ...]:
     return (*notes, *arch.notes)
 
 
+def tuned(arch: Architecture, *, lora: Any = None, adapter: Any = None, freeze: Any = None,
+          train: Any = None) -> Architecture:
+    """``arch`` with a LoRA adapter (``lora="r=8,alpha=16,targets=query+value"`` or a
+    :class:`~bertcalc.adapters.LoraSpec`; ``adapter``: a peft adapter_config.json path, or its dict) or a freeze
+    (``freeze="embeddings,layers=0-5"``, ``train="head"``) applied as PEFT / ``requires_grad`` would; unchanged
+    when none is given."""
+    if lora is None and adapter is None and freeze is None and train is None:
+        return arch
+    from . import adapters
+    from .errors import UsageError
+
+    if lora is not None and adapter is not None:
+        raise UsageError("--lora and --adapter both describe the adapter; give one", param="adapter")
+    spec = None
+    if lora is not None:
+        spec = lora if isinstance(lora, adapters.LoraSpec) else adapters.parse_lora(str(lora))
+    elif adapter is not None:
+        spec = (adapters.adapter_from_dict(adapter) if isinstance(adapter, dict)
+                else adapters.read_adapter_config(adapter))
+    fz = None
+    if freeze is not None or train is not None:
+        def groups(v: Any, param: str) -> tuple:
+            return () if v is None else tuple(v) if isinstance(v, (tuple, list)) else adapters.parse_groups(v, param)
+
+        fz = adapters.FreezeSpec(groups(freeze, "freeze"), groups(train, "train"))
+    return adapters.apply(arch, spec, fz)[0]
+
+
 @takes_model
-def count(spec: ModelSpec) -> counting.CountReport:
+def count(spec: ModelSpec, *, lora: Any = None, adapter: Any = None, freeze: Any = None,
+          train: Any = None) -> counting.CountReport:
     """Parameters by component and in total. Overrides use HF field names (``hidden_size=1024``) or flag
-    names (``hidden=1024``)."""
-    arch = build(spec)
+    names (``hidden=1024``). With ``lora``/``adapter`` or ``freeze``/``train`` (see :func:`tuned`), also the
+    trainable parameters, as PEFT's ``get_nb_trainable_parameters()`` counts them."""
+    arch = tuned(build(spec), lora=lora, adapter=adapter, freeze=freeze, train=train)
     return counting.report(
         arch, spec.config, label=spec.label, notes=_notes(spec, arch), sources=spec.sources,
         description=spec.description,
@@ -183,13 +213,14 @@ def count(spec: ModelSpec) -> counting.CountReport:
 @takes_model
 def shapes(
     spec: ModelSpec, *, layout: Layout = "pt", batch: int | None = None, seq: int | None = None, collapse: bool = False,
-    choices: int | None = None,
+    choices: int | None = None, lora: Any = None, adapter: Any = None, freeze: Any = None, train: Any = None,
 ) -> ShapesReport:
     """Every state-dict tensor with its shape; with ``batch`` and ``seq``, the forward pass's activations
-    (over ``batch × choices`` rows for a multiple-choice model: ``choices`` defaults to 4 there)."""
+    (over ``batch × choices`` rows for a multiple-choice model: ``choices`` defaults to 4 there). With an adapter
+    or a freeze (see :func:`tuned`), PEFT's names, the adapter's tensors and which tensors train."""
     from . import listing
 
-    arch = build(spec)
+    arch = tuned(build(spec), lora=lora, adapter=adapter, freeze=freeze, train=train)
     acts = None
     if batch is not None or seq is not None:
         from .errors import UsageError

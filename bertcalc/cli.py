@@ -286,6 +286,8 @@ FLAGS = {
     "fit": "--fit", "zero": "--zero", "gpus": "--gpus", "sweep": "--sweep", "context": "--context",
     "reserved": "--reserved", "alloc_conf": "--alloc-conf", "grad_checkpointing": "--grad-checkpointing",
     "nodes": "--nodes", "offload": "--offload", "fsdp": "--fsdp", "reshard": "--no-reshard", "link_gbps": "--link-gbps",
+    # fine-tuning
+    "lora": "--lora", "adapter": "--adapter", "freeze": "--freeze", "train": "--train",
     # the output
     "format": "--format",
 }
@@ -544,6 +546,33 @@ checkpoint_model_options = OptionGroup(
 model_class_options = OptionGroup("model_kw", _model_class, head=(HeadOpt, None), no_pooler=(NoPoolerOpt, False))
 
 
+PANEL_TUNE = "Fine-tuning"
+
+
+def _tune_kw(command: str, o: dict[str, Any]) -> dict[str, Any]:
+    """The fine-tuning options -> the API's keywords (lora, adapter, freeze, train)."""
+    return {k: v for k, v in o.items() if v is not None}
+
+
+tune_options = OptionGroup(
+    "tune", _tune_kw,
+    lora=(Annotated[str | None, typer.Option(
+        "--lora", help="A LoRA adapter as PEFT adds it: r=8,alpha=16,targets=query+value (or all-linear), and "
+        "optionally dropout=, bias=none|all|lora_only, dora=true, layers=0-5, save=classifier (modules_to_save), "
+        "exclude=, rank=query:16, alpha_of=query:32, task=auto|none|SEQ_CLS|TOKEN_CLS|QUESTION_ANS.",
+        rich_help_panel=PANEL_TUNE, show_default=False)], None),
+    adapter=(Annotated[str | None, typer.Option(
+        "--adapter", help="A peft adapter_config.json (or the folder holding it) instead of --lora.",
+        rich_help_panel=PANEL_TUNE, show_default=False)], None),
+    freeze=(Annotated[str | None, typer.Option(
+        "--freeze", help="Freeze parts without an adapter: embeddings, layers=0-5, pooler, head, base.",
+        rich_help_panel=PANEL_TUNE, show_default=False)], None),
+    train=(Annotated[str | None, typer.Option(
+        "--train", help="Train only these parts (the rest frozen): head, pooler, embeddings, layers=10-11.",
+        rich_help_panel=PANEL_TUNE, show_default=False)], None),
+)
+
+
 _EXTENSIONS = {".json": Format.json, ".yaml": Format.yaml, ".yml": Format.yaml, ".csv": Format.csv,
                ".md": Format.markdown, ".markdown": Format.markdown, ".svg": Format.svg}
 
@@ -603,9 +632,11 @@ def _stderr(text: str) -> None:
 
 
 @app.command()
+@tune_options
 @model_options
 def count(
     spec: ModelSpec,
+    tune: dict[str, Any],
     explain: Annotated[bool, typer.Option("--explain", "-e", help="Show each row's formula, with numbers.",
                                           rich_help_panel=PANEL_OUT)] = False,
     fmt: FormatOpt = None,
@@ -614,17 +645,22 @@ def count(
 ) -> None:
     """Count parameters by component: embeddings, one encoder layer × L, pooler, total.
 
+    With --lora/--adapter (PEFT's LoRA) or --freeze/--train, also the trainable and frozen figures, equal to
+    PEFT's get_nb_trainable_parameters().
+
     Example: bertcalc count --preset base --explain
     """
     from .api import count as count_
 
-    _emit(count_(spec), fmt, output, explain, force=force)
+    _emit(count_(spec, **tune), fmt, output, explain, force=force)
 
 
 @app.command()
+@tune_options
 @model_options
 def shapes(
     spec: ModelSpec,
+    tune: dict[str, Any],
     layout: Annotated[Layout, typer.Option(
         "--layout", help="Linear weights as PyTorch \\[out, in] (pt) or TensorFlow/Keras \\[in, out] (tf).",
         case_sensitive=False)] = Layout.pt,
@@ -647,8 +683,8 @@ def shapes(
     """
     from .api import shapes as shapes_
 
-    _emit(shapes_(spec, layout=layout.value, batch=batch, seq=seq, collapse=collapse, choices=choices), fmt, output,
-          force=force)
+    _emit(shapes_(spec, layout=layout.value, batch=batch, seq=seq, collapse=collapse, choices=choices, **tune), fmt,
+          output, force=force)
 
 
 @app.command()

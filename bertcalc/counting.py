@@ -20,6 +20,7 @@ class TensorRow:
     symbols: tuple[str, ...]
     parameters: int
     tied_to: str | None = None
+    trainable: bool = True
 
 
 class _Formulas:
@@ -52,6 +53,7 @@ class PartRow(_Formulas):
     parameters: int
     _source: Part = field(repr=False, compare=False)
     _values: dict[str, int] = field(repr=False, compare=False)
+    trainable_parameters: int = 0  # of one instance
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ class ComponentRow(_Formulas):
     share: float
     _source: Component = field(repr=False, compare=False)
     _values: dict[str, int] = field(repr=False, compare=False)
-
+    trainable_parameters: int = 0  # all instances
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,18 @@ class CountReport(ModelReport):
     dims: dict[str, int] | None = None  # family-neutral sizes: L, H, A, I, V, P, T, E, C
     unused_fields: tuple[str, ...] = ()  # config fields this model class ignores (hidden in the table header)
     _arch: Architecture | None = field(default=None, repr=False, compare=False)
+    trainable_parameters: int | None = None  # with an adapter or a freeze: PEFT's get_nb_trainable_parameters()[0]
+    adapter: dict[str, Any] | None = None  # what was applied (adapters.Adaptation.to_dict())
+    adapter_summary: str = ""
+
+    @property
+    def frozen_parameters(self) -> int | None:
+        return None if self.trainable_parameters is None else self.total_parameters - self.trainable_parameters
+
+    def peft_line(self) -> str:
+        """``print_trainable_parameters()``'s line, figure for figure."""
+        t, n = self.trainable_parameters or 0, self.total_parameters
+        return f"trainable params: {t:,d} || all params: {n:,d} || trainable%: {100 * t / n if n else 0:.4f}"
 
     # What the totals don't need is derived from the architecture when first read: a caller that asks for
     # total_parameters never pays for the rows, the tied pairs or the formulas (--explain, JSON, tables do).
@@ -156,6 +170,10 @@ class CountReport(ModelReport):
             "pooler": self.has_pooler,
             "config": dict(self.config),
             "total_parameters": self.total_parameters,
+            **({} if self.trainable_parameters is None else {
+                "trainable_parameters": self.trainable_parameters,
+                "frozen_parameters": self.frozen_parameters,
+                "adapter": self.adapter}),
             "state_dict_parameters": self.state_dict_parameters,
             "tied": [list(pair) for pair in self.tied],
             "components": [
@@ -165,6 +183,8 @@ class CountReport(ModelReport):
                     "repeat": c.repeat,
                     "applied": c.applied,
                     "total_parameters": c.total_parameters,
+                    **({} if self.trainable_parameters is None else
+                       {"trainable_parameters": c.trainable_parameters}),
                     "share": c.share,
                     "formula": c.formula,
                     "parts": [
@@ -176,6 +196,7 @@ class CountReport(ModelReport):
                             "tensors": [
                                 {"name": t.name, "shape": list(t.shape), "parameters": t.parameters}
                                 | ({"tied_to": t.tied_to} if t.tied_to else {})
+                                | ({} if self.trainable_parameters is None else {"trainable": t.trainable})
                                 for t in p.tensors
                             ],
                         }
@@ -197,12 +218,14 @@ def _part_row(p: Part, values: dict[str, int]) -> PartRow:
         module=p.module,
         kind=p.kind,
         tensors=tuple(
-            TensorRow(t.name, t.shape, tuple(d.symbol or str(d.size) for d in t.dims), t.parameters, t.tied_to)
+            TensorRow(t.name, t.shape, tuple(d.symbol or str(d.size) for d in t.dims), t.parameters, t.tied_to,
+                      t.trainable)
             for t in p.tensors
         ),
         parameters=p.parameters,
         _source=p,
         _values=values,
+        trainable_parameters=sum(t.parameters for t in p.tensors if t.tied_to is None and t.trainable),
     )
 
 
@@ -218,6 +241,8 @@ def _component_row(c: Component, values: dict[str, int], total: int) -> Componen
         share=(c.total_parameters / total) if total else 0.0,
         _source=c,
         _values=values,
+        trainable_parameters=c.repeat * sum(t.parameters for p in c.parts for t in p.tensors
+                                            if t.tied_to is None and t.trainable),
     )
 
 
@@ -240,6 +265,9 @@ def report(
         dims=cfg.dims._asdict(),
         unused_fields=arch.unused_fields,
         _arch=arch,
+        trainable_parameters=None if arch.adapted is None else arch.trainable_parameters,
+        adapter=None if arch.adapted is None else arch.adapted.to_dict(),
+        adapter_summary="" if arch.adapted is None else arch.adapted.summary(),
     )
 
 

@@ -78,7 +78,8 @@ class ShapesReport(ModelReport):
     def tensor_row(self, name: str, t: TensorSpec, rep: int) -> dict[str, Any]:
         """One entry of the JSON ``tensors`` list."""
         return ({"name": name, "shape": list(displayed_shape(t, self.layout)), "parameters": t.parameters}
-                | ({"repeat": rep} if self.collapse else {}) | ({"tied_to": t.tied_to} if t.tied_to else {}))
+                | ({"repeat": rep} if self.collapse else {}) | ({"tied_to": t.tied_to} if t.tied_to else {})
+                | ({} if self.arch.adapted is None else {"trainable": t.trainable}))
 
     def to_dict(self, lazy: bool = False) -> dict[str, Any]:
         """The JSON contract. ``lazy``: ``tensors`` is produced while it is written (one row per layer
@@ -98,6 +99,8 @@ class ShapesReport(ModelReport):
             "config": dict(self.config),
             "total_parameters": self.arch.total_parameters,
             "state_dict_parameters": self.arch.state_dict_parameters,
+            **({} if self.arch.adapted is None else {"trainable_parameters": self.arch.trainable_parameters,
+                                                     "adapter": self.arch.adapted.to_dict()}),
             "tensors": rows,
         }
         if self.activations is not None:

@@ -40,7 +40,7 @@ class cached:
         return value
 
 
-Role = Literal["embedding", "weight", "bias", "norm_weight", "norm_bias"]
+Role = Literal["embedding", "weight", "bias", "norm_weight", "norm_bias", "lora"]
 PartKind = Literal["embedding", "linear", "layernorm", "bias"]
 TokenScope = Literal["all", "first"]
 
@@ -61,6 +61,7 @@ class TensorSpec:
     dims: tuple[Dim, ...]
     role: Role
     tied_to: str | None = None  # the state-dict name of the tensor this one shares storage with
+    trainable: bool = True  # requires_grad: False where a freeze or an adapter (PEFT) leaves it frozen
 
     # cached on the instance (see :class:`cached`): every
     # total reads them many times
@@ -204,6 +205,7 @@ class Architecture:
     base_prefix: str = ""  # the base model's prefix inside a task model ("bert."), whether or not this one has it
     choices: bool = False  # the input is [B, C, S], flattened to B·C rows (a ForMultipleChoice class)
     notes: tuple[str, ...] = ()  # what the family says about this class as built (a forward that fails...)
+    adapted: Any = None  # an adapters.Adaptation: a LoRA adapter or a freeze applied (names and trainable flags)
 
     @cached_property
     def program(self) -> Any:
@@ -243,6 +245,12 @@ class Architecture:
                 else:
                     out.append((t.name, t.tied_to))
         return out
+
+    @property
+    def trainable_parameters(self) -> int:
+        """Unique parameters with ``requires_grad``: all of them unless a freeze or an adapter says otherwise."""
+        return sum(t.parameters * c.repeat for c in self.components for p in c.parts for t in p.tensors
+                   if t.tied_to is None and t.trainable)
 
     def tensor_count(self) -> int:
         return sum(len(tuple(c.templates())) * c.repeat for c in self.components)

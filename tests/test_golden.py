@@ -44,6 +44,18 @@ CASES = {
                          {}, "11,683,584"),
     "memory-base-zero3-offload": (lambda: bertcalc.memory(preset="base", precision="amp-bf16", zero=3, gpus=8,
                                                           offload="optimizer", link_gbps=400), {}, "CPU per rank"),
+    # LoRA on query and value, r=8 (12 layers × 2 × 2·8·768) + the classifier PEFT saves (2·768 + 2): 296,450
+    "count-base-seqcls-lora": (lambda: bertcalc.count(preset="base", head="seq-cls",
+                                                      lora="r=8,alpha=16,targets=query+value"), {},
+                               "trainable params: 296,450 || all params: 109,780,228 || trainable%: 0.2700"),
+    "count-base-seqcls-lora-80": (lambda: bertcalc.count(preset="base", head="seq-cls",
+                                                         lora="r=8,alpha=16,targets=query+value"), {"width": 80},
+                                  "296,450"),
+    # frozen: the embeddings (23,837,184) and layers 0-5 (6 × 7,087,872): the layers split into two runs
+    "count-base-freeze": (lambda: bertcalc.count(preset="base", freeze="embeddings,layers=0-5"), {},
+                          f"{109_482_240 - 23_837_184 - 6 * 7_087_872:,}"),
+    "shapes-tiny-lora-collapse": (lambda: bertcalc.shapes(preset="tiny", lora="r=4,targets=all-linear,bias=lora_only",
+                                                          collapse=True), {}, "lora_B.default.weight"),
     "memory-base-fsdp-fit": (lambda: bertcalc.memory(preset="base", gpus=4, fsdp=True, fit="8GiB"), {},
                              "largest batch per GPU"),
 }

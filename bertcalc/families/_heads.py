@@ -26,6 +26,8 @@ HEAD_CLASSES = {
     "nsp": "ForNextSentencePrediction",
 }
 HEADS = tuple(HEAD_CLASSES)
+# the PEFT task type (peft.TaskType) whose PeftModel class wraps each head's HF class; the others: a plain PeftModel
+PEFT_TASKS = {"seq-cls": "SEQ_CLS", "token-cls": "TOKEN_CLS", "qa": "QUESTION_ANS", "causal-lm": "CAUSAL_LM"}
 # class names that do not follow ``Prefix + suffix``: BERT's causal LM is BertLMHeadModel
 OTHER_SUFFIXES = {"LMHeadModel": "causal-lm"}
 

@@ -25,6 +25,8 @@ from ._heads import (
 from ._parts import embedding, layernorm, linear, lone_bias
 
 HEADS = ("model", "mlm", "pretraining", "seq-cls", "token-cls", "qa", "multiple-choice", "causal-lm", "nsp")
+# peft.utils.constants.TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING["bert"] (peft 0.21): LoRA's default
+LORA_TARGETS = ("query", "value")
 CLASS_NAMES = {"causal-lm": "BertLMHeadModel"}  # HF's name where it is not "Bert" + the head's suffix
 HF_CONFIG = "BertConfig"  # transformers' config class
 HF_PREFIX = "Bert"  # transformers' model classes: BertModel, BertForMaskedLM, ...

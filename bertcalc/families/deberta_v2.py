@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from ..program import Value
 
 HEADS = ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice")
+# peft.utils.constants.TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING["deberta-v2"] (peft 0.21): LoRA's default
+LORA_TARGETS = ("query_proj", "value_proj")
 HF_CONFIG = "DebertaV2Config"  # transformers' config class
 HF_PREFIX = "DebertaV2"  # transformers' model classes: DebertaV2Model, DebertaV2ForMaskedLM, ...
 BASE_PREFIX = "deberta."  # the base model's name inside a task model

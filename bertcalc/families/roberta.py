@@ -34,6 +34,8 @@ BASE_PREFIX = "roberta."  # the base model's name inside a task model
 POOLER_ARG = True  # whether the bare model takes add_pooling_layer
 ORDER = 2
 HEADS = ("model", "mlm", "seq-cls", "token-cls", "qa", "multiple-choice", "causal-lm")
+# peft.utils.constants.TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING["roberta"] (peft 0.21): LoRA's default
+LORA_TARGETS = ("query", "value")
 
 
 class RobertaConfig(BertConfig):

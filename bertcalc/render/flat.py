@@ -38,11 +38,16 @@ def rows_of(report: Any, explain: bool = False) -> tuple[list[str], list[Row]]:
 
 def _count(r: Any, explain: bool) -> tuple[list[str], list[Row]]:
     headers = ["component", "part", "tensors", "shape", "parameters", "repeat", "total_parameters", "share"]
+    trains = r.trainable_parameters is not None
+    if trains:
+        headers.append("trainable_parameters")
     if explain:
         headers.append("formula")
     rows: list[Row] = []
     for c in r.components:
         row: Row = [c.name, "", "", "", c.parameters, c.repeat, c.total_parameters, f"{c.share:.6f}"]
+        if trains:
+            row.append(c.trainable_parameters)
         if explain:
             row.append(f"{c.formula} = {c.formula_values}")
         rows.append(row)
@@ -57,10 +62,14 @@ def _count(r: Any, explain: bool) -> tuple[list[str], list[Row]]:
                 p.parameters * c.repeat,
                 "",
             ]
+            if trains:
+                row.append(p.trainable_parameters * c.repeat)
             if explain:
                 row.append(f"{p.formula} = {p.formula_values}")
             rows.append(row)
     total: Row = ["total", "", "", "", "", "", r.total_parameters, "1.000000"]
+    if trains:
+        total.append(r.trainable_parameters)
     if explain:
         total.append(f"{r.total_formula} = {r.total_formula_values}")
     rows.append(total)
@@ -73,8 +82,10 @@ SHAPES_HEADERS = ["kind", "name", "shape", "parameters_or_elements", "repeat", "
 def tensor_row(r: Any, name: str, t: Any, rep: int) -> Row:
     from ..listing import displayed_shape
 
-    return ["tensor", name, shape_text(displayed_shape(t, r.layout)), t.parameters, rep,
-            f"tied to {t.tied_to}" if t.tied_to else ""]
+    what = f"tied to {t.tied_to}" if t.tied_to else ""
+    if r.arch.adapted is not None:
+        what = "; ".join(filter(None, ("trainable" if t.trainable else "frozen", what)))
+    return ["tensor", name, shape_text(displayed_shape(t, r.layout)), t.parameters, rep, what]
 
 
 def shapes_rows(r: Any, tensors: bool = True) -> Iterator[Row]:

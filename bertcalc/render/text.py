@@ -255,6 +255,11 @@ def count_view(r: Any, explain: bool = False) -> RenderableType:
     head.append(_config_line(shown, r.notes))
 
     foot: list[RenderableType] = []
+    if r.trainable_parameters is not None:
+        foot.append(Text(r.adapter_summary, style="cyan"))
+        foot.append(Text(f"trainable {r.trainable_parameters:,} ({human(r.trainable_parameters)}), frozen "
+                         f"{r.frozen_parameters:,}, total {r.total_parameters:,}", style="bold"))
+        foot.append(Text(r.peft_line(), style="dim"))
     if r.state_dict_parameters != r.total_parameters:
         foot.append(Text(f"state dict: {r.state_dict_parameters:,} parameters, counting tied tensors twice"))
     if r.tied:
@@ -313,6 +318,7 @@ def _count_table(r: Any, formulas: bool, compact: bool = False) -> Table:
     """The count table. ``compact`` (narrow terminals) folds "× L" and the share into the name, lets shapes
     wrap, and keeps the human figure for the total only, so that no number is ever cut."""
     share = not compact
+    trains = r.trainable_parameters is not None and not compact
     table = Table(box=SIMPLE_HEAD, show_footer=False, pad_edge=False, header_style="bold")
     table.add_column("component", no_wrap=True)
     table.add_column("shape", overflow="fold")
@@ -324,12 +330,14 @@ def _count_table(r: Any, formulas: bool, compact: bool = False) -> Table:
         table.add_column("≈", justify="right", no_wrap=True)
     if share:
         table.add_column("share", justify="right", no_wrap=True)
+    if trains:
+        table.add_column("trainable", justify="right", no_wrap=True)
     if formulas:
         table.add_column("formula", no_wrap=True)
 
-    def row(*cells: Any, rep: str = "", approx: Any = "", formula: str | None = None) -> list[Any]:
+    def row(*cells: Any, rep: str = "", approx: Any = "", formula: str | None = None, train: Any = "") -> list[Any]:
         out = list(cells[:3]) + ([] if compact else [rep]) + [cells[3]] + ([] if compact else [approx])
-        return out + ([cells[4]] if share else []) + ([formula] if formulas else [])
+        return out + ([cells[4]] if share else []) + ([train] if trains else []) + ([formula] if formulas else [])
 
     for c in r.components:
         rep = _times(c)
@@ -340,7 +348,8 @@ def _count_table(r: Any, formulas: bool, compact: bool = False) -> Table:
             name.append(f" {rep}" if rep else "", style="bold")
             name.append(f" ({_pct(c.share).strip()})", style="dim")
         table.add_row(*row(name, shape, f"{c.parameters:,}", f"{c.total_parameters:,}", _pct(c.share), rep=rep,
-                           approx=human(c.total_parameters), formula=_formula(c) if formulas else None))
+                           approx=human(c.total_parameters), formula=_formula(c) if formulas else None,
+                           train=f"{c.trainable_parameters:,}" if trains else ""))
         if single:  # the component row already shows its one module
             continue
         for p in c.parts:
@@ -348,7 +357,8 @@ def _count_table(r: Any, formulas: bool, compact: bool = False) -> Table:
             label = Text("  " + p.label)
             if any(t.tied_to for t in p.tensors):
                 label.append(" (tied)", style="dim")
-            table.add_row(*row(label, shp, f"{p.parameters:,}", "", "", formula=_formula(p) if formulas else None),
+            table.add_row(*row(label, shp, f"{p.parameters:,}", "", "", formula=_formula(p) if formulas else None,
+                               train=f"{p.trainable_parameters:,}" if trains else ""),
                           style=None if formulas else "dim")
     table.add_section()
     total = Text("Total", style="bold")
@@ -356,7 +366,8 @@ def _count_table(r: Any, formulas: bool, compact: bool = False) -> Table:
         total.append(f" ({human(r.total_parameters)})", style="bold green")
     table.add_row(*row(total, "", "", Text(f"{r.total_parameters:,}", style="bold green"), "100.0%",
                        approx=Text(human(r.total_parameters), style="bold green"),
-                       formula=f"{r.total_formula} = {r.total_formula_values} = {r.total_parameters:,}"))
+                       formula=f"{r.total_formula} = {r.total_formula_values} = {r.total_parameters:,}",
+                       train=Text(f"{r.trainable_parameters:,}", style="bold") if trains else ""))
     return table
 
 
@@ -413,6 +424,9 @@ def _cap(name: str) -> str:
 # -------------------------------------------------------------------------------------------------- shapes
 
 
+TRAINS = "  trainable"  # after a tensor's name in shapes, with an adapter or a freeze
+
+
 def shapes_widths(r: Any) -> list[int]:
     """The widest cell of each of the shapes table's columns (#, name, shape, parameters) over every expanded
     row, from the layer templates alone: a name is widest at the largest layer index, and a template's shape
@@ -430,6 +444,7 @@ def shapes_widths(r: Any) -> list[int]:
         for t in templates:
             name = len(t.name) + (t.name.count("{i}") * (digits - 3) if expanded else 0)
             name += len(f"  (tied to {t.tied_to})") if t.tied_to else 0
+            name += len(TRAINS) if r.arch.adapted is not None and t.trainable else 0
             cells = (name, len(shape_text(displayed_shape(t, r.layout))), len(f"{t.parameters:,}"))
             widths[1:] = [max(a, b) for a, b in zip(widths[1:], cells, strict=True)]
     return widths
@@ -441,6 +456,9 @@ def shapes_view(r: Any) -> RenderableType:
     layout = "[in, out] (TensorFlow/Keras)" if r.layout == "tf" else "[out, in] (PyTorch)"
     shown = {k: v for k, v in r.config.items() if k not in r.arch.unused_fields}
     head = [_title(r.label, r.model_class, f"Linear weights {layout}"), _config_line(shown)]
+    adapted = r.arch.adapted is not None
+    if adapted:
+        head.append(Text(r.arch.adapted.summary(), style="cyan"))
 
     def styled_rows() -> Any:
         for n, (name, spec, rep) in enumerate(r.tensors(), 1):
@@ -449,6 +467,8 @@ def shapes_view(r: Any) -> RenderableType:
                 label.append(f"  (tied to {spec.tied_to})", style="dim")
             params = Text(f"{spec.parameters:,}", style="dim" if spec.tied_to else "")
             total = Text(f"{spec.parameters * rep:,}", style="dim" if spec.tied_to else "")
+            if adapted and spec.trainable:
+                label.append(TRAINS, style="bold green")
             yield (str(n), label, shape_text(displayed_shape(spec, r.layout)), params,
                    f"× {rep}" if "{i}" in name else "", total)
 
@@ -457,7 +477,8 @@ def shapes_view(r: Any) -> RenderableType:
         for n, (name, spec, _rep) in enumerate(r.tensors(), 1):
             cells = shapes.get(id(spec))
             if cells is None:  # a layer template's shape and figures are the same in every layer
-                cells = shapes[id(spec)] = (f"  (tied to {spec.tied_to})" if spec.tied_to else "",
+                cells = shapes[id(spec)] = ((f"  (tied to {spec.tied_to})" if spec.tied_to else "")
+                                            + (TRAINS if adapted and spec.trainable else ""),
                                             shape_text(displayed_shape(spec, r.layout)), f"{spec.parameters:,}")
             yield str(n), name + cells[0], cells[1], cells[2]
 
@@ -502,6 +523,10 @@ def shapes_view(r: Any) -> RenderableType:
 
     t = FirstThatFits(table, stacked)
     parts: list[RenderableType] = [*head, t]
+    if adapted:
+        t_ = r.arch.trainable_parameters
+        parts.append(Text(f"trainable params: {t_:,d} || all params: {r.total_parameters:,d} || trainable%: "
+                          f"{100 * t_ / r.total_parameters if r.total_parameters else 0:.4f}", style="bold"))
     if r.state_dict_parameters != r.total_parameters:
         parts.append(Text(f"parameters: {r.total_parameters:,}; the rows add up to the state dict's "
                           f"{r.state_dict_parameters:,}, which counts each tied tensor (dim) again"))

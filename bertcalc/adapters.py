@@ -1,0 +1,821 @@
+"""Parameter-efficient fine-tuning: LoRA adapters (PEFT's rules) and frozen parts, applied to a tensor list.
+
+:func:`apply` takes an :class:`~bertcalc.model.Architecture` and returns another whose tensors carry PEFT's
+names (``base_model.model.<hf name>``; a wrapped Linear's own tensors under ``base_layer``, the adapter's as
+``lora_A.default.weight``...; a ``modules_to_save`` module as ``original_module`` and
+``modules_to_save.default``) and a ``trainable`` flag each, so that counting the result gives what
+``PeftModel.get_nb_trainable_parameters()`` gives.
+
+Matching follows ``peft.tuners.tuners_utils.check_target_module_exists``: a list of target names matches a module
+whose name is one of them or ends with ``.<name>``; a string is a regular expression the whole name must match;
+``all-linear`` is every ``nn.Linear`` but the output embedding (and, for ``SEQ_CLS``, a top-level ``classifier`` or
+``score``). It runs on the layer *template*: a layer range, ``layers_to_transform`` or a layer index named in a
+pattern splits the repeated layers into runs (frozen 0-5, trainable 6-11), evaluated once each, so 10^9 layers cost
+what 12 do.
+
+Pure: no I/O but :func:`read_adapter_config`, which reads one bounded, strict JSON file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigFileError, UsageError
+from .model import Architecture, Component, Dim, Part, TensorSpec
+
+# peft's default target modules per model type live in the family files (LORA_TARGETS); a family without
+# them has no default, and peft asks for target_modules
+# PeftModelForSequenceClassification / ForTokenClassification / ForQuestionAnswering add these to modules_to_save;
+# SEQ_CLS before the adapter is injected (so no LoRA target may match them), the other two after
+GUARDED_TASKS = ("SEQ_CLS",)
+TASK_MODULES: dict[str, tuple[str, ...]] = {"SEQ_CLS": ("classifier", "score"), "TOKEN_CLS": ("classifier", "score"),
+                                            "QUESTION_ANS": ("qa_outputs",)}
+TASK_TYPES = ("SEQ_CLS", "TOKEN_CLS", "QUESTION_ANS", "CAUSAL_LM", "FEATURE_EXTRACTION", "SEQ_2_SEQ_LM")
+SEQ_CLS_HEAD_NAMES = ("score", "classifier")  # peft.utils.constants: excluded from all-linear for SEQ_CLS
+BIASES = ("none", "all", "lora_only")
+ALL_LINEAR = "all-linear"
+MAX_ADAPTER_BYTES = 1 << 20
+MAX_R = 1 << 20
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """A LoRA adapter as ``peft.LoraConfig`` describes it (the fields that shape the tensors)."""
+
+    r: int = 8
+    alpha: float = 8
+    dropout: float = 0.0
+    targets: tuple[str, ...] | str | None = None  # None: peft's default for the model type; str: regex or all-linear
+    bias: str = "none"
+    dora: bool = False
+    rank_pattern: tuple[tuple[str, int], ...] = ()
+    alpha_pattern: tuple[tuple[str, float], ...] = ()
+    layers: tuple[int, ...] | None = None  # layers_to_transform
+    layers_pattern: tuple[str, ...] | None = None
+    modules_to_save: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] | str | None = None
+    task: str | None = "auto"  # "auto": from the head (seq-cls -> SEQ_CLS ...); None: a plain PeftModel
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"r": self.r, "lora_alpha": self.alpha, "lora_dropout": self.dropout,
+                "target_modules": list(self.targets) if isinstance(self.targets, tuple) else self.targets,
+                "bias": self.bias, "use_dora": self.dora, "rank_pattern": dict(self.rank_pattern),
+                "alpha_pattern": dict(self.alpha_pattern),
+                "layers_to_transform": None if self.layers is None else list(self.layers),
+                "modules_to_save": None if self.modules_to_save is None else list(self.modules_to_save),
+                "task_type": self.task}
+
+
+@dataclass(frozen=True)
+class Group:
+    """A freeze group: ``embeddings``, ``pooler``, ``head``, ``base``, or the layers ``lo``..``hi``."""
+
+    name: str
+    lo: int = 0
+    hi: int = -1
+
+    def __str__(self) -> str:
+        return f"layers={self.lo}-{self.hi}" if self.name == "layers" else self.name
+
+
+@dataclass(frozen=True)
+class FreezeSpec:
+    freeze: tuple[Group, ...] = ()
+    train: tuple[Group, ...] = ()  # when given, everything else is frozen
+
+
+GROUPS = ("embeddings", "layers", "pooler", "head", "base")
+
+
+# ---------------------------------------------------------------------------------------------------- parsing
+
+def _int(text: str, param: str, field: str, lo: int = 0, hi: int = MAX_R) -> int:
+    if not re.fullmatch(r"\d{1,40}", text.strip()):
+        raise UsageError(f"{field}={text!r} is not a whole number; write e.g. {field}=8", param=param)
+    v = int(text)
+    if not lo <= v <= hi:
+        raise UsageError(f"{field}={v} is out of range ({lo}..{hi:,})", param=param)
+    return v
+
+
+def _float(text: str, param: str, field: str, lo: float, hi: float) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise UsageError(f"{field}={text!r} is not a number; write e.g. {field}=0.1", param=param) from None
+    if not (lo <= v <= hi):
+        raise UsageError(f"{field}={text} is out of range ({lo}..{hi})", param=param)
+    return v
+
+
+def _bool(text: str, param: str, field: str) -> bool:
+    t = text.strip().lower()
+    if t in ("true", "1", "yes", "on"):
+        return True
+    if t in ("false", "0", "no", "off"):
+        return False
+    raise UsageError(f"{field}={text!r}: write true or false", param=param)
+
+
+def _layers(text: str, param: str, field: str) -> tuple[int, ...]:
+    """``0-5+8`` -> (0, 1, 2, 3, 4, 5, 8), bounded: a range over a million layers is refused."""
+    out: list[int] = []
+    for piece in text.split("+"):
+        m = re.fullmatch(r"\s*(\d{1,12})\s*(?:-\s*(\d{1,12})\s*)?", piece)
+        if not m:
+            raise UsageError(f"{field}={text!r}: write layer indices as 0-5+8", param=param)
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if hi < lo:
+            raise UsageError(f"{field}: range {lo}-{hi} runs backwards; write {hi}-{lo}", param=param)
+        if hi - lo > 1_000_000:
+            raise UsageError(f"{field}: range {lo}-{hi} is too long to list; use --freeze layers=", param=param)
+        out += range(lo, hi + 1)
+    return tuple(sorted(set(out)))
+
+
+LORA_KEYS = ("r", "alpha", "dropout", "targets", "bias", "dora", "layers", "save", "exclude", "task", "rank",
+             "alpha_of")
+
+
+def parse_lora(text: str) -> LoraSpec:
+    """``r=8,alpha=16,targets=query+value[,dropout=0.1,bias=none,dora=true,layers=0-5,save=classifier,
+    exclude=pooler.dense,task=SEQ_CLS|none|auto,rank=query:16+value:4,alpha_of=query:32]`` -> a spec."""
+    param = "lora"
+    if len(text) > 10_000:
+        raise UsageError("the specification is too long; use --adapter adapter_config.json", param=param)
+    kw: dict[str, Any] = {}
+    seen: set[str] = set()
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        key, sep, value = item.partition("=")
+        key = key.strip().lower().replace("-", "_")
+        if key == "lora_alpha":
+            key = "alpha"
+        if not sep or key not in LORA_KEYS:
+            raise UsageError(f"{item!r}: expected key=value with key one of {', '.join(LORA_KEYS)} "
+                             "(e.g. r=8,alpha=16,targets=query+value)", param=param)
+        if key in seen:
+            raise UsageError(f"{key} is given twice", param=param)
+        seen.add(key)
+        value = value.strip()
+        if key == "r":
+            kw["r"] = _int(value, param, "r", 1)
+        elif key == "alpha":
+            kw["alpha"] = _float(value, param, "alpha", 0, 1e9)
+        elif key == "dropout":
+            kw["dropout"] = _float(value, param, "dropout", 0, 1)
+        elif key == "targets":
+            names = tuple(t.strip() for t in value.split("+") if t.strip())
+            if not names:
+                raise UsageError("targets is empty; name modules (query+value) or all-linear", param=param)
+            kw["targets"] = ALL_LINEAR if names == (ALL_LINEAR,) else names
+        elif key == "bias":
+            if value not in BIASES:
+                raise UsageError(f"bias={value!r}: choose one of {', '.join(BIASES)}", param=param)
+            kw["bias"] = value
+        elif key == "dora":
+            kw["dora"] = _bool(value, param, "dora")
+        elif key == "layers":
+            kw["layers"] = _layers(value, param, "layers")
+        elif key == "save":  # peft builds a regular expression of each (its guard against adapting them)
+            kw["modules_to_save"] = tuple(t.strip() for t in value.split("+") if t.strip())
+            for t in kw["modules_to_save"]:
+                _regex(t, param, "save")
+        elif key == "exclude":
+            kw["exclude"] = tuple(t.strip() for t in value.split("+") if t.strip())
+        elif key == "task":
+            kw["task"] = _task(value, param)
+        else:  # rank / alpha_of: pattern:value pairs
+            pairs = []
+            for piece in filter(None, value.split("+")):
+                pat, colon, num = piece.rpartition(":")
+                if not colon or not pat:
+                    raise UsageError(f"{key}={value!r}: write module:value pairs, e.g. {key}=query:16+value:4",
+                                     param=param)
+                _regex(pat, param, key)
+                pairs.append((pat, _int(num, param, key, 1) if key == "rank" else _float(num, param, key, 0, 1e9)))
+            kw["rank_pattern" if key == "rank" else "alpha_pattern"] = tuple(pairs)
+    return LoraSpec(**kw)
+
+
+def _task(value: Any, param: str) -> str | None:
+    if value is None or str(value).lower() == "none":
+        return None
+    if str(value).lower() == "auto":
+        return "auto"
+    v = str(value).upper()
+    if v not in TASK_TYPES:
+        raise UsageError(f"{_where(param)}task type {value!r}: choose auto, none or one of {', '.join(TASK_TYPES)}",
+                         param=param)
+    return v
+
+
+def _where(param: str) -> str:
+    """A file's name opens its messages; an option's flag is added by the CLI."""
+    return "" if param in ("lora", "adapter", "freeze", "train") else f"{param}: "
+
+
+def _regex(pattern: str, param: str, field: str) -> None:
+    if len(pattern) > 1000:
+        raise UsageError(f"{_where(param)}{field}: pattern longer than 1,000 characters", param=param)
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise UsageError(f"{_where(param)}{field}: {pattern!r} is not a regular expression ({exc})",
+                         param=param) from None
+
+
+# adapter_config.json's other keys change no tensor shape or trainable flag (init_lora_weights, use_rslora...),
+# or are peft's bookkeeping: they are read past. These would change what is trained: refused unless at their default
+_UNMODELLED = {"target_parameters": None, "trainable_token_indices": None, "lora_bias": False,
+               "layer_replication": None}
+
+
+def read_adapter_config(path: str | Path) -> LoraSpec:
+    """A peft ``adapter_config.json`` (or the folder holding one) -> a spec. Strict JSON, at most 1 MiB."""
+    import json
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / "adapter_config.json"
+    try:
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_ADAPTER_BYTES + 1)
+    except OSError as exc:
+        raise ConfigFileError(f"{p}: cannot read the adapter config ({exc.strerror or exc}); give the path of a "
+                              "peft adapter_config.json") from None
+    if len(raw) > MAX_ADAPTER_BYTES:
+        raise ConfigFileError(f"{p}: larger than 1 MiB; an adapter_config.json is a short mapping")
+
+    def bad_constant(name: str) -> Any:
+        raise ConfigFileError(f"{p}: {name} is not JSON; write a number")
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in pairs:
+            if k in out:
+                raise ConfigFileError(f"{p}: key {k!r} appears twice; keep one")
+            out[k] = v
+        return out
+
+    try:
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=unique, parse_constant=bad_constant)
+    except UnicodeDecodeError:
+        raise ConfigFileError(f"{p}: not UTF-8 text; an adapter_config.json is JSON") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigFileError(f"{p}: line {exc.lineno}, column {exc.colno}: malformed JSON ({exc.msg})") from None
+    except (RecursionError, ValueError):
+        raise ConfigFileError(f"{p}: not a flat adapter config (nested too deeply or a number too long)") from None
+    if not isinstance(data, dict):
+        raise ConfigFileError(f"{p}: expected a mapping (peft's adapter_config.json), got {type(data).__name__}")
+    return adapter_from_dict(data, str(p))
+
+
+def adapter_from_dict(data: dict[str, Any], origin: str = "adapter") -> LoraSpec:
+    """``LoraConfig.to_dict()`` / adapter_config.json's fields -> a spec; errors name the field."""
+
+    def bad(field: str, why: str) -> ConfigFileError:
+        return ConfigFileError(f"{origin}: {field}: {why}")
+
+    kind = data.get("peft_type", "LORA")
+    if kind != "LORA":
+        raise bad("peft_type", f"{kind!r}: bertcalc models LoRA adapters only (peft_type LORA)")
+    for key, default in _UNMODELLED.items():
+        if data.get(key, default) not in (default, [], {}):
+            raise bad(key, "not modelled by bertcalc; remove it or leave it at its default")
+    kw: dict[str, Any] = {}
+
+    def num(field: str, lo: float, hi: float, integer: bool = False) -> Any:
+        v = data[field]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
+            raise bad(field, f"{v!r} is not {'a whole number' if integer else 'a number'}")
+        if not lo <= v <= hi:
+            raise bad(field, f"{v} is out of range ({lo}..{hi})")
+        return v
+
+    def names(field: str, allow_str: bool) -> Any:
+        v = data[field]
+        if v is None:
+            return None
+        if isinstance(v, str) and allow_str:
+            if v != ALL_LINEAR:
+                _regex(v, origin, field)
+            return v
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v) or len(v) > 10_000:
+            raise bad(field, f"expected a list of module names{' or a regex string' if allow_str else ''}")
+        return tuple(v)
+
+    def pattern(field: str, integer: bool) -> tuple:
+        v = data[field] or {}
+        if not isinstance(v, dict):
+            raise bad(field, "expected a mapping of module pattern -> value")
+        out = []
+        for k, x in v.items():
+            _regex(k, origin, field)
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or (integer and not isinstance(x, int)) or x <= 0:
+                raise bad(field, f"{k!r}: {x!r} is not a positive {'whole ' if integer else ''}number")
+            out.append((k, x))
+        return tuple(out)
+
+    if "r" in data:
+        kw["r"] = num("r", 1, MAX_R, integer=True)
+    if "lora_alpha" in data:
+        kw["alpha"] = num("lora_alpha", 0, 1e9)
+    if "lora_dropout" in data:
+        kw["dropout"] = num("lora_dropout", 0, 1)
+    if "target_modules" in data:
+        kw["targets"] = names("target_modules", True)
+    if "bias" in data:
+        if data["bias"] not in BIASES:
+            raise bad("bias", f"{data['bias']!r}: choose one of {', '.join(BIASES)}")
+        kw["bias"] = data["bias"]
+    if "use_dora" in data:
+        if not isinstance(data["use_dora"], bool):
+            raise bad("use_dora", "write true or false")
+        kw["dora"] = data["use_dora"]
+    if "rank_pattern" in data:
+        kw["rank_pattern"] = pattern("rank_pattern", True)
+    if "alpha_pattern" in data:
+        kw["alpha_pattern"] = pattern("alpha_pattern", False)
+    if data.get("layers_to_transform") is not None:
+        v = data["layers_to_transform"]
+        v = [v] if isinstance(v, int) and not isinstance(v, bool) else v
+        if not isinstance(v, list) or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0
+                                              for x in v):
+            raise bad("layers_to_transform", "expected a layer index or a list of them")
+        kw["layers"] = tuple(sorted(set(v)))
+    if data.get("layers_pattern") is not None:
+        v = data["layers_pattern"]
+        kw["layers_pattern"] = (v,) if isinstance(v, str) else names("layers_pattern", False)
+    if "modules_to_save" in data:
+        kw["modules_to_save"] = names("modules_to_save", False)
+        for t in kw["modules_to_save"] or ():
+            _regex(t, origin, "modules_to_save")
+    for t in kw.get("layers_pattern") or ():
+        _regex(t, origin, "layers_pattern")
+    if data.get("exclude_modules") is not None:
+        kw["exclude"] = names("exclude_modules", True)
+        if isinstance(kw["exclude"], str):
+            _regex(kw["exclude"], origin, "exclude_modules")
+    kw["task"] = _task(data.get("task_type"), f"{origin}: task_type")
+    return LoraSpec(**kw)
+
+
+def parse_groups(text: str, param: str) -> tuple[Group, ...]:
+    """``embeddings,layers=0-5,pooler,head,base`` -> groups."""
+    out = []
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, sep, value = item.partition("=")
+        name = name.strip().lower()
+        if name not in GROUPS or (name == "layers") != bool(sep):
+            raise UsageError(f"{item!r}: choose from embeddings, layers=LO-HI, pooler, head, base "
+                             "(e.g. embeddings,layers=0-5)", param=param)
+        if name == "layers":
+            m = re.fullmatch(r"\s*(\d{1,15})\s*(?:-\s*(\d{1,15})\s*)?", value)
+            if not m:
+                raise UsageError(f"layers={value!r}: write a range of layer indices, e.g. layers=0-5",
+                                 param=param)
+            lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+            if hi < lo:
+                raise UsageError(f"layers={lo}-{hi} runs backwards; write layers={hi}-{lo}", param=param)
+            out.append(Group("layers", lo, hi))
+        else:
+            out.append(Group(name))
+    if not out:
+        raise UsageError(f"name what to {param}, e.g. embeddings,layers=0-5", param=param)
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------------------------------- applying
+
+@dataclass(frozen=True)
+class Adaptation:
+    """What :func:`apply` did, for reports: the adapter (or freeze) and the modules it touched."""
+
+    kind: str  # "lora" or "freeze"
+    spec: dict[str, Any]
+    targeted: tuple[str, ...]  # module templates that got an adapter
+    saved: tuple[str, ...]  # modules_to_save templates wrapped
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **self.spec, "targeted_modules": list(self.targeted),
+                "wrapped_modules": list(self.saved)}
+
+    def summary(self) -> str:
+        """One line: ``LoRA r=8 alpha=16 on query, value (bias none)`` or ``freeze embeddings, layers=0-5``."""
+        s = self.spec
+        if self.kind == "freeze":
+            out = []
+            if s["freeze"]:
+                out.append("freeze " + ", ".join(s["freeze"]))
+            if s["train"]:
+                out.append("train only " + ", ".join(s["train"]))
+            return "; ".join(out)
+        names = sorted({t.rsplit(".", 1)[-1] for t in self.targeted})
+        line = (f"LoRA r={s['r']} alpha={s['lora_alpha']:g} on {', '.join(names)} "
+                f"({len(self.targeted)} module templates)")
+        extra = [f"bias {s['bias']}"] + (["DoRA"] if s["use_dora"] else [])
+        if s["task_type"]:
+            extra.append(f"task {s['task_type']}")
+        if self.saved:
+            extra.append("modules_to_save " + ", ".join(self.saved))
+        return line + "; " + "; ".join(extra)
+
+
+def _idx(text: str) -> list[int]:
+    return [int(x) for x in re.findall(r"\d+", text)][:1000]
+
+
+def _cuts(lora: LoraSpec | None, freeze: FreezeSpec | None) -> set[int]:
+    """Layer indices where the behaviour may change: each index named anywhere, and the one after it."""
+    cuts: set[int] = set()
+    if freeze is not None:
+        for g in (*freeze.freeze, *freeze.train):
+            if g.name == "layers":
+                cuts |= {g.lo, g.hi + 1}
+    if lora is not None:
+        for i in lora.layers or ():
+            cuts |= {i, i + 1}
+        texts = [p for p, _ in (*lora.rank_pattern, *lora.alpha_pattern)]
+        for field in (lora.targets, lora.exclude, lora.modules_to_save):
+            if isinstance(field, str):
+                texts.append(field)
+            elif field:
+                texts += list(field)
+        for t in texts:
+            for i in _idx(t):
+                cuts |= {i, i + 1}
+    return cuts
+
+
+def _runs(comp: Component, cuts: set[int]) -> list[Component]:
+    if not any("{i}" in t.name for t in comp.templates()) or comp.repeat <= 1:
+        return [comp]
+    a, b = comp.start, comp.start + comp.repeat
+    bounds = sorted({a, b} | {c for c in cuts if a < c < b})
+    if len(bounds) == 2:
+        return [comp]
+    out = []
+    for lo, hi in itertools.pairwise(bounds):
+        n = hi - lo
+        applied = None if comp.applied is None else comp.applied * n // comp.repeat
+        out.append(dataclasses.replace(comp, name=f"{comp.name} {lo}" if n == 1 else f"{comp.name} {lo}-{hi - 1}",
+                                       start=lo, repeat=n, repeat_symbol=None, applied=applied))
+    return out
+
+
+def _is_linear(part: Part) -> bool:
+    return part.kind == "linear" and len(part.tensors[0].dims) == 2 and part.tensors[0].role == "weight"
+
+
+def _at(template: str, i: int) -> str:
+    return template.replace("{i}", str(i))
+
+
+class _Matcher:
+    """``check_target_module_exists`` for one spec (targets resolved: all-linear -> a set of full names)."""
+
+    def __init__(self, lora: LoraSpec, targets: frozenset[str] | tuple[str, ...] | str) -> None:
+        self.lora = lora
+        self.targets = targets
+
+    def __call__(self, key: str) -> bool | None:  # None: excluded
+        lo = self.lora
+        ex = lo.exclude
+        if ex and (re.fullmatch(ex, key) if isinstance(ex, str) else
+                   key in ex or any(key.endswith(f".{e}") for e in ex)):
+            return None
+        if lo.modules_to_save and any(re.match(rf"(^|.*\.){m}($|\..*)", key) for m in lo.modules_to_save):
+            return None
+        t = self.targets
+        if isinstance(t, str):
+            return re.fullmatch(t, key) is not None
+        if key in t:
+            return True
+        found = any(key.endswith(f".{x}") for x in t)
+        if found and lo.layers is not None and len(lo.layers):
+            idx = None
+            if not lo.layers_pattern:
+                m = re.match(r".*?\.[^.]*\.(?P<idx>\d+)\.", key)
+            else:
+                m = None
+                for pat in lo.layers_pattern:
+                    m = re.match(rf"(?:^|.*?\.){pat}\.(?P<idx>\d+)\.", key)
+                    if m is not None:
+                        break
+            if m:
+                idx = m.group("idx")
+            found = idx is not None and int(idx) in lo.layers
+        return found
+
+
+def _pattern(pairs: tuple, key: str, default: Any) -> Any:
+    for pat, value in pairs:
+        if re.match(rf"(.*\.)?({pat})$", key):
+            return value
+    return default
+
+
+def model_type_of(family: str) -> str:
+    """HF's ``model_type`` of a family: its module's ``MODEL_TYPE``, else the name with dashes (deberta-v2)."""
+    from . import families
+
+    return getattr(families.module(family), "MODEL_TYPE", family.replace("_", "-"))
+
+
+def task_of(lora: LoraSpec, head: str) -> str | None:
+    """``task=auto``: the task type of the PeftModel class peft uses for the head's HF class."""
+    from .families._heads import PEFT_TASKS
+
+    return PEFT_TASKS.get(head) if lora.task == "auto" else lora.task
+
+
+def apply(arch: Architecture, lora: LoraSpec | None = None,
+          freeze: FreezeSpec | None = None) -> tuple[Architecture, Adaptation]:
+    """The model as PEFT (or ``requires_grad``) leaves it: renamed tensors, adapter tensors, trainable flags."""
+    if lora is not None and freeze is not None:
+        raise UsageError("--lora/--adapter and --freeze/--train both set what trains; with an adapter, PEFT freezes "
+                         "the base model: name extra trainable modules with save=... (modules_to_save)",
+                         param="freeze")
+    if lora is None and freeze is None:
+        raise UsageError("nothing to apply: give an adapter or a freeze", param="lora")
+    cuts = _cuts(lora, freeze)
+    runs = [(c, r) for c in arch.components for r in _runs(c, cuts)]
+    if lora is None:
+        return _apply_freeze(arch, runs, freeze)
+    return _apply_lora(arch, [r for _, r in runs], lora)
+
+
+def _layer_component(arch: Architecture) -> str | None:
+    """The repeated layer template: the first component whose module names hold ``{i}``."""
+    return next((c.name for c in arch.components if any("{i}" in p.module for p in c.parts)), None)
+
+
+def _apply_freeze(arch: Architecture, runs: list[tuple[Component, Component]],
+                  fz: FreezeSpec) -> tuple[Architecture, Adaptation]:
+    layers = _layer_component(arch)
+    base = arch.prefix
+    has = {g.name for g in (*fz.freeze, *fz.train)}
+    param = "train" if fz.train else "freeze"
+    if "head" in has and not base:
+        raise UsageError(f"{arch.model_class} is a bare model and has no head; pick a --head, or name "
+                         "embeddings/layers/pooler", param=param)
+    if "pooler" in has and not any(c.name == "pooler" for c in arch.components):
+        raise UsageError(f"{arch.model_class} has no pooler", param=param)
+    # a layer outside the template (ModernBERT's distinct layer 0) is named like it: model.layers.0.
+    tpl = next((p.module for c in arch.components if c.name == layers for p in c.parts), "")
+    head_re = re.compile(re.escape(tpl.split("{i}")[0]) + r"(\d+)\.") if "{i}" in tpl else None
+
+    def index_of(orig: Component, run: Component) -> int | None:
+        if orig.name == layers:
+            return run.start
+        if head_re is None:
+            return None
+        found = {m.group(1) if (m := head_re.match(p.module)) else None for p in run.parts}
+        return int(found.pop()) if len(found) == 1 and None not in found else None
+
+    ends = [index_of(c, c) for c in arch.components]
+    last = max((i + (c.repeat - 1 if c.name == layers else 0) for c, i in zip(arch.components, ends, strict=True)
+                if i is not None), default=-1)
+    for g in (*fz.freeze, *fz.train):
+        if g.name == "layers" and g.hi > last:
+            raise UsageError(f"{g}: {arch.model_class} has layers 0-{last}" if last >= 0 else
+                             f"{g}: {arch.model_class} has no layers", param=param)
+
+
+    def groups(orig: Component, run: Component, p: Part) -> set[str]:
+        if base and not p.module.startswith(base):
+            return {"head"}
+        out = {"base"}
+        if orig.name.startswith("embedding"):
+            out.add("embeddings")
+        if orig.name == "pooler":
+            out.add("pooler")
+        return out
+
+    def hit(g: Group, gs: set[str], orig: Component, run: Component) -> bool:
+        if g.name == "layers":  # a run lies wholly inside or outside each range (the cuts saw to that)
+            i = index_of(orig, run)
+            return i is not None and g.lo <= i <= g.hi
+        return g.name in gs
+
+    out = []
+    for orig, run in runs:
+        parts = []
+        for p in run.parts:
+            gs = groups(orig, run, p)
+            frozen = any(hit(g, gs, orig, run) for g in fz.freeze)
+            if fz.train and not any(hit(g, gs, orig, run) for g in fz.train):
+                frozen = True
+            parts.append(dataclasses.replace(p, tensors=tuple(dataclasses.replace(t, trainable=not frozen)
+                                                              for t in p.tensors)))
+        out.append(dataclasses.replace(run, parts=tuple(parts)))
+    spec = {"freeze": [str(g) for g in fz.freeze], "train": [str(g) for g in fz.train]}
+    how = Adaptation("freeze", spec, (), ())
+    return _tie_flags(dataclasses.replace(arch, components=tuple(out), adapted=how)), how
+
+
+def _apply_lora(arch: Architecture, comps: list[Component], lora: LoraSpec) -> tuple[Architecture, Adaptation]:
+    from . import families
+
+    task = task_of(lora, arch.head)
+    targets: Any = lora.targets
+    if targets is None:
+        targets = getattr(families.module(arch.family), "LORA_TARGETS", None)
+        if targets is None:
+            raise UsageError(f"PEFT has no default target modules for model type {model_type_of(arch.family)!r}; "
+                             "name them: --lora targets=... (or all-linear)", param="lora")
+    linear = [(c, p) for c in comps for p in c.parts if _is_linear(p)]
+    if targets == ALL_LINEAR:
+        out_emb = {p.module for _, p in linear if p.role == "mlm_decoder"}
+        names = {p.module for _, p in linear} - out_emb
+        if task == "SEQ_CLS" and not out_emb:
+            for n in SEQ_CLS_HEAD_NAMES:
+                if n in names or any(p.module.startswith(n + ".") for _, p in linear):
+                    names.discard(n)
+                    break
+        # the set is of full names: a template stands for each of its layers
+        targets = frozenset(names)
+    elif isinstance(targets, str):
+        _regex(targets, "lora", "target_modules")
+    if task in GUARDED_TASKS:  # the task's modules join modules_to_save before matching
+        lora = dataclasses.replace(lora, modules_to_save=tuple(lora.modules_to_save or ()) + TASK_MODULES[task])
+    if isinstance(targets, frozenset):  # all-linear: full names, so the template is the key; excludes still apply
+        guard = _Matcher(dataclasses.replace(lora, layers=None), ())
+
+        def is_target(key_t: str, key: str) -> bool | None:
+            return None if guard(key) is None else key_t in targets
+    else:
+        match = _Matcher(lora, targets)
+
+        def is_target(key_t: str, key: str) -> bool | None:
+            return match(key)
+    part_modules = {p.module for c in comps for p in c.parts}
+    wrap_names = tuple(dict.fromkeys(tuple(lora.modules_to_save or ()) + TASK_MODULES.get(task or "", ())))
+    targeted: list[str] = []
+    saved: set[str] = set()
+    # where each tensor's tie points, renamed afterwards
+    rename: dict[str, str] = {}
+    out: list[Component] = []
+    checked: set[str] = set()
+    for c in comps:
+        i = c.start
+        if c.repeat > 1 and any("{i}" in p.module for p in c.parts):
+            # a run was cut where a named index changes what matches; a pattern over index digits (\d, [0-9])
+            # could still differ inside it: check its ends and middle agree, else refuse rather than guess
+            def signature(j: int, c: Component = c) -> tuple:
+                return tuple((bool(is_target(p.module, _at(p.module, j))),
+                              _pattern(lora.rank_pattern, _at(p.module, j), lora.r)) for p in c.parts)
+
+            probes = {c.start, c.start + c.repeat // 2, c.start + c.repeat - 1}
+            if len({signature(j) for j in probes}) > 1:
+                raise UsageError(f"a target or pattern matches some of layers {c.start}-{c.start + c.repeat - 1} "
+                                 "by their digits; bertcalc splits layers only at indices named literally: list them "
+                                 "(layers=, or one pattern per layer)", param="lora")
+        # modules above the parts (bert.encoder.layer.{i}.attention): a target there is not a Linear
+        for p in c.parts:
+            segs = p.module.split(".")
+            for k in range(1, len(segs)):
+                m = ".".join(segs[:k])
+                key = _at(m, i)
+                if m in part_modules or key in checked:
+                    continue
+                checked.add(key)
+                if is_target(m, key):
+                    raise UsageError(f"target {key!r} is not a Linear or Embedding module; PEFT's LoRA wraps "
+                                     "those only ('Target module ... is not supported')", param="lora")
+        parts: list[Part] = []
+        pending: list[tuple[str, Part, Part]] = []  # (wrapped module, original part, copy part)
+        for p in c.parts:
+            key = _at(p.module, i)
+            hit = is_target(p.module, key) if p.kind in ("linear", "embedding", "layernorm") else None
+            if hit and not (_is_linear(p) or p.kind == "embedding"):
+                raise UsageError(
+                    f"target {key!r} is a Conv1d: PEFT can adapt it, bertcalc does not model that yet; exclude it"
+                    if p.kind == "linear" else
+                    f"target {key!r} is a {p.kind}; PEFT's LoRA wraps Linear and Embedding modules", param="lora")
+            wrapper = _wrapped(p.module, wrap_names)
+            tensors: list[TensorSpec] = []
+            if hit:
+                if wrapper is not None:
+                    raise UsageError(f"{key} gets a LoRA adapter and is in modules_to_save ({wrapper}); PEFT refuses "
+                                     "this ('modules_to_save cannot be applied to modules of type lora.Linear'): "
+                                     "exclude it from the targets", param="lora")
+                targeted.append(p.module)
+                r = _pattern(lora.rank_pattern, key, lora.r)
+                for t in p.tensors:
+                    new = t.name.replace(p.module + ".", p.module + ".base_layer.", 1)
+                    rename[t.name] = new
+                    bias_on = t.role == "bias" and lora.bias in ("all", "lora_only")
+                    tensors.append(dataclasses.replace(t, name=new, trainable=bias_on))
+                R = Dim(r)
+                w = p.tensors[0]
+                if p.kind == "embedding":
+                    if lora.dora:
+                        raise UsageError(f"use_dora on the Embedding {key} is not modelled by bertcalc", param="lora")
+                    rows, dim = w.dims
+                    tensors += [TensorSpec(f"{p.module}.lora_embedding_A.default", (R, rows), "lora"),
+                                TensorSpec(f"{p.module}.lora_embedding_B.default", (dim, R), "lora")]
+                else:
+                    d_out, d_in = w.dims
+                    tensors += [TensorSpec(f"{p.module}.lora_A.default.weight", (R, d_in), "lora"),
+                                TensorSpec(f"{p.module}.lora_B.default.weight", (d_out, R), "lora")]
+                    if lora.dora:
+                        tensors.append(TensorSpec(f"{p.module}.lora_magnitude_vector.default.weight", (d_out,),
+                                                  "lora"))
+                parts.append(dataclasses.replace(p, tensors=tuple(tensors)))
+                continue
+            for t in p.tensors:
+                on = lora.bias == "all" and (t.name == "bias" or t.name.endswith(".bias"))
+                tensors.append(dataclasses.replace(t, trainable=on))
+            if wrapper is None:
+                parts.append(dataclasses.replace(p, tensors=tuple(tensors)))
+                continue
+            saved.add(wrapper)
+            if any(t.tied_to for t in p.tensors) or any(x.tied_to and x.tied_to.startswith(wrapper + ".")
+                                                        for cc in comps for q in cc.parts for x in q.tensors):
+                raise UsageError(f"modules_to_save {wrapper!r} holds a tied tensor; bertcalc does not model how "
+                                 "PEFT wraps tied weights", param="lora")
+            orig = tuple(dataclasses.replace(t, name=t.name.replace(wrapper + ".", wrapper + ".original_module.", 1),
+                                             trainable=False) for t in p.tensors)
+            copy = tuple(dataclasses.replace(t, name=t.name.replace(wrapper + ".", wrapper + ".modules_to_save."
+                                                                     "default.", 1), trainable=True)
+                         for t in p.tensors)
+            for t in p.tensors:
+                rename[t.name] = t.name.replace(wrapper + ".", wrapper + ".original_module.", 1)
+            pending.append((wrapper, dataclasses.replace(p, label=f"{p.label} (original)", tensors=orig),
+                            dataclasses.replace(p, label=f"{p.label} (trained copy)", tensors=copy)))
+            nxt = c.parts[c.parts.index(p) + 1] if c.parts.index(p) + 1 < len(c.parts) else None
+            if nxt is None or _wrapped(nxt.module, wrap_names) != wrapper:
+                parts += [o for _, o, _ in pending] + [k for _, _, k in pending]
+                pending = []
+        out.append(dataclasses.replace(c, parts=tuple(parts)))
+    if not targeted:
+        shown = "all-linear" if isinstance(targets, frozenset) else targets
+        raise UsageError(f"target modules {shown!r} match no module of {arch.model_class}; check the names "
+                         "(shapes lists them)", param="lora")
+    # a wrapped module in two components (modules_to_save=encoder), or nested wrapping: not modelled
+    for w in saved:
+        holders = {c.name for c in comps for p in c.parts if p.module.startswith(w + ".")}
+        if len(holders) > 1:
+            raise UsageError(f"modules_to_save {w!r} spans {len(holders)} components; bertcalc models wrapping a "
+                             "module within one (a head, a LayerNorm, a Linear)", param="lora")
+        if any(o != w and o.startswith(w + ".") for o in saved) or any(t.startswith(w + ".") for t in targeted):
+            raise UsageError(f"modules_to_save {w!r} holds another wrapped or adapted module; PEFT then wraps "
+                             "inside the copy, which bertcalc does not model", param="lora")
+    final = []
+    prefix = "base_model.model."
+    for c in out:
+        parts = []
+        for p in c.parts:
+            ts = tuple(dataclasses.replace(t, name=prefix + t.name,
+                                           tied_to=None if t.tied_to is None else prefix + rename.get(t.tied_to,
+                                                                                                      t.tied_to))
+                       for t in p.tensors)
+            parts.append(dataclasses.replace(p, tensors=ts))
+        final.append(dataclasses.replace(c, parts=tuple(parts)))
+    spec = lora.to_dict() | {"task_type": task, "target_modules": (
+        sorted(targets) if isinstance(targets, frozenset) else list(targets) if isinstance(targets, tuple)
+        else targets), "modules_to_save": list(wrap_names) or None}
+    if isinstance(lora.targets, str) and lora.targets == ALL_LINEAR:
+        spec["target_modules"] = ALL_LINEAR
+    how = Adaptation("lora", spec, tuple(dict.fromkeys(targeted)), tuple(sorted(saved)))
+    return _tie_flags(dataclasses.replace(arch, components=tuple(final), adapted=how)), how
+
+
+def _wrapped(module: str, names: tuple[str, ...]) -> str | None:
+    """The outermost module at or above ``module`` whose name ends with a modules_to_save entry (peft's
+    ``key.endswith(target_key)``, no dot), or None."""
+    if not names:
+        return None
+    segs = module.split(".")
+    keys = [".".join(segs[:k]) for k in range(1, len(segs) + 1)]
+    hits = [k for k in keys if any(k.endswith(n) for n in names)]
+    if len(hits) > 1:
+        raise UsageError(f"modules_to_save matches both {hits[0]!r} and {hits[1]!r} inside it; PEFT then wraps "
+                         "inside the copy, which bertcalc does not model", param="lora")
+    return hits[0] if hits else None
+
+
+def _tie_flags(arch: Architecture) -> Architecture:
+    """A tied tensor is the same ``nn.Parameter``: it has its source's ``requires_grad``."""
+    flags = {t.name: t.trainable for c in arch.components for p in c.parts for t in p.tensors}
+    if not any(t.tied_to for c in arch.components for p in c.parts for t in p.tensors):
+        return arch
+    comps = []
+    for c in arch.components:
+        parts = tuple(dataclasses.replace(p, tensors=tuple(
+            dataclasses.replace(t, trainable=flags.get(t.tied_to, t.trainable)) if t.tied_to else t
+            for t in p.tensors)) for p in c.parts)
+        comps.append(dataclasses.replace(c, parts=parts))
+    return dataclasses.replace(arch, components=tuple(comps))
+
+
+def trainable_parameters(arch: Architecture) -> int:
+    """Unique parameters with requires_grad: a tied tensor is counted in the one it is tied to."""
+    return arch.trainable_parameters
