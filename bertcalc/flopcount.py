@@ -146,7 +146,8 @@ class FlopsReport(ModelReport):
                                 "training": self.training_flops / self.tokens},
             "components": [{"name": n, "forward_flops": f} for n, f in self.components()],
             "matmuls": [{"name": r.name, "component": r.component, "kind": r.kind, "formula": r.formula,
-                         "flops": r.flops, "repeat": r.repeat, "total": r.total} for r in self.rows],
+                         "flops": r.flops, "repeat": r.repeat, "total": r.total}
+                        | ({} if r.grads is None else {"backward_matmuls": r.grads}) for r in self.rows],
             "approximations_per_token": self.approximations(),
         }
         secs = self.seconds()
