@@ -401,6 +401,10 @@ class Adaptation:
     targeted: tuple[str, ...]  # module templates that got an adapter
     saved: tuple[str, ...]  # modules_to_save templates wrapped
     notes: tuple[str, ...] = ()
+    # for the FLOP count, which runs the original program: id(new part) -> the part it came from (both halves of a
+    # modules_to_save pair map to one), and id(new part) -> its adapter's rank
+    origin: dict[int, Part] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    ranks: dict[int, int] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, **self.spec, "targeted_modules": list(self.targeted),
@@ -605,6 +609,7 @@ def _apply_freeze(arch: Architecture, runs: list[tuple[Component, Component]],
         return g.name in gs
 
     out = []
+    origin: dict[int, Part] = {}
     for orig, run in runs:
         parts = []
         for p in run.parts:
@@ -614,9 +619,10 @@ def _apply_freeze(arch: Architecture, runs: list[tuple[Component, Component]],
                 frozen = True
             parts.append(dataclasses.replace(p, tensors=tuple(dataclasses.replace(t, trainable=not frozen)
                                                               for t in p.tensors)))
+            origin[id(parts[-1])] = p
         out.append(dataclasses.replace(run, parts=tuple(parts)))
     spec = {"freeze": [str(g) for g in fz.freeze], "train": [str(g) for g in fz.train]}
-    how = Adaptation("freeze", spec, (), ())
+    how = Adaptation("freeze", spec, (), (), origin=origin)
     return _tie_flags(dataclasses.replace(arch, components=tuple(out), adapted=how)), how
 
 
@@ -663,6 +669,8 @@ def _apply_lora(arch: Architecture, comps: list[Component], lora: LoraSpec) -> t
     rename: dict[str, str] = {}
     out: list[Component] = []
     checked: set[str] = set()
+    origin: dict[int, Part] = {}
+    ranks: dict[int, int] = {}
     for c in comps:
         i = c.start
         if c.repeat > 1 and any("{i}" in p.module for p in c.parts):
@@ -729,12 +737,14 @@ def _apply_lora(arch: Architecture, comps: list[Component], lora: LoraSpec) -> t
                         tensors.append(TensorSpec(f"{p.module}.lora_magnitude_vector.default.weight", (d_out,),
                                                   "lora"))
                 parts.append(dataclasses.replace(p, tensors=tuple(tensors)))
+                origin[id(parts[-1])], ranks[id(parts[-1])] = p, r
                 continue
             for t in p.tensors:
                 on = lora.bias == "all" and (t.name == "bias" or t.name.endswith(".bias"))
                 tensors.append(dataclasses.replace(t, trainable=on))
             if wrapper is None:
                 parts.append(dataclasses.replace(p, tensors=tuple(tensors)))
+                origin[id(parts[-1])] = p
                 continue
             saved.add(wrapper)
             if any(t.tied_to for t in p.tensors) or any(x.tied_to and x.tied_to.startswith(wrapper + ".")
@@ -750,6 +760,7 @@ def _apply_lora(arch: Architecture, comps: list[Component], lora: LoraSpec) -> t
                 rename[t.name] = t.name.replace(wrapper + ".", wrapper + ".original_module.", 1)
             pending.append((wrapper, dataclasses.replace(p, label=f"{p.label} (original)", tensors=orig),
                             dataclasses.replace(p, label=f"{p.label} (trained copy)", tensors=copy)))
+            origin[id(pending[-1][1])] = origin[id(pending[-1][2])] = p
             nxt = c.parts[c.parts.index(p) + 1] if c.parts.index(p) + 1 < len(c.parts) else None
             if nxt is None or _wrapped(nxt.module, wrap_names) != wrapper:
                 parts += [o for _, o, _ in pending] + [k for _, _, k in pending]
@@ -769,6 +780,8 @@ def _apply_lora(arch: Architecture, comps: list[Component], lora: LoraSpec) -> t
             raise UsageError(f"modules_to_save {w!r} holds another wrapped or adapted module; PEFT then wraps "
                              "inside the copy, which bertcalc does not model", param="lora")
     final = []
+    origin2: dict[int, Part] = {}
+    ranks2: dict[int, int] = {}
     prefix = "base_model.model."
     for c in out:
         parts = []
@@ -778,13 +791,16 @@ def _apply_lora(arch: Architecture, comps: list[Component], lora: LoraSpec) -> t
                                                                                                       t.tied_to))
                        for t in p.tensors)
             parts.append(dataclasses.replace(p, tensors=ts))
+            origin2[id(parts[-1])] = origin[id(p)]
+            if id(p) in ranks:
+                ranks2[id(parts[-1])] = ranks[id(p)]
         final.append(dataclasses.replace(c, parts=tuple(parts)))
     spec = lora.to_dict() | {"task_type": task, "target_modules": (
         sorted(targets) if isinstance(targets, frozenset) else list(targets) if isinstance(targets, tuple)
         else targets), "modules_to_save": list(wrap_names) or None}
     if isinstance(lora.targets, str) and lora.targets == ALL_LINEAR:
         spec["target_modules"] = ALL_LINEAR
-    how = Adaptation("lora", spec, tuple(dict.fromkeys(targeted)), tuple(sorted(saved)))
+    how = Adaptation("lora", spec, tuple(dict.fromkeys(targeted)), tuple(sorted(saved)), origin=origin2, ranks=ranks2)
     return _tie_flags(dataclasses.replace(arch, components=tuple(final), adapted=how)), how
 
 
@@ -808,11 +824,22 @@ def _tie_flags(arch: Architecture) -> Architecture:
     if not any(t.tied_to for c in arch.components for p in c.parts for t in p.tensors):
         return arch
     comps = []
+    how = arch.adapted
     for c in arch.components:
-        parts = tuple(dataclasses.replace(p, tensors=tuple(
-            dataclasses.replace(t, trainable=flags.get(t.tied_to, t.trainable)) if t.tied_to else t
-            for t in p.tensors)) for p in c.parts)
-        comps.append(dataclasses.replace(c, parts=parts))
+        parts = []
+        for p in c.parts:
+            if not any(t.tied_to for t in p.tensors):
+                parts.append(p)
+                continue
+            q = dataclasses.replace(p, tensors=tuple(
+                dataclasses.replace(t, trainable=flags.get(t.tied_to, t.trainable)) if t.tied_to else t
+                for t in p.tensors))
+            if how is not None:
+                how.origin[id(q)] = how.origin[id(p)]
+                if id(p) in how.ranks:
+                    how.ranks[id(q)] = how.ranks[id(p)]
+            parts.append(q)
+        comps.append(dataclasses.replace(c, parts=tuple(parts)))
     return dataclasses.replace(arch, components=tuple(comps))
 
 

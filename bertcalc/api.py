@@ -403,12 +403,19 @@ def flops(
     peak_tflops: float | None = None,
     precision: str | None = "bf16",
     choices: int | None = None,
+    lora: Any = None,
+    adapter: Any = None,
+    freeze: Any = None,
+    train: Any = None,
 ) -> FlopsReport:
     """Forward and training matmul FLOPs, as torch.utils.flop_counter counts them; with a GPU, the time.
-    ``choices``: a multiple-choice model's input is ``[batch, choices, seq]`` (4 choices unless given)."""
+    ``choices``: a multiple-choice model's input is ``[batch, choices, seq]`` (4 choices unless given).
+    With an adapter or a freeze (see :func:`tuned`): the adapter's matmuls, and a backward that computes only
+    the gradients autograd needs."""
     from . import flopcount as _flops
 
-    return _flops.count(build(spec), spec.config, batch, seq, label=spec.label, gpu=gpu, peak_tflops=peak_tflops,
+    arch = tuned(build(spec), lora=lora, adapter=adapter, freeze=freeze, train=train)
+    return _flops.count(arch, spec.config, batch, seq, label=spec.label, gpu=gpu, peak_tflops=peak_tflops,
                         precision=precision, mfu=mfu, choices=choices)
 
 

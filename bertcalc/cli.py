@@ -774,9 +774,11 @@ GpuOpt = Annotated[str | None, typer.Option(
 
 
 @app.command()
+@tune_options
 @model_options
 def flops(
     spec: ModelSpec,
+    tune: dict[str, Any],
     batch: BatchOpt = 8,
     seq: SeqOpt = 128,
     choices: ChoicesOpt = None,
@@ -805,7 +807,7 @@ def flops(
 
     if gpu is None and peak_tflops is None and (mfu is not None or precision is not None):
         _note("flops", "--mfu and --precision set the time per step, which needs --gpu or --peak-tflops")
-    _emit(flops_(spec, batch=batch, seq=seq, gpu=gpu, mfu=0.40 if mfu is None else mfu, peak_tflops=peak_tflops,
+    _emit(flops_(spec, **tune, batch=batch, seq=seq, gpu=gpu, mfu=0.40 if mfu is None else mfu, peak_tflops=peak_tflops,
                  precision=None if precision is None else precision.value, choices=choices), fmt, output, force=force)
 
 

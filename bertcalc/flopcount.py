@@ -66,6 +66,7 @@ class FlopRow:
     flops: int  # per application
     repeat: int  # applications in the forward
     backward: bool = True  # on the loss's path: its backward costs twice its forward
+    grads: int | None = None  # with frozen parts: the backward matmuls it has (0, 1 or 2), each its forward's
 
     @property
     def total(self) -> int:
@@ -99,7 +100,7 @@ class FlopsReport(ModelReport):
     def training_flops(self) -> int:
         """Forward plus backward: twice the forward of each matmul the loss's gradient reaches (3× the forward
         when it reaches all of them)."""
-        return sum(r.total * (3 if r.backward else 1) for r in self.rows)
+        return sum(r.total * (1 + (r.grads if r.grads is not None else 2 if r.backward else 0)) for r in self.rows)
 
     @property
     def training_rule(self) -> str:
@@ -145,7 +146,8 @@ class FlopsReport(ModelReport):
                                 "training": self.training_flops / self.tokens},
             "components": [{"name": n, "forward_flops": f} for n, f in self.components()],
             "matmuls": [{"name": r.name, "component": r.component, "kind": r.kind, "formula": r.formula,
-                         "flops": r.flops, "repeat": r.repeat, "total": r.total} for r in self.rows],
+                         "flops": r.flops, "repeat": r.repeat, "total": r.total}
+                        | ({} if r.grads is None else {"backward_matmuls": r.grads}) for r in self.rows],
             "approximations_per_token": self.approximations(),
         }
         secs = self.seconds()
@@ -248,7 +250,9 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
             attention.setdefault(id(src.part), []).append(op)
     matmuls = [op for op in (prog.encoder.ops if prog.encoder is not None else ()) if isinstance(op, Matmul)]
     rows: list[FlopRow] = []
-    for comp in arch.components:
+    if arch.adapted is not None:
+        rows = _adapted_rows(arch, prog, batch, seq, trained, linears, attention, matmuls)
+    for comp in arch.components if arch.adapted is None else ():
         rep = comp.times_applied
         for p in comp.parts:
             for n, op in enumerate(linears.get(id(p), ())):
@@ -301,3 +305,147 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
         shared_layers=any(c.times_applied != c.repeat for c in arch.components),
         gpu=gpu, peak_tflops=peak_tflops, peak_given=peak_given, mfu=mfu, choices=choices,
     )
+
+
+def _adapted_rows(arch: Architecture, prog: Any, batch: int, seq: int, trained: set, linears: dict, attention: dict,
+                  matmuls: list) -> list[FlopRow]:
+    """The rows of a model with frozen parts or a LoRA adapter (``arch.adapted``): each matmul's backward has the
+    gradient of its input only where that input requires one (something trainable lies below it) and the
+    gradient of its weight only where the weight trains, as autograd computes them; each adapted Linear adds
+    lora_A's and lora_B's matmuls. ``requires_grad`` is followed through the program: embeddings, then the layer
+    template run by run (a run's first layer apart where its input's state differs from the rest's), then the
+    head."""
+    from .formula import short
+    from .program import Linear, Lookup, Norm, Param, PositionBias, size
+
+    how = arch.adapted
+    if how.spec.get("use_dora"):
+        raise UsageError("DoRA's FLOPs (its weight norm) are not modelled; count and shapes take it", param="lora")
+    enc = prog.encoder
+    enc_parts = {id(getattr(op, "part", None) or getattr(op, "table", None)) for op in (enc.ops if enc else ())}
+
+    def param_of(op: Any) -> Any:
+        return getattr(op, "part", None) if isinstance(op, (Linear, Norm, Param)) else \
+            getattr(op, "table", None) if isinstance(op, (Lookup, PositionBias)) else None
+
+    runs: list[tuple[Any, dict[int, bool], dict[int, int]]] = []  # (component, trains, ranks) in layer order
+    fixed_train: dict[int, bool] = {}
+    fixed_rank: dict[int, int] = {}
+    for comp in arch.components:
+        trains: dict[int, bool] = {}
+        ranks: dict[int, int] = {}
+        for p in comp.parts:
+            o = how.origin.get(id(p), p)
+            trains[id(o)] = trains.get(id(o), False) or p.tensors[0].trainable
+            if id(p) in how.ranks:
+                ranks[id(o)] = how.ranks[id(p)]
+        if enc is not None and trains and set(trains) <= enc_parts:
+            runs.append((comp, trains, ranks))
+        else:
+            fixed_train |= trains
+            fixed_rank |= ranks
+
+    def grad_pass(ops: tuple, rg: dict, trains: dict[int, bool], ranks: dict[int, int]) -> dict:
+        rg = dict(rg)
+        for op in ops:
+            part = param_of(op)
+            own = part is not None and (trains.get(id(part), False) or id(part) in ranks)
+            rg[op.out] = own or any(rg.get(v, False) or (v.view_of is not None and rg.get(v.view_of, False))
+                                    for v in op.inputs) or \
+                (getattr(op, "bias", None) is not None and rg.get(op.bias, False))
+        return rg
+
+    rg = grad_pass(prog.embeddings, {}, fixed_train, fixed_rank)
+    layer_states: list[tuple[Any, int, dict, dict[int, bool], dict[int, int]]] = []  # (comp, layers, rg, ...)
+    cur = rg.get(prog.embedded, False)
+    if enc is not None and enc.times:
+        shared = {v: rg[v] for op in enc.ops  # what the template reads from before it (an attention bias too)
+                  for v in (*op.inputs, getattr(op, "bias", None)) if v is not None and v in rg}
+        for comp, trains, ranks in runs:
+            n = comp.times_applied
+            first = grad_pass(enc.ops, {**shared, enc.inp: cur}, trains, ranks)
+            out = first.get(enc.out, cur)
+            if n > 1 and out != cur:
+                layer_states.append((comp, 1, first, trains, ranks))
+                rest = grad_pass(enc.ops, {**shared, enc.inp: out}, trains, ranks)
+                layer_states.append((comp, n - 1, rest, trains, ranks))
+                cur = rest.get(enc.out, out)
+            else:
+                layer_states.append((comp, n, first, trains, ranks))
+                cur = out
+        rg[prog.hidden] = cur
+    rg = grad_pass((*prog.tail, *prog.head), rg, fixed_train, fixed_rank)
+
+    def needs(v: Any, state: dict) -> int:
+        return int(bool(state.get(v, False) or (v.view_of is not None and state.get(v.view_of, False))))
+
+    rows: list[FlopRow] = []
+
+    def linear_rows(label: str, comp_name: str, op: Any, rep: int, state: dict, trains: dict, ranks: dict,
+                    n: int) -> None:
+        p = op.part
+        out_d, in_d = p.tensors[0].dims[:2]
+        lead = op.x.dims[:-1]
+        tokens = math.prod(size(dim, batch, seq) for dim in lead)
+        scope = "·".join(dim.symbol or str(dim.size) for dim in lead)
+        formula = f"2 × {scope} × {short(in_d.symbol) or in_d.size} × {short(out_d.symbol) or out_d.size}"
+        name = f"{comp_name}: {label}" + (f" ({op.x.name})" if n else "")
+        on = op.out in trained
+        x_grad = needs(op.x, state)
+        rows.append(FlopRow(name, comp_name, "linear", formula, 2 * tokens * in_d.size * out_d.size, rep, on,
+                            (x_grad + int(trains.get(id(p), False))) if on else 0))
+        r = ranks.get(id(p))
+        if r is not None:
+            rows.append(FlopRow(f"{name} lora_A", comp_name, "linear", f"2 × {scope} × {in_d.size} × {r}",
+                                2 * tokens * in_d.size * r, rep, on, (x_grad + 1) if on else 0))
+            rows.append(FlopRow(f"{name} lora_B", comp_name, "linear", f"2 × {scope} × {r} × {out_d.size}",
+                                2 * tokens * r * out_d.size, rep, on, 2 if on else 0))
+
+    def attention_rows(comp_name: str, ops: list, rep: int, state: dict) -> None:
+        by_grads: dict[tuple[int, int], int] = {}  # each attention by what its backward computes (ALBERT's
+        for op in ops:  # inner layers differ in the first application)
+            qk = needs(op.q, state) + needs(op.k, state)
+            probs = int(qk > 0 or (op.bias is not None and needs(op.bias, state) > 0))
+            key = (qk, probs + needs(op.v, state))
+            by_grads[key] = by_grads.get(key, 0) + 1
+        op = ops[0]
+        one = 2 * batch * op.heads.size * seq * seq * op.head_dim.size
+        for (qk, pv), count in by_grads.items():
+            tag = "" if len(by_grads) == 1 else f" ×{count}"
+            for what, g in (("Q·Kᵀ", qk), ("probs·V", pv)):
+                rows.append(FlopRow(f"{comp_name}: attention {what}{tag}", comp_name, "attention",
+                                    "2 × B·A × S × S × H/A", one, rep * count, True, g))
+
+    def component_rows(comp: Any, rep: int, state: dict, trains: dict, ranks: dict, suffix: str = "") -> None:
+        seen: set[int] = set()
+        name = comp.name + suffix
+        for p in comp.parts:
+            o = how.origin.get(id(p), p)
+            if id(o) in seen:
+                continue
+            seen.add(id(o))
+            for n, op in enumerate(linears.get(id(o), ())):
+                linear_rows(o.label, name, op, rep, state, trains, ranks, n)
+        mine = [a for p in comp.parts for a in attention.get(id(how.origin.get(id(p), p)), ())]
+        if mine:
+            attention_rows(name, list(dict.fromkeys(mine)), rep, state)
+
+    encoder_done: set[int] = set()
+    for comp in arch.components:
+        states = [s for s in layer_states if s[0] is comp]
+        if not states:
+            component_rows(comp, comp.times_applied, rg, fixed_train, fixed_rank)
+            continue
+        for k, (c, n, state, trains, ranks) in enumerate(states):
+            suffix = " (first layer)" if len(states) > 1 and k == 0 else " (the others)" if len(states) > 1 else ""
+            component_rows(c, n, state, trains, ranks, suffix)
+            for op in matmuls:
+                kdim = op.a.dims[-1]
+                out_n = op.out.elements(batch, seq)
+                on = op.out in trained
+                formula = f"2 × {'·'.join(d.symbol or str(d.size) for d in op.out.dims)} × {kdim.symbol or kdim.size}"
+                rows.append(FlopRow(f"{c.name + suffix}: {op.out.description or op.out.name}", c.name + suffix,
+                                    "attention", formula, 2 * out_n * size(kdim, batch, seq), n, on,
+                                    (needs(op.a, state) + needs(op.b, state)) if on else 0))
+        encoder_done.add(id(comp))
+    return rows

@@ -10,6 +10,7 @@ freeze groups are defined below (by HF names, independently of bertcalc), and re
     python scripts/make_peft_fixtures.py            # rewrite tests/fixtures/peft/*.json
     python scripts/make_peft_fixtures.py --only bert
     python scripts/make_peft_fixtures.py --check    # exit 1 if a committed fixture differs from peft today
+    python scripts/make_peft_fixtures.py --flops    # tests/fixtures/peft_flops.json: FlopCounterMode on seq-cls
 """
 
 from __future__ import annotations
@@ -184,7 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", help="one family")
     ap.add_argument("--check", action="store_true", help="compare with the committed fixtures, write nothing")
+    ap.add_argument("--flops", action="store_true", help="write tests/fixtures/peft_flops.json (FlopCounterMode)")
     args = ap.parse_args(argv)
+    if args.flops:
+        write_flops()
+        return 0
     OUT.mkdir(parents=True, exist_ok=True)
     stale = []
     for case, (family, config) in CONFIGS.items():
@@ -207,6 +212,73 @@ def main(argv: list[str] | None = None) -> int:
         print("differ from peft today: " + ", ".join(stale), file=sys.stderr)
         return 1
     return 0
+
+
+
+# ------------------------------------------------------------------------------------------------------- FLOPs
+
+FLOP_OUT = OUT.parent / "peft_flops.json"
+FLOP_CASES = {  # name -> (LoraConfig keywords, or None for a freeze, freeze groups, train groups)
+    "lora-explicit": (lambda f, h: dict(r=4, lora_alpha=8, target_modules=EXPLICIT[f], task_type=TASK.get(h)), [], []),
+    "lora-all-linear": (lambda f, h: dict(r=4, target_modules="all-linear", task_type=TASK.get(h)), [], []),
+    "freeze-embeddings-layer0": (None, ["embeddings", "layers=0-0"], []),
+    "freeze-layer1": (None, ["layers=1-1"], []),
+    "train-head": (None, [], ["head"]),
+}
+
+
+def flop_record(case: str, family: str, head: str, config: dict, name: str) -> dict | None:
+    """FlopCounterMode's no-grad forward and training step (the class's own loss from labels, backward) on the
+    CPU (small configs), eager attention, batch 2, sequence 16, with the adapter or the freeze applied."""
+    import peft
+    import torch
+    import transformers
+    from torch.utils.flop_counter import FlopCounterMode
+
+    make, freeze, train = FLOP_CASES[name]
+    cfg = getattr(transformers, HF_CONFIG[family])(**config)
+    cls = getattr(transformers, CLASS_NAMES.get((family, head), HF_PREFIX[family] + HEAD_CLASSES[head]))
+    torch.manual_seed(0)
+    model = cls._from_config(cfg, attn_implementation="eager")
+    if make is not None:
+        try:
+            model = peft.get_peft_model(model, peft.LoraConfig(**make(family, head)))
+        except (TypeError, ValueError):  # a config peft refuses (the adapter fixtures record those)
+            return None
+    else:
+        prefix = model.base_model_prefix + "." if head != "model" else ""
+        flags: dict[int, bool] = {}
+        for n, p in model.named_parameters(remove_duplicate=False):
+            flags[id(p)] = flags.get(id(p), True) and not frozen(n, prefix, freeze, train)
+        for p in model.parameters():
+            p.requires_grad_(flags[id(p)])
+    b, s = 2, 16
+    ids = torch.full((b, s), 5, dtype=torch.long)  # not a pad id: every position is a token
+    model.eval()
+    with FlopCounterMode(display=False) as fwd, torch.no_grad():
+        model(input_ids=ids)
+    model.train()
+    with FlopCounterMode(display=False) as step:
+        out = model(input_ids=ids, labels=torch.zeros(b, dtype=torch.long))
+        out.loss.backward()
+    return {"case": case, "family": family, "head": head, "config": config, "adapter": name,
+            "lora": make(family, head) if make else None, "freeze": freeze, "train": train, "batch": b, "seq": s,
+            "forward": fwd.get_total_flops(), "training": step.get_total_flops()}
+
+
+def write_flops() -> None:
+    out = []
+    for case, (family, config) in CONFIGS.items():
+        if case in ("bert-tiny", "electra-small", "deberta-odd-v2"):
+            continue
+        for name in FLOP_CASES:
+            rec = flop_record(case, family, "seq-cls", config, name)
+            if rec is not None:
+                out.append(rec)
+            print(case, name, file=sys.stderr)
+    tmp = FLOP_OUT.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out, indent=0) + "\n")
+    tmp.replace(FLOP_OUT)
 
 
 if __name__ == "__main__":

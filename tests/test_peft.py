@@ -251,3 +251,28 @@ def test_any_adapter_config_is_a_spec_or_a_typed_error(data: dict) -> None:
             head="token-cls"), spec)
     except BertcalcError:
         pass
+
+
+FLOPS = json.loads((Path(__file__).parent / "fixtures" / "peft_flops.json").read_text())
+
+
+@pytest.mark.parametrize("rec", FLOPS, ids=[f"{r['case']}-{r['adapter']}" for r in FLOPS])
+def test_flops_match_flop_counter_mode_on_peft(rec: dict) -> None:
+    """FlopCounterMode on the real peft model (or the frozen HF one), a training step of the class's own loss:
+    the adapter's matmuls forward, and a backward with only the gradients autograd computes (none for a frozen
+    weight, none for an input nothing trainable lies under), every family."""
+    import bertcalc
+
+    cfg = config_class(rec["family"]).model_validate(rec["config"])
+    kw = {"adapter": dict(rec["lora"])} if rec["lora"] else {
+        k: ",".join(rec[k]) for k in ("freeze", "train") if rec[k]}
+    r = bertcalc.flops(cfg, head=rec["head"], batch=rec["batch"], seq=rec["seq"], **kw)
+    assert (r.forward_flops, r.training_flops) == (rec["forward"], rec["training"])
+
+
+def test_flop_fixtures_cover_every_family() -> None:
+    from bertcalc.config import family_names
+
+    assert {r["family"] for r in FLOPS} == set(family_names())
+    assert {r["adapter"] for r in FLOPS} >= {"lora-explicit", "lora-all-linear", "freeze-embeddings-layer0",
+                                             "freeze-layer1", "train-head"}
