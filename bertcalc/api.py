@@ -462,6 +462,10 @@ def memory(
     reshard: bool = True,
     link_gbps: float | None = None,
     choices: int | None = None,
+    lora: Any = None,
+    adapter: Any = None,
+    freeze: Any = None,
+    train: Any = None,
 ) -> MemoryReport:
     """Peak GPU memory (what torch.cuda.max_memory_allocated reports), term by term.
 
@@ -475,10 +479,13 @@ def memory(
     ``gpus`` > 1 alone (DDP) add ``report.distributed``: per-rank memory for ``gpus`` × ``nodes`` ranks at
     ``batch`` per rank (``bertcalc.distributed``), with ``offload`` (optimizer, param, both) for ZeRO.
     ``choices``: a multiple-choice model's input is ``[batch, choices, seq]`` (4 choices unless given).
+    ``lora``/``adapter``/``freeze``/``train`` (see :func:`tuned`): a training step of the PEFT model or the
+    partly frozen one: gradients and optimizer states of the trainable parameters only, and what autograd then
+    saves (``bertcalc.tuned``; fp32/eager checked against the CPU harness, docs/memory.md).
     """
     from . import memsim as _memory
 
-    arch = build(spec)
+    arch = tuned(build(spec), lora=lora, adapter=adapter, freeze=freeze, train=train)
     o = _memory.Options(mode=mode, precision=precision, optimizer=optimizer, attention=attention,
                         grad_checkpointing=grad_checkpointing, batch=batch, seq=seq,
                         choices=architecture.rows(arch, batch, choices)[1])

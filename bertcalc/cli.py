@@ -834,10 +834,12 @@ dist_options = OptionGroup(
 
 
 @app.command()
+@tune_options
 @dist_options
 @model_options
 def memory(
     spec: ModelSpec,
+    tune: dict[str, Any],
     batch: BatchOpt = 8,
     seq: SeqOpt = 128,
     choices: ChoicesOpt = None,
@@ -905,6 +907,11 @@ def memory(
     if sweep:
         from .api import sweep as sweep_
 
+        if tune:
+            from .errors import UsageError
+
+            raise UsageError("--sweep with an adapter or a freeze is not wired yet; run memory per cell",
+                             param="sweep")
         if dist.get("zero") is not None or dist.get("gpus") is not None or dist.get("fsdp"):
             _note("memory", "--zero, --fsdp and --gpus do not apply to --sweep; the grid is per GPU")
         _emit(sweep_(spec, axes=sweep, batch=batch, seq=seq, mode=mode.value, precision=precision.value,
@@ -936,7 +943,8 @@ def memory(
     _emit(memory_(spec, batch=batch, seq=seq, mode=mode.value, precision=precision.value,
                   optimizer="adamw" if optimizer is None else optimizer.value, attention=attention.value,
                   grad_checkpointing=grad_checkpointing, fit=fit, gpu=gpu, reserved=reserved or None,
-                  context=context_bytes, alloc_conf=alloc_conf, choices=choices, **dist), fmt, output, force=force)
+                  context=context_bytes, alloc_conf=alloc_conf, choices=choices, **dist, **tune), fmt, output,
+          force=force)
 
 
 @app.command()
