@@ -500,7 +500,16 @@ class Backward:
         return self.needs is None or v in self.needs
 
     def deliver(self, v: Value, key: Any) -> None:
-        if v.dtype == "int64" or v in self.grads or (self.needs is not None and v not in self.needs):
+        if v.dtype == "int64" or (self.needs is not None and v not in self.needs):
+            self.sim.free(key)
+        elif v in self.grads:
+            old = self.grads[v]
+            if self.needs is not None and old in self.sim.bufs:
+                # autograd's input buffer sums two gradients out of place (old + new: neither is a tensor it may
+                # overwrite, as the CPU storage trace shows); then both go
+                total = self.sim.alloc(self.n(v) * self.dt[v.storage])
+                self.sim.free(old)
+                self.grads[v] = total
             self.sim.free(key)
         else:
             self.grads[v] = key
@@ -1115,7 +1124,8 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
 
 def _forward_top(p: Program, x: Ctx, dt: dict[Value, int], start: int, saved: dict[Key, int],
                  shared: list[Value], layer_ops: tuple[Op, ...] | None = None,
-                 head_ops: tuple[Op, ...] | None = None, saves: Any = None) -> int:
+                 head_ops: tuple[Op, ...] | None = None, saves: Any = None,
+                 holds: dict[Value, Value] | None = None) -> int:
     """The training forward's highest point in its last layer and the head: ``start`` (the model states, the
     embeddings' and the earlier layers' saved tensors) plus what the base model holds that nothing saves (its
     masks and shared tables), then op by op: each output and each tensor an op saves is allocated; a value is
@@ -1151,6 +1161,7 @@ def _forward_top(p: Program, x: Ctx, dt: dict[Value, int], start: int, saved: di
         if isinstance(op, Dropout) and op.x.until is not None:
             until[op.x.storage] = None
             until.setdefault(op.out.storage, op.x.until)
+    until.update(holds or {})  # Python's references that full fine-tuning never sees (the saved set holds them)
 
     def drop(v: Value) -> None:
         nonlocal live

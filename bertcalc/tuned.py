@@ -389,8 +389,15 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
         below = saved - saved_bytes(head_saved) - per_app
         layer_and_head = {**emb_saved, **per_block[-1], **head_saved, **dict.fromkeys(once, 0)}
         need_all = last.need | head_need | emb_need
+        # what full fine-tuning saves anyway but Python holds regardless: the embeddings' output (held by the base
+        # model through the encoder) and the layer's input (the encoder loop's hidden_states, until the layer returns)
+        emb_out = p.embedded.storage
+        kept = emb_out in emb_saved or enc.inp.storage in per_block[0]  # the first layer keeps its input
+        if not kept and any(op.out.storage is emb_out and op.out.until == "base"
+                                                       for op in emb_ops) and enc.times > 1:
+            below += alloc(x.n(emb_out) * dt[emb_out])
         forward_end = _forward_top(p, x, dt, steady + below, layer_and_head, shared_in, last.ops, head_ops,
-                                   lambda op, x, dt: saved_of(op, x, dt, need_all))
+                                   lambda op, x, dt: saved_of(op, x, dt, need_all), {enc.inp.storage: enc.out})
     peak = max(head_peak, best, emb.peak, steady + grads_total, forward_end)
     where = max((head_peak, "loss and head backward"), (best, "encoder backward"), (emb.peak, "embeddings backward"),
                 (steady + grads_total, "optimizer step"), (forward_end, "forward, last layer and head"))[1]
