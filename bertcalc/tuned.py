@@ -67,7 +67,7 @@ from .program import (
 )
 from .program import Attention as AttentionOp
 
-_PARAM_OPS = (Linear, Norm, Lookup, PositionBias, Param)
+LORA_DROPOUT = ".lora_dropout"  # the name of the value LoRA's dropout makes
 
 
 def _op_part(op: Op) -> Part | None:
@@ -148,7 +148,7 @@ def _rewrite(ops: tuple[Op, ...], parts: dict[str, Part], dropout: float,
         y0 = Value(y.name + ".base_layer", y.dims, listed=False)
         xa: Value = x
         if dropout > 0:
-            xa = Value(x.name + ".lora_dropout", x.dims, listed=False)
+            xa = Value(x.name + LORA_DROPOUT, x.dims, listed=False)
             out.append(Dropout(xa, x=x, p=dropout))
         ya = Value(y.name + ".lora_A", (*x.dims[:-1], Dim(r.size, r.symbol)), listed=False)
         yb = Value(y.name + ".lora_B", y.dims, listed=False)
@@ -396,8 +396,14 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
         if not kept and any(op.out.storage is emb_out and op.out.until == "base"
                                                        for op in emb_ops) and enc.times > 1:
             below += alloc(x.n(emb_out) * dt[emb_out])
+        holds: dict[Value, Any] = {}
+        for op in last.ops:  # LoRA's dropout rebinds no local of the HF module: its input keeps its hold
+            if isinstance(op, Dropout) and op.out.name.endswith(LORA_DROPOUT):
+                holds[op.x.storage] = op.x.until
+                holds[op.out.storage] = None
+        holds[enc.inp.storage] = enc.out
         forward_end = _forward_top(p, x, dt, steady + below, layer_and_head, shared_in, last.ops, head_ops,
-                                   lambda op, x, dt: saved_of(op, x, dt, need_all), {enc.inp.storage: enc.out})
+                                   lambda op, x, dt: saved_of(op, x, dt, need_all), holds)
     peak = max(head_peak, best, emb.peak, steady + grads_total, forward_end)
     where = max((head_peak, "loss and head backward"), (best, "encoder backward"), (emb.peak, "embeddings backward"),
                 (steady + grads_total, "optimizer step"), (forward_end, "forward, last layer and head"))[1]
