@@ -62,6 +62,7 @@ from .program import (
     PositionBias,
     Program,
     Rope,
+    Rotary,
     Scalar,
     Value,
 )
@@ -282,6 +283,11 @@ def _plan(arch: Architecture) -> tuple[tuple[Op, ...], list[_Block], tuple[Op, .
                 blocks.append(_Block(ops, first, n, enc.inp, enc.out))
             in_grad = out_grad
     hidden = {p.hidden, p.hidden.storage} if in_grad else set()
+    # the rotary tables: kept by the rotary products whose input requires grad, and counted where they are made,
+    # every table as memsim counts them (the layers of each attention kind read their own)
+    if any(isinstance(op, Rotary) and op.x in nd for ops, nd in ((emb, need), *((b.ops, b.need) for b in blocks))
+           for op in ops):
+        need |= {op.out for op in emb if isinstance(op, Rope)}
     head = _rewrite((*p.tail, *p.head), parts.outside, dropout, memo)
     head_need = _needs(head, hidden | {v for v in need if v.dtype != "int64"})
     return emb, blocks, head, need, head_need
