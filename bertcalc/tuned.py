@@ -69,6 +69,8 @@ from .program import (
 from .program import Attention as AttentionOp
 
 LORA_DROPOUT = ".lora_dropout"  # the name of the value LoRA's dropout makes
+HELD = ".held"  # the attention probabilities Python holds where nothing saves them
+
 
 
 def _op_part(op: Op) -> Part | None:
@@ -122,6 +124,11 @@ def _rewrite(ops: tuple[Op, ...], parts: dict[str, Part], dropout: float,
     out: list[Op] = []
     for op in ops:
         part = _op_part(op)
+        if isinstance(op, AttentionOp) and op.probs.until is not None:
+            # the probabilities HF returns as attn_weights, which Python holds (``probs.until``) even where
+            # nothing saves them (a frozen attention): sized in training_peak, 0 where the attention saves them
+            out.append(Make(Value(op.probs.name + HELD, op.scores.dims, listed=False, until=op.probs.until),
+                            nbytes=0))
         if part is None:
             out.append(op)
             continue
@@ -314,6 +321,11 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
     emb_ops, blocks, head_ops, emb_need, head_need = _plan(arch)
     every = (*emb_ops, *(op for b in blocks for op in b.ops), *head_ops)
     dt = _dtypes(every, dtypes(p, x), x)
+    for ops, nd in ((emb_ops, emb_need), *((b.ops, b.need) for b in blocks), (head_ops, head_need)):
+        for i, op in enumerate(ops):  # a held copy counts where the attention saves nothing (and runs eager)
+            if isinstance(op, Make) and op.out.name.endswith(HELD):
+                att = ops[i + 1]
+                dt[op.out] = 0 if att.out in nd or sdpa(att, x) else (4 if x.amp else x.a)
     weights = weights_bytes(arch, cfg, x.wb)
     opt, _ = optimizer(arch, o)
     grads_total = trainable_grad_bytes(arch, x.wb)
