@@ -153,6 +153,7 @@ def _rewrite(ops: tuple[Op, ...], parts: dict[str, Part], dropout: float,
         pb = dataclasses.replace(new, label=new.label + " lora_B", tensors=tuple(b), role="lora")
         pbase = dataclasses.replace(new, tensors=tuple(base))
         x, y = op.x, op.out
+        memo[y] = x  # the wrapper's input, held by Python until the wrapper returns y
         y0 = Value(y.name + ".base_layer", y.dims, listed=False)
         xa: Value = x
         if dropout > 0:
@@ -258,8 +259,10 @@ class _Block:
     out: Value
 
 
-def _plan(arch: Architecture) -> tuple[tuple[Op, ...], list[_Block], tuple[Op, ...], set[Value], set[Value]]:
-    """(embeddings ops, encoder blocks bottom-up, tail + head ops, the embeddings' needs, the head's needs)."""
+def _plan(arch: Architecture) -> tuple[tuple[Op, ...], list[_Block], tuple[Op, ...], set[Value], set[Value],
+                                      dict[Value, Value]]:
+    """(embeddings ops, encoder blocks bottom-up, tail + head ops, the embeddings' needs, the head's needs, each
+    LoRA-wrapped Linear's output -> its input)."""
     p: Program = arch.program
     ad = arch.adapted
     dropout = float(ad.spec.get("lora_dropout") or 0.0) if ad is not None and ad.kind == "lora" else 0.0
@@ -297,7 +300,7 @@ def _plan(arch: Architecture) -> tuple[tuple[Op, ...], list[_Block], tuple[Op, .
         need |= {op.out for op in emb if isinstance(op, Rope)}
     head = _rewrite((*p.tail, *p.head), parts.outside, dropout, memo)
     head_need = _needs(head, hidden | {v for v in need if v.dtype != "int64"})
-    return emb, blocks, head, need, head_need
+    return emb, blocks, head, need, head_need, memo
 
 
 def trainable_grad_bytes(arch: Architecture, elem: int) -> int:
@@ -318,7 +321,7 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
     check(arch, o)
     x = Ctx.of(o)
     p = arch.program
-    emb_ops, blocks, head_ops, emb_need, head_need = _plan(arch)
+    emb_ops, blocks, head_ops, emb_need, head_need, wrapped = _plan(arch)
     every = (*emb_ops, *(op for b in blocks for op in b.ops), *head_ops)
     dt = _dtypes(every, dtypes(p, x), x)
     for ops, nd in ((emb_ops, emb_need), *((b.ops, b.need) for b in blocks), (head_ops, head_need)):
@@ -419,6 +422,12 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
             if isinstance(op, Dropout) and op.out.name.endswith(LORA_DROPOUT):
                 holds[op.x.storage] = op.x.until
                 holds[op.out.storage] = None
+        seq = (*last.ops, *head_ops)
+        last_use = {v.storage: i for i, op in enumerate(seq) for v in op.inputs}
+        for i, op in enumerate(seq):  # a wrapped Linear's input is the wrapper's argument until it returns
+            x_in = wrapped.get(op.out)
+            if x_in is not None and x_in.until is None and last_use.get(x_in.storage, -1) <= i:
+                holds[x_in.storage] = op.out
         holds[enc.inp.storage] = enc.out
         forward_end = _forward_top(p, x, dt, steady + below, layer_and_head, shared_in, last.ops, head_ops,
                                    lambda op, x, dt: saved_of(op, x, dt, need_all), holds)
