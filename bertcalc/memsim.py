@@ -1125,7 +1125,7 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
 def _forward_top(p: Program, x: Ctx, dt: dict[Value, int], start: int, saved: dict[Key, int],
                  shared: list[Value], layer_ops: tuple[Op, ...] | None = None,
                  head_ops: tuple[Op, ...] | None = None, saves: Any = None,
-                 holds: dict[Value, Value] | None = None) -> int:
+                 holds: dict[Value, Value] | None = None, temps: Any = None) -> int:
     """The training forward's highest point in its last layer and the head: ``start`` (the model states, the
     embeddings' and the earlier layers' saved tensors) plus what the base model holds that nothing saves (its
     masks and shared tables), then op by op: each output and each tensor an op saves is allocated; a value is
@@ -1184,7 +1184,7 @@ def _forward_top(p: Program, x: Ctx, dt: dict[Value, int], start: int, saved: di
             if not isinstance(k, Value) and k not in store:
                 store[k] = alloc(n)
                 live += store[k]
-        top = max(top, live)
+        top = max(top, live + (temps(op) if temps is not None else 0))
         for v in waiting.pop(op.out, []):
             if v in store:
                 live -= store.pop(v)
@@ -1198,6 +1198,35 @@ def _forward_top(p: Program, x: Ctx, dt: dict[Value, int], start: int, saved: di
 
 
 # ---------------------------------------------------------------------------------------------- inference
+
+
+def no_grad_extra(op: Op, x: Ctx, dt: dict[Value, int]) -> tuple[int, tuple[str, ...]]:
+    """What an op holds beside its output while it runs in a no-grad forward (freed when it returns): a
+    LayerNorm's statistics, a composed activation's parts, the rotary products, the GLU's fn(a)...; with what
+    each is."""
+    extra, what = 0, ()
+    if isinstance(op, Norm):  # native_layer_norm returns its statistics too
+        rows = x.n(op.x) // op.x.width.size
+        extra, what = 2 * alloc(rows * 4), ("LayerNorm statistics",)
+    elif isinstance(op, Act):
+        more = activation_profile(op.fn)[2]
+        if more:
+            extra = more * alloc(x.n(op.x) * dt[op.x.storage])
+            what = (f"{more} more from the composed {op.fn}",)
+    elif isinstance(op, PositionBias):  # the [S, S] bucket ids and the [S, S, A] lookup, until it returns
+        ss = x.seq * x.seq
+        extra = alloc(ss * 8) + alloc(ss * op.table.tensors[0].dims[1].size * dt[op.out])
+        what = ("bucket ids", "bias lookup")
+    elif isinstance(op, Rotary):  # x·cos and rotate_half(x)·sin beside their sum (in fp32 under autocast)
+        wide = x.amp and dt[op.x.storage] != 4
+        extra = (3 if wide else 2) * alloc(x.n(op.x) * (4 if wide else dt[op.x.storage]))
+        what = ("x·cos", "rotate_half(x)·sin") + (("their fp32 sum",) if wide else ())
+    elif isinstance(op, Glu):  # beside the product: fn(a); before it, fn(a) and a composed formula's parts
+        extra = max(1, activation_profile(op.fn)[2]) * alloc(x.n(op.out) * dt[op.x.storage])
+        what = (f"{op.fn}(input)",)
+    elif isinstance(op, Mean):  # the masked product over [B, S, W]
+        extra, what = alloc(x.n(op.x) * dt[op.x.storage]), ("hidden · mask",)
+    return extra, what
 
 
 @dataclass(frozen=True)
@@ -1315,28 +1344,7 @@ class Forward:
         if isinstance(op, AttentionOp):
             self._attention(op)
             return
-        extra, what = 0, ()
-        if isinstance(op, Norm):  # native_layer_norm returns its statistics too
-            rows = x.n(op.x) // op.x.width.size
-            extra, what = 2 * alloc(rows * 4), ("LayerNorm statistics",)
-        elif isinstance(op, Act):
-            more = activation_profile(op.fn)[2]
-            if more:
-                extra = more * alloc(x.n(op.x) * dt[op.x.storage])
-                what = (f"{more} more from the composed {op.fn}",)
-        elif isinstance(op, PositionBias):  # the [S, S] bucket ids and the [S, S, A] lookup, until it returns
-            ss = x.seq * x.seq
-            extra = alloc(ss * 8) + alloc(ss * op.table.tensors[0].dims[1].size * dt[op.out])
-            what = ("bucket ids", "bias lookup")
-        elif isinstance(op, Rotary):  # x·cos and rotate_half(x)·sin beside their sum (in fp32 under autocast)
-            wide = x.amp and dt[op.x.storage] != 4
-            extra = (3 if wide else 2) * alloc(x.n(op.x) * (4 if wide else dt[op.x.storage]))
-            what = ("x·cos", "rotate_half(x)·sin") + (("their fp32 sum",) if wide else ())
-        elif isinstance(op, Glu):  # beside the product: fn(a); before it, fn(a) and a composed formula's parts
-            extra = max(1, activation_profile(op.fn)[2]) * alloc(x.n(op.out) * dt[op.x.storage])
-            what = (f"{op.fn}(input)",)
-        elif isinstance(op, Mean):  # the masked product over [B, S, W]
-            extra, what = alloc(x.n(op.x) * dt[op.x.storage]), ("hidden · mask",)
+        extra, what = no_grad_extra(op, x, dt)
         self.produce(op.out)
         self.mark(extra, what)
 

@@ -35,6 +35,7 @@ from .memsim import (
     Sim,
     TrainingPeak,
     _forward_top,
+    no_grad_extra,
     _saved_of,
     alloc,
     buffer_bytes,
@@ -430,13 +431,25 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
                 holds[x_in.storage] = op.out
         holds[enc.inp.storage] = enc.out
         forward_end = _forward_top(p, x, dt, steady + below, layer_and_head, shared_in, last.ops, head_ops,
-                                   lambda op, x, dt: saved_of(op, x, dt, need_all), holds)
+                                   lambda op, x, dt: saved_of(op, x, dt, need_all), holds,
+                                   lambda op: _temps(op, x, dt, need_all))
     peak = max(head_peak, best, emb.peak, steady + grads_total, forward_end)
     where = max((head_peak, "loss and head backward"), (best, "encoder backward"), (emb.peak, "embeddings backward"),
                 (steady + grads_total, "optimizer step"), (forward_end, "forward, last layer and head"))[1]
     return TrainingPeak(weights, opt, grads_total, steady, saved, per_app, saved_bytes(emb_saved),
                         saved_bytes(head_saved), casts, enc.times if enc is not None else 0, peak, where, emb.live,
                         left, head_peak, encoder_start, rise1, net1, encoder_end, emb.peak)
+
+
+def _temps(op: Op, x: Ctx, dt: dict[Value, int], need: set[Value]) -> int:
+    """An op that builds no graph runs as in a no-grad forward: what it holds beside its output while it runs
+    (a LayerNorm's statistics, a composed activation's parts, the GLU's fn(a)...), and dropout's mask, which
+    nothing keeps. An op that saves is modelled as memsim models full fine-tuning."""
+    if op.out in need:
+        return 0
+    if isinstance(op, Dropout):
+        return alloc(x.n(op.x))
+    return no_grad_extra(op, x, dt)[0]
 
 
 def _block_run(b: _Block, saved: dict[Key, int], once: dict[Key, int], x: Ctx, dt: dict[Value, int],
