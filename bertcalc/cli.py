@@ -907,18 +907,13 @@ def memory(
     if sweep:
         from .api import sweep as sweep_
 
-        if tune:
-            from .errors import UsageError
-
-            raise UsageError("--sweep with an adapter or a freeze is not wired yet; run memory per cell",
-                             param="sweep")
         if dist.get("zero") is not None or dist.get("gpus") is not None or dist.get("fsdp"):
             _note("memory", "--zero, --fsdp and --gpus do not apply to --sweep; the grid is per GPU")
         _emit(sweep_(spec, axes=sweep, batch=batch, seq=seq, mode=mode.value, precision=precision.value,
                      optimizer="adamw" if optimizer is None else optimizer.value, attention=attention.value,
                      grad_checkpointing=grad_checkpointing, fit=fit, gpu=gpu, reserved=reserved or None,
                      context=context_bytes, mfu=mfu, peak_tflops=peak_tflops, alloc_conf=alloc_conf,
-                     choices=choices), fmt, output,
+                     choices=choices, **tune), fmt, output,
               force=force)
         return
     if reserved and mode.value == "infer":

@@ -35,11 +35,10 @@ from .memsim import (
     Sim,
     TrainingPeak,
     _forward_top,
-    no_grad_extra,
     _saved_of,
     alloc,
-    buffer_bytes,
     dtypes,
+    no_grad_extra,
     optimizer_bytes,
     owners_of,
     saved_bytes,
@@ -191,11 +190,7 @@ def saved_of(op: Op, x: Ctx, dt: dict[Value, int], need: set[Value]) -> list[tup
         return full if op.part.tensors[0].trainable else [kv for kv in full if kv[0] == (op, "w")]
     if isinstance(op, Matmul):
         keep = {"a": op.b in need, "b": op.a in need}
-        out = []
-        for (k, n), (tag, v) in zip(full, (("a", op.a), ("b", op.b)), strict=True):
-            if keep[tag]:
-                out.append((k, n))
-        return out
+        return [kn for kn, tag in zip(full, ("a", "b"), strict=True) if keep[tag]]
     if isinstance(op, AttentionOp) and not sdpa(op, x):
         q, k, v = op.q in need, op.k in need, op.v in need
         tags = {"qc": k, "kc": q, "probs": q or k or op.p == 0, "mask": q or k, "probs_bf16": v, "dropped": v,
@@ -372,7 +367,7 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
         for b, d in reversed(list(zip(blocks, per_block, strict=True))):
             if b.out not in b.need:
                 continue  # nothing below the lowest trainable tensor builds a graph
-            r1, n1 = _block_run(b, d, once, x, dt, owners, shared, first_app, False if first_app else True,
+            r1, n1 = _block_run(b, d, once, x, dt, owners, shared, first_app, not first_app,
                                 shared_in)
             if b.count > 1:
                 r2, n2 = _block_run(b, d, once, x, dt, owners, shared, False, True, shared_in)
@@ -485,4 +480,4 @@ def check(arch: Architecture, o: Options) -> None:
                          "through PEFT's wrapped Linears); use --mode train, or merge the adapter", param="mode")
 
 
-__all__ = ["buffer_bytes", "check", "optimizer", "trainable_grad_bytes", "training_peak"]
+__all__ = ["check", "optimizer", "trainable_grad_bytes", "training_peak"]
