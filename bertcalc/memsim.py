@@ -1709,7 +1709,8 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
             opt_formula = _step_constants(arch, cfg, o, Ctx.of(o))[5]  # optimizer_bytes(arch, o)[1], derived once
         terms += [
             Term("weights", t.weights, f"{wb} B × N, N = {n:,} (+ index buffers)"),
-            Term("gradients", t.gradients, f"{wb} B × N", role=Role.AFTER),
+            Term("gradients", t.gradients, f"{wb} B × N" if arch.adapted is None else
+                 f"{wb} B × N_trainable, N_trainable = {arch.trainable_parameters:,}", role=Role.AFTER),
             Term("optimizer states", t.optimizer, opt_formula),
             Term("saved activations", t.saved, "embeddings + L × layer + head and loss"
                  + (" + bf16 weight copies" if o.amp else "") + (" (checkpointed: layer inputs only)"

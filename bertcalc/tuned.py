@@ -35,6 +35,7 @@ from .memsim import (
     Sim,
     TrainingPeak,
     _forward_top,
+    _register,
     _saved_of,
     alloc,
     dtypes,
@@ -72,7 +73,6 @@ LORA_DROPOUT = ".lora_dropout"  # the name of the value LoRA's dropout makes
 HELD = ".held"  # the attention probabilities Python holds where nothing saves them
 
 
-
 def _op_part(op: Op) -> Part | None:
     if isinstance(op, (Linear, Norm, Param)):
         return op.part
@@ -88,8 +88,8 @@ def _with_part(op: Op, part: Part) -> Op:
 
 
 def _trains(part: Part) -> bool:
-    return any(t.trainable for t in part.tensors if t.tied_to is None) or any(
-        t.trainable for t in part.tensors if t.tied_to is not None)
+    """Whether any of the part's tensors requires grad (a tied one has its source's flag)."""
+    return any(t.trainable for t in part.tensors)
 
 
 class _Parts:
@@ -119,8 +119,9 @@ def _adapter_tensors(part: Part) -> tuple[list, list, list]:
 
 def _rewrite(ops: tuple[Op, ...], parts: dict[str, Part], dropout: float,
              memo: dict[Value, Value]) -> tuple[Op, ...]:
-    """The ops with the adapted parts, each LoRA-wrapped Linear expanded into PEFT's forward. ``memo`` maps a
-    rewritten Linear's new values, so that a template rewritten for two runs keeps its own values apart."""
+    """The ops with the adapted parts, each LoRA-wrapped Linear expanded into PEFT's forward (new values each
+    call, so a template rewritten for two runs keeps them apart). ``memo`` gets each wrapped Linear's output ->
+    its input."""
     out: list[Op] = []
     for op in ops:
         part = _op_part(op)
@@ -225,11 +226,6 @@ def _savers(ops: tuple[Op, ...], x: Ctx, dt: dict[Value, int], need: set[Value],
     return out
 
 
-def _register(sim: Sim, d: dict[Key, int]) -> None:
-    for k, n in d.items():
-        sim.bufs[k] = [alloc(n), 0]
-
-
 def _dtypes(ops: tuple[Op, ...], base: dict[Value, int], x: Ctx) -> dict[Value, int]:
     """The program's dtypes, plus the LoRA values: Linear outputs in the matmul dtype, dropout in its input's."""
     dt = DTypes()
@@ -308,7 +304,7 @@ def optimizer(arch: Architecture, o: Options) -> tuple[int, str]:
     params = [(t, c.repeat) for c in arch.components for p in c.parts for t in p.tensors
               if t.tied_to is None and t.trainable]
     total, formula = optimizer_bytes(arch, o, params=params)
-    return total, formula.replace("N", "N_trainable", 1)
+    return total, formula.replace("N", "N_trainable", 1).replace("per parameter tensor", "per trainable tensor")
 
 
 def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingPeak:

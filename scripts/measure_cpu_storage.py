@@ -43,7 +43,10 @@ config class, num_labels included), pooler, params, weights_bytes, peak_bytes; f
 saved_activations_bytes (live after forward and loss minus before), after_backward_bytes, peak_fwd_bwd_bytes,
 peak_step_bytes. peak_op, peak_phase and peak_top (the largest live storages at the peak: creating op, phase,
 shape, dtype, rounded bytes) say what the peak was made of; saved_by_op sums the saved activations by the op
-that made them. All byte counts are above zero, i.e. they include the weights, as the GPU records do.
+that made them. All byte counts are above zero, i.e. they include the weights, as the GPU records do. The LoRA /
+freeze sweep (``--lora``) adds adapter_name, adapter (``{"lora": LoraConfig kwargs}`` for ``peft.get_peft_model``, or
+``{"freeze": [...], "train": [...]}``, bertcalc's groups, applied with ``requires_grad_(False)`` by the HF names
+``make_peft_fixtures.frozen`` gives them) and trainable_params; params is then PEFT's "all params" (base + adapter).
 
     python scripts/measure_cpu_storage.py OUT.jsonl                   # the whole sweep (a few minutes)
     python scripts/measure_cpu_storage.py OUT.jsonl --only albert --quick
