@@ -444,7 +444,7 @@ LORA_CONFIGS = {
     "bert-odd": SWEEP["bert-odd"],
 }
 LORA_HEADS = ("seq-cls", "mlm", "model")
-LORA_SHAPES = [(4, 64)]
+LORA_SHAPES = [(4, 64), (2, 100)]
 LORA_TARGETS = {"bert": ["query", "value"], "roberta": ["query", "value"], "distilbert": ["q_lin", "v_lin"],
                 "albert": ["query", "value"], "deberta_v2": ["query_proj", "value_proj"],
                 "modernbert": ["Wqkv"]}
