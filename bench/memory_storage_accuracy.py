@@ -16,6 +16,10 @@ too (``raw``), not scored.
     python bench/memory_storage_accuracy.py OUT.jsonl --worst 10
     python bench/memory_storage_accuracy.py --markdown > table.md
     python bench/memory_storage_accuracy.py --compact                # one row per config and head
+
+A record with an ``adapter`` (cpu_storage_fp32_eager_lora.jsonl: real peft, or requires_grad freezes) is predicted
+for the same adapter (its LoraConfig fields read as an adapter_config.json) or freeze groups; its head is shown
+with the adapter's name (``seq-cls lora-qv-dropout``).
 """
 
 from __future__ import annotations
@@ -56,6 +60,12 @@ def predict(rec: dict) -> dict:
     cfg = config_class(rec["family"]).model_validate(dict(rec["hf_config"]))
     head = rec["head"]
     arch = build(cfg, head=head, pooler=rec.get("pooler", True) if head == "model" else True)
+    if "adapter" in rec:  # a peft LoraConfig's fields (as adapter_config.json holds them), or freeze groups
+        from bertcalc.api import tuned
+
+        a = rec["adapter"]
+        arch = tuned(arch, adapter=a["lora"]) if "lora" in a else \
+            tuned(arch, freeze=",".join(a["freeze"]) or None, train=",".join(a["train"]) or None)
     o = memsim.Options(mode=MODES[rec["mode"]], precision="fp32", attention=rec.get("attn", "eager"),
                        batch=rec["batch"], seq=rec["seq"], choices=rec.get("choices"))
     out = {"params": arch.total_parameters, "weights": memsim.weights_bytes(arch, cfg, 4)}
@@ -74,7 +84,7 @@ def label(rec: dict) -> str:
     from bertcalc import families
 
     nopooler = rec["head"] == "model" and not rec.get("pooler", True) and families.module(rec["family"]).POOLER_ARG
-    return rec["head"] + ("-nopooler" if nopooler else "")
+    return rec["head"] + ("-nopooler" if nopooler else "") + (f" {rec['adapter_name']}" if "adapter" in rec else "")
 
 
 def evaluate(path: Path | list[Path]) -> tuple[dict, list[dict], dict]:

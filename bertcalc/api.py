@@ -469,6 +469,10 @@ def memory(
     reshard: bool = True,
     link_gbps: float | None = None,
     choices: int | None = None,
+    lora: Any = None,
+    adapter: Any = None,
+    freeze: Any = None,
+    train: Any = None,
 ) -> MemoryReport:
     """Peak GPU memory (what torch.cuda.max_memory_allocated reports), term by term.
 
@@ -482,10 +486,13 @@ def memory(
     ``gpus`` > 1 alone (DDP) add ``report.distributed``: per-rank memory for ``gpus`` × ``nodes`` ranks at
     ``batch`` per rank (``bertcalc.distributed``), with ``offload`` (optimizer, param, both) for ZeRO.
     ``choices``: a multiple-choice model's input is ``[batch, choices, seq]`` (4 choices unless given).
+    ``lora``/``adapter``/``freeze``/``train`` (see :func:`tuned`): a training step of the PEFT model or the
+    partly frozen one: gradients and optimizer states of the trainable parameters only, and what autograd then
+    saves (``bertcalc.tuned``; fp32/eager checked against the CPU harness, docs/memory.md).
     """
     from . import memsim as _memory
 
-    arch = build(spec)
+    arch = tuned(build(spec), lora=lora, adapter=adapter, freeze=freeze, train=train)
     o = _memory.Options(mode=mode, precision=precision, optimizer=optimizer, attention=attention,
                         grad_checkpointing=grad_checkpointing, batch=batch, seq=seq,
                         choices=architecture.rows(arch, batch, choices)[1])
@@ -493,6 +500,12 @@ def memory(
     report = _memory.estimate(arch, spec.config, o, label=spec.label, budget=budget, gpu=gpu_name,
                               reserved=reserved, context=context, allocator=_alloc_conf(alloc_conf))
     ddp_only = zero is None and not fsdp and offload is None
+    if arch.adapted is not None and not (ddp_only and gpus * nodes == 1):
+        from .errors import UsageError
+
+        raise UsageError("per-rank memory with an adapter or a freeze is not modelled (ZeRO, FSDP and DDP shard or "
+                         "reduce the trainable parameters only); leave out --zero/--fsdp/--gpus",
+                         param="zero" if zero is not None else "fsdp" if fsdp else "gpus")
     if not (ddp_only and (mode != "train" or gpus * nodes == 1)):
         from . import distributed
         from .errors import UsageError
@@ -526,10 +539,16 @@ def sweep(
     peak_tflops: float | None = None,
     alloc_conf: str | None = None,
     choices: int | None = None,
+    lora: Any = None,
+    adapter: Any = None,
+    freeze: Any = None,
+    train: Any = None,
 ) -> SweepReport:
     """Peak memory over a grid: ``axes`` is ``"batch=8..256 seq=128,256,512"`` (or a list of such items, or a
     dict of axis -> values), over batch, seq, precision and attention. With ``fit``/``gpu``: each cell against
-    the budget, and the largest batch per row; with ``mfu`` (and ``gpu`` or ``peak_tflops``): time per step."""
+    the budget, and the largest batch per row; with ``mfu`` (and ``gpu`` or ``peak_tflops``): time per step.
+    ``lora``/``adapter``/``freeze``/``train``: the adapted model's training step (:func:`memory`), fitted on the
+    allocated peak."""
     from . import memsim as _memory
     from . import sweeping
 
@@ -538,10 +557,20 @@ def sweep(
     else:
         parsed = sweeping.parse_sweep([axes] if isinstance(axes, str) else list(axes))
     budget, gpu_name = _budget(fit, gpu)
-    arch = build(spec)
+    arch = tuned(build(spec), lora=lora, adapter=adapter, freeze=freeze, train=train)
     o = _memory.Options(mode=mode, precision=precision, optimizer=optimizer, attention=attention,
                         grad_checkpointing=grad_checkpointing, batch=batch, seq=seq,
                         choices=architecture.rows(arch, batch, choices)[1])
+    if arch.adapted is not None:
+        from .errors import UsageError
+        from .tuned import check
+
+        check(arch, o)
+        if reserved:
+            raise UsageError("--reserved with an adapter or a freeze is not modelled; leave it out", param="reserved")
+        if mfu is not None or peak_tflops is not None:
+            raise UsageError("--mfu times each cell from flops, which does not take an adapter yet", param="mfu")
+        reserved = False
     return sweeping.sweep(arch, spec.config, parsed, o, label=spec.label, budget=budget,
                           gpu=gpu_name or gpu, context=context, reserved=reserved, mfu=mfu, peak_tflops=peak_tflops,
                           allocator=_alloc_conf(alloc_conf))

@@ -877,10 +877,12 @@ dist_options = OptionGroup(
 
 
 @app.command()
+@tune_options
 @dist_options
 @model_options
 def memory(
     spec: ModelSpec,
+    tune: dict[str, Any],
     batch: BatchOpt = 8,
     seq: SeqOpt = 128,
     choices: ChoicesOpt = None,
@@ -954,7 +956,7 @@ def memory(
                      optimizer="adamw" if optimizer is None else optimizer.value, attention=attention.value,
                      grad_checkpointing=grad_checkpointing, fit=fit, gpu=gpu, reserved=reserved or None,
                      context=context_bytes, mfu=mfu, peak_tflops=peak_tflops, alloc_conf=alloc_conf,
-                     choices=choices), fmt, output,
+                     choices=choices, **tune), fmt, output,
               force=force)
         return
     if reserved and mode.value == "infer":
@@ -979,7 +981,8 @@ def memory(
     _emit(memory_(spec, batch=batch, seq=seq, mode=mode.value, precision=precision.value,
                   optimizer="adamw" if optimizer is None else optimizer.value, attention=attention.value,
                   grad_checkpointing=grad_checkpointing, fit=fit, gpu=gpu, reserved=reserved or None,
-                  context=context_bytes, alloc_conf=alloc_conf, choices=choices, **dist), fmt, output, force=force)
+                  context=context_bytes, alloc_conf=alloc_conf, choices=choices, **dist, **tune), fmt, output,
+          force=force)
 
 
 @app.command()

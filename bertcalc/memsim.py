@@ -59,6 +59,7 @@ from .program import (
     Repeat,
     Rope,
     Rotary,
+    Scalar,
     Scale,
     Softmax,
     Unbind,
@@ -200,7 +201,7 @@ def dtypes(p: Program, x: Ctx) -> dict[Value, int]:
                 dt[op.out] = op.nbytes
             elif isinstance(op, Softmax):
                 dt[op.out] = 4 if x.amp else x.a
-            elif isinstance(op, (Scale, Gather, Repeat, MaskFill, Mul)):
+            elif isinstance(op, (Scale, Scalar, Gather, Repeat, MaskFill, Mul)):
                 dt[op.out] = of(op.x)
             elif isinstance(op, Add):
                 dt[op.out] = max(of(v) for v in op.xs)
@@ -477,8 +478,11 @@ class Backward:
 
     def __init__(self, sim: Sim, x: Ctx, dt: dict[Value, int], saved: dict[Op, list[Key]], *,
                  owners: dict[str, Part], shared: frozenset[int] = frozenset(), first: bool = True,
-                 params: dict[int, Any] | None = None) -> None:
+                 params: dict[int, Any] | None = None, needs: set[Value] | None = None) -> None:
         self.sim, self.x, self.dt, self.saved = sim, x, dt, saved
+        # with frozen parameters (bertcalc.tuned): the values whose gradient autograd computes (requires_grad);
+        # None: every value (full fine-tuning)
+        self.needs = needs
         self.owners, self.shared, self.first = owners, shared, first
         self.grads: dict[Value, Any] = {}
         self.params: dict[int, Any] = {} if params is None else params  # id(part) -> its gradient's buffer
@@ -491,8 +495,21 @@ class Backward:
     def n(self, v: Value) -> int:
         return self.x.n(v)
 
+    def wants(self, v: Value) -> bool:
+        """Whether autograd computes ``v``'s gradient (it requires grad)."""
+        return self.needs is None or v in self.needs
+
     def deliver(self, v: Value, key: Any) -> None:
-        if v.dtype == "int64" or v in self.grads:
+        if v.dtype == "int64" or (self.needs is not None and v not in self.needs):
+            self.sim.free(key)
+        elif v in self.grads:
+            old = self.grads[v]
+            if self.needs is not None and old in self.sim.bufs:
+                # autograd's input buffer sums two gradients out of place (old + new: neither is a tensor it may
+                # overwrite, as the CPU storage trace shows); then both go
+                total = self.sim.alloc(self.n(v) * self.dt[v.storage])
+                self.sim.free(old)
+                self.grads[v] = total
             self.sim.free(key)
         else:
             self.grads[v] = key
@@ -526,12 +543,19 @@ class Backward:
         if half is not None:
             sim.free(half)
 
+    def part_grad_bytes(self, part: Part) -> int:
+        """A part's gradients: every unique tensor's, or the trainable ones' only when some are frozen."""
+        if self.needs is None:
+            return part_bytes(part, self.x.wb)
+        return sum(alloc(t.parameters * self.x.wb) for t in part.tensors if t.tied_to is None and t.trainable)
+
     def weight_grads(self, part: Part) -> None:
         """The gradients a Linear's backward produces: its own tensors', then those of tensors it is tied to
         (the MLM decoder's weight is the word embeddings')."""
-        self.grad_w(part, part_bytes(part, self.x.wb))
-        for owner in dict.fromkeys(self.owners[t.tied_to] for t in part.tensors if t.tied_to):
-            self.grad_w(owner, part_bytes(owner, self.x.wb))
+        self.grad_w(part, self.part_grad_bytes(part))
+        for owner in dict.fromkeys(self.owners[t.tied_to] for t in part.tensors
+                                   if t.tied_to and (self.needs is None or t.trainable)):
+            self.grad_w(owner, self.part_grad_bytes(owner))
             self.via_linear.add(id(owner))
 
     # ------------------------------------------------------------------------------------------ the ops
@@ -551,6 +575,10 @@ class Backward:
         self.sim.free(g)
 
     def _grad_in(self, op: Op, g: Any, x: Value, nbytes: int) -> None:
+        if not self.wants(x):
+            self.sim.free(g)
+            self.release(op)
+            return
         gi = self.sim.alloc(nbytes)
         self.sim.free(g)
         self.release(op)
@@ -558,19 +586,21 @@ class Backward:
 
     def _linear(self, op: Linear, g: Any) -> None:
         sim, x = self.sim, self.x
-        gi = sim.alloc(self.n(op.x) * x.c)
+        gi = sim.alloc(self.n(op.x) * x.c) if self.wants(op.x) else None
         self.weight_grads(op.part)
         sim.free(g)
         self.release(op)
-        self.deliver(op.x, self._uncast(op.x, gi, 2))
+        if gi is not None:
+            self.deliver(op.x, self._uncast(op.x, gi, 2))
 
     def _norm(self, op: Norm, g: Any) -> None:
         sim, x = self.sim, self.x
-        gi = sim.alloc(self.n(op.x) * x.r)
-        self.grad_w(op.part, part_bytes(op.part, x.wb))
+        gi = sim.alloc(self.n(op.x) * x.r) if self.wants(op.x) else None
+        self.grad_w(op.part, self.part_grad_bytes(op.part))
         sim.free(g)
         self.release(op)
-        self.deliver(op.x, self._uncast(op.x, gi, 4))
+        if gi is not None:
+            self.deliver(op.x, self._uncast(op.x, gi, 4))
 
     def _uncast(self, x: Value, gi: Any, ran_in: int) -> Any:
         """Under autocast an op that ran in another dtype (``ran_in`` bytes) than its input cast the input
@@ -585,6 +615,8 @@ class Backward:
     def _add(self, op: Add, g: Any) -> None:
         sim, x = self.sim, self.x
         for v in op.xs:
+            if not self.wants(v):
+                continue
             if x.amp and self.dt[v.storage] != self.dt[op.out]:
                 self.deliver(v, sim.alloc(self.n(v) * self.dt[v.storage]))  # cast for the narrower branch
             else:
@@ -677,7 +709,7 @@ class Backward:
 
     def _lookup(self, op: Lookup, g: Any) -> None:
         sim, x = self.sim, self.x
-        n = part_bytes(op.table, x.wb)
+        n = self.part_grad_bytes(op.table)
         partials = None
         if x.tokens > 3072:  # CUDA's embedding backward sorts the indices and reduces through [T, E] partials
             partials = sim.alloc(2 * x.tokens * op.table.tensors[0].dims[1].size * 4)
@@ -700,11 +732,20 @@ class Backward:
     def _attention(self, op: AttentionOp, g: Any) -> None:
         sim, x = self.sim, self.x
         th, bass, c = self.n(op.out), self.n(op.scores), x.c
+        if not sdpa(op, x) and not (self.wants(op.q) or self.wants(op.k)):
+            # only V needs a gradient (LoRA on value over a frozen input): probs^T @ grad, nothing before
+            gc = sim.alloc(th * c)
+            sim.free(g)
+            gv = sim.alloc(th * c)
+            sim.free(gc)
+            self.release(op)
+            self.deliver(op.v, gv)
+            return
         if not sdpa(op, x):
             gc = sim.alloc(th * c)  # [B, S, H] -> [B·A, S, H/A] for bmm: a copy
             sim.free(g)
             gp = sim.alloc(bass * c)  # probs @ V
-            gv = sim.alloc(th * c)
+            gv = sim.alloc(th * c) if self.wants(op.v) else None
             sim.free(gc)
             for tag in ("dropped", "probs_bf16", "vc"):
                 self._release_one(op, tag)
@@ -729,8 +770,8 @@ class Backward:
                 self.deliver(op.bias, sim.ref(gs) if self.dt[b] == c else sim.alloc(bass * self.dt[b]))
             graw = sim.alloc(bass * c)  # * scaling
             sim.free(gs)
-            gq = sim.alloc(th * c)  # q @ k^T
-            gk = sim.alloc(th * c)
+            gq = sim.alloc(th * c) if self.wants(op.q) else None  # q @ k^T
+            gk = sim.alloc(th * c) if self.wants(op.k) else None
             sim.free(graw)
             self.release(op)
         else:
@@ -746,9 +787,9 @@ class Backward:
             if op.bias is not None:  # an attn_mask that needs a gradient: the kernel writes one [B, A, S, S]
                 self.deliver(op.bias, sim.alloc(bass * self.dt[op.bias.storage]))
             self.release(op)
-        self.deliver(op.v, gv)
-        self.deliver(op.k, gk)
-        self.deliver(op.q, gq)
+        for v, k in ((op.v, gv), (op.k, gk), (op.q, gq)):
+            if k is not None:
+                self.deliver(v, k)
 
     def _positionbias(self, op: PositionBias, g: Any) -> None:
         """The bias's gradient (summed over the layers) back through expand (a sum over the batch: ``[1, A, S, S]``),
@@ -761,7 +802,7 @@ class Backward:
         sim.free(g)
         dense = sim.alloc(one * e)
         partials = sim.alloc(2 * x.seq * x.seq * op.table.tensors[0].dims[1].size * 4) if x.seq ** 2 > 3072 else None
-        self.params[id(op.table)] = sim.alloc(part_bytes(op.table, x.wb))
+        self.params[id(op.table)] = sim.alloc(self.part_grad_bytes(op.table))
         for k in (partials, dense, summed):
             if k is not None:
                 sim.free(k)
@@ -772,12 +813,14 @@ class Backward:
 
     def _matmul(self, op: Matmul, g: Any) -> None:
         sim, x = self.sim, self.x
-        ga = sim.alloc(self.n(op.a) * x.c)
-        gb = sim.alloc(self.n(op.b) * x.c)
+        ga = sim.alloc(self.n(op.a) * x.c) if self.wants(op.a) else None
+        gb = sim.alloc(self.n(op.b) * x.c) if self.wants(op.b) else None
         sim.free(g)
         self.release(op)
-        self.deliver(op.b, self._uncast(op.b, gb, 2))
-        self.deliver(op.a, self._uncast(op.a, ga, 2))
+        if gb is not None:
+            self.deliver(op.b, self._uncast(op.b, gb, 2))
+        if ga is not None:
+            self.deliver(op.a, self._uncast(op.a, ga, 2))
 
     def _same_size(self, op: Op, g: Any) -> None:
         """One gradient of the input's size: division, gather (scattered into zeros), repeat (summed),
@@ -785,7 +828,7 @@ class Backward:
         x = op.inputs[0]
         self._grad_in(op, g, x, self.n(x) * self.dt[x.storage])
 
-    _scale = _gather = _repeat = _maskfill = _softmax = _mul = _same_size
+    _scale = _gather = _repeat = _maskfill = _softmax = _mul = _scalar = _same_size
 
     def _release_one(self, op: Op, tag: str) -> None:
         keys = self.saved.get(op, [])
@@ -988,6 +1031,10 @@ def _step_constants(arch: Architecture, cfg: ModelConfig, o: Options, x: Ctx) ->
 
 
 def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingPeak:
+    if arch.adapted is not None:  # frozen parts or a LoRA adapter: autograd's rules with the trainable flags
+        from .tuned import training_peak as tuned_peak
+
+        return tuned_peak(arch, cfg, o)
     x = Ctx.of(o)
     p = arch.program
     dt, weights, opt, grads_total, casts, _ = _step_constants(arch, cfg, o, x)
@@ -1076,7 +1123,9 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
 
 
 def _forward_top(p: Program, x: Ctx, dt: dict[Value, int], start: int, saved: dict[Key, int],
-                 shared: list[Value]) -> int:
+                 shared: list[Value], layer_ops: tuple[Op, ...] | None = None,
+                 head_ops: tuple[Op, ...] | None = None, saves: Any = None,
+                 holds: dict[Value, Value] | None = None, temps: Any = None) -> int:
     """The training forward's highest point in its last layer and the head: ``start`` (the model states, the
     embeddings' and the earlier layers' saved tensors) plus what the base model holds that nothing saves (its
     masks and shared tables), then op by op: each output and each tensor an op saves is allocated; a value is
@@ -1090,8 +1139,11 @@ def _forward_top(p: Program, x: Ctx, dt: dict[Value, int], start: int, saved: di
     held.discard(p.embedded.storage)  # the first layer's input: counted with the layers' saved tensors
     base_only = sum(alloc(x.n(v) * dt[v]) for v in held if v not in saved and v.dtype != "param")
     live += base_only
-    ops = (*p.encoder.ops, *p.tail, *p.head)
-    base_end = len(p.encoder.ops) + len(p.tail)  # the base model returns: what only it held is freed
+    # ``layer_ops``, ``head_ops`` and ``saves`` (an op's saved set): a model with frozen parts (bertcalc.tuned)
+    layer_ops = p.encoder.ops if layer_ops is None else layer_ops
+    ops = (*layer_ops, *((*p.tail, *p.head) if head_ops is None else head_ops))
+    base_end = len(layer_ops) + len(p.tail)  # the base model returns: what only it held is freed
+    saves = saved_of if saves is None else saves
     uses: dict[Value, int] = {}
     for op in ops:
         for v in op.inputs:
@@ -1109,6 +1161,7 @@ def _forward_top(p: Program, x: Ctx, dt: dict[Value, int], start: int, saved: di
         if isinstance(op, Dropout) and op.x.until is not None:
             until[op.x.storage] = None
             until.setdefault(op.out.storage, op.x.until)
+    until.update(holds or {})  # Python's references that full fine-tuning never sees (the saved set holds them)
 
     def drop(v: Value) -> None:
         nonlocal live
@@ -1127,11 +1180,11 @@ def _forward_top(p: Program, x: Ctx, dt: dict[Value, int], start: int, saved: di
         if out not in store and out not in held and out.dtype != "param" and op.out.dims:
             store[out] = alloc(x.n(out) * dt[out])
             live += store[out]
-        for k, n in saved_of(op, x, dt):
+        for k, n in saves(op, x, dt):
             if not isinstance(k, Value) and k not in store:
                 store[k] = alloc(n)
                 live += store[k]
-        top = max(top, live)
+        top = max(top, live + (temps(op) if temps is not None else 0))
         for v in waiting.pop(op.out, []):
             if v in store:
                 live -= store.pop(v)
@@ -1145,6 +1198,35 @@ def _forward_top(p: Program, x: Ctx, dt: dict[Value, int], start: int, saved: di
 
 
 # ---------------------------------------------------------------------------------------------- inference
+
+
+def no_grad_extra(op: Op, x: Ctx, dt: dict[Value, int]) -> tuple[int, tuple[str, ...]]:
+    """What an op holds beside its output while it runs in a no-grad forward (freed when it returns): a
+    LayerNorm's statistics, a composed activation's parts, the rotary products, the GLU's fn(a)...; with what
+    each is."""
+    extra, what = 0, ()
+    if isinstance(op, Norm):  # native_layer_norm returns its statistics too
+        rows = x.n(op.x) // op.x.width.size
+        extra, what = 2 * alloc(rows * 4), ("LayerNorm statistics",)
+    elif isinstance(op, Act):
+        more = activation_profile(op.fn)[2]
+        if more:
+            extra = more * alloc(x.n(op.x) * dt[op.x.storage])
+            what = (f"{more} more from the composed {op.fn}",)
+    elif isinstance(op, PositionBias):  # the [S, S] bucket ids and the [S, S, A] lookup, until it returns
+        ss = x.seq * x.seq
+        extra = alloc(ss * 8) + alloc(ss * op.table.tensors[0].dims[1].size * dt[op.out])
+        what = ("bucket ids", "bias lookup")
+    elif isinstance(op, Rotary):  # x·cos and rotate_half(x)·sin beside their sum (in fp32 under autocast)
+        wide = x.amp and dt[op.x.storage] != 4
+        extra = (3 if wide else 2) * alloc(x.n(op.x) * (4 if wide else dt[op.x.storage]))
+        what = ("x·cos", "rotate_half(x)·sin") + (("their fp32 sum",) if wide else ())
+    elif isinstance(op, Glu):  # beside the product: fn(a); before it, fn(a) and a composed formula's parts
+        extra = max(1, activation_profile(op.fn)[2]) * alloc(x.n(op.out) * dt[op.x.storage])
+        what = (f"{op.fn}(input)",)
+    elif isinstance(op, Mean):  # the masked product over [B, S, W]
+        extra, what = alloc(x.n(op.x) * dt[op.x.storage]), ("hidden · mask",)
+    return extra, what
 
 
 @dataclass(frozen=True)
@@ -1262,28 +1344,7 @@ class Forward:
         if isinstance(op, AttentionOp):
             self._attention(op)
             return
-        extra, what = 0, ()
-        if isinstance(op, Norm):  # native_layer_norm returns its statistics too
-            rows = x.n(op.x) // op.x.width.size
-            extra, what = 2 * alloc(rows * 4), ("LayerNorm statistics",)
-        elif isinstance(op, Act):
-            more = activation_profile(op.fn)[2]
-            if more:
-                extra = more * alloc(x.n(op.x) * dt[op.x.storage])
-                what = (f"{more} more from the composed {op.fn}",)
-        elif isinstance(op, PositionBias):  # the [S, S] bucket ids and the [S, S, A] lookup, until it returns
-            ss = x.seq * x.seq
-            extra = alloc(ss * 8) + alloc(ss * op.table.tensors[0].dims[1].size * dt[op.out])
-            what = ("bucket ids", "bias lookup")
-        elif isinstance(op, Rotary):  # x·cos and rotate_half(x)·sin beside their sum (in fp32 under autocast)
-            wide = x.amp and dt[op.x.storage] != 4
-            extra = (3 if wide else 2) * alloc(x.n(op.x) * (4 if wide else dt[op.x.storage]))
-            what = ("x·cos", "rotate_half(x)·sin") + (("their fp32 sum",) if wide else ())
-        elif isinstance(op, Glu):  # beside the product: fn(a); before it, fn(a) and a composed formula's parts
-            extra = max(1, activation_profile(op.fn)[2]) * alloc(x.n(op.out) * dt[op.x.storage])
-            what = (f"{op.fn}(input)",)
-        elif isinstance(op, Mean):  # the masked product over [B, S, W]
-            extra, what = alloc(x.n(op.x) * dt[op.x.storage]), ("hidden · mask",)
+        extra, what = no_grad_extra(op, x, dt)
         self.produce(op.out)
         self.mark(extra, what)
 
@@ -1624,16 +1685,32 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
         raise UsageError(f"unknown attention {o.attention!r}; choose eager or sdpa", param="attention")
     check_batch(cfg, o.batch, o.seq)
     unsupported(arch, cfg, o)
+    if arch.adapted is not None:
+        from .tuned import check
+
+        check(arch, o)
+        if reserved:
+            raise UsageError("--reserved with an adapter or a freeze is not modelled (the allocator replay "
+                             "follows full fine-tuning's allocations); leave it out", param="reserved")
+        if zero is not None or gpus > 1:
+            raise UsageError("distributed memory with an adapter or a freeze is not modelled", param="zero")
+        reserved = False
     n = arch.total_parameters
     wb = o.weight_bytes
     terms: list[Term] = []
     detail: list[Term] = []
     if o.mode == "train":
         t = training_peak(arch, cfg, o)
-        opt_formula = _step_constants(arch, cfg, o, Ctx.of(o))[5]  # optimizer_bytes(arch, o)[1], derived once
+        if arch.adapted is not None:
+            from .tuned import optimizer as tuned_optimizer
+
+            opt_formula = tuned_optimizer(arch, o)[1]
+        else:
+            opt_formula = _step_constants(arch, cfg, o, Ctx.of(o))[5]  # optimizer_bytes(arch, o)[1], derived once
         terms += [
             Term("weights", t.weights, f"{wb} B × N, N = {n:,} (+ index buffers)"),
-            Term("gradients", t.gradients, f"{wb} B × N", role=Role.AFTER),
+            Term("gradients", t.gradients, f"{wb} B × N" if arch.adapted is None else
+                 f"{wb} B × N_trainable, N_trainable = {arch.trainable_parameters:,}", role=Role.AFTER),
             Term("optimizer states", t.optimizer, opt_formula),
             Term("saved activations", t.saved, "embeddings + L × layer + head and loss"
                  + (" + bf16 weight copies" if o.amp else "") + (" (checkpointed: layer inputs only)"
@@ -1646,8 +1723,11 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
         vocab = any(isinstance(op, Loss) and op.kind == "vocab" for op in arch.program.head)
         detail += [
             Term("embeddings", t.saved_embeddings, "LayerNorm input and statistics, dropout mask", role=Role.PART),
-            Term("one layer", t.saved_layer, kept, role=Role.UNIT),
-            Term(f"all layers (× {t.layers})", t.layers * t.saved_layer, "L × one layer", role=Role.PART),
+            Term("one layer" if arch.adapted is None else "last layer", t.saved_layer, kept, role=Role.UNIT),
+            Term(f"all layers (× {t.layers})", t.layers * t.saved_layer, "L × one layer", role=Role.PART)
+            if arch.adapted is None else
+            Term(f"all layers (× {t.layers})", t.saved - t.saved_embeddings - t.saved_head - t.weight_casts,
+                 "layer by layer: frozen layers below the lowest trainable tensor save nothing", role=Role.PART),
             Term("head and loss", t.saved_head, "MLM: transform, decoder input, log-softmax [B·S, V]"
                  if vocab else "the head's inputs and the loss", role=Role.PART),
         ]

@@ -338,6 +338,11 @@ class Scale(Unary):
 
 
 @dataclass(frozen=True, eq=False)
+class Scalar(Unary):
+    """``x * c`` with a Python number ``c`` (LoRA's ``scaling``): a new tensor; autograd saves nothing."""
+
+
+@dataclass(frozen=True, eq=False)
 class Gather(Unary):
     """``torch.gather(x, -1, index)`` with an integer ``index`` value (made by a :class:`Make`): saves its input
     and the index; the backward scatters the gradient into zeros of ``x``'s size."""

@@ -43,7 +43,10 @@ config class, num_labels included), pooler, params, weights_bytes, peak_bytes; f
 saved_activations_bytes (live after forward and loss minus before), after_backward_bytes, peak_fwd_bwd_bytes,
 peak_step_bytes. peak_op, peak_phase and peak_top (the largest live storages at the peak: creating op, phase,
 shape, dtype, rounded bytes) say what the peak was made of; saved_by_op sums the saved activations by the op
-that made them. All byte counts are above zero, i.e. they include the weights, as the GPU records do.
+that made them. All byte counts are above zero, i.e. they include the weights, as the GPU records do. The LoRA /
+freeze sweep (``--lora``) adds adapter_name, adapter (``{"lora": LoraConfig kwargs}`` for ``peft.get_peft_model``, or
+``{"freeze": [...], "train": [...]}``, bertcalc's groups, applied with ``requires_grad_(False)`` by the HF names
+``make_peft_fixtures.frozen`` gives them) and trainable_params; params is then PEFT's "all params" (base + adapter).
 
     python scripts/measure_cpu_storage.py OUT.jsonl                   # the whole sweep (a few minutes)
     python scripts/measure_cpu_storage.py OUT.jsonl --only albert --quick
@@ -52,6 +55,7 @@ that made them. All byte counts are above zero, i.e. they include the weights, a
         --only roberta_prelayernorm
     python scripts/measure_cpu_storage.py tests/fixtures/memory/cpu_storage_fp32_eager_xlm_roberta_xl.jsonl \
         --only xlm_roberta_xl
+    python scripts/measure_cpu_storage.py tests/fixtures/memory/cpu_storage_fp32_eager_lora.jsonl --lora
     python scripts/measure_cpu_storage.py --selftest                  # the hand-computed nn.Linear check
     python scripts/measure_cpu_storage.py tests/fixtures/memory/cpu_storage_fp32_eager_heads.jsonl --heads
 
@@ -428,10 +432,69 @@ def _unique(tensors) -> list[torch.Tensor]:
     return out
 
 
+# the LoRA / freeze sweep (--lora, cpu_storage_fp32_eager_lora.jsonl): real peft (get_peft_model with a
+# LoraConfig) and requires_grad_(False) freezes, on one small config per family. The adapters: peft's default
+# targets (query+value, or the family's own names) with lora_dropout 0.1; all-linear without dropout; all-linear
+# with dropout and bias="all"; explicit targets with a LayerNorm in modules_to_save. The freezes: the embeddings and
+# layer 0; the head only. seq-cls gets PEFT's SEQ_CLS task (its classifier in modules_to_save, automatically).
+LORA_CONFIGS = {
+    "bert-small": SWEEP["bert-small"], "roberta-small": SWEEP["roberta-small"],
+    "distilbert-small": SWEEP["distilbert-small"], "albert-small": SWEEP["albert-small"],
+    "deberta-small": SWEEP["deberta-small"], "modernbert-small": SWEEP["modernbert-small"],
+    "bert-odd": SWEEP["bert-odd"],
+}
+LORA_HEADS = ("seq-cls", "mlm", "model")
+LORA_SHAPES = [(4, 64), (2, 100)]
+LORA_TARGETS = {"bert": ["query", "value"], "roberta": ["query", "value"], "distilbert": ["q_lin", "v_lin"],
+                "albert": ["query", "value"], "deberta_v2": ["query_proj", "value_proj"],
+                "modernbert": ["Wqkv"]}
+LORA_NORM = {"distilbert": "output_layer_norm", "modernbert": "mlp_norm"}  # a LayerNorm per layer, by suffix
+
+
+def lora_adapters(family: str, head: str) -> dict[str, dict]:
+    """name -> the adapter as a record stores it: {"lora": LoraConfig kwargs} or {"freeze": [...], "train": [...]}
+    (bertcalc's freeze groups; the HF names they cover are make_peft_fixtures.frozen's)."""
+    task = {"seq-cls": "SEQ_CLS", "token-cls": "TOKEN_CLS", "qa": "QUESTION_ANS"}.get(head)
+    t = LORA_TARGETS[family]
+    base = dict(r=8, lora_alpha=16, task_type=task)
+    out = {
+        "lora-qv-dropout": {"lora": dict(base, target_modules=t, lora_dropout=0.1)},
+        "lora-all-linear": {"lora": dict(base, r=4, target_modules="all-linear", lora_dropout=0.0)},
+        "lora-all-linear-dropout-bias": {"lora": dict(base, r=4, target_modules="all-linear", lora_dropout=0.1,
+                                                      bias="all")},
+        "lora-qv-save-norm": {"lora": dict(base, target_modules=t, lora_dropout=0.0,
+                                           modules_to_save=[LORA_NORM.get(family, "output.LayerNorm")])},
+        "freeze-embeddings-layer0": {"freeze": ["embeddings", "layers=0-0"], "train": []},
+    }
+    if head != "model":
+        out["train-head"] = {"freeze": [], "train": ["head"]}
+    return out
+
+
+def adapt(model, family: str, head: str, adapter: dict):
+    """The model as peft wraps it, or with requires_grad_(False) on the frozen groups."""
+    if "lora" in adapter:
+        import peft
+
+        return peft.get_peft_model(model, peft.LoraConfig(**adapter["lora"]))
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
+    from make_peft_fixtures import frozen
+
+    prefix = model.base_model_prefix + "." if head != "model" else ""
+    flags: dict[int, bool] = {}
+    for n, p in model.named_parameters(remove_duplicate=False):
+        flags[id(p)] = flags.get(id(p), True) and not frozen(n, prefix, adapter["freeze"], adapter["train"])
+    for p in model.parameters():
+        p.requires_grad_(flags[id(p)])
+    return model
+
+
 def one(name: str, family: str, cfg_kw: dict, head: str, mode: str, batch: int, seq: int,
-        pooler: bool = True) -> dict:
+        pooler: bool = True, adapter: dict | None = None, adapter_name: str = "") -> dict:
     torch.manual_seed(0)
     cfg, model = build_model(family, head, cfg_kw, pooler)
+    if adapter is not None:
+        model = adapt(model, family, head, adapter)
     base_model = getattr(model, model.base_model_prefix, model)
     has_pooler = getattr(base_model, "pooler", None) is not None
     rec: dict[str, Any] = dict(config=name, family=family, head=head, mode=mode, attn="eager", batch=batch, seq=seq,
@@ -439,6 +502,9 @@ def one(name: str, family: str, cfg_kw: dict, head: str, mode: str, batch: int, 
                                method="storage")
     if head == "multiple-choice":
         rec["choices"] = CHOICES
+    if adapter is not None:
+        rec["adapter_name"], rec["adapter"] = adapter_name, adapter
+        rec["trainable_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     rec["params"] = sum(p.numel() for p in model.parameters())
     params = _unique(model.parameters())
     buffers = _unique(model.buffers())
@@ -561,6 +627,16 @@ def selftest() -> int:
     return 0 if ok else 1
 
 
+def lora_cases(only: str | None):
+    for name, (family, cfg) in LORA_CONFIGS.items():
+        if only and family != only:
+            continue
+        for head in LORA_HEADS:
+            for aname, adapter in lora_adapters(family, head).items():
+                for b, s in LORA_SHAPES:
+                    yield name, family, cfg, head, "train_fp32", b, s, True, adapter, aname
+
+
 def cases(only: str | None, quick: bool, heads: bool = False):
     for name, (family, cfg) in (HEADS_SWEEP if heads else SWEEP).items():
         if only and family != only:
@@ -584,6 +660,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--selftest", action="store_true", help="the hand-computed nn.Linear check")
     ap.add_argument("--heads", action="store_true", help="the heads sweep: the five families' multiple-choice, "
                     "causal-lm and nsp classes, and every XLM-RoBERTa and CamemBERT class")
+    ap.add_argument("--lora", action="store_true", help="the LoRA / freeze sweep (peft adapters, requires_grad "
+                    "freezes): cpu_storage_fp32_eager_lora.jsonl")
     args = ap.parse_args(argv)
     if args.selftest:
         return selftest()
@@ -599,11 +677,19 @@ def main(argv: list[str] | None = None) -> int:
                 "optimizer": "AdamW(foreach=False)", "dropout": "native_dropout (bool mask), p=0 returns input",
                 "date": time.strftime("%Y-%m-%d")}
         fh.write(json.dumps({"meta": meta}) + "\n")
-        for name, family, cfg, head, mode, b, s, pooler in cases(args.only, args.quick, args.heads):
-            rec = one(name, family, cfg, head, mode, b, s, pooler)
+        todo = (lora_cases(args.only) if args.lora else
+                ((*c, None, "") for c in cases(args.only, args.quick, args.heads)))
+        for name, family, cfg, head, mode, b, s, pooler, adapter, aname in todo:
+            try:
+                rec = one(name, family, cfg, head, mode, b, s, pooler, adapter, aname)
+            except (TypeError, ValueError) as exc:  # a config peft refuses (bertcalc refuses it too): no record
+                if adapter is None:
+                    raise
+                print(f"{name:17} {head:11} {aname}: peft refuses it: {type(exc).__name__}: {str(exc)[:100]}")
+                continue
             fh.write(json.dumps(rec) + "\n")
             fh.flush()
-            print(f"{name:17} {head:11} {'' if pooler else 'nopooler':8} {mode:10} {b}x{s:<4} "
+            print(f"{name:17} {head:11} {aname or ('' if pooler else 'nopooler'):8} {mode:10} {b}x{s:<4} "
                   f"{rec['peak_bytes'] / MiB:9.2f} MiB  {time.time() - t0:6.1f}s", flush=True)
     return 0
 

@@ -91,6 +91,17 @@ CALLS = {
     "memory fsdp": lambda p, L: bertcalc.memory(fsdp=True, gpus=8, **_layers_kw(p, L)).to_dict(),
     "memory ddp": lambda p, L: bertcalc.memory(gpus=8, **_layers_kw(p, L)).to_dict(),
     "compare": lambda p, L: bertcalc.compare([p, f"{p}:layers={L}"]).to_dict(),
+    # frozen parts and LoRA (bertcalc.tuned): layer runs and their first layers, replayed block by block
+    "memory lora": lambda p, L: bertcalc.memory(head="seq-cls", lora="r=8,alpha=16,dropout=0.1,targets=all-linear",
+                                                **_layers_kw(p, L)).to_dict(),
+    "memory lora fit": lambda p, L: bertcalc.memory(lora="r=4,targets=all-linear", fit="80GiB",
+                                                    **_layers_kw(p, L)).to_dict(),
+    "memory freeze": lambda p, L: bertcalc.memory(head="mlm", freeze="embeddings,layers=0-5",
+                                                  **_layers_kw(p, L)).to_dict(),
+    "memory lora bare": lambda p, L: bertcalc.memory(lora="r=8,dropout=0.1,targets=all-linear",
+                                                     **_layers_kw(p, L)).to_dict(),
+    "memory freeze embeddings": lambda p, L: bertcalc.memory(freeze="embeddings", **_layers_kw(p, L)).to_dict(),
+    "memory train head": lambda p, L: bertcalc.memory(head="seq-cls", train="head", **_layers_kw(p, L)).to_dict(),
 }
 FAMILY_PRESETS = ("base", "albert-base-v2", "modernbert-base", "deberta-v3-xsmall", "mpnet-base", "distilbert-base")
 
@@ -111,7 +122,8 @@ def test_deep_costs_the_same_as_shallow(call: str) -> None:
 @pytest.mark.parametrize("preset", FAMILY_PRESETS[1:])
 def test_every_family_memory_is_o1_in_layers(preset: str) -> None:
     """ALBERT's groups, ModernBERT's distinct layer 0, DeBERTa's and MPNet's shared inputs, DistilBERT."""
-    for call in ("memory", "memory gc", "memory inference", "memory fit", "flops", "count"):
+    for call in ("memory", "memory gc", "memory inference", "memory fit", "flops", "count", "memory lora bare",
+                 "memory freeze embeddings"):
         if call == "memory gc" and preset == "mpnet-base":
             continue  # transformers cannot checkpoint MPNet's layers: refused
         _same_work(call, preset)
