@@ -104,6 +104,13 @@ def _unknown(name: str) -> NoReturn:
     from .config import suggest
 
     known = names()
+    hub = _hub_match(name, known)
+    if hub is not None:
+        preset, repo = hub
+        raise PresetNotFoundError(
+            f"unknown preset {name!r}; it is the Hub model {repo}, whose config the preset {preset!r} holds: "
+            f"--preset {preset} (or the Hub id {repo}, which needs the network or the HF cache)"
+        )
     close = suggest(name, known) or [n for n in known if name in n or n in name][:3]
     hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise PresetNotFoundError(
@@ -111,3 +118,14 @@ def _unknown(name: str) -> NoReturn:
         f"run 'bertcalc presets' to list them ({', '.join(known)})"
     )
 
+
+def _hub_match(name: str, known: list[str]) -> tuple[str, str] | None:
+    """The preset whose description names the Hub model ``name`` (``bert-base-uncased`` or
+    ``google-bert/bert-base-uncased``), and that model's id. Read only when a name is unknown."""
+    import re
+
+    for preset in known:
+        m = re.search(r"\(([\w.-]+/[\w.-]+)", str(data(preset).get("description", "")))
+        if m and name in (m.group(1).lower(), m.group(1).split("/")[1].lower()):
+            return preset, m.group(1)
+    return None

@@ -327,3 +327,11 @@ def test_with_a_budget_the_cuda_context_is_not_listed_as_left_out(cli) -> None:
     assert any("sets 512 MiB of the budget aside" in n for n in d["not_counted"])
     d = json.loads(cli("memory", "-p", "tiny", "-f", "json").stdout)
     assert any(n.startswith("the CUDA context (") for n in d["not_counted"])
+
+
+@pytest.mark.parametrize(("name", "preset", "repo"), [("bert-base-uncased", "base", "google-bert/bert-base-uncased"),
+                                                      ("distilbert-base-uncased", "distilbert-base",
+                                                       "distilbert/distilbert-base-uncased")])
+def test_a_hub_model_name_given_as_a_preset_points_to_its_preset(cli, name: str, preset: str, repo: str) -> None:
+    """The name most people type first is the Hub model's: say which preset holds its config."""
+    _bad(cli("count", "-p", name), f"--preset {preset}", repo)
