@@ -75,6 +75,8 @@ def test_corpus(case: dict, tmp_path: Path, monkeypatch, warm) -> None:
     before = _tree(work)
 
     start, cpu = time.perf_counter(), time.process_time()
+    for k, v in (case.get("env") or {}).items():  # before invoke: typer builds the command (and reads these) first
+        monkeypatch.setenv(k, v)
     r = CliRunner().invoke(app, _args(case), input=case.get("stdin"))
     took, wall = time.process_time() - cpu, time.perf_counter() - start
 
