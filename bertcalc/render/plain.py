@@ -459,12 +459,16 @@ def draw_chunks(renderable: Any, max_width: int, ansi: Ansi | None = None) -> It
     is raised before the first piece, never halfway through the output."""
     for _ in draw_lines(renderable, max_width, ansi, skip_streams=True):
         pass
+    yield from blocks(line.rstrip() + "\n" for line in draw_lines(renderable, max_width, ansi))
+
+
+def blocks(pieces: Iterable[str]) -> Iterator[str]:
+    """``pieces`` joined into pieces of about :data:`BLOCK` characters: few writes, and none held whole."""
     out: list[str] = []
     n = 0
-    for line in draw_lines(renderable, max_width, ansi):
-        line = line.rstrip() + "\n"
-        out.append(line)
-        n += len(line)
+    for p in pieces:
+        out.append(p)
+        n += len(p)
         if n >= BLOCK:
             yield "".join(out)
             out, n = [], 0

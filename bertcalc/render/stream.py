@@ -13,10 +13,10 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-BLOCK = 1 << 16  # characters per piece written
+from .plain import blocks
 
 
 def streams(report: Any, fmt: str) -> bool:
@@ -39,7 +39,7 @@ def chunks(report: Any, fmt: str) -> Iterator[str]:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(SHAPES_HEADERS)
     yield buf.getvalue()
-    yield from _blocks(_csv_tensor_lines(report))
+    yield from blocks(_csv_tensor_lines(report))
     buf.seek(0)
     buf.truncate()
     for row in shapes_rows(report, tensors=False):
@@ -68,7 +68,7 @@ def _json_chunks(report: Any) -> Iterator[str]:
     text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False)
     head, tail = text.split(json.dumps(_MARK, ensure_ascii=False), 1)
     yield head
-    yield from _blocks(_json_tensor_rows(report))
+    yield from blocks(_json_tensor_rows(report))
     yield tail + "\n"
 
 
@@ -117,16 +117,3 @@ def _csv_tensor_lines(report: Any) -> Iterator[str]:
             w.writerow(tensor_row(report, _MARK, t, rep))
             tail = cache[(id(t), rep)] = buf.getvalue().split(_MARK, 1)[1]
         yield "tensor," + name + tail
-
-
-def _blocks(pieces: Iterable[str]) -> Iterator[str]:
-    out: list[str] = []
-    n = 0
-    for p in pieces:
-        out.append(p)
-        n += len(p)
-        if n >= BLOCK:
-            yield "".join(out)
-            out, n = [], 0
-    if out:
-        yield "".join(out)
