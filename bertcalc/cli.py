@@ -35,21 +35,21 @@ Format = _choice("Format", FORMATS)
 Head = _choice("Head", HEADS)
 
 
-# The run options' choice enums and the memsim tuple each is built from.
+# The run options' choice enums and the tuple of bertcalc.choices each is built from.
 _RUN_SOURCES = {"Precision": "PRECISIONS", "OptimizerChoice": "OPTIMIZERS", "AttentionChoice": "ATTENTIONS",
                 "Mode": "MODES"}
 
 
 class _RunChoices(dict):
-    """The run options' choice enums, built from memsim's tuples the first time a command's signature names
-    one. Only flops and memory do, so count's start-up never imports memsim."""
+    """The run options' choice enums, built from :mod:`bertcalc.choices` the first time a command's signature
+    names one (only flops and memory do)."""
 
     def __missing__(self, name: str) -> Any:
         if name not in _RUN_SOURCES:
             raise KeyError(name)
-        from . import memsim
+        from . import choices
 
-        self[name] = made = _choice(name, getattr(memsim, _RUN_SOURCES[name]))
+        self[name] = made = _choice(name, getattr(choices, _RUN_SOURCES[name]))
         return made
 
 

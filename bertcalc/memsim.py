@@ -30,6 +30,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from .choices import ATTENTIONS, MODES, OPTIMIZERS, PRECISIONS  # noqa: F401 (read as memsim.PRECISIONS...)
 from .config import ModelConfig
 from .errors import UsageError
 from .model import Architecture, Dim, ModelReport, Part, identify
@@ -72,11 +73,6 @@ Mode = Literal["train", "infer"]
 Precision = Literal["fp32", "fp16", "bf16", "amp-bf16", "amp-fp16"]
 Optimizer = Literal["adamw", "adam", "sgd", "sgd-momentum", "adafactor", "adamw-8bit"]
 Attention = Literal["eager", "sdpa"]
-
-PRECISIONS = ("fp32", "fp16", "bf16", "amp-bf16", "amp-fp16")
-OPTIMIZERS = ("adamw", "adam", "sgd", "sgd-momentum", "adafactor", "adamw-8bit")
-ATTENTIONS = ("eager", "sdpa")
-MODES = ("train", "infer")
 
 MiB = 1 << 20
 CUDA_CONTEXT = 512 * MiB  # what a budget leaves to the CUDA context by default: an assumption (docs/memory.md)
