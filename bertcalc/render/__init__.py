@@ -62,6 +62,10 @@ def render(report: Any, fmt: str, *, explain: bool = False, width: int | None = 
         # strict JSON: NaN and Infinity are not JSON (JavaScript, Go and serde refuse them); the core never
         # produces them, so one here is a bug, not bad input
         return json.dumps(document(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    if fmt in ("yaml", "markdown"):  # built whole in memory (YAML at about 4,000 rows a second): bounded
+        from .text import _check_size
+
+        _check_size(report, f"the {'YAML' if fmt == 'yaml' else 'Markdown'} output")
     if fmt == "yaml":
         import yaml
 

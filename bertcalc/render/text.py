@@ -40,15 +40,15 @@ def table_rows(report: Any) -> int:
     return 0  # the other tables have a row per component or term, never per layer
 
 
-def _check_size(report: Any) -> None:
+def _check_size(report: Any, what: str = "the table") -> None:
     n = table_rows(report)
     if n > MAX_TABLE_ROWS:
         from ..errors import TableTooLargeError
 
         fix = "--collapse for one row per layer template" if report.kind == "shapes" else "--diff for the differences"
         raise TableTooLargeError(
-            f"the table would have {n:,} rows (limit {MAX_TABLE_ROWS:,}); use {fix}, or --format csv or json, "
-            "which have no limit", param="format")
+            f"{what} would have {n:,} rows (limit {MAX_TABLE_ROWS:,}); use {fix}, or --format csv or json, "
+            "which stream and have no limit", param="format")
 
 
 def renderable(report: Any, explain: bool = False) -> Any:
