@@ -242,6 +242,10 @@ def read_adapter_config(path: str | Path) -> LoraSpec:
     p = Path(path)
     if p.is_dir():
         p = p / "adapter_config.json"
+    from . import paths
+
+    if paths.kind(p, ConfigFileError) == "other":  # a FIFO with no writer would block the read forever
+        raise ConfigFileError(f"{p}: not a regular file (a FIFO, device or socket); give a peft adapter_config.json")
     try:
         with p.open("rb") as fh:
             raw = fh.read(MAX_ADAPTER_BYTES + 1)
@@ -254,16 +258,11 @@ def read_adapter_config(path: str | Path) -> LoraSpec:
     def bad_constant(name: str) -> Any:
         raise ConfigFileError(f"{p}: {name} is not JSON; write a number")
 
-    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for k, v in pairs:
-            if k in out:
-                raise ConfigFileError(f"{p}: key {k!r} appears twice; keep one")
-            out[k] = v
-        return out
-
     try:
-        data = json.loads(raw.decode("utf-8"), object_pairs_hook=unique, parse_constant=bad_constant)
+        from .loading import _unique
+
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=lambda pairs: _unique(p, pairs),
+                          parse_constant=bad_constant)
     except UnicodeDecodeError:
         raise ConfigFileError(f"{p}: not UTF-8 text; an adapter_config.json is JSON") from None
     except json.JSONDecodeError as exc:

@@ -263,16 +263,17 @@ def test_gpu_names_as_people_write_them(given: str, card: str) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
-@pytest.mark.parametrize("where", ["file", "folder", "config"])
+@pytest.mark.parametrize("where", ["file", "folder", "config", "adapter"])
 def test_a_fifo_is_refused_not_read(cli, tmp_path: Path, where: str) -> None:
     """A FIFO with no writer blocks whoever opens it: bertcalc must refuse it unopened (a hang here is the bug;
     the alarm turns it into a failure)."""
     import signal
 
-    target = tmp_path / ("config.yaml" if where == "config" else "model.safetensors")
+    target = tmp_path / {"config": "config.yaml", "adapter": "adapter_config.json"}.get(where, "model.safetensors")
     os.mkfifo(target)
     arg = target if where != "folder" else tmp_path
-    args = ("count", "-c", str(arg)) if where == "config" else ("inspect", str(arg), "-p", "tiny")
+    args = {"config": ("count", "-c", str(arg)), "adapter": ("count", "-p", "tiny", "--adapter", str(arg))}.get(
+        where, ("inspect", str(arg), "-p", "tiny"))
 
     def hung(*_: object) -> None:
         raise AssertionError(f"bertcalc opened the FIFO {target} and blocked")
