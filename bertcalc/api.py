@@ -569,7 +569,8 @@ def sweep(
         if reserved:
             raise UsageError("--reserved with an adapter or a freeze is not modelled; leave it out", param="reserved")
         if mfu is not None or peak_tflops is not None:
-            raise UsageError("--mfu times each cell from flops, which does not take an adapter yet", param="mfu")
+            raise UsageError("--mfu in a sweep with an adapter or a freeze is not modelled yet (flops takes them: "
+                             "'bertcalc flops --lora ...' times one cell); leave --mfu out", param="mfu")
         reserved = False
     return sweeping.sweep(arch, spec.config, parsed, o, label=spec.label, budget=budget,
                           gpu=gpu_name or gpu, context=context, reserved=reserved, mfu=mfu, peak_tflops=peak_tflops,
