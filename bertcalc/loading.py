@@ -229,8 +229,9 @@ def _plain_integer(p: Path, key: Any, v: Any) -> None:
                               "write it in decimal digits")
 
 
-def _duplicate_yaml_keys(p: Path, node: Any) -> None:
-    """Refuse a mapping key given twice (safe_load keeps the last one silently). Walks the composed node
+def _check_yaml_nodes(p: Path, node: Any) -> None:
+    """Refuse a mapping key given twice (safe_load keeps the last one silently), and an integer value not
+    written in plain decimal (:func:`_plain_integer`). Walks the composed node
     graph once per node (an alias is the node it names, walked once), which is parsing only: nothing is
     constructed."""
     import yaml
@@ -265,7 +266,7 @@ def _safe_yaml(p: Path, text: str) -> Any:
             if node is None:
                 return None
             _yaml_size(p, node)
-            _duplicate_yaml_keys(p, node)
+            _check_yaml_nodes(p, node)
             return loader.construct_document(node)
         finally:
             loader.dispose()
