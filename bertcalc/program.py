@@ -16,7 +16,7 @@ program serves every batch size, and an encoder of 10^9 layers is still one temp
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 from .model import Dim, Part
@@ -88,16 +88,23 @@ class Value:
 # ------------------------------------------------------------------------------------------------------ ops
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Op:
+    """One step of the forward pass, writing ``out``. Ops are built once per program and never changed after:
+    they are plain dataclasses (no ``frozen``, no generated ``__repr__`` per class: both cost import time, the
+    start-up of every command that reads a program) with this one ``__repr__``, the one dataclasses writes."""
+
     out: Value
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}({', '.join(f'{f.name}={getattr(self, f.name)!r}' for f in fields(self) if f.repr)})"
 
     @property
     def inputs(self) -> tuple[Value, ...]:  # pragma: no cover - every op overrides
         return ()
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Input(Op):
     """Integer ids fed to the model (``input_ids [B, S]``). Not counted in memory, like the other inputs."""
 
@@ -106,7 +113,7 @@ class Input(Op):
         return ()
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Unary(Op):
     """An op of one input, ``x``."""
 
@@ -117,7 +124,7 @@ class Unary(Op):
         return (self.x,)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Lookup(Op):
     """``nn.Embedding``: one row of ``table`` per id."""
 
@@ -129,21 +136,21 @@ class Lookup(Op):
         return (self.ids,)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Linear(Unary):
     """``nn.Linear`` over the last dimension of ``x``: ``2 × rows × in × out`` FLOPs."""
 
     part: Part = field(kw_only=True)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Norm(Unary):
     """``nn.LayerNorm`` over the last dimension: saves its input and two statistics per row."""
 
     part: Part = field(kw_only=True)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Add(Op):
     """An elementwise sum (the embeddings' lookups, a residual). Type promotion: fp32 + bf16 is fp32."""
 
@@ -154,7 +161,7 @@ class Add(Op):
         return self.xs
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Dropout(Unary):
     """``nn.Dropout(p)`` in training: a one-byte mask per element. Only emitted for ``p > 0`` (ATen returns the
     input itself at p = 0); the identity in a no-grad forward."""
@@ -162,20 +169,20 @@ class Dropout(Unary):
     p: float = field(kw_only=True)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Act(Unary):
     """An activation function by its HF name (``gelu``, ``gelu_new``, ``relu``, ``tanh``...)."""
 
     fn: str = field(kw_only=True)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Heads(Unary):
     """``view(B, S, A, H/A).transpose(1, 2)``: a view, split into attention heads (or merged back). When its
     value is no view (``.contiguous()`` after the transpose), it is a copy."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Attention(Op):
     """Scaled dot-product attention over head-split ``q``, ``k``, ``v`` (``[B, A, S, H/A]``), with dropout ``p``
     on the probabilities, merged back into ``out`` (``[B, S, H]``). ``scores``, ``probs`` and ``context`` are
@@ -216,7 +223,7 @@ class Attention(Op):
         return self.q.dims[-1]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class PositionBias(Op):
     """A learned additive attention bias ``[B, A, S, S]``: ``table`` (``[buckets, A]``) looked up by the
     relative-position bucket of every (query, key) pair (an int64 ``[S, S]``), permuted to ``[A, S, S]`` and
@@ -230,7 +237,7 @@ class PositionBias(Op):
         return ()
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Unbind(Unary):
     """One of ``parts`` equal pieces of the last dimension of a fused projection, split into heads:
     ``x.view(B, S, parts, A, H/A).unbind(-3)[index].transpose(1, 2)``, a view ``[B, A, S, H/A]``. The backward
@@ -240,7 +247,7 @@ class Unbind(Unary):
     parts: int = field(kw_only=True)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Rope(Op):
     """A rotary table (``cos`` or ``sin`` of the angles, ``[1, S, H/A]``), made once per forward for a layer
     type from ``position_ids``; no parameter, no gradient."""
@@ -250,7 +257,7 @@ class Rope(Op):
         return ()
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Rotary(Unary):
     """Rotary position embedding of head-split ``x``: ``x·cos + rotate_half(x)·sin``, a new contiguous tensor
     of ``x``'s shape (HF computes it in fp32 and casts back to ``x``'s dtype). The products save only the
@@ -264,7 +271,7 @@ class Rotary(Unary):
         return (self.x, self.cos, self.sin)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Glu(Unary):
     """A gated linear unit over the last dimension: ``a, g = x.chunk(2, -1)``, then ``fn(a) * g`` (half of
     ``x``'s width). Saves ``x`` (the activation's input and the gate are views of it) and ``fn(a)``."""
@@ -272,7 +279,7 @@ class Glu(Unary):
     fn: str = field(kw_only=True)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Mask(Op):
     """An attention mask built once per forward from the shapes alone (a sliding window, ``[B, 1, S, S]``):
     additive, in the hidden states' dtype, for eager attention; boolean for sdpa. No gradient."""
@@ -282,19 +289,19 @@ class Mask(Op):
         return ()
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Mean(Unary):
     """The mean over the sequence, ``[B, S, W]`` -> ``[B, W]``, as a masked mean with an all-ones mask:
     ``(x · mask[..., None]).sum(1) / mask.sum(1)``. Saves the ``[B, S]`` boolean mask and the ``[B, 1]``
     integer count."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class First(Unary):
     """``hidden_states[:, 0]``: a view of the first ([CLS]) token of every sequence."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Param(Op):
     """A parameter tensor used as an activation (a table fed straight to a LayerNorm): no FLOPs and no
     activation memory (it is counted in the weights); the gradient it receives is the parameter's."""
@@ -306,7 +313,7 @@ class Param(Op):
         return ()
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Make(Op):
     """A tensor the forward makes from the input's shape alone (an all-ones attention mask, its [B, 1, S, S]
     extension, relative-position ids): ``nbytes`` per element, never differentiated, nothing saved."""
@@ -318,7 +325,7 @@ class Make(Op):
         return ()
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Matmul(Op):
     """A batched matmul of two activations, ``a [..., m, k] @ b [..., k, n]`` (``b`` given as ``[..., n, k]`` with
     ``transpose_b``): ``2 × elements(out) × k`` FLOPs; autograd saves both operands."""
@@ -332,17 +339,17 @@ class Matmul(Op):
         return (self.a, self.b)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Scale(Unary):
     """Division by a 0-dim tensor (``x / √d``): a new tensor; autograd saves the scalar."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Scalar(Unary):
     """``x * c`` with a Python number ``c`` (LoRA's ``scaling``): a new tensor; autograd saves nothing."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Gather(Unary):
     """``torch.gather(x, -1, index)`` with an integer ``index`` value (made by a :class:`Make`): saves its input
     and the index; the backward scatters the gradient into zeros of ``x``'s size."""
@@ -354,12 +361,12 @@ class Gather(Unary):
         return (self.x, self.index)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Repeat(Unary):
     """``x.repeat(B, ...)``: ``x`` copied once per sequence of the batch; saves nothing; the backward sums."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class MaskFill(Unary):
     """``masked_fill(~mask, min)`` with a one-byte mask of dims ``mask`` made inside the op (from the attention
     mask): a new tensor; saves the mask."""
@@ -367,12 +374,12 @@ class MaskFill(Unary):
     mask: tuple[Dim, ...] = field(kw_only=True)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Softmax(Unary):
     """Softmax over the last dimension (fp32 under autocast): saves its output."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Mul(Unary):
     """``x * factor`` with a non-differentiated ``factor`` (a padding mask [B, S, 1], made by a :class:`Make`):
     a new tensor; saves the factor."""
@@ -387,7 +394,7 @@ class Mul(Unary):
 LossKind = Literal["vocab", "classes", "spans", "binary", "sum"]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, repr=False)
 class Loss(Unary):
     """The loss the training step differentiates: ``vocab`` (cross-entropy over the vocabulary, per token),
     ``classes`` (cross-entropy over the labels, per row of ``x``), ``spans`` (QA: start and end cross-entropy
