@@ -48,6 +48,9 @@ def _heads_for(h: int, field: str) -> str:
     return f"{field} {best} (head size {h // best})" if best > 1 else f"a {field} that divides {h}"
 
 
+_DUMPED: dict[type, tuple[str, ...]] = {}  # config class -> the fields ModelConfig.field_values reads
+
+
 class ModelConfig(BaseModel):
     """What every family shares: HF ``PretrainedConfig`` fields that change shapes, and validation."""
 
@@ -110,15 +113,26 @@ class ModelConfig(BaseModel):
         d = self.dims
         return d.H // d.A
 
+    def field_values(self) -> dict[str, Any]:
+        """Every field's value, in declaration order: what ``model_dump()`` gives for these flat configs (ints,
+        floats, text, tuples of text), read straight off the instance, since ``model_dump`` builds the family's
+        pydantic serializer on first use, which a shipped preset (``loading.preset_config``) never needs."""
+        cls = type(self)
+        names = _DUMPED.get(cls)
+        if names is None:  # the fields model_dump() writes: all but those declared ``exclude=True``
+            names = _DUMPED[cls] = tuple(k for k, f in cls.model_fields.items() if not f.exclude)
+        d = self.__dict__
+        return {k: d[k] for k in names}
+
     def fields(self) -> dict[str, Any]:
         """The config as HF field names: the family's own fields first, then the shared ones."""
-        data = self.model_dump()
+        data = self.field_values()
         shared = ModelConfig.model_fields
         return {**{k: v for k, v in data.items() if k not in shared}, **{k: data[k] for k in shared}}
 
     def symbol_values(self) -> dict[str, int]:
         """Every integer field, for formulas: ``{"hidden_size": 768, ...}``."""
-        return {k: v for k, v in self.model_dump().items() if isinstance(v, int) and not isinstance(v, bool)}
+        return {k: v for k, v in self.field_values().items() if isinstance(v, int) and not isinstance(v, bool)}
 
 
 # The flags every family understands (each maps them to its own field names, see ModelConfig.FLAGS).

@@ -75,6 +75,34 @@ def test_compiled_presets_are_the_yaml() -> None:
         assert repr(data) == repr(want), name
 
 
+def test_every_preset_constructs_what_validation_gives() -> None:
+    """``loading.preset_config`` skips pydantic's validator for a shipped preset as it stands: every shipped
+    preset must validate, and the unvalidated config must be the validated one (equal, the same fields set,
+    each value of the same type), or a preset path would differ from the same fields given as overrides."""
+    from bertcalc import catalog
+    from bertcalc.config import config_class, validate
+    from bertcalc.loading import load_preset, preset_config
+
+    for name in catalog.names():
+        source = load_preset(name)
+        validated = validate(config_class(source.family), source.data)
+        built = preset_config(name)
+        assert type(built) is type(validated), name
+        assert built == validated, name
+        assert built.model_fields_set == validated.model_fields_set, name
+        for key, value in validated.model_dump().items():
+            assert type(getattr(built, key)) is type(value), (name, key)
+
+
+def test_a_preset_with_overrides_is_validated() -> None:
+    """Only a preset as it stands skips the validator: an override is checked against the whole config."""
+    import bertcalc
+    from bertcalc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="num_attention_heads"):
+        bertcalc.resolve(preset="base", overrides={"heads": 7})
+
+
 def test_wheel_ships_the_compiled_presets(wheel: Path) -> None:
     z = zipfile.ZipFile(wheel)
     assert z.read("bertcalc/_presets.py").decode() == _hatch_build().compile_presets(ROOT / "presets")
@@ -110,3 +138,16 @@ def test_installed_preset_path_imports_neither_yaml_nor_rich(wheel: Path, tmp_pa
     mods = set(out.stderr.rsplit("MODULES ", 1)[1].split())
     assert "bertcalc._presets" in mods
     assert not {m for m in mods if m.split(".")[0] in ("yaml", "rich")}, args
+
+
+def test_field_values_are_model_dump() -> None:
+    """``ModelConfig.field_values`` reads the fields off the instance instead of ``model_dump()`` (whose
+    serializer costs a schema build): the same mapping, in the same order, for every preset and family."""
+    from bertcalc import catalog
+    from bertcalc.config import config_class, family_names
+    from bertcalc.loading import preset_config
+
+    configs = [preset_config(n) for n in catalog.names()] + [config_class(f)() for f in family_names()]
+    for cfg in configs:
+        got, want = cfg.field_values(), cfg.model_dump()
+        assert list(got) == list(want) and repr(got) == repr(want), type(cfg).__name__
