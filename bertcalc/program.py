@@ -97,7 +97,8 @@ class Op:
     out: Value
 
     def __repr__(self) -> str:
-        return f"{type(self).__qualname__}({', '.join(f'{f.name}={getattr(self, f.name)!r}' for f in fields(self) if f.repr)})"
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
+        return f"{type(self).__qualname__}({shown})"
 
     @property
     def inputs(self) -> tuple[Value, ...]:  # pragma: no cover - every op overrides
