@@ -434,7 +434,7 @@ def load_preset(name: str) -> Source:
 def preset_config(name: str) -> ModelConfig:
     """A shipped preset's config, unchanged, without pydantic's validation: ``model_construct`` of its fields.
 
-    A shipped preset is not user input: ``tests/test_presets.py`` checks that every one validates, and that
+    A shipped preset is not user input: ``tests/test_packaging.py`` checks that every one validates, and that
     this gives the very config validation gives (equal, field by field, with the same fields set). Skipping the
     validator skips building the family's pydantic schema (about 4 ms a family), which is most of what
     ``presets`` and the start-up of ``--preset`` commands spend on pydantic. A preset with overrides, a file or
