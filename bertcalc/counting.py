@@ -6,14 +6,14 @@ formulas next to them are rendered from the same shapes, for people to read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, ClassVar
 
 from .config import ModelConfig
-from .model import Architecture, Component, ModelReport, Part, cached, identify
+from .model import Architecture, Component, ModelReport, Part, cached, frozen, identify
 
 
-@dataclass(frozen=True)
+@frozen
 class TensorRow:
     name: str  # template: may hold {i}
     shape: tuple[int, ...]
@@ -44,7 +44,7 @@ class _Formulas:
         return self._polynomial.render(self._values)
 
 
-@dataclass(frozen=True)
+@frozen
 class PartRow(_Formulas):
     label: str
     module: str
@@ -56,7 +56,7 @@ class PartRow(_Formulas):
     trainable_parameters: int = 0  # of one instance
 
 
-@dataclass(frozen=True)
+@frozen
 class ComponentRow(_Formulas):
     name: str
     parts: tuple[PartRow, ...]
@@ -71,7 +71,7 @@ class ComponentRow(_Formulas):
     trainable_parameters: int = 0  # all instances
 
 
-@dataclass(frozen=True)
+@frozen
 class CountReport(ModelReport):
     """What ``bertcalc count`` shows, computed once; renderers only read it."""
 

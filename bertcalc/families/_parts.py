@@ -3,13 +3,23 @@
 Each returns a :class:`~bertcalc.model.Part` whose tensors have exactly the names and shapes that
 ``torch.nn`` gives them, so a family module reads like the HF ``__init__`` it mirrors. ``role`` says what the
 module does in the forward pass (see :mod:`bertcalc.activations`).
+
+Each is a pure function of hashable arguments (a :class:`Dim` is a frozen value), so it is memoised: configs that
+differ in a few sizes (a sweep over layers or vocabularies, ``compare``) share every part the change leaves
+alone, instead of rebuilding the same tensors. A part is an immutable value; sharing one between models is
+sharing ``Dim(768)``.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from ..model import Dim, Part, TensorSpec, TokenScope
 
+_memo = lru_cache(maxsize=4096)
 
+
+@_memo
 def linear(
     label: str,
     module: str,
@@ -30,12 +40,14 @@ def linear(
     return Part(label, module, "linear", tuple(tensors), tokens=tokens, description=description, role=role)
 
 
+@_memo
 def embedding(label: str, module: str, rows: Dim, dim: Dim, description: str = "", role: str = "") -> Part:
     """``nn.Embedding(rows, dim)``: weight ``[rows, dim]``."""
     return Part(label, module, "embedding", (TensorSpec(f"{module}.weight", (rows, dim), "embedding"),),
                 description=description, role=role)
 
 
+@_memo
 def layernorm(label: str, module: str, dim: Dim, description: str = "", role: str = "", bias: bool = True) -> Part:
     """``nn.LayerNorm(dim, bias=bias)``: weight (γ) ``[dim]`` and, unless ``bias=False``, bias (β) ``[dim]``."""
     tensors = [TensorSpec(f"{module}.weight", (dim,), "norm_weight")]
@@ -44,6 +56,7 @@ def layernorm(label: str, module: str, dim: Dim, description: str = "", role: st
     return Part(label, module, "layernorm", tuple(tensors), description=description, role=role)
 
 
+@_memo
 def lone_bias(label: str, name: str, dim: Dim, description: str = "", role: str = "") -> Part:
     """An ``nn.Parameter`` vector on its own, like ``cls.predictions.bias``."""
     module = name.rsplit(".", 1)[0]
