@@ -18,7 +18,7 @@ import inspect as _inspect
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import architecture, counting
+from . import architecture
 from .config import ModelConfig
 from .loading import ModelSpec, parse_overrides, resolve
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .comparing import CompareReport
+    from .counting import CountReport
     from .flopcount import FlopsReport
     from .inspection import InspectReport
     from .listing import Layout, ShapesReport
@@ -199,10 +200,12 @@ def tuned(arch: Architecture, *, lora: Any = None, adapter: Any = None, freeze: 
 
 @takes_model
 def count(spec: ModelSpec, *, lora: Any = None, adapter: Any = None, freeze: Any = None,
-          train: Any = None) -> counting.CountReport:
+          train: Any = None) -> CountReport:
     """Parameters by component and in total. Overrides use HF field names (``hidden_size=1024``) or flag
     names (``hidden=1024``). With ``lora``/``adapter`` or ``freeze``/``train`` (see :func:`tuned`), also the
     trainable parameters, as PEFT's ``get_nb_trainable_parameters()`` counts them."""
+    from . import counting  # imported here: memory, flops and shapes never need it
+
     arch = tuned(build(spec), lora=lora, adapter=adapter, freeze=freeze, train=train)
     return counting.report(
         arch, spec.config, label=spec.label, notes=_notes(spec, arch), sources=spec.sources,

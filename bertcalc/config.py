@@ -49,6 +49,7 @@ def _heads_for(h: int, field: str) -> str:
 
 
 _DUMPED: dict[type, tuple[str, ...]] = {}  # config class -> the fields ModelConfig.field_values reads
+_FIELDS: dict[type, tuple[str, ...]] = {}  # config class -> those fields in ModelConfig.fields' order
 
 
 class ModelConfig(BaseModel):
@@ -126,13 +127,18 @@ class ModelConfig(BaseModel):
 
     def fields(self) -> dict[str, Any]:
         """The config as HF field names: the family's own fields first, then the shared ones."""
-        data = self.field_values()
-        shared = ModelConfig.model_fields
-        return {**{k: v for k, v in data.items() if k not in shared}, **{k: data[k] for k in shared}}
+        cls = type(self)
+        order = _FIELDS.get(cls)
+        if order is None:
+            names = self.field_values()
+            shared = ModelConfig.model_fields
+            order = _FIELDS[cls] = (*(k for k in names if k not in shared), *(k for k in shared if k in names))
+        d = self.__dict__
+        return {k: d[k] for k in order}
 
     def symbol_values(self) -> dict[str, int]:
         """Every integer field, for formulas: ``{"hidden_size": 768, ...}``."""
-        return {k: v for k, v in self.field_values().items() if isinstance(v, int) and not isinstance(v, bool)}
+        return {k: v for k, v in self.field_values().items() if type(v) is int}  # validated ints are ints; not bools
 
 
 # The flags every family understands (each maps them to its own field names, see ModelConfig.FLAGS).

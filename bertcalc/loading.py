@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from .config import FLAG_NAMES, INTERMEDIATE_RATIO, ModelConfig, config_class, f
 from .errors import ConfigError, ConfigFileError
 from .families import DEFAULT as DEFAULT_FAMILY
 from .families import exists as family_exists
+from .model import frozen
 
 # Keys a bertcalc YAML file may hold besides the config's fields.
 META_KEYS = ("description", "family")
@@ -36,7 +36,7 @@ MAX_CONFIG_BYTES = 1 << 20  # a config is a few KiB at most; refuse to parse any
 MAX_YAML_NODES = 10_000
 
 
-@dataclass(frozen=True)
+@frozen
 class Source:
     """One config source, read and sorted: the family, the field values it sets, and where it came from."""
 
@@ -59,7 +59,7 @@ def default_head(family: str, architectures: tuple[str, ...]) -> str:
     return head if head is not None and head in module(family).HEADS else "model"
 
 
-@dataclass(frozen=True)
+@frozen
 class ModelSpec:
     """One model, resolved: a validated config, the model class (``head``, ``pooler``), and a record of where
     each value came from, for the report's header and its error messages.
@@ -583,12 +583,14 @@ def _map_overrides(
     fields: dict[str, Any] = {}
     where: dict[str, str] = {}
     keys: dict[str, str] = {}
-    known = list(cls.model_fields)
+    model_fields = cls.model_fields  # a class property in pydantic: read it once
+    flags = cls.FLAGS
     for key, value in overrides.items():
         k = key.strip().replace("-", "_")
-        field = cls.FLAGS.get(k, k)
+        field = flags.get(k, k)
         origin = origins.get(key, key)
-        if field not in cls.model_fields:
+        if field not in model_fields:
+            known = list(model_fields)
             if k in FLAG_NAMES:
                 raise ConfigError([f"{origin}: {cls.display} has no such setting; its fields are {', '.join(known)}"])
             close = suggest(k, [*known, *cls.FLAGS])

@@ -10,6 +10,7 @@ read from these modules: adding a family is adding a file here (and its presets)
 from __future__ import annotations
 
 import importlib
+import sys
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
@@ -28,7 +29,9 @@ def _has_file(family: str) -> bool:  # asked on every resolve and build: stat th
 
 
 def module(family: str) -> ModuleType:
-    return importlib.import_module(f"{__name__}.{family}")
+    name = f"{__name__}.{family}"
+    # sys.modules first: import_module walks importlib's Python-level machinery even for a loaded module
+    return sys.modules.get(name) or importlib.import_module(name)
 
 
 @lru_cache(maxsize=1)
