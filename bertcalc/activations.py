@@ -9,17 +9,16 @@ application (L times; for ALBERT's shared group too).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .errors import UsageError
-from .model import Architecture, Dim
+from .model import Architecture, Dim, frozen
 
 if TYPE_CHECKING:  # the program is read only when there is a forward pass to list (shapes --batch --seq)
     from .program import Value
 
 
-@dataclass(frozen=True)
+@frozen
 class Activation:
     """One tensor the forward pass produces. ``dims`` keep their symbols (``B``, ``S``, ``H/A``...)."""
 
@@ -42,7 +41,7 @@ class Activation:
         return math.prod(self.shape)
 
 
-@dataclass(frozen=True)
+@frozen
 class Batch:
     """The symbols of a forward pass: batch and sequence."""
 

@@ -10,12 +10,15 @@ matmuls costs twice the forward, so a training step is 3× the forward.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .config import ModelConfig
+from .architecture import check_batch
+from .architecture import rows as flat_rows
+from .config import MAX_SIZE, ModelConfig
 from .errors import UsageError
-from .model import Architecture, ModelReport, identify
+from .formula import short
+from .model import Architecture, ModelReport, frozen, identify
+from .program import Attention, Linear, Loss, Matmul, size  # flopcount is imported only to count a program
 
 # Dense peak throughput in TFLOP/s (no sparsity), from NVIDIA's datasheets. fp32 is the non-tensor-core rate
 # PyTorch gets with TF32 off (its default for matmuls).
@@ -57,7 +60,7 @@ def gpu_spec(name: str, other: str = "--peak-tflops") -> tuple[str, dict[str, fl
     raise UsageError(f"unknown GPU {name!r}; known: {', '.join(GPUS)} (or give {other} for any other)", param="gpu")
 
 
-@dataclass(frozen=True)
+@frozen
 class FlopRow:
     name: str  # "encoder layer: query"
     component: str
@@ -73,7 +76,7 @@ class FlopRow:
         return self.flops * self.repeat
 
 
-@dataclass(frozen=True)
+@frozen
 class FlopsReport(ModelReport):
     kind: ClassVar[str] = "flops"
 
@@ -171,8 +174,6 @@ def _on_loss_path(prog: Any) -> set:
     template's output standing for the last hidden state and its input for what the embeddings hand it. A
     value no loss depends on (DeBERTa's query_proj of the relative table when only c2p reads keys) has no
     backward."""
-    from .program import Loss
-
     ops = prog.all_ops()
     made = {op.out: op for op in ops}
     links = {}
@@ -203,11 +204,6 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
 
     ``precision=None`` means the default: bf16, or the GPU's best precision when it has no bf16 (T4: fp16).
     A multiple-choice input ``[B, C, S]`` runs over ``B × choices`` rows."""
-    from .architecture import check_batch
-    from .architecture import rows as flat_rows
-    from .config import MAX_SIZE
-    from .formula import short
-    from .program import Attention, Linear, Matmul, size
 
     d = cfg.dims
     if isinstance(batch, int) and batch > MAX_SIZE:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 # One-letter names of config fields, registered by each family's config class (``SYMBOLS``) when it is
 # defined: ``hidden_size`` and DistilBERT's ``dim`` are both H.
@@ -22,6 +23,7 @@ LETTER_ORDER = "LGVPTEHIC"
 
 def register(symbols: Mapping[str, str]) -> None:
     SHORT.update(symbols)
+    short.cache_clear()  # a family imported later may name a symbol short() has already answered
 
 
 Monomial = tuple[str, ...]  # sorted symbols, with repeats: ("hidden_size", "hidden_size") is hidden_size²
@@ -141,6 +143,7 @@ def factor(symbol: str) -> tuple[int, str]:
     return (int(k), field) if sep and k.isdigit() else (1, symbol)
 
 
+@lru_cache(maxsize=1024)
 def short(symbol: str | None) -> str | None:
     """A config field's one-letter name (``hidden_size`` -> ``H``, ``3·hidden_size`` -> ``3H``); other symbols as
     they are."""

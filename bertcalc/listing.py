@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from .activations import Activation
 from .config import ModelConfig
-from .model import Architecture, ModelReport, TensorSpec, identify
+from .model import Architecture, ModelReport, TensorSpec, frozen, identify
 
 Layout = Literal["pt", "tf"]
 
@@ -41,7 +40,7 @@ class Streamed(list):
         return self._n > 0
 
 
-@dataclass(frozen=True)
+@frozen
 class ShapesReport(ModelReport):
     kind: ClassVar[str] = "shapes"
 

@@ -27,13 +27,12 @@ from __future__ import annotations
 import enum
 import itertools
 import math
-from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from .choices import ATTENTIONS, MODES, OPTIMIZERS, PRECISIONS  # noqa: F401 (read as memsim.PRECISIONS...)
 from .config import ModelConfig
 from .errors import UsageError
-from .model import Architecture, Dim, ModelReport, Part, identify
+from .model import Architecture, Dim, ModelReport, Part, frozen, identify
 from .program import (
     Act,
     Add,
@@ -94,7 +93,7 @@ def alloc(nbytes: int) -> int:
     return n
 
 
-@dataclass(frozen=True)
+@frozen
 class Options:
     mode: Mode = "train"
     precision: Precision = "fp32"
@@ -128,7 +127,7 @@ class Options:
 # ------------------------------------------------------------------------------------------ the program
 
 
-@dataclass(frozen=True)
+@frozen
 class Ctx:
     """The dtypes of one run: bytes per element of activations (``a``), of matmul outputs (``c``: bf16 under
     autocast), and of gradients of the residual stream and LayerNorms (``r``: fp32 under autocast)."""
@@ -879,7 +878,7 @@ def _savers(ops: tuple[Op, ...], x: Ctx, dt: dict[Value, int], sim: Sim) -> dict
 # ------------------------------------------------------------------------------------------------ the step
 
 
-@dataclass(frozen=True)
+@frozen
 class TrainingPeak:
     """A training step, term by term (bytes). ``peak`` is weights + optimizer + saved + transient."""
 
@@ -1225,14 +1224,14 @@ def no_grad_extra(op: Op, x: Ctx, dt: dict[Value, int]) -> tuple[int, tuple[str,
     return extra, what
 
 
-@dataclass(frozen=True)
+@frozen
 class Moment:
     label: str
     bytes: int  # live above the weights
     what: str  # the live tensors
 
 
-@dataclass(frozen=True)
+@frozen
 class InferencePeak:
     weights: int
     moments: tuple[Moment, ...]  # the largest live set of each labelled part of the forward
@@ -1519,7 +1518,7 @@ class Role(str, enum.Enum):
         return self.value
 
 
-@dataclass(frozen=True)
+@frozen
 class Term:
     name: str
     bytes: int
@@ -1528,7 +1527,7 @@ class Term:
     role: Role = Role.SUMMAND
 
 
-@dataclass(frozen=True)
+@frozen
 class MemoryReport(ModelReport):
     kind: ClassVar[str] = "memory"
 

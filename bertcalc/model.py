@@ -140,13 +140,26 @@ class Part:
     role: str = ""  # what it does in the forward pass: "q", "ffn_in", "mlm_decoder"... (see activations.py)
 
     @cached
+    def _sizes(self) -> tuple[int, int]:
+        """(unique, state-dict) parameters, in one pass over the tensors' dims (the hot path of every total)."""
+        unique = every = 0
+        for t in self.tensors:
+            n = 1
+            for d in t.dims:
+                n *= d.size
+            every += n
+            if t.tied_to is None:
+                unique += n
+        return unique, every
+
+    @property
     def parameters(self) -> int:
         """Unique parameters: a tensor tied to another is stored once, in the other."""
-        return sum(t.parameters for t in self.tensors if t.tied_to is None)
+        return self._sizes[0]
 
-    @cached
+    @property
     def state_dict_parameters(self) -> int:
-        return sum(t.parameters for t in self.tensors)
+        return self._sizes[1]
 
     def polynomial(self) -> Polynomial:
         return Polynomial.of(t.term() for t in self.tensors if t.tied_to is None)
@@ -178,8 +191,9 @@ class Component:
         Part.state_dict_parameters (the hot path of every total)."""
         unique = every = 0
         for p in self.parts:  # a part's sizes are cached on it, and parts are shared between models
-            unique += p.parameters
-            every += p.state_dict_parameters
+            u, e = p._sizes
+            unique += u
+            every += e
         return unique, every
 
     @property

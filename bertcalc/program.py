@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
-from .model import Dim, Part
+from .model import Dim, Part, cached
 
 B = Dim(0, "B")  # the batch: a placeholder, resolved by :func:`size`
 S = Dim(0, "S")  # the sequence length
@@ -439,7 +439,7 @@ class Encoder:
     def out(self) -> Value:
         return self.layers[-1].out
 
-    @property
+    @cached  # read by every pass over the program (flops, memory, shapes): the same tuple each time
     def ops(self) -> tuple[Op, ...]:
         return tuple(op for layer in self.layers for op in layer.ops)
 
