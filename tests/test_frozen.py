@@ -1,0 +1,94 @@
+"""``model.frozen`` is ``@dataclass(frozen=True)`` with a cheaper ``__init__`` (#11): everything a caller can see
+must be what the dataclass gives, checked here against the dataclass itself."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import pickle
+
+import pytest
+
+from bertcalc.model import frozen
+
+
+def _pair():
+    def body():
+        class Sample:
+            name: str
+            dims: tuple
+            size: int = 3
+            values: dict = dataclasses.field(default_factory=dict, hash=False)
+            hidden: str = dataclasses.field(default="h", repr=False, compare=False)
+            flag: bool = dataclasses.field(default=False, kw_only=True)
+
+        return Sample
+
+    return frozen(body()), dataclasses.dataclass(frozen=True)(body())
+
+
+def test_frozen_is_a_frozen_dataclass_to_every_caller() -> None:
+    ours, theirs = _pair()
+    assert str(inspect.signature(ours)) == str(inspect.signature(theirs))
+    assert ours.__doc__ == theirs.__doc__  # dataclasses documents an undocumented class by its signature
+    assert [f.name for f in dataclasses.fields(ours)] == [f.name for f in dataclasses.fields(theirs)]
+    for args, kw in [(("a", (1,)), {}), (("a", (1,), 4), {"values": {"x": 1}, "hidden": "z", "flag": True})]:
+        a, b = ours(*args, **kw), theirs(*args, **kw)
+        assert repr(a) == repr(b)
+        assert a == ours(*args, **kw) and hash(a) == hash(ours(*args, **kw))
+        assert vars(a) == vars(b)
+        assert dataclasses.replace(a, size=9).size == 9 and dataclasses.replace(a, size=9) != a
+        assert dataclasses.asdict(a) == dataclasses.asdict(b)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            a.name = "b"
+    assert ours("a", ()).values is not ours("a", ()).values  # a fresh dict per instance, as default_factory gives
+    assert ours("a", (), hidden="x") == ours("a", (), hidden="y")  # compare=False is honoured
+    with pytest.raises(TypeError):
+        ours("a", (), 1, {}, "h", True)  # flag is keyword-only
+    with pytest.raises(TypeError):
+        ours("a")  # dims is required
+
+
+def test_frozen_instances_pickle_and_compare_by_value() -> None:
+    from bertcalc.model import Dim, TensorSpec
+
+    t = TensorSpec("encoder.layer.{i}.output.dense.weight", (Dim(768, "hidden_size"), Dim(3072)), "weight")
+    assert pickle.loads(pickle.dumps(t)) == t
+    assert t == TensorSpec("encoder.layer.{i}.output.dense.weight", (Dim(768, "hidden_size"), Dim(3072)), "weight")
+    assert t.parameters == 768 * 3072 and pickle.loads(pickle.dumps(t)).shape == (768, 3072)
+
+
+def test_frozen_refuses_what_it_does_not_write() -> None:
+    class WithPost:
+        x: int
+
+        def __post_init__(self) -> None:  # pragma: no cover - never called
+            pass
+
+    with pytest.raises(TypeError, match="__post_init__"):
+        frozen(WithPost)
+
+
+def test_every_frozen_class_in_bertcalc_matches_the_dataclass_signature() -> None:
+    """The real classes: their __init__ takes what @dataclass(frozen=True) of the same body would take."""
+    from bertcalc import activations, counting, flopcount, listing, loading, memsim, model
+
+    checked = 0
+    for mod in (model, counting, loading, flopcount, memsim, activations, listing):
+        for cls in vars(mod).values():
+            if not (isinstance(cls, type) and cls.__module__ == mod.__name__ and dataclasses.is_dataclass(cls)):
+                continue
+            if cls.__init__.__code__.co_filename != "<string>" or not cls.__dataclass_params__.frozen:
+                continue
+            want = [(f.name, f.default, f.kw_only) for f in dataclasses.fields(cls)]
+            got = [(p.name, p.default, p.kind == p.KEYWORD_ONLY) for p in inspect.signature(cls).parameters.values()]
+            assert [(n, k) for n, _, k in got] == [(n, k) for n, _, k in want], cls
+            for (_, d_got, _), f in zip(got, dataclasses.fields(cls), strict=True):
+                if f.default is not dataclasses.MISSING:
+                    assert d_got is f.default, (cls, f.name)
+                elif f.default_factory is not dataclasses.MISSING:
+                    assert repr(d_got) == "<factory>", (cls, f.name)
+                else:
+                    assert d_got is inspect.Parameter.empty, (cls, f.name)
+            checked += 1
+    assert checked >= 20
