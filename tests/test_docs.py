@@ -129,6 +129,17 @@ def test_docs_gpu_table_matches_bertcalc() -> None:
             assert (None if cell == "—" else float(cell)) == spec[key], (name, key, cell)
 
 
+def test_usage_names_every_gpu() -> None:
+    """docs/usage.md lists the --gpu names in the flops section: every one bertcalc knows, and no other."""
+    import re
+
+    from bertcalc.flopcount import GPUS
+
+    text = (ROOT / "docs" / "usage.md").read_text()
+    line = next(x for x in text.splitlines() if "names ignore case" in x)
+    assert set(re.findall(r"`([A-Z0-9-]+)`", line)) == set(GPUS)
+
+
 def test_usage_error_examples_are_real_output() -> None:
     """The error lines docs/usage.md shows are what bertcalc prints today, with exit code 2."""
     text = (ROOT / "docs" / "usage.md").read_text()
