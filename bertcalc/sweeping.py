@@ -174,7 +174,14 @@ def sweep(arch: Architecture, cfg: ModelConfig, axes: dict[str, tuple[Any, ...]]
         known_alloc: dict[int, int] = {}
         for b in batches:
             ob = replace(o, batch=b)
-            rep = memsim.estimate(arch, cfg, ob, label=label)  # validates seq and the options
+            try:
+                rep = memsim.estimate(arch, cfg, ob, label=label)  # validates seq and the options
+            except UsageError as exc:  # a swept value at fault: name the --sweep item, not --seq or --batch
+                axis = exc.param if exc.param in ("batch", "seq") and exc.param in axes else None
+                if axis is None:
+                    raise
+                raise UsageError(f"--sweep {axis}={b if axis == 'batch' else seq}: {exc.message}",
+                                 param="sweep") from None
             known_alloc[b] = rep.peak_bytes
             res = None
             if use_reserved:

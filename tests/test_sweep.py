@@ -137,6 +137,18 @@ def test_bad_sweeps_are_clear_errors(axes: str, match: str) -> None:
         bertcalc.sweep(preset="tiny", axes=axes)
 
 
+def test_a_swept_value_at_fault_is_named_as_swept() -> None:
+    """A sequence past the position table, given in --sweep, is named as the --sweep item, not as --seq (which
+    the user did not give); one given with --seq is still --seq."""
+    r = runner.invoke(app, ["memory", "--preset", "tiny", "--sweep", "seq=128,600"])
+    assert r.exit_code == 2 and "error: --sweep seq=600: sequence length 600 exceeds" in r.output, r.output
+    r = runner.invoke(app, ["memory", "--preset", "tiny", "--seq", "600", "--sweep", "batch=1,2"])
+    assert r.exit_code == 2 and "error: --seq: sequence length 600" in r.output, r.output
+    with pytest.raises(UsageError, match="seq=600") as info:
+        bertcalc.sweep(preset="tiny", axes="seq=600")
+    assert info.value.param == "sweep"
+
+
 def test_cli_sweep_exit_2_on_bad_input_and_svg_file(tmp_path) -> None:
     r = runner.invoke(app, ["memory", "--preset", "tiny", "--sweep", "batch=0..4"])
     assert r.exit_code == 2 and "not a range" in r.output
