@@ -82,7 +82,8 @@ def test_readme_examples_are_real_output(tmp_path) -> None:
 
 
 def test_docs_preset_table_matches_bertcalc() -> None:
-    """docs/usage.md lists the presets with their totals; those figures must be bertcalc's."""
+    """docs/usage.md lists the presets with their totals, in the order ``bertcalc presets`` lists them; those
+    figures must be bertcalc's."""
     import bertcalc
 
     text = (ROOT / "docs" / "usage.md").read_text()
@@ -91,6 +92,7 @@ def test_docs_preset_table_matches_bertcalc() -> None:
     from bertcalc import catalog
 
     assert sorted(r[0] for r in rows) == sorted(catalog.names())
+    assert [r[0] for r in rows] == [r.name for r in bertcalc.presets().rows], "not in `bertcalc presets` order"
     for name, family, L, H, A, I, V, total in rows:  # noqa: E741
         r = bertcalc.count(preset=name)
         d = r.dims
