@@ -49,7 +49,8 @@ def _heads_for(h: int, field: str) -> str:
 
 
 _DUMPED: dict[type, tuple[str, ...]] = {}  # config class -> the fields ModelConfig.field_values reads
-_FIELDS: dict[type, tuple[str, ...]] = {}  # config class -> those fields in ModelConfig.fields' order
+_FIELDS: dict[type, tuple[str, ...]] = {}
+_CLASSES: dict[str, type[ModelConfig]] = {}  # family -> its config class, once its module is imported  # config class -> those fields in ModelConfig.fields' order
 
 
 class ModelConfig(BaseModel):
@@ -158,11 +159,15 @@ def family_names() -> tuple[str, ...]:
 def config_class(family: str) -> type[ModelConfig]:
     """The config class of ``family``: its module's ``CONFIG``, imported on first use (start-up pays for the
     one family it needs)."""
+    cls = _CLASSES.get(family) if isinstance(family, str) else None  # asked on every resolve and build
+    if cls is not None:
+        return cls
     from . import families
 
     if not families.exists(family):
         raise ConfigError([f"unknown family {family!r}; supported: {', '.join(family_names())}"])
-    return families.module(family).CONFIG
+    cls = _CLASSES[family] = families.module(family).CONFIG
+    return cls
 
 
 def __getattr__(name: str):
