@@ -49,8 +49,8 @@ def _heads_for(h: int, field: str) -> str:
 
 
 _DUMPED: dict[type, tuple[str, ...]] = {}  # config class -> the fields ModelConfig.field_values reads
-_FIELDS: dict[type, tuple[str, ...]] = {}
-_CLASSES: dict[str, type[ModelConfig]] = {}  # family -> its config class, once its module is imported  # config class -> those fields in ModelConfig.fields' order
+_FIELDS: dict[type, tuple[str, ...]] = {}  # config class -> those fields in ModelConfig.fields' order
+_CLASSES: dict[str, type[ModelConfig]] = {}  # family -> its config class, once its module is imported
 
 
 class ModelConfig(BaseModel):

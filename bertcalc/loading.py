@@ -479,14 +479,14 @@ def resolve(
         from . import hub
 
         sources.append(hub.load_source(model, revision, offline))
-    families = {s.family for s in sources}
-    if len(families) > 1:
-        a, b = sources
+    other = next((s for s in sources[1:] if s.family != sources[0].family), None) if len(sources) > 1 else None
+    if other is not None:
+        a, b = sources[0], other
         raise ConfigError([
             f"{b.origin} is {_a(config_class(b.family).display)} config but {a.origin} is "
             f"{config_class(a.family).display}; use one or the other"
         ])
-    family = families.pop() if families else DEFAULT_FAMILY
+    family = sources[0].family if sources else DEFAULT_FAMILY
     cls = config_class(family)
 
     data: dict[str, Any] = {}
@@ -497,8 +497,13 @@ def resolve(
         data.update(s.data)
         origins.update(dict.fromkeys(s.data, s.origin))
         description = s.description or description
-        notes += _likely_typos(s, cls)
-    arch = next((s.architectures for s in sources if s.architectures), ())
+        if s.ignored:
+            notes += _likely_typos(s, cls)
+    arch: tuple[str, ...] = ()
+    for s in sources:
+        if s.architectures:
+            arch = s.architectures
+            break
     for s in sources:
         notes += s.notes
     if head is None:
