@@ -103,3 +103,47 @@ def test_count_does_not_import_memsim() -> None:
             "sys.stderr.write(str(sorted(m for m in sys.modules if m.startswith('bertcalc.'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert "bertcalc.api" in out.stderr and "bertcalc.memsim" not in out.stderr, out.stderr
+
+
+def test_unused_options_build_no_type_adapter_and_none_coerces_as_typer_would() -> None:
+    """cli defers typer's per-option pydantic TypeAdapter to the first value that needs coercing. For that to
+    change nothing, typer's own coercion of None must be what the deferral gives without building: None (or ()
+    for an option that takes many values), for every option of every command."""
+    import typer.main
+    from typer._click import Context
+    from typer._coercion import build_runtime_param
+
+    assert cli_module._defer_unused_adapters(), "the installed typer has no deferrable coercion"
+    group = typer.main.get_command(cli_module.app)
+    checked = 0
+    for name, command in group.commands.items():
+        ctx = Context(command, info_name=name)
+        for p in command.params:
+            if not hasattr(p, "type_descriptor"):
+                continue
+            real = build_runtime_param(p.type_descriptor).coerce(None, param=p, ctx=ctx)
+            deferred = p.get_runtime_param().coerce(None, param=p, ctx=ctx)
+            assert deferred == real and type(deferred) is type(real), (name, p.name)
+            checked += 1
+    assert checked > 100
+
+
+def test_memory_builds_adapters_only_for_given_values() -> None:
+    """``memory --preset base -f json`` coerces the few options that have a value, not its 44."""
+    import subprocess
+    import sys
+
+    code = ("import sys, typer._adapters as A\n"
+            "n = [0]; build = A.try_build_adapter\n"
+            "def counted(*a, **k):\n    n[0] += 1\n    return build(*a, **k)\n"
+            "A.try_build_adapter = counted\n"
+            "from bertcalc.cli import main\n"
+            "sys.argv = ['bertcalc', 'memory', '--preset', 'base', '-f', 'json']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "sys.stderr.write(f'ADAPTERS {n[0]}')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    built = int(r.stderr.rsplit("ADAPTERS ", 1)[1])
+    assert 0 < built <= 12, r.stderr
+    import json
+
+    assert json.loads(r.stdout)["peak_bytes"] > 0  # and the run is the same run
