@@ -479,7 +479,7 @@ def resolve(
         from . import hub
 
         sources.append(hub.load_source(model, revision, offline))
-    other = next((s for s in sources[1:] if s.family != sources[0].family), None) if len(sources) > 1 else None
+    other = next((s for s in sources[1:] if s.family != sources[0].family), None)
     if other is not None:
         a, b = sources[0], other
         raise ConfigError([
