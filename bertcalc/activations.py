@@ -12,7 +12,8 @@ import math
 from typing import TYPE_CHECKING
 
 from .errors import UsageError
-from .model import Architecture, Dim, frozen
+from .model import Architecture, Dim
+from .records import frozen
 
 if TYPE_CHECKING:  # the program is read only when there is a forward pass to list (shapes --batch --seq)
     from .program import Value

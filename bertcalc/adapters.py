@@ -21,12 +21,12 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigFileError, UsageError
 from .model import Architecture, Component, Dim, Part, TensorSpec
+from .records import frozen
 
 # peft's default target modules per model type live in the family files (LORA_TARGETS); a family without
 # them has no default, and peft asks for target_modules
@@ -43,7 +43,7 @@ MAX_ADAPTER_BYTES = 1 << 20
 MAX_R = 1 << 20
 
 
-@dataclass(frozen=True)
+@frozen
 class LoraSpec:
     """A LoRA adapter as ``peft.LoraConfig`` describes it (the fields that shape the tensors)."""
 
@@ -71,7 +71,7 @@ class LoraSpec:
                 "task_type": self.task}
 
 
-@dataclass(frozen=True)
+@frozen
 class Group:
     """A freeze group: ``embeddings``, ``pooler``, ``head``, ``base``, or the layers ``lo``..``hi``."""
 
@@ -83,7 +83,7 @@ class Group:
         return f"layers={self.lo}-{self.hi}" if self.name == "layers" else self.name
 
 
-@dataclass(frozen=True)
+@frozen
 class FreezeSpec:
     freeze: tuple[Group, ...] = ()
     train: tuple[Group, ...] = ()  # when given, everything else is frozen
@@ -391,7 +391,7 @@ def parse_groups(text: str, param: str) -> tuple[Group, ...]:
 
 # ---------------------------------------------------------------------------------------------------- applying
 
-@dataclass(frozen=True)
+@frozen
 class Adaptation:
     """What :func:`apply` did, for reports: the adapter (or freeze) and the modules it touched."""
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import math
 import struct
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from . import paths
 from .errors import BertcalcError
+from .records import frozen
 
 MAX_HEADER = 100_000_000  # bytes: the safetensors format refuses larger headers (MAX_HEADER_SIZE), and so do we
 MAX_INDEX = 100_000_000  # bytes of model.safetensors.index.json: a weight_map of a few MB at most
@@ -38,7 +38,7 @@ class CheckpointError(BertcalcError):
     """The checkpoint cannot be read: missing, not safetensors, corrupt or truncated."""
 
 
-@dataclass(frozen=True)
+@frozen
 class StoredTensor:
     name: str
     dtype: str
@@ -53,7 +53,7 @@ class StoredTensor:
         return math.prod(self.shape)
 
 
-@dataclass(frozen=True)
+@frozen
 class Checkpoint:
     path: str  # what the user named
     files: tuple[str, ...]

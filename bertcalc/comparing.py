@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .counting import CountReport
+from .records import frozen
 
 CONFIG_ROWS = (  # family-neutral size, its row label
     ("L", "layers"),
@@ -19,7 +19,7 @@ CONFIG_ROWS = (  # family-neutral size, its row label
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class CompareRow:
     name: str
     values: tuple[int | None, ...]  # one per config; None where the config has no such component
@@ -35,7 +35,7 @@ class CompareRow:
         return None if a is None or b is None or a == 0 else b / a
 
 
-@dataclass(frozen=True)
+@frozen
 class CompareReport:
     """Two or more count reports side by side, each against the first."""
     kind: ClassVar[str] = "compare"

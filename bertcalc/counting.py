@@ -10,7 +10,8 @@ from dataclasses import field
 from typing import Any, ClassVar
 
 from .config import ModelConfig
-from .model import Architecture, Component, ModelReport, Part, cached, frozen, identify
+from .model import Architecture, Component, ModelReport, Part, cached, identify
+from .records import frozen
 
 
 @frozen

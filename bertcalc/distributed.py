@@ -25,11 +25,12 @@ count is an exact integer; the rules are listed, with where each was read, in do
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Literal
 
 from .errors import UsageError
 from .memsim import Options, Term, TrainingPeak, alloc, buffer_bytes, optimizer_bytes, part_bytes, training_peak
+from .records import frozen
 
 Strategy = Literal["ddp", "zero", "fsdp"]
 OFFLOADS = ("optimizer", "param", "both")
@@ -45,7 +46,7 @@ PERSISTENCE = 100_000  # stage3_param_persistence_threshold
 BUFFER_FACTOR = 1.5  # the estimators' additional_buffer_factor
 
 
-@dataclass(frozen=True)
+@frozen
 class Setup:
     """The data-parallel run: ``gpus`` per node × ``nodes`` ranks."""
 
@@ -107,7 +108,7 @@ def check(s: Setup) -> None:
 # ----------------------------------------------------------------------------------------- the report
 
 
-@dataclass(frozen=True)
+@frozen
 class RankTerm:
     """One figure of a rank's memory: where it lives (``gpu`` or ``cpu``), its bytes, the rule behind it."""
 
@@ -117,14 +118,14 @@ class RankTerm:
     rule: str
 
 
-@dataclass(frozen=True)
+@frozen
 class Comm:
     name: str
     bytes: int  # sent by one rank per step
     rule: str
 
 
-@dataclass(frozen=True)
+@frozen
 class FitRow:
     setting: str
     gpu_bytes: int  # per rank at the given local batch
@@ -133,7 +134,7 @@ class FitRow:
     fits: bool
 
 
-@dataclass(frozen=True)
+@frozen
 class DistReport:
     setup: Setup
     local_batch: int
@@ -199,7 +200,7 @@ class DistReport:
 # ------------------------------------------------------------------------------------------- the model
 
 
-@dataclass(frozen=True)
+@frozen
 class _Shard:
     """A rank's piece of one parameter, for memsim's optimizer rule (which reads ``shape`` and ``parameters``)."""
 
@@ -234,7 +235,7 @@ def largest_module(arch: Any) -> int:
     return max((sum(t.parameters for t in p.tensors) for c in arch.components for p in c.parts), default=0)
 
 
-@dataclass(frozen=True)
+@frozen
 class _Unit:
     """One FSDP2 unit on one rank (bytes)."""
 

@@ -17,8 +17,9 @@ from .architecture import rows as flat_rows
 from .config import MAX_SIZE, ModelConfig
 from .errors import UsageError
 from .formula import short
-from .model import Architecture, ModelReport, frozen, identify
+from .model import Architecture, ModelReport, identify
 from .program import Attention, Linear, Loss, Matmul, size  # flopcount is imported only to count a program
+from .records import frozen
 
 # Dense peak throughput in TFLOP/s (no sparsity), from NVIDIA's datasheets. fp32 is the non-tensor-core rate
 # PyTorch gets with TF32 off (its default for matmuls).

@@ -9,8 +9,9 @@ each polynomial evaluates to the same integer.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from functools import lru_cache
+
+from .records import frozen
 
 # One-letter names of config fields, registered by each family's config class (``SYMBOLS``) when it is
 # defined: ``hidden_size`` and DistilBERT's ``dim`` are both H.
@@ -39,7 +40,7 @@ def monomial(symbols: Iterable[str]) -> Monomial:
     return tuple(sorted(symbols, key=_rank))
 
 
-@dataclass(frozen=True)
+@frozen
 class Polynomial:
     """A sum of ``coefficient × product of symbols``, in the order terms first appeared."""
 

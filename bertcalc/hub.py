@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BertcalcError
+from .records import frozen
 
 CONFIG = "config.json"
 INDEX = "model.safetensors.index.json"
@@ -122,7 +123,7 @@ class Transfer:
         return {"bytes": self.bytes, "requests": [{"file": f, "what": w, "bytes": n} for f, w, n in self.reads]}
 
 
-@dataclass(frozen=True)
+@frozen
 class HubConfig:
     """A resolved ``config.json``: where it lies in the cache, and how it got there."""
 

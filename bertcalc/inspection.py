@@ -18,16 +18,17 @@ Real checkpoints have quirks, handled here rather than reported as differences:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, ClassVar
 
 from .checkpoint import Checkpoint, StoredTensor
 from .model import Architecture, ModelReport, TensorSpec, identify
+from .records import frozen
 
 # transformers' "legacy" key renamings on load (conversion_mapping.py): TF-era LayerNorm parameter names
 LEGACY_RENAMES = (("LayerNorm.gamma", "LayerNorm.weight"), ("LayerNorm.beta", "LayerNorm.bias"))
 
-@dataclass(frozen=True)
+@frozen
 class InspectRow:
     name: str  # as stored (or, for missing/tied rows, as expected)
     status: str  # matched | mismatched | unexpected | missing | tied | buffer | unused
@@ -38,7 +39,7 @@ class InspectRow:
     note: str = ""
 
 
-@dataclass(frozen=True)
+@frozen
 class InspectReport(ModelReport):
     kind: ClassVar[str] = "inspect"
 

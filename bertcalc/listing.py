@@ -7,7 +7,8 @@ from typing import Any, ClassVar, Literal
 
 from .activations import Activation
 from .config import ModelConfig
-from .model import Architecture, ModelReport, TensorSpec, frozen, identify
+from .model import Architecture, ModelReport, TensorSpec, identify
+from .records import frozen
 
 Layout = Literal["pt", "tf"]
 

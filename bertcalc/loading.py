@@ -26,7 +26,7 @@ from .config import FLAG_NAMES, INTERMEDIATE_RATIO, ModelConfig, config_class, f
 from .errors import ConfigError, ConfigFileError
 from .families import DEFAULT as DEFAULT_FAMILY
 from .families import exists as family_exists
-from .model import frozen
+from .records import frozen
 
 # Keys a bertcalc YAML file may hold besides the config's fields.
 META_KEYS = ("description", "family")

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Literal
 from .choices import ATTENTIONS, MODES, OPTIMIZERS, PRECISIONS  # noqa: F401 (read as memsim.PRECISIONS...)
 from .config import ModelConfig
 from .errors import UsageError
-from .model import Architecture, Dim, ModelReport, Part, frozen, identify
+from .model import Architecture, Dim, ModelReport, Part, identify
 from .program import (
     Act,
     Add,
@@ -67,6 +67,7 @@ from .program import (
     size,
 )
 from .program import Attention as AttentionOp
+from .records import frozen
 
 Mode = Literal["train", "infer"]
 Precision = Literal["fp32", "fp16", "bf16", "amp-bf16", "amp-fp16"]

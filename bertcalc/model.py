@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import field
 from functools import cached_property
 from typing import Any, Literal, NamedTuple
 
 from .formula import Monomial, Polynomial, factor, monomial
+from .records import frozen
 
 
 class cached:
@@ -38,58 +39,6 @@ class cached:
             return self
         value = obj.__dict__[self.name] = self.fn(obj)
         return value
-
-
-class _Factory:
-    """The default a field with a ``default_factory`` shows in ``__init__``'s signature, as dataclasses'."""
-
-    def __repr__(self) -> str:
-        return "<factory>"
-
-
-_FACTORY = _Factory()
-
-
-def frozen(cls: type) -> type:
-    """``@dataclass(frozen=True)`` with a cheaper ``__init__``: the generated one sets each field through
-    ``object.__setattr__`` (about 1 us for five fields); this one writes the instance ``__dict__`` (0.3 us),
-    with the same signature, defaults and default factories. Everything else (eq, hash, repr, the frozen
-    ``__setattr__``, ``dataclasses.replace``) is the dataclass's own, and the dataclass writes no ``__init__``
-    of its own (``init=False``), so a class costs no more to create. A model is a few dozen of these, built
-    per config, so their construction is most of what ``count`` costs."""
-    documented = bool(cls.__dict__.get("__doc__"))
-    if not documented:  # dataclasses would document it from object.__init__'s signature, which tokenizes text
-        cls.__doc__ = "-"
-    cls = dataclass(frozen=True, init=False)(cls)
-    if "__post_init__" in cls.__dict__ or any(not f.init for f in fields(cls)):
-        raise TypeError(f"{cls.__name__}: model.frozen has no __post_init__ nor init=False fields; "
-                        "use @dataclass(frozen=True)")
-    env: dict[str, Any] = {"_FACTORY": _FACTORY}
-    params, kw_only, body = [], [], []
-    for f in fields(cls):
-        into = kw_only if f.kw_only else params
-        if f.default is not MISSING:
-            env[f"_d_{f.name}"] = f.default
-            into.append(f"{f.name}=_d_{f.name}")
-            body.append(f"    d[{f.name!r}] = {f.name}")
-        elif f.default_factory is not MISSING:
-            env[f"_f_{f.name}"] = f.default_factory
-            into.append(f"{f.name}=_FACTORY")
-            body.append(f"    d[{f.name!r}] = _f_{f.name}() if {f.name} is _FACTORY else {f.name}")
-        else:
-            into.append(f.name)
-            body.append(f"    d[{f.name!r}] = {f.name}")
-    signature = ", ".join(["self", *params, *(["*", *kw_only] if kw_only else [])])
-    exec(f"def __init__({signature}):\n    d = self.__dict__\n" + "\n".join(body), env)
-    init = env["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__annotations__ = {**{f.name: f.type for f in fields(cls)}, "return": None}  # as dataclasses' has
-    cls.__init__ = init
-    if not documented:  # what dataclasses writes: the class's signature
-        import inspect
-
-        cls.__doc__ = cls.__name__ + str(inspect.signature(cls)).replace(" -> None", "")
-    return cls
 
 
 Role = Literal["embedding", "weight", "bias", "norm_weight", "norm_bias", "lora"]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .config import ModelConfig
+from .records import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class PresetRow:
     name: str
     description: str
@@ -16,7 +16,7 @@ class PresetRow:
     total_parameters: int
 
 
-@dataclass(frozen=True)
+@frozen
 class PresetsReport:
     kind: ClassVar[str] = "presets"
 

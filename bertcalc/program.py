@@ -16,10 +16,11 @@ program serves every batch size, and an encoder of 10^9 layers is still one temp
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 from typing import Literal
 
 from .model import Dim, Part, cached
+from .records import frozen, record
 
 B = Dim(0, "B")  # the batch: a placeholder, resolved by :func:`size`
 S = Dim(0, "S")  # the sequence length
@@ -41,7 +42,7 @@ def resolve(dims: tuple[Dim, ...], batch: int, seq: int) -> tuple[Dim, ...]:
     return tuple(Dim(size(d, batch, seq), d.symbol) for d in dims)
 
 
-@dataclass(eq=False)
+@record
 class Value:
     """One activation. ``view_of`` shares its storage (a reshape, a [CLS] slice); ``hold`` says how long Python
     keeps it alive in a no-grad forward beyond its last use: until the op that writes another value of the same
@@ -88,11 +89,12 @@ class Value:
 # ------------------------------------------------------------------------------------------------------ ops
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Op:
     """One step of the forward pass, writing ``out``. Ops are built once per program and never changed after:
-    they are plain dataclasses (no ``frozen``, no generated ``__repr__`` per class: both cost import time, the
-    start-up of every command that reads a program) with this one ``__repr__``, the one dataclasses writes."""
+    they are :func:`~bertcalc.records.record` dataclasses (no ``frozen``, no ``__repr__`` per class: both cost
+    import time, the start-up of every command that reads a program) with this one ``__repr__``, the one
+    dataclasses writes."""
 
     out: Value
 
@@ -105,7 +107,7 @@ class Op:
         return ()
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Input(Op):
     """Integer ids fed to the model (``input_ids [B, S]``). Not counted in memory, like the other inputs."""
 
@@ -114,7 +116,7 @@ class Input(Op):
         return ()
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Unary(Op):
     """An op of one input, ``x``."""
 
@@ -125,7 +127,7 @@ class Unary(Op):
         return (self.x,)
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Lookup(Op):
     """``nn.Embedding``: one row of ``table`` per id."""
 
@@ -137,21 +139,21 @@ class Lookup(Op):
         return (self.ids,)
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Linear(Unary):
     """``nn.Linear`` over the last dimension of ``x``: ``2 × rows × in × out`` FLOPs."""
 
     part: Part = field(kw_only=True)
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Norm(Unary):
     """``nn.LayerNorm`` over the last dimension: saves its input and two statistics per row."""
 
     part: Part = field(kw_only=True)
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Add(Op):
     """An elementwise sum (the embeddings' lookups, a residual). Type promotion: fp32 + bf16 is fp32."""
 
@@ -162,7 +164,7 @@ class Add(Op):
         return self.xs
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Dropout(Unary):
     """``nn.Dropout(p)`` in training: a one-byte mask per element. Only emitted for ``p > 0`` (ATen returns the
     input itself at p = 0); the identity in a no-grad forward."""
@@ -170,20 +172,20 @@ class Dropout(Unary):
     p: float = field(kw_only=True)
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Act(Unary):
     """An activation function by its HF name (``gelu``, ``gelu_new``, ``relu``, ``tanh``...)."""
 
     fn: str = field(kw_only=True)
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Heads(Unary):
     """``view(B, S, A, H/A).transpose(1, 2)``: a view, split into attention heads (or merged back). When its
     value is no view (``.contiguous()`` after the transpose), it is a copy."""
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Attention(Op):
     """Scaled dot-product attention over head-split ``q``, ``k``, ``v`` (``[B, A, S, H/A]``), with dropout ``p``
     on the probabilities, merged back into ``out`` (``[B, S, H]``). ``scores``, ``probs`` and ``context`` are
@@ -224,7 +226,7 @@ class Attention(Op):
         return self.q.dims[-1]
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class PositionBias(Op):
     """A learned additive attention bias ``[B, A, S, S]``: ``table`` (``[buckets, A]``) looked up by the
     relative-position bucket of every (query, key) pair (an int64 ``[S, S]``), permuted to ``[A, S, S]`` and
@@ -238,7 +240,7 @@ class PositionBias(Op):
         return ()
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Unbind(Unary):
     """One of ``parts`` equal pieces of the last dimension of a fused projection, split into heads:
     ``x.view(B, S, parts, A, H/A).unbind(-3)[index].transpose(1, 2)``, a view ``[B, A, S, H/A]``. The backward
@@ -248,7 +250,7 @@ class Unbind(Unary):
     parts: int = field(kw_only=True)
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Rope(Op):
     """A rotary table (``cos`` or ``sin`` of the angles, ``[1, S, H/A]``), made once per forward for a layer
     type from ``position_ids``; no parameter, no gradient."""
@@ -258,7 +260,7 @@ class Rope(Op):
         return ()
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Rotary(Unary):
     """Rotary position embedding of head-split ``x``: ``x·cos + rotate_half(x)·sin``, a new contiguous tensor
     of ``x``'s shape (HF computes it in fp32 and casts back to ``x``'s dtype). The products save only the
@@ -272,7 +274,7 @@ class Rotary(Unary):
         return (self.x, self.cos, self.sin)
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Glu(Unary):
     """A gated linear unit over the last dimension: ``a, g = x.chunk(2, -1)``, then ``fn(a) * g`` (half of
     ``x``'s width). Saves ``x`` (the activation's input and the gate are views of it) and ``fn(a)``."""
@@ -280,7 +282,7 @@ class Glu(Unary):
     fn: str = field(kw_only=True)
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Mask(Op):
     """An attention mask built once per forward from the shapes alone (a sliding window, ``[B, 1, S, S]``):
     additive, in the hidden states' dtype, for eager attention; boolean for sdpa. No gradient."""
@@ -290,19 +292,19 @@ class Mask(Op):
         return ()
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Mean(Unary):
     """The mean over the sequence, ``[B, S, W]`` -> ``[B, W]``, as a masked mean with an all-ones mask:
     ``(x · mask[..., None]).sum(1) / mask.sum(1)``. Saves the ``[B, S]`` boolean mask and the ``[B, 1]``
     integer count."""
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class First(Unary):
     """``hidden_states[:, 0]``: a view of the first ([CLS]) token of every sequence."""
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Param(Op):
     """A parameter tensor used as an activation (a table fed straight to a LayerNorm): no FLOPs and no
     activation memory (it is counted in the weights); the gradient it receives is the parameter's."""
@@ -314,7 +316,7 @@ class Param(Op):
         return ()
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Make(Op):
     """A tensor the forward makes from the input's shape alone (an all-ones attention mask, its [B, 1, S, S]
     extension, relative-position ids): ``nbytes`` per element, never differentiated, nothing saved."""
@@ -326,7 +328,7 @@ class Make(Op):
         return ()
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Matmul(Op):
     """A batched matmul of two activations, ``a [..., m, k] @ b [..., k, n]`` (``b`` given as ``[..., n, k]`` with
     ``transpose_b``): ``2 × elements(out) × k`` FLOPs; autograd saves both operands."""
@@ -340,17 +342,17 @@ class Matmul(Op):
         return (self.a, self.b)
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Scale(Unary):
     """Division by a 0-dim tensor (``x / √d``): a new tensor; autograd saves the scalar."""
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Scalar(Unary):
     """``x * c`` with a Python number ``c`` (LoRA's ``scaling``): a new tensor; autograd saves nothing."""
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Gather(Unary):
     """``torch.gather(x, -1, index)`` with an integer ``index`` value (made by a :class:`Make`): saves its input
     and the index; the backward scatters the gradient into zeros of ``x``'s size."""
@@ -362,12 +364,12 @@ class Gather(Unary):
         return (self.x, self.index)
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Repeat(Unary):
     """``x.repeat(B, ...)``: ``x`` copied once per sequence of the batch; saves nothing; the backward sums."""
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class MaskFill(Unary):
     """``masked_fill(~mask, min)`` with a one-byte mask of dims ``mask`` made inside the op (from the attention
     mask): a new tensor; saves the mask."""
@@ -375,12 +377,12 @@ class MaskFill(Unary):
     mask: tuple[Dim, ...] = field(kw_only=True)
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Softmax(Unary):
     """Softmax over the last dimension (fp32 under autocast): saves its output."""
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Mul(Unary):
     """``x * factor`` with a non-differentiated ``factor`` (a padding mask [B, S, 1], made by a :class:`Make`):
     a new tensor; saves the factor."""
@@ -395,7 +397,7 @@ class Mul(Unary):
 LossKind = Literal["vocab", "classes", "spans", "binary", "sum"]
 
 
-@dataclass(eq=False, repr=False)
+@record(show=False)
 class Loss(Unary):
     """The loss the training step differentiates: ``vocab`` (cross-entropy over the vocabulary, per token),
     ``classes`` (cross-entropy over the labels, per row of ``x``), ``spans`` (QA: start and end cross-entropy
@@ -408,7 +410,7 @@ class Loss(Unary):
 # --------------------------------------------------------------------------------------------- structure
 
 
-@dataclass(frozen=True)
+@frozen
 class Layer:
     """One encoder layer's forward: ``inp`` [B, S, H] to ``out`` [B, S, H]. ``moments`` labels the ops for the
     no-grad forward's report (the label of an op holds until the next labelled op)."""
@@ -419,7 +421,7 @@ class Layer:
     moments: dict[int, str] = field(default_factory=dict)  # op index -> label
 
 
-@dataclass(frozen=True)
+@frozen
 class Encoder:
     """The layer template (one or more layers: ALBERT's inner group), applied ``times`` in all, cycling through
     ``groups`` distinct parameter sets (``times`` of them, unless layers are shared). ``checkpointing`` is
@@ -444,7 +446,7 @@ class Encoder:
         return tuple(op for layer in self.layers for op in layer.ops)
 
 
-@dataclass(frozen=True)
+@frozen
 class Program:
     """A model's forward pass. ``embeddings`` ends at the encoder's input; ``tail`` runs after the encoder inside
     the base model (the pooler); ``head`` is the task head with its loss. ``hidden`` is the last hidden state.

@@ -26,7 +26,7 @@ BERT-base between 100 and 200 MiB per layer, with no period; docs/memory.md). So
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from . import allocator as _alloc
@@ -35,6 +35,7 @@ from .config import ModelConfig
 from .errors import UsageError
 from .model import Architecture
 from .program import Linear
+from .records import frozen
 
 EXACT_LAYERS = 48
 PROBE_FROM = 8
@@ -295,7 +296,7 @@ def training_events(arch: Architecture, o: memsim.Options, n: int) -> list[Any]:
     return [(e[0], e[1], base[i] + slope[i] * b) if e[0] == "+" else e for i, e in enumerate(ops)]
 
 
-@dataclass(frozen=True)
+@frozen
 class Reserved:
     """The replay's figures (bytes): ``allocated`` is the allocator's own ``max_memory_allocated`` (memsim's,
     plus the slack of cached blocks reused whole), ``reserved`` its ``max_memory_reserved``. ``layers``:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from .config import ModelConfig
 from .errors import UsageError
 from .model import Architecture, ModelReport, identify
+from .records import frozen
 
 AXES = ("batch", "seq", "precision", "attention")
 MAX_COLUMNS = 24  # batches: wider than any terminal past this
@@ -79,7 +80,7 @@ def parse_sweep(items: list[str] | tuple[str, ...]) -> dict[str, tuple[Any, ...]
     return out
 
 
-@dataclass(frozen=True)
+@frozen
 class Cell:
     batch: int
     peak_bytes: int  # the allocated peak (max_memory_allocated)
@@ -94,7 +95,7 @@ class Cell:
         return self.peak_bytes if self.reserved_bytes is None else self.reserved_bytes
 
 
-@dataclass(frozen=True)
+@frozen
 class Row:
     seq: int
     precision: str
@@ -103,7 +104,7 @@ class Row:
     max_batch: int | None
 
 
-@dataclass(frozen=True)
+@frozen
 class SweepReport(ModelReport):
     kind: ClassVar[str] = "sweep"
 

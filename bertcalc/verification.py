@@ -6,12 +6,12 @@ downloaded. Needs ``torch`` and ``transformers`` (``pip install 'bertcalc[verify
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .config import ModelConfig
 from .errors import BertcalcError
 from .model import Architecture, ModelReport, identify
+from .records import frozen
 
 
 class MissingDependencyError(BertcalcError):
@@ -24,7 +24,7 @@ class VerifyError(BertcalcError):
     exit_code = 1
 
 
-@dataclass(frozen=True)
+@frozen
 class Difference:
     what: str  # "name", "shape", "order", "total", "state dict", "tied"
     name: str
@@ -32,7 +32,7 @@ class Difference:
     transformers: Any
 
 
-@dataclass(frozen=True)
+@frozen
 class VerifyReport(ModelReport):
     kind: ClassVar[str] = "verify"
 
