@@ -7,8 +7,6 @@ heads, and unknown keys are errors. :func:`validate` turns pydantic's errors int
 naming where the value came from.
 """
 
-from __future__ import annotations
-
 import difflib
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, NamedTuple
@@ -50,7 +48,7 @@ def _heads_for(h: int, field: str) -> str:
 
 _DUMPED: dict[type, tuple[str, ...]] = {}  # config class -> the fields ModelConfig.field_values reads
 _FIELDS: dict[type, tuple[str, ...]] = {}  # config class -> those fields in ModelConfig.fields' order
-_CLASSES: dict[str, type[ModelConfig]] = {}  # family -> its config class, once its module is imported
+_CLASSES: "dict[str, type[ModelConfig]]" = {}  # family -> its config class, once its module is imported
 
 
 class ModelConfig(BaseModel):
@@ -85,7 +83,7 @@ class ModelConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _padding_row_exists(self) -> ModelConfig:
+    def _padding_row_exists(self) -> "ModelConfig":
         # nn.Embedding(vocab_size, ..., padding_idx=pad_token_id) asserts this; so does transformers
         if self.pad_token_id is not None and self.pad_token_id >= self.vocab_size:
             raise ValueError(
@@ -95,7 +93,7 @@ class ModelConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _heads_divide_hidden(self) -> ModelConfig:
+    def _heads_divide_hidden(self) -> "ModelConfig":
         h, a = getattr(self, self.HIDDEN), getattr(self, self.HEADS)
         if h % a:
             lower = h - h % a

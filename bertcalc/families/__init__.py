@@ -7,8 +7,6 @@ model's name in a task model's state dict), ``POOLER_ARG`` (whether the bare mod
 read from these modules: adding a family is adding a file here (and its presets).
 """
 
-from __future__ import annotations
-
 import importlib
 import sys
 from functools import lru_cache

@@ -5,8 +5,6 @@ calls these on a :class:`Trace`, which records the ops in execution order. Each 
 writes, whose width comes from the part's weight, so activations and weights cannot disagree.
 """
 
-from __future__ import annotations
-
 from ..formula import short
 from ..model import Dim, Part
 from ..program import (

@@ -7,8 +7,6 @@ classification and question-answering classes, ``multiple-choice`` its ForMultip
 ``nsp`` BERT's ForNextSentencePrediction.
 """
 
-from __future__ import annotations
-
 from ..config import ModelConfig
 from ..errors import UsageError
 from ..model import Component, Dim

@@ -10,8 +10,6 @@ alone, instead of rebuilding the same tensors. A part is an immutable value; sha
 sharing ``Dim(768)``.
 """
 
-from __future__ import annotations
-
 from functools import lru_cache
 
 from ..model import Dim, Part, TensorSpec, TokenScope

@@ -7,8 +7,6 @@ Two ideas change the shapes. Factorized embeddings: the tables have width ``embe
 albert-base-v2 has one group, shared × 12.
 """
 
-from __future__ import annotations
-
 from typing import ClassVar
 
 from pydantic import Field

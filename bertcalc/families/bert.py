@@ -4,8 +4,6 @@ Each function mirrors the ``__init__`` of the HF module it names; the state-dict
 ELECTRA reuse the encoder layer and pooler from here.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, ClassVar
 
 from pydantic import Field

@@ -5,8 +5,6 @@ task models register their head before ``self.roberta``, so ``lm_head.*`` (``cla
 come first; the tie runs from ``lm_head.decoder.weight`` to ``roberta.embeddings.word_embeddings.weight``.
 """
 
-from __future__ import annotations
-
 from typing import ClassVar
 
 from pydantic import Field

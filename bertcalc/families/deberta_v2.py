@@ -19,8 +19,6 @@
   logits are ``matmul(h, word_embeddings.weightᵀ) + bias``).
 """
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
@@ -135,7 +133,7 @@ class DebertaV2Config(ModelConfig):
         return out
 
     @model_validator(mode="after")
-    def _conv_groups_divide_hidden(self) -> DebertaV2Config:
+    def _conv_groups_divide_hidden(self) -> "DebertaV2Config":
         if self.conv_kernel_size > 0 and self.hidden_size % self.conv_groups:
             raise ValueError(f"conv_groups {self.conv_groups} does not divide hidden_size {self.hidden_size} "
                              "(nn.Conv1d refuses it); use a conv_groups that divides it")
@@ -288,8 +286,8 @@ def _norms(cfg: DebertaV2Config) -> list[str]:
 # -------------------------------------------------------------------------------- forward: the program
 
 
-def _attention(t, x: Value, parts: dict[str, Part], rel: Value | None, cfg: DebertaV2Config,
-               mod: str) -> Value:
+def _attention(t, x: "Value", parts: dict[str, Part], rel: "Value | None", cfg: DebertaV2Config,
+               mod: str) -> "Value":
     """DisentangledSelfAttention.forward: Q, K, V projections copied into heads (``transpose_for_scores``
     ends in ``.contiguous()``), ``Q · (Kᵀ/scale)``, the relative terms (the table projected by this layer's
     weights, repeated over the batch, multiplied with Q or K, gathered by relative distance and scaled), the
@@ -361,7 +359,7 @@ def _attention(t, x: Value, parts: dict[str, Part], rel: Value | None, cfg: Debe
     return out
 
 
-def _layer(t, x: Value, parts: dict[str, Part], rel: Value | None, cfg: DebertaV2Config) -> Value:
+def _layer(t, x: "Value", parts: dict[str, Part], rel: "Value | None", cfg: DebertaV2Config) -> "Value":
     """DebertaV2Layer: attention, SelfOutput (dense, dropout, LayerNorm of the residual), Intermediate,
     Output (dense, dropout, LayerNorm of the residual)."""
     p = cfg.hidden_dropout_prob

@@ -6,8 +6,6 @@ types and no pooler. With ``sinusoidal_pos_embds`` the position table is filled 
 still a parameter of the same shape, so it still counts.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, ClassVar
 
 from pydantic import Field

@@ -6,8 +6,6 @@ Linear ``embeddings_project`` maps E to H; when they are equal it does not exist
 ForMaskedLM head, whose ``generator_lm_head`` weight is tied to the word embeddings (its bias is its own).
 """
 
-from __future__ import annotations
-
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field

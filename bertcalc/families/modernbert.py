@@ -19,8 +19,6 @@ any attention implementation (4.48's ``_unpad_modernbert_input`` path is gone): 
 as HF runs them, padded.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -90,7 +88,7 @@ class ModernBertConfig(ModelConfig):
     classifier_dropout: Prob = Field(0.0, description="Dropout before a classifier (memory).")
 
     @model_validator(mode="after")
-    def _one_type_per_layer(self) -> ModernBertConfig:
+    def _one_type_per_layer(self) -> "ModernBertConfig":
         if self.num_hidden_layers == 0:  # ModernBertConfig derives its rotary parameters from the layer types
             raise ValueError("num_hidden_layers 0: transformers cannot build a ModernBertConfig without layers; "
                              "use at least 1")

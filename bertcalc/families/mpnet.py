@@ -19,8 +19,6 @@ input ``[B, C, S]`` is run as ``B·C`` rows). transformers gives MPNet no sdpa a
 checkpointing (``supports_gradient_checkpointing`` is False): ``memory`` refuses both.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, ClassVar
 
 from pydantic import Field

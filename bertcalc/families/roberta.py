@@ -6,8 +6,6 @@ one token type. The embeddings register ``position_embeddings`` after the LayerN
 it last. The MLM head is ``lm_head``; the sequence classifier is a dense + ``out_proj`` head on [CLS].
 """
 
-from __future__ import annotations
-
 from typing import ClassVar
 
 from pydantic import Field, model_validator
@@ -48,7 +46,7 @@ class RobertaConfig(BertConfig):
     pad_token_id: Count = Field(1, description="Padding index: positions start after it.")
 
     @model_validator(mode="after")
-    def _padding_position_exists(self) -> RobertaConfig:
+    def _padding_position_exists(self) -> "RobertaConfig":
         if self.pad_token_id >= self.max_position_embeddings:  # position_embeddings has padding_idx too
             raise ValueError(
                 f"pad_token_id {self.pad_token_id} is not a row of the position table (max_position_embeddings "

@@ -9,8 +9,6 @@ multiple choice is the pooler and ``classifier [1, H]`` over ``B·C`` rows. (Its
 counted here.)
 """
 
-from __future__ import annotations
-
 from typing import Any, ClassVar
 
 from ..model import Architecture, Component, Dim

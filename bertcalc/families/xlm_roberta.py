@@ -7,8 +7,6 @@ still runs from ``lm_head.decoder.weight`` to ``roberta.embeddings.word_embeddin
 the multiple-choice model keep the pooler (after the encoder, as in RoBERTa).
 """
 
-from __future__ import annotations
-
 from typing import ClassVar
 
 from pydantic import Field

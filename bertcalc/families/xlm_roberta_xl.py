@@ -9,8 +9,6 @@ input, so that is freed at once). Multiple choice is the pooler and ``classifier
 (Its causal-LM class is not counted here.)
 """
 
-from __future__ import annotations
-
 from typing import ClassVar
 
 from pydantic import Field
