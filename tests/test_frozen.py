@@ -26,18 +26,7 @@ def _body():
 
 
 def _pair():
-    def body():
-        class Sample:
-            name: str
-            dims: tuple
-            size: int = 3
-            values: dict = dataclasses.field(default_factory=dict, hash=False)
-            hidden: str = dataclasses.field(default="h", repr=False, compare=False)
-            flag: bool = dataclasses.field(default=False, kw_only=True)
-
-        return Sample
-
-    return frozen(body()), dataclasses.dataclass(frozen=True)(body())
+    return frozen(_body()), dataclasses.dataclass(frozen=True)(_body())
 
 
 def test_frozen_is_a_frozen_dataclass_to_every_caller() -> None:
