@@ -6,9 +6,10 @@ config. dataclasses compiles each method it writes with its own ``exec``: about 
 per class. Here dataclasses only collects the fields (``init=False, repr=False, eq=False``; a frozen class
 still gets its ``__setattr__`` and ``__delattr__`` from it), and the methods are:
 
-- ``__init__``: compiled on first use, with the same signature, defaults and default factories, and writing
-  the instance ``__dict__``. That is 0.3 us for five fields, against about 1 us through ``object.__setattr__``
-  in a frozen dataclass. A class a command never instantiates never compiles one;
+- ``__init__``: compiled on first use, with the same signature, defaults and default factories. A frozen
+  class's writes the instance ``__dict__``: 0.3 us for five fields, against about 1 us through
+  ``object.__setattr__`` in a frozen dataclass. Any other class's assigns its fields, as dataclasses does. A class
+  a command never instantiates never compiles one;
 - ``__repr__``, ``__eq__``, ``__hash__``: one shared function each, reading the fields the dataclass would
   (``repr``, ``compare``, ``hash`` as dataclasses rules them), with the same results. Equality compares the
   fields as one tuple against the other's, for the same class only; ``__repr__`` has the same guard against
@@ -64,25 +65,26 @@ def _compile_init(cls: type) -> Any:
     # frozen: into the instance __dict__ (a frozen dataclass goes through object.__setattr__, three times slower);
     # otherwise plain assignments, as dataclasses writes them (CPython keeps such attributes inline, without a
     # __dict__, which reads faster later)
-    put = "d[{n!r}]" if cls.__dataclass_params__.frozen else "self.{n}"
+    frozen = cls.__dataclass_params__.frozen
     env: dict[str, Any] = {"_FACTORY": _FACTORY}
     params, kw_only, body = [], [], []
     fs = fields(cls)
     for f in fs:
         into = kw_only if f.kw_only else params
+        target = f"d[{f.name!r}]" if frozen else f"self.{f.name}"
         if f.default is not MISSING:
             env[f"_d_{f.name}"] = f.default
             into.append(f"{f.name}=_d_{f.name}")
-            body.append(f"    {put.format(n=f.name)} = {f.name}")
+            body.append(f"    {target} = {f.name}")
         elif f.default_factory is not MISSING:
             env[f"_f_{f.name}"] = f.default_factory
             into.append(f"{f.name}=_FACTORY")
-            body.append(f"    {put.format(n=f.name)} = _f_{f.name}() if {f.name} is _FACTORY else {f.name}")
+            body.append(f"    {target} = _f_{f.name}() if {f.name} is _FACTORY else {f.name}")
         else:
             into.append(f.name)
-            body.append(f"    {put.format(n=f.name)} = {f.name}")
+            body.append(f"    {target} = {f.name}")
     signature = ", ".join(["self", *params, *(["*", *kw_only] if kw_only else [])])
-    head = "    d = self.__dict__\n" if cls.__dataclass_params__.frozen else ""
+    head = "    d = self.__dict__\n" if frozen else ""
     exec(f"def __init__({signature}):\n{head}" + "\n".join(body or ["    pass"]), env)
     init = env["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
@@ -96,11 +98,11 @@ def _fast(cls: type, *, frozen: bool, eq: bool, show: bool) -> type:
     if not documented:  # dataclasses would document it from object.__init__'s signature, which tokenizes text
         cls.__doc__ = "-"
     if not frozen and cls.__setattr__ is not object.__setattr__:
-        raise TypeError(f"{cls.__name__}: model.record writes fields past a custom __setattr__; use @dataclass")
+        raise TypeError(f"{cls.__name__}: records.record writes fields past a custom __setattr__; use @dataclass")
     cls = dataclass(init=False, repr=False, eq=False, frozen=frozen)(cls)
     fs = fields(cls)
     if "__post_init__" in cls.__dict__ or any(not f.init for f in fs):
-        raise TypeError(f"{cls.__name__}: model.frozen and model.record have no __post_init__ nor init=False "
+        raise TypeError(f"{cls.__name__}: records.frozen and records.record have no __post_init__ nor init=False "
                         "fields; use @dataclass")
     made: dict[str, Any] = {"__init__": _LazyInit(cls)}
     if show:
