@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigFileError, UsageError
+from .errors import ConfigFileError, UsageError, arg
 from .model import Architecture, Component, Dim, Part, TensorSpec
 from .records import frozen
 
@@ -133,7 +133,8 @@ def _layers(text: str, param: str, field: str) -> tuple[int, ...]:
         if hi < lo:
             raise UsageError(f"{field}: range {lo}-{hi} runs backwards; write {hi}-{lo}", param=param)
         if hi - lo > 1_000_000:
-            raise UsageError(f"{field}: range {lo}-{hi} is too long to list; use --freeze layers=", param=param)
+            fix = arg("freeze", "layers=", "'layers=...'")
+            raise UsageError(f"{field}: range {lo}-{hi} is too long to list; use {fix}", param=param)
         out += range(lo, hi + 1)
     return tuple(sorted(set(out)))
 
@@ -147,7 +148,8 @@ def parse_lora(text: str) -> LoraSpec:
     exclude=pooler.dense,task=SEQ_CLS|none|auto,rank=query:16+value:4,alpha_of=query:32]`` -> a spec."""
     param = "lora"
     if len(text) > 10_000:
-        raise UsageError("the specification is too long; use --adapter adapter_config.json", param=param)
+        fix = arg("adapter", "adapter_config.json", "'adapter_config.json'")
+        raise UsageError(f"the specification is too long; use {fix}", param=param)
     kw: dict[str, Any] = {}
     seen: set[str] = set()
     for item in filter(None, (s.strip() for s in text.split(","))):
@@ -542,8 +544,9 @@ def apply(arch: Architecture, lora: LoraSpec | None = None,
           freeze: FreezeSpec | None = None) -> tuple[Architecture, Adaptation]:
     """The model as PEFT (or ``requires_grad``) leaves it: renamed tensors, adapter tensors, trainable flags."""
     if lora is not None and freeze is not None:
-        raise UsageError("--lora/--adapter and --freeze/--train both set what trains; with an adapter, PEFT freezes "
-                         "the base model: name extra trainable modules with save=... (modules_to_save)",
+        raise UsageError(f"{arg('lora')}/{arg('adapter')} and {arg('freeze')}/{arg('train')} both set what trains; "
+                         "with an adapter, PEFT freezes the base model: name extra trainable modules with save=... "
+                         "(modules_to_save)",
                          param="freeze")
     if lora is None and freeze is None:
         raise UsageError("nothing to apply: give an adapter or a freeze", param="lora")
@@ -566,7 +569,7 @@ def _apply_freeze(arch: Architecture, runs: list[tuple[Component, Component]],
     has = {g.name for g in (*fz.freeze, *fz.train)}
     param = "train" if fz.train else "freeze"
     if "head" in has and not base:
-        raise UsageError(f"{arch.model_class} is a bare model and has no head; pick a --head, or name "
+        raise UsageError(f"{arch.model_class} is a bare model and has no head; pick a {arg('head')}, or name "
                          "embeddings/layers/pooler", param=param)
     if "pooler" in has and not any(c.name == "pooler" for c in arch.components):
         raise UsageError(f"{arch.model_class} has no pooler", param=param)
@@ -633,8 +636,9 @@ def _apply_lora(arch: Architecture, comps: list[Component], lora: LoraSpec) -> t
     if targets is None:
         targets = getattr(families.module(arch.family), "LORA_TARGETS", None)
         if targets is None:
+            fix = arg("lora", "targets=...", "'targets=...'")
             raise UsageError(f"PEFT has no default target modules for model type {model_type_of(arch.family)!r}; "
-                             "name them: --lora targets=... (or all-linear)", param="lora")
+                             f"name them: {fix} (or all-linear)", param="lora")
     linear = [(c, p) for c in comps for p in c.parts if _is_linear(p)]
     if targets == ALL_LINEAR:
         out_emb = {p.module for _, p in linear if p.role == "mlm_decoder"}

@@ -42,7 +42,7 @@ import bisect
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import UsageError
+from .errors import UsageError, arg
 
 KB = 1024
 MB = 1024 * KB
@@ -106,8 +106,9 @@ def parse_alloc_conf(text: str) -> AllocatorConfig:
             else:
                 raise ValueError
         except ValueError:
-            raise UsageError(f"--alloc-conf {item!r}: give expandable_segments:True|False, max_split_size_mb:N or "
-                             "roundup_power2_divisions:N, comma-separated", param="alloc_conf") from None
+            raise UsageError(f"{arg('alloc_conf', repr(item))}: give expandable_segments:True|False, "
+                             "max_split_size_mb:N or roundup_power2_divisions:N, comma-separated",
+                             param="alloc_conf") from None
     return AllocatorConfig(**fields)
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import architecture
 from .config import ModelConfig
+from .errors import arg
 from .loading import ModelSpec, parse_overrides, resolve
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def model_sources(name: str, preset: str | None = None, config_file: str | Path 
 
     kind, value = classify(name)
     if (kind == "preset" and preset is not None) or (kind != "preset" and config_file is not None):
-        other = "--preset" if kind == "preset" else "--config"
+        other = arg("preset" if kind == "preset" else "config_file")
         raise UsageError(f"{name!r} and {other} both name the model; give it once", param="model")
     if kind == "preset":
         from . import catalog
@@ -56,7 +57,7 @@ def model_sources(name: str, preset: str | None = None, config_file: str | Path 
             try:
                 catalog.path_of(value)
             except BertcalcError as exc:
-                exc.message += "; a Hub model id is written org/name, e.g. google-bert/bert-base-uncased"
+                exc.text += "; a Hub model id is written org/name, e.g. google-bert/bert-base-uncased"
                 raise
     out: dict[str, Any] = {"preset": preset, "config_file": config_file, "model": None}
     out[{"preset": "preset", "path": "config_file", "hub": "model"}[kind]] = value
@@ -182,7 +183,7 @@ def tuned(arch: Architecture, *, lora: Any = None, adapter: Any = None, freeze: 
     from .errors import UsageError
 
     if lora is not None and adapter is not None:
-        raise UsageError("--lora and --adapter both describe the adapter; give one", param="adapter")
+        raise UsageError(f"{arg('lora')} and {arg('adapter')} both describe the adapter; give one", param="adapter")
     spec = None
     if lora is not None:
         spec = lora if isinstance(lora, adapters.LoraSpec) else adapters.parse_lora(str(lora))
@@ -356,7 +357,8 @@ def inspect(
         ckpt = checkpoint.read(path)
     if config is None and preset is None and config_file is None:
         if ckpt.config_path is None:
-            raise UsageError(f"{path}: no config.json beside the checkpoint; pass --config FILE or --preset NAME")
+            raise UsageError(f"{path}: no config.json beside the checkpoint; pass {arg('config_file', 'FILE')} or "
+                             f"{arg('preset', 'NAME')}")
         config_file = ckpt.config_path
     if isinstance(config, (ModelConfig, ModelSpec)):
         r = spec_of(config)
@@ -436,13 +438,14 @@ def _budget(fit: str | int | None, gpu: str | None) -> tuple[int | None, str | N
     from .errors import UsageError
 
     if fit is not None and gpu is not None:
-        raise UsageError("--fit SIZE and --gpu NAME both set the memory budget: give one of them", param="fit")
+        raise UsageError(f"{arg('fit', 'SIZE')} and {arg('gpu', 'NAME')} both set the memory budget: give one of them",
+                         param="fit")
     if fit is not None:
         return (fit if isinstance(fit, int) else _memory.parse_size(fit)), None
     if gpu is not None:
         from .flopcount import gpu_spec
 
-        gpu_name, card = gpu_spec(gpu, other="--fit SIZE")
+        gpu_name, card = gpu_spec(gpu, other=f"give {arg('fit', 'SIZE')} for any other")
         exact = card.get("memory_bytes")
         return (int(exact) if exact else int(float(card["memory_gib"]) * (1 << 30))), gpu_name
     return None, None
@@ -507,14 +510,15 @@ def memory(
         from .errors import UsageError
 
         raise UsageError("per-rank memory with an adapter or a freeze is not modelled (ZeRO, FSDP and DDP shard or "
-                         "reduce the trainable parameters only); leave out --zero/--fsdp/--gpus",
+                         f"reduce the trainable parameters only); leave out {arg('zero')}/{arg('fsdp')}/{arg('gpus')}",
                          param="zero" if zero is not None else "fsdp" if fsdp else "gpus")
     if not (ddp_only and (mode != "train" or gpus * nodes == 1)):
         from . import distributed
         from .errors import UsageError
 
         if zero is not None and fsdp:
-            raise UsageError("--zero is DeepSpeed and --fsdp is PyTorch FSDP2: give one of them", param="fsdp")
+            raise UsageError(f"{arg('zero')} is DeepSpeed and {arg('fsdp')} is PyTorch FSDP2: give one of them",
+                             param="fsdp")
         setup = distributed.Setup("zero" if zero is not None else "fsdp" if fsdp else "ddp", stage=zero or 0,
                                   gpus=gpus, nodes=nodes, offload=offload, reshard=reshard, link_gbps=link_gbps)
         room = None if budget is None else budget - (report.context or 0)  # the card less the CUDA context
@@ -570,10 +574,11 @@ def sweep(
 
         check(arch, o)
         if reserved:
-            raise UsageError("--reserved with an adapter or a freeze is not modelled; leave it out", param="reserved")
+            raise UsageError(f"{arg('reserved')} with an adapter or a freeze is not modelled; leave it out",
+                             param="reserved")
         if mfu is not None or peak_tflops is not None:
-            raise UsageError("--mfu in a sweep with an adapter or a freeze is not modelled yet (flops takes them: "
-                             "'bertcalc flops --lora ...' times one cell); leave --mfu out", param="mfu")
+            raise UsageError(f"{arg('mfu')} in a sweep with an adapter or a freeze is not modelled yet (flops takes "
+                             f"them, and times one cell); leave {arg('mfu')} out", param="mfu")
         reserved = False
     return sweeping.sweep(arch, spec.config, parsed, o, label=spec.label, budget=budget,
                           gpu=gpu_name or gpu, context=context, reserved=reserved, mfu=mfu, peak_tflops=peak_tflops,

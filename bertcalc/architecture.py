@@ -27,10 +27,11 @@ def heads_of(family: str) -> tuple[str, ...]:
 def build(cfg: ModelConfig, head: str = "model", pooler: bool = True) -> Architecture:
     """The model's tensors, as HF would name and shape them, for the model class ``head`` selects."""
     if not pooler and head != "model":
-        from .errors import UsageError
+        from .errors import UsageError, arg
 
         raise UsageError(
-            f"--no-pooler applies to --head model only; the {head} class decides its own pooler", param="pooler"
+            f"{arg('pooler', py='False')} applies to {arg('head', 'model', repr('model'))} only; the {head} class "
+            "decides its own pooler", param="pooler"
         )
     return family_module(cfg).build(cfg, head=head, pooler_=pooler)
 

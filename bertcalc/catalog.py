@@ -16,7 +16,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .errors import PresetNotFoundError
+from .errors import PresetNotFoundError, arg
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 SUFFIX = ".yaml"
@@ -86,7 +86,7 @@ def _checked(name: str) -> str:
     if not _NAME.match(name) or ".." in name:
         raise PresetNotFoundError(
             f"preset {name!r}: a preset is a name like 'base', not a path; to read a file, give its path "
-            "(--config FILE, or in compare the file itself, e.g. my-model.yaml)"
+            f"({arg('config_file', 'FILE')}, or in compare the file itself, e.g. my-model.yaml)"
         )
     return name
 
@@ -109,7 +109,7 @@ def _unknown(name: str) -> NoReturn:
         preset, repo = hub
         raise PresetNotFoundError(
             f"unknown preset {name!r}; it is the Hub model {repo}, whose config the preset {preset!r} holds: "
-            f"--preset {preset} (or the Hub id {repo}, which needs the network or the HF cache)"
+            f"{arg('preset', preset, repr(preset))} (or the Hub id {repo}, which needs the network or the HF cache)"
         )
     close = suggest(name, known) or [n for n in known if name in n or n in name][:3]
     hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else ""

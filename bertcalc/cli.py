@@ -321,7 +321,7 @@ FLAGS = {
     "batch": "--batch", "seq": "--seq", "choices": "--choices", "gpu": "--gpu", "mfu": "--mfu",
     "peak_tflops": "--peak-tflops",
     "precision": "--precision", "mode": "--mode", "optimizer": "--optimizer", "attention": "--attention",
-    "fit": "--fit", "zero": "--zero", "gpus": "--gpus", "sweep": "--sweep", "context": "--context",
+    "fit": "--fit", "zero": "--zero", "gpus": "--gpus", "axes": "--sweep", "context": "--context",
     "reserved": "--reserved", "alloc_conf": "--alloc-conf", "grad_checkpointing": "--grad-checkpointing",
     "nodes": "--nodes", "offload": "--offload", "fsdp": "--fsdp", "reshard": "--no-reshard", "link_gbps": "--link-gbps",
     # fine-tuning
@@ -331,10 +331,15 @@ FLAGS = {
 }
 
 
-def _messages(exc: BertcalcError) -> list[str]:
-    from .errors import ConfigError
+# Parameters that core messages name (errors.arg) beyond FLAGS': how the model is given. They are not in FLAGS, whose
+# keys also say which flag an error's ``param`` puts in front of its line.
+NAMED = {**FLAGS, "preset": "--preset", "config_file": "--config", "revision": "--revision", "offline": "--offline"}
 
-    lines = exc.problems if isinstance(exc, ConfigError) else [exc.message]
+
+def _messages(exc: BertcalcError) -> list[str]:
+    from .errors import ConfigError, spell
+
+    lines = [spell(line, NAMED) for line in exc.lines]
     flag = FLAGS.get(exc.param) if exc.param and not isinstance(exc, ConfigError) else None
     if flag:
         lines = [line if line.startswith(flag) else f"{flag}: {line}" for line in lines]

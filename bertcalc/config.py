@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import ConfigError
+from .errors import ConfigError, arg
 
 # No tensor dimension can exceed int64, PyTorch's index type; a larger size is a typo, and would make numbers
 # too long to print (Python refuses int/str conversions past 4,300 digits).
@@ -246,7 +246,7 @@ def _describe(err: Any, known: list[str], origins: Mapping[str, str], cls: type[
         if flag_field:  # a flag's name where a file wants the HF field's
             hint = f"did you mean {flag_field!r}? (files use HF field names; {key} is the flag's)"
         elif key in ("pooler", "no_pooler", "add_pooling_layer"):
-            hint = "the pooler is not a config field: use --no-pooler (or :pooler=false in compare)"
+            hint = f"the pooler is not a config field: use {arg('pooler', py='False')} (or :pooler=false in compare)"
         else:
             close = suggest(key, known)
             if close:

@@ -28,7 +28,7 @@ import math
 from dataclasses import replace
 from typing import Any, Literal
 
-from .errors import UsageError
+from .errors import UsageError, arg
 from .memsim import Options, Term, TrainingPeak, alloc, buffer_bytes, optimizer_bytes, part_bytes, training_peak
 from .records import frozen
 
@@ -87,22 +87,23 @@ class Setup:
 
 def check(s: Setup) -> None:
     if s.gpus < 1:
-        raise UsageError("--gpus must be at least 1", param="gpus")
+        raise UsageError(f"{arg('gpus')} must be at least 1", param="gpus")
     if s.nodes < 1:
-        raise UsageError("--nodes must be at least 1", param="nodes")
+        raise UsageError(f"{arg('nodes')} must be at least 1", param="nodes")
     if s.strategy == "zero" and s.stage not in (1, 2, 3):
-        raise UsageError(f"--zero takes 1, 2 or 3, got {s.stage}", param="zero")
+        raise UsageError(f"{arg('zero')} takes 1, 2 or 3, got {s.stage}", param="zero")
     if s.offload is not None:
         if s.offload not in OFFLOADS:
-            raise UsageError(f"--offload takes {', '.join(OFFLOADS)}, got {s.offload!r}", param="offload")
+            raise UsageError(f"{arg('offload')} takes {', '.join(OFFLOADS)}, got {s.offload!r}", param="offload")
         if s.strategy != "zero":
-            raise UsageError("--offload is DeepSpeed's offload_optimizer/offload_param: give --zero 1, 2 or 3",
-                             param="offload")
+            raise UsageError(f"{arg('offload')} is DeepSpeed's offload_optimizer/offload_param: give "
+                             f"{arg('zero', '1, 2 or 3')}", param="offload")
         if s.offload_param and s.stage != 3:
             raise UsageError("offload_param needs ZeRO-3 (DeepSpeed partitions parameters only at stage 3); use "
-                             "--offload optimizer, or --zero 3", param="offload")
+                             f"{arg('offload', 'optimizer', repr('optimizer'))}, or {arg('zero', '3')}",
+                             param="offload")
     if s.link_gbps is not None and not (0 < s.link_gbps < 1e9):
-        raise UsageError("--link-gbps must be a positive bandwidth in Gbit/s, e.g. 400", param="link_gbps")
+        raise UsageError(f"{arg('link_gbps')} must be a positive bandwidth in Gbit/s, e.g. 400", param="link_gbps")
 
 
 # ----------------------------------------------------------------------------------------- the report
@@ -586,8 +587,8 @@ def plan(arch: Any, cfg: Any, o: Options, s: Setup, budget: int | None = None) -
 
     check(s)
     if o.mode != "train":
-        raise UsageError("--zero and --fsdp shard training state (parameters, gradients, optimizer); use --mode "
-                         "train", param="zero" if s.strategy == "zero" else "fsdp")
+        raise UsageError(f"{arg('zero')} and {arg('fsdp')} shard training state (parameters, gradients, optimizer); "
+                         f"use {arg('mode', 'train', repr('train'))}", param="zero" if s.strategy == "zero" else "fsdp")
     if s.rank >= s.world:
         raise UsageError(f"rank {s.rank} is outside a world of {s.world}", param="gpus")
     terms, where, comm = _run(arch, cfg, o, s)

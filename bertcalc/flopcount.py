@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from .architecture import check_batch
 from .architecture import rows as flat_rows
 from .config import MAX_SIZE, ModelConfig
-from .errors import UsageError
+from .errors import UsageError, arg
 from .formula import short
 from .model import Architecture, ModelReport, identify
 from .program import Attention, Linear, Loss, Matmul, size  # flopcount is imported only to count a program
@@ -47,9 +47,10 @@ PRECISION_PEAK = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16", "amp-bf16": "b
 DEFAULT_MFU = 0.40
 
 
-def gpu_spec(name: str, other: str = "--peak-tflops") -> tuple[str, dict[str, float | None]]:
+def gpu_spec(name: str, other: str | None = None) -> tuple[str, dict[str, float | None]]:
     """A known GPU by name: case, spaces, hyphens and underscores are ignored (``a100 80gb``, ``H100-SXM``).
-    ``other`` names the option that covers any other card."""
+    ``other`` says what covers any other card, after "or" (default: give ``peak_tflops``, marked with
+    :func:`~bertcalc.errors.arg`)."""
     def _key(text: str) -> str:
         return "".join(ch for ch in text.upper() if ch not in " -_")
 
@@ -58,7 +59,8 @@ def gpu_spec(name: str, other: str = "--peak-tflops") -> tuple[str, dict[str, fl
     for k, v in GPUS.items():
         if _key(k) == wanted:
             return k, v
-    raise UsageError(f"unknown GPU {name!r}; known: {', '.join(GPUS)} (or give {other} for any other)", param="gpu")
+    other = other or f"give {arg('peak_tflops')} for any other"
+    raise UsageError(f"unknown GPU {name!r}; known: {', '.join(GPUS)} (or {other})", param="gpu")
 
 
 @frozen
@@ -278,12 +280,15 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
                 rows.append(FlopRow(f"{comp.name}: {op.out.description or op.out.name}", comp.name, "attention",
                                     formula, 2 * out_n * size(k, batch, seq), rep, op.out in trained))
     if gpu is not None:
-        gname, spec = gpu_spec(gpu)
+        # with a peak given, the GPU only labels the run: an unknown name is still refused (likely a typo)
+        given = f"leave {arg('gpu')} out: {arg('peak_tflops')} sets the rate alone" if peak_tflops is not None else None
+        gname, spec = gpu_spec(gpu, other=given)
         key = PRECISION_PEAK[precision]
         peak = spec.get(key)
         if peak is None and peak_tflops is None:
-            raise UsageError(f"{gname} has no {key} tensor cores; use --precision {best_precision(spec)} (its best), "
-                             "or give --peak-tflops", param="precision")
+            best = best_precision(spec)
+            raise UsageError(f"{gname} has no {key} tensor cores; use {arg('precision', best, repr(best))} (its "
+                             f"best), or give {arg('peak_tflops')}", param="precision")
         gpu = gname
     peak_given = peak_tflops is not None
     if gpu is not None and peak_tflops is None:

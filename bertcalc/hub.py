@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import BertcalcError
+from .errors import BertcalcError, arg
 from .records import frozen
 
 CONFIG = "config.json"
@@ -202,8 +202,8 @@ def _explain(exc: BaseException, repo_id: str, revision: str | None, file: str, 
         return HubError(f"{repo_id}: gated model, and no token was sent (401); accept its terms at {page}, then log "
                         "in with 'hf auth login' or set HF_TOKEN")
     if isinstance(exc, e.RevisionNotFoundError):
-        return HubError(f"{repo_id}: no revision {revision!r} on the Hub; give --revision a branch, tag or commit "
-                        "that exists")
+        return HubError(f"{repo_id}: no revision {revision!r} on the Hub; give {arg('revision')} a branch, tag or "
+                        "commit that exists")
     if isinstance(exc, e.RepositoryNotFoundError):
         status = getattr(getattr(exc, "response", None), "status_code", 404)
         return HubError(f"{repo_id}: no such model on the Hub ({status}), and no such local path; check the id, or "
@@ -220,18 +220,19 @@ def _explain(exc: BaseException, repo_id: str, revision: str | None, file: str, 
         if status == 401:
             return HubError(f"{repo_id}: the Hub refused the token (401); log in again with 'hf auth login' or fix "
                             "HF_TOKEN")
-        return HubError(f"{repo_id}: the Hub answered HTTP {status} for {file}; try again later, or use --offline "
-                        "for a cached model")
+        return HubError(f"{repo_id}: the Hub answered HTTP {status} for {file}; try again later, or use "
+                        f"{arg('offline')} for a cached model")
     if isinstance(exc, timeout):
         return HubError(f"{repo_id}: the Hub ({endpoint}) did not answer within the timeout while reading {file}; "
                         "check the connection or raise HF_HUB_ETAG_TIMEOUT / HF_HUB_DOWNLOAD_TIMEOUT, or use "
-                        "--offline for a cached model")
+                        f"{arg('offline')} for a cached model")
     if isinstance(exc, transport | OSError):
         why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return HubError(f"{repo_id}: cannot reach the Hub at {endpoint} ({why}); check the connection or "
-                        "HF_ENDPOINT, or use --offline for a cached model")
+                        f"HF_ENDPOINT, or use {arg('offline')} for a cached model")
     return HubError(f"{repo_id}: reading {file} from the Hub failed ({type(exc).__name__}: "
-                    f"{str(exc).splitlines()[0] if str(exc) else ''}); try again, or use --offline for a cached model")
+                    f"{str(exc).splitlines()[0] if str(exc) else ''}); try again, or use {arg('offline')} for a cached "
+                    "model")
 
 
 def _not_cached(repo_id: str, revision: str | None, file: str) -> HubError:
@@ -239,8 +240,8 @@ def _not_cached(repo_id: str, revision: str | None, file: str) -> HubError:
 
     rev = f" at revision {revision!r}" if revision else ""
     return HubError(f"{repo_id}: {file}{rev} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) and "
-                    "offline mode is on (--offline or HF_HUB_OFFLINE=1); run once online, or set HF_HUB_CACHE to "
-                    "the cache that holds it")
+                    f"offline mode is on ({arg('offline')} or HF_HUB_OFFLINE=1); run once online, or set HF_HUB_CACHE "
+                    "to the cache that holds it")
 
 
 @contextlib.contextmanager
@@ -310,7 +311,7 @@ def load_source(repo_id: str, revision: str | None = None, offline: bool | None 
     try:
         data = read_mapping(cfg.path)
     except ConfigFileError as exc:
-        raise ConfigFileError(exc.message.replace(str(cfg.path), origin)) from None
+        raise ConfigFileError(exc.text.replace(str(cfg.path), origin)) from None
     return hf_source(data, origin)
 
 
@@ -357,7 +358,7 @@ def read_checkpoint(repo_id: str, revision: str | None = None, offline: bool | N
             if not _offline(offline) and "missing" in exc.message:  # shards not all cached: read them remotely
                 local = None
             else:
-                raise checkpoint.CheckpointError(exc.message.replace(str(snapshot), cfg.label)) from None
+                raise checkpoint.CheckpointError(exc.text.replace(str(snapshot), cfg.label)) from None
         if local is not None:
             return checkpoint.Checkpoint(cfg.label, local.files, local.tensors, local.metadata, str(cfg.path)), cfg
     if _offline(offline):

@@ -23,7 +23,7 @@ from typing import Any
 
 from . import paths
 from .config import FLAG_NAMES, INTERMEDIATE_RATIO, ModelConfig, config_class, family_names, suggest, validate
-from .errors import ConfigError, ConfigFileError
+from .errors import ConfigError, ConfigFileError, arg
 from .families import DEFAULT as DEFAULT_FAMILY
 from .families import exists as family_exists
 from .records import frozen
@@ -126,7 +126,7 @@ def read_mapping(path: str | Path, text: str | None = None) -> dict[str, Any]:
             raise ConfigFileError(f"{p}: is a directory; give a YAML config file")
         if what == "other":  # a FIFO with no writer would block the read forever
             raise ConfigFileError(f"{p}: not a regular file (a FIFO, device or socket); give a config file, or "
-                                  "--config - to read standard input")
+                                  f"{arg('config_file', '-', repr('-'))} to read standard input")
         text = _text(p, _read_bytes(p))
     if p.suffix.lower() == ".json":
         import json
@@ -327,7 +327,7 @@ def _from_stdin() -> Source:
 
     stream = getattr(sys.stdin, "buffer", None)
     if stream is None:
-        raise ConfigFileError(f"{STDIN}: standard input is closed; give --config FILE")
+        raise ConfigFileError(f"{STDIN}: standard input is closed; give {arg('config_file', 'FILE')}")
     try:
         raw = stream.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:

@@ -31,7 +31,7 @@ from typing import Any, ClassVar, Literal
 
 from .choices import ATTENTIONS, MODES, OPTIMIZERS, PRECISIONS  # noqa: F401 (read as memsim.PRECISIONS...)
 from .config import ModelConfig
-from .errors import UsageError
+from .errors import UsageError, arg
 from .model import Architecture, Dim, ModelReport, Part, identify
 from .program import (
     Act,
@@ -1626,9 +1626,9 @@ def zero_terms(arch: Architecture, o: Options, stage: int, gpus: int) -> tuple[T
     (the fp32 master copy) + the optimizer's fp32 states (8 for Adam: K = 12). Otherwise the weights are their
     own master copy: W = G = 4 (fp32) or 2 (bf16/fp16), and K is the optimizer's states alone."""
     if gpus < 1:
-        raise UsageError("--gpus must be at least 1", param="gpus")
+        raise UsageError(f"{arg('gpus')} must be at least 1", param="gpus")
     if stage not in (1, 2, 3):
-        raise UsageError(f"--zero takes 1, 2 or 3, got {stage}", param="zero")
+        raise UsageError(f"{arg('zero')} takes 1, 2 or 3, got {stage}", param="zero")
     n = arch.total_parameters
     states = optimizer_bytes(arch, o, exact=True)[0]
     wc = 2 if o.amp else o.weight_bytes  # bytes per parameter: weights, and their gradients
@@ -1659,10 +1659,11 @@ def unsupported(arch: Architecture, cfg: ModelConfig, o: Options) -> None:
     name = cfg.display or arch.model_class
     if o.attention == "sdpa" and any(isinstance(op, AttentionOp) and not op.sdpa for op in p.all_ops()):
         raise UsageError(f"{name}'s attention has no sdpa implementation in transformers (it computes the scores "
-                         "with matmuls, whatever attn_implementation asks); use --attention eager", param="attention")
+                         "with matmuls, whatever attn_implementation asks); use "
+                         f"{arg('attention', 'eager', repr('eager'))}", param="attention")
     if o.mode == "train" and o.grad_checkpointing and p.encoder is not None and not p.encoder.checkpointing:
         raise UsageError(f"transformers cannot checkpoint {name}'s layers (supports_gradient_checkpointing is "
-                         "False); leave out --grad-checkpointing", param="grad_checkpointing")
+                         f"False); leave out {arg('grad_checkpointing')}", param="grad_checkpointing")
 
 
 def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "", budget: int | None = None,
@@ -1686,7 +1687,7 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
 
         check(arch, o)
         if reserved:
-            raise UsageError("--reserved with an adapter or a freeze is not modelled (the allocator replay "
+            raise UsageError(f"{arg('reserved')} with an adapter or a freeze is not modelled (the allocator replay "
                              "follows full fine-tuning's allocations); leave it out", param="reserved")
         if zero is not None or gpus > 1:
             raise UsageError("distributed memory with an adapter or a freeze is not modelled", param="zero")
@@ -1775,7 +1776,8 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
     zero_t: tuple[Term, ...] = ()
     if zero is not None:
         if o.mode != "train":
-            raise UsageError("--zero shards training state (parameters, gradients, optimizer); use --mode train",
+            raise UsageError(f"{arg('zero')} shards training state (parameters, gradients, optimizer); use "
+                             f"{arg('mode', 'train', repr('train'))}",
                              param="zero")
         zero_t = zero_terms(arch, o, zero, gpus)
     return MemoryReport(

@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 from .config import ModelConfig
-from .errors import UsageError
+from .errors import UsageError, arg
 from .model import Architecture, ModelReport, identify
 from .records import frozen
 
@@ -23,6 +23,12 @@ MAX_COLUMNS = 24  # batches: wider than any terminal past this
 MAX_CELLS = 240  # each cell is a full simulation (with a budget, an allocator replay): bounded work
 MAX_VALUE = 1 << 40
 TIGHT = 0.90  # amber: fits, but with less than 10 % of the budget to spare
+
+
+def _item(axis: str, values: object) -> str:
+    """One axis of ``axes`` in a message: ``axes='batch=0'`` to the library, ``--sweep batch=0`` to the CLI."""
+    given = f"{axis}={values}"
+    return arg("axes", given, repr(given))
 
 
 def _ints(axis: str, text: str) -> tuple[int, ...]:
@@ -35,8 +41,8 @@ def _ints(axis: str, text: str) -> tuple[int, ...]:
             lo, hi = int(m.group(1)), int(m.group(2))
             op, step = m.group(3) or "x", int(m.group(4) or 2)
             if lo < 1 or hi < lo or hi > MAX_VALUE or step < (1 if op == "+" else 2):
-                raise UsageError(f"--sweep {axis}={text}: {item!r} is not a range: write a..b with 1 ≤ a ≤ b "
-                                 "(doubling), a..b+s (steps of s) or a..bx3 (times 3)", param="sweep")
+                raise UsageError(f"{_item(axis, text)}: {item!r} is not a range: write a..b with 1 ≤ a ≤ b "
+                                 "(doubling), a..b+s (steps of s) or a..bx3 (times 3)", param="axes")
             v = lo
             while v <= hi:
                 out.append(v)
@@ -46,8 +52,8 @@ def _ints(axis: str, text: str) -> tuple[int, ...]:
         elif re.fullmatch(r"\d+", item) and 1 <= int(item) <= MAX_VALUE:
             out.append(int(item))
         else:
-            raise UsageError(f"--sweep {axis}={text}: {item!r} is not a positive whole number or a range "
-                             "such as 8..256", param="sweep")
+            raise UsageError(f"{_item(axis, text)}: {item!r} is not a positive whole number or a range "
+                             "such as 8..256", param="axes")
     return tuple(dict.fromkeys(out))
 
 
@@ -62,21 +68,21 @@ def parse_sweep(items: list[str] | tuple[str, ...]) -> dict[str, tuple[Any, ...]
         axis, sep, values = item.partition("=")
         axis = axis.strip().lower()
         if not sep or axis not in AXES or not values.strip():
-            raise UsageError(f"--sweep {item!r}: write AXIS=VALUES with AXIS one of {', '.join(AXES)}, e.g. "
-                             "batch=8..256 seq=128,256,512", param="sweep")
+            raise UsageError(f"{arg('axes', repr(item))}: write AXIS=VALUES with AXIS one of {', '.join(AXES)}, e.g. "
+                             "batch=8..256 seq=128,256,512", param="axes")
         if axis in out:
-            raise UsageError(f"--sweep: {axis} is given twice; give each axis once", param="sweep")
+            raise UsageError(f"{arg('axes')}: {axis} is given twice; give each axis once", param="axes")
         if axis in choices:
             names = choices[axis] if values.strip() == "all" else tuple(v.strip() for v in values.split(","))
             bad = [v for v in names if v not in choices[axis]]
             if bad:
-                raise UsageError(f"--sweep {axis}={values}: unknown {axis} {bad[0]!r}; choose from "
-                                 f"{', '.join(choices[axis])} or all", param="sweep")
+                raise UsageError(f"{_item(axis, values)}: unknown {axis} {bad[0]!r}; choose from "
+                                 f"{', '.join(choices[axis])} or all", param="axes")
             out[axis] = tuple(dict.fromkeys(names))
         else:
             out[axis] = _ints(axis, values)
     if not out:
-        raise UsageError("--sweep needs at least one axis, e.g. batch=8..256 seq=128,256,512", param="sweep")
+        raise UsageError(f"{arg('axes')} needs at least one axis, e.g. batch=8..256 seq=128,256,512", param="axes")
     return out
 
 
@@ -156,12 +162,13 @@ def sweep(arch: Architecture, cfg: ModelConfig, axes: dict[str, tuple[Any, ...]]
     attentions = axes.get("attention", (base.attention,))
     cells = len(batches) * len(seqs) * len(precisions) * len(attentions)
     if len(batches) > MAX_COLUMNS or cells > MAX_CELLS:
-        raise UsageError(f"--sweep: {len(batches)} batches × {cells // len(batches)} rows = {cells:,} cells; the "
+        raise UsageError(f"{arg('axes')}: {len(batches)} batches × {cells // len(batches)} rows = {cells:,} cells; the "
                          f"limit is {MAX_COLUMNS} batches and {MAX_CELLS} cells (each is a full simulation): "
-                         "sweep fewer values, e.g. batch=8..256", param="sweep")
+                         "sweep fewer values, e.g. batch=8..256", param="axes")
     timed = mfu is not None or peak_tflops is not None
     if timed and gpu is None and peak_tflops is None:
-        raise UsageError("--mfu times each cell from a peak rate: give --gpu NAME or --peak-tflops", param="mfu")
+        raise UsageError(f"{arg('mfu')} times each cell from a peak rate: give {arg('gpu', 'NAME')} or "
+                         f"{arg('peak_tflops')}", param="mfu")
     train = base.mode == "train"
     use_reserved = train and (reserved or (reserved is None and budget is not None))
     room = None
@@ -181,8 +188,7 @@ def sweep(arch: Architecture, cfg: ModelConfig, axes: dict[str, tuple[Any, ...]]
                 axis = exc.param if exc.param in ("batch", "seq") and exc.param in axes else None
                 if axis is None:
                     raise
-                raise UsageError(f"--sweep {axis}={b if axis == 'batch' else seq}: {exc.message}",
-                                 param="sweep") from None
+                raise UsageError(f"{_item(axis, b if axis == 'batch' else seq)}: {exc.text}", param="axes") from None
             known_alloc[b] = rep.peak_bytes
             res = None
             if use_reserved:

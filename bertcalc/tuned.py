@@ -25,7 +25,7 @@ import dataclasses
 from typing import Any
 
 from .config import ModelConfig
-from .errors import UsageError
+from .errors import UsageError, arg
 from .memsim import (
     Backward,
     Ctx,
@@ -472,8 +472,9 @@ def check(arch: Architecture, o: Options) -> None:
         raise UsageError("memory with an adapter or a freeze and gradient checkpointing is not modelled",
                          param="grad_checkpointing")
     if o.mode != "train":
-        raise UsageError("memory --mode infer with an adapter or a freeze is not modelled (a no-grad forward "
-                         "through PEFT's wrapped Linears); use --mode train, or merge the adapter", param="mode")
+        raise UsageError(f"memory {arg('mode', 'infer', repr('infer'))} with an adapter or a freeze is not modelled (a "
+                         "no-grad forward through PEFT's wrapped Linears); use "
+                         f"{arg('mode', 'train', repr('train'))}, or merge the adapter", param="mode")
 
 
 __all__ = ["check", "optimizer", "trainable_grad_bytes", "training_peak"]

@@ -146,7 +146,7 @@ def test_a_swept_value_at_fault_is_named_as_swept() -> None:
     assert r.exit_code == 2 and "error: --seq: sequence length 600" in r.output, r.output
     with pytest.raises(UsageError, match="seq=600") as info:
         bertcalc.sweep(preset="tiny", axes="seq=600")
-    assert info.value.param == "sweep"
+    assert info.value.param == "axes"
 
 
 def test_cli_sweep_exit_2_on_bad_input_and_svg_file(tmp_path) -> None:
