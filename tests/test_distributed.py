@@ -317,11 +317,14 @@ def ds_table() -> str:
 
 
 def test_zero_on_gloo_within_the_accuracy_target() -> None:
-    """DeepSpeed 0.19.8's engine, ZeRO-1/2/3 on 2 and 4 CPU ranks (scripts/measure_deepspeed_cpu.py): the
-    classification cases within the accuracy target. The MLM cases are not (docs/memory.md: DeepSpeed holds
-    more between steps there than bertcalc's rules account for, not traced yet); they are shown, not scored."""
-    recs = [r for r in _ds_records() if r["head"] != "mlm"]
+    """DeepSpeed 0.19.8's engine, ZeRO-1/2/3 on 2 and 4 CPU ranks (scripts/measure_deepspeed_cpu.py, each case
+    in fresh processes): the classification cases and the MLM ZeRO-3 cases within the accuracy target. The MLM
+    ZeRO-2 cases are not (docs/memory.md: bertcalc counts the ipg bucket and the gradient partition at the
+    head's backward; DeepSpeed makes the bucket at the first gradient hook and the partition at the end of the
+    backward); they are shown, not scored."""
+    recs = [r for r in _ds_records() if r["head"] != "mlm" or r["stage"] == 3]
     assert {r["stage"] for r in recs} == {1, 2, 3} and {r["world"] for r in recs} == {2, 4}
+    assert {(r["head"], r["stage"]) for r in recs} >= {("mlm", 3)}
     errs = [predict_ds(r).gpu_bytes / r["peak_bytes"] - 1 for r in recs]
     assert statistics.median(abs(e) for e in errs) <= 0.05
     assert sum(abs(e) <= 0.10 for e in errs) >= 0.9 * len(errs)
