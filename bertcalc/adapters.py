@@ -71,6 +71,30 @@ class LoraSpec:
                 "task_type": self.task}
 
 
+def checked(spec: LoraSpec) -> LoraSpec:
+    """A LoraSpec a library caller built: held to the bounds the parsers apply (``r=-4`` would count negative
+    parameters, ``alpha=nan`` would break strict JSON)."""
+    import math
+
+    def number(field: str, v: Any, lo: float, hi: float, integer: bool = False) -> None:
+        kind = int if integer else (int, float)
+        if isinstance(v, bool) or not isinstance(v, kind) or not math.isfinite(v) or not lo <= v <= hi:
+            bounds = f"{lo:,} to {hi:,}" if integer else f"{lo:g} to {hi:g}"
+            raise UsageError(f"LoraSpec.{field} must be {'a whole number' if integer else 'a number'} from "
+                             f"{bounds}, got {repr(v)[:60]}", param="lora")
+
+    number("r", spec.r, 1, MAX_R, integer=True)
+    number("alpha", spec.alpha, 0, 1e9)
+    number("dropout", spec.dropout, 0, 1)
+    for pat, v in spec.rank_pattern:
+        number(f"rank_pattern[{pat!r}]", v, 1, MAX_R, integer=True)
+    for pat, v in spec.alpha_pattern:
+        number(f"alpha_pattern[{pat!r}]", v, 0, 1e9)
+    if spec.bias not in BIASES:
+        raise UsageError(f"LoraSpec.bias must be one of {', '.join(BIASES)}, got {spec.bias!r}", param="lora")
+    return spec
+
+
 @frozen
 class Group:
     """A freeze group: ``embeddings``, ``pooler``, ``head``, ``base``, or the layers ``lo``..``hi``."""
@@ -446,7 +470,7 @@ def _cuts(lora: LoraSpec | None, freeze: FreezeSpec | None) -> set[int]:
     if lora is not None:
         for i in lora.layers or ():
             cuts |= {i, i + 1}
-        texts = [p for p, _ in (*lora.rank_pattern, *lora.alpha_pattern)]
+        texts = [p for p, _ in (*lora.rank_pattern, *lora.alpha_pattern)] + list(lora.layers_pattern or ())
         for field in (lora.targets, lora.exclude, lora.modules_to_save):
             if isinstance(field, str):
                 texts.append(field)
@@ -482,24 +506,114 @@ def _at(template: str, i: int) -> str:
     return template.replace("{i}", str(i))
 
 
+# Patterns come from the user (a --lora spec, an adapter_config.json), and PEFT matches them with re. bertcalc
+# matches them with the regex module: re's syntax and results, and a timeout. A pattern that backtracks without
+# end ((.*)*(.*)*X) is then refused, where re would run for ever.
+MATCH_SECONDS = 3.0  # all the matching of one adapter, together
+# A pattern that may tell layer indices apart (it reads digits: _blind) is matched against every layer, up to
+# this many; a deeper model needs the layers named (layers=, or module names).
+MAX_LAYERS_MATCHED = 2048
+_REPEATS = frozenset("*+?{}()[]|\\")  # none of these: a name, with no repeat of its own to backtrack over
+
+
+class _Clock:
+    """The matching budget of one adapter: each match gets what is left of it."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.monotonic = time.monotonic
+        self.deadline = time.monotonic() + MATCH_SECONDS
+
+    def find(self, pattern: str, shown: str, key: str, full: bool = False) -> Any:
+        """``re.match`` (``re.fullmatch`` with ``full``) of ``pattern``, which holds the user's ``shown``."""
+        if not _REPEATS.intersection(shown):  # a name (classifier, layer.5.output.dense): nothing to backtrack
+            return (re.fullmatch if full else re.match)(pattern, key)
+        import regex
+
+        left = self.deadline - self.monotonic()
+        try:
+            if left <= 0:
+                raise TimeoutError
+            return (regex.fullmatch if full else regex.match)(pattern, key, timeout=left)
+        except TimeoutError:
+            raise UsageError(f"pattern {shown!r} takes too long to match (over {MATCH_SECONDS:g} s: nested or "
+                             "repeated wildcards such as (.*)* backtrack without end); simplify it",
+                             param="lora") from None
+
+    def match(self, pattern: str, shown: str, key: str, full: bool = False) -> bool:
+        return self.find(pattern, shown, key, full) is not None
+
+
+def _blind(pattern: str) -> bool:
+    """Whether a pattern's answer is the same for every layer of a run (the runs are cut at each index a spec
+    names, :func:`_cuts`), so that one layer stands for the run. Proven from the text:
+
+    - no class (``[``), escaped letter (``\\d``, ``\\w``, ``\\b``, a back reference), counted repeat (``{``),
+      group flag or lookaround (``(?``), or repeated group (``(..)*`` counts characters);
+    - every ``.`` is a ``.*`` (``.+`` and ``..`` count characters);
+    - digits only as a whole index between escaped dots, the second one not optional (``layer\\.7\\.attention``).
+
+    Then an index's digits match only a ``.*``, which takes any number of them, or ``\\.7\\.``, which matches a
+    whole all-digit segment of the name: the index where it is 7 (a run of its own), or a segment that does not
+    change with the layer (ALBERT's ``albert_layers.0``). A run sees the same answer throughout. Nothing zero-width
+    can see the digits (the index sits between two dots, never at an end). ``layer.7.attention`` is not proven
+    (its ``.`` are wildcards, and ``layer.7.*`` matches layer 71): write ``layer\\.7\\.attention``."""
+    i, n = 0, len(pattern)
+    while i < n:
+        ch, nxt = pattern[i], pattern[i + 1:i + 2]
+        if ch in "[{" or (ch == "(" and nxt == "?") or (ch == ")" and nxt in ("*", "+", "?")):
+            return False
+        if ch.isdigit() and ch.isascii():
+            k = i
+            while k < n and pattern[k].isdigit() and pattern[k].isascii():
+                k += 1
+            if (pattern[i - 2:i] != "\\." or pattern[i - 3:i - 2] == "\\" or pattern[k:k + 2] != "\\."
+                    or pattern[k + 2:k + 3] in ("?", "*", "+")):  # \.7\.? would take .70 too
+                return False
+            i = k
+            continue
+        if ch == "\\":
+            if not nxt or nxt.isalnum():
+                return False
+            i += 2
+            continue
+        if ch == "." and nxt != "*":
+            return False
+        i += 1
+    return True
+
+
+def _patterns(lora: LoraSpec, targets: Any) -> list[str]:
+    """Every regular expression of the spec, as the user wrote it."""
+    out = [targets] if isinstance(targets, str) else []
+    if isinstance(lora.exclude, str):
+        out.append(lora.exclude)
+    out += list(lora.modules_to_save or ()) + list(lora.layers_pattern or ())
+    out += [pat for pat, _ in lora.rank_pattern]
+    return out
+
+
 class _Matcher:
     """``check_target_module_exists`` for one spec (targets resolved: all-linear -> a set of full names)."""
 
-    def __init__(self, lora: LoraSpec, targets: frozenset[str] | tuple[str, ...] | str) -> None:
+    def __init__(self, lora: LoraSpec, targets: frozenset[str] | tuple[str, ...] | str, clock: _Clock) -> None:
         self.lora = lora
         self.targets = targets
+        self.clock = clock
 
     def __call__(self, key: str) -> bool | None:  # None: excluded
         lo = self.lora
         ex = lo.exclude
-        if ex and (re.fullmatch(ex, key) if isinstance(ex, str) else
+        rx = self.clock.match
+        if ex and (rx(ex, ex, key, full=True) if isinstance(ex, str) else
                    key in ex or any(key.endswith(f".{e}") for e in ex)):
             return None
-        if lo.modules_to_save and any(re.match(rf"(^|.*\.){m}($|\..*)", key) for m in lo.modules_to_save):
+        if lo.modules_to_save and any(rx(rf"(^|.*\.){m}($|\..*)", m, key) for m in lo.modules_to_save):
             return None
         t = self.targets
         if isinstance(t, str):
-            return re.fullmatch(t, key) is not None
+            return rx(t, t, key, full=True)
         if key in t:
             return True
         found = any(key.endswith(f".{x}") for x in t)
@@ -510,7 +624,7 @@ class _Matcher:
             else:
                 m = None
                 for pat in lo.layers_pattern:
-                    m = re.match(rf"(?:^|.*?\.){pat}\.(?P<idx>\d+)\.", key)
+                    m = self.clock.find(rf"(?:^|.*?\.){pat}\.(?P<idx>\d+)\.", pat, key)
                     if m is not None:
                         break
             if m:
@@ -519,9 +633,9 @@ class _Matcher:
         return found
 
 
-def _pattern(pairs: tuple, key: str, default: Any) -> Any:
+def _pattern(pairs: tuple, key: str, default: Any, clock: _Clock) -> Any:
     for pat, value in pairs:
-        if re.match(rf"(.*\.)?({pat})$", key):
+        if clock.match(rf"(.*\.)?({pat})$", pat, key):
             return value
     return default
 
@@ -551,10 +665,11 @@ def apply(arch: Architecture, lora: LoraSpec | None = None,
     if lora is None and freeze is None:
         raise UsageError("nothing to apply: give an adapter or a freeze", param="lora")
     cuts = _cuts(lora, freeze)
-    runs = [(c, r) for c in arch.components for r in _runs(c, cuts)]
     if lora is None:
-        return _apply_freeze(arch, runs, freeze)
-    return _apply_lora(arch, [r for _, r in runs], lora)
+        return _apply_freeze(arch, [(c, r) for c in arch.components for r in _runs(c, cuts)], freeze)
+    rule = _Rule(arch, lora)
+    cuts |= rule.digit_cuts(arch.components)
+    return _apply_lora(arch, [r for c in arch.components for r in _runs(c, cuts)], rule)
 
 
 def _layer_component(arch: Architecture) -> str | None:
@@ -628,42 +743,90 @@ def _apply_freeze(arch: Architecture, runs: list[tuple[Component, Component]],
     return _tie_flags(dataclasses.replace(arch, components=tuple(out), adapted=how)), how
 
 
-def _apply_lora(arch: Architecture, comps: list[Component], lora: LoraSpec) -> tuple[Architecture, Adaptation]:
-    from . import families
+class _Rule:
+    """What an adapter spec targets, resolved for one model as PEFT resolves it: the default targets of the
+    model type, all-linear as a set of full names, the task's modules joining modules_to_save."""
 
-    task = task_of(lora, arch.head)
-    targets: Any = lora.targets
-    if targets is None:
-        targets = getattr(families.module(arch.family), "LORA_TARGETS", None)
+    def __init__(self, arch: Architecture, lora: LoraSpec) -> None:
+        from . import families
+
+        self.task = task = task_of(lora, arch.head)
+        targets: Any = lora.targets
         if targets is None:
-            fix = arg("lora", "targets=...", "'targets=...'")
-            raise UsageError(f"PEFT has no default target modules for model type {model_type_of(arch.family)!r}; "
-                             f"name them: {fix} (or all-linear)", param="lora")
-    linear = [(c, p) for c in comps for p in c.parts if _is_linear(p)]
-    if targets == ALL_LINEAR:
-        out_emb = {p.module for _, p in linear if p.role == "mlm_decoder"}
-        names = {p.module for _, p in linear} - out_emb
-        if task == "SEQ_CLS" and not out_emb:
-            for n in SEQ_CLS_HEAD_NAMES:
-                if n in names or any(p.module.startswith(n + ".") for _, p in linear):
-                    names.discard(n)
-                    break
-        # the set is of full names: a template stands for each of its layers
-        targets = frozenset(names)
-    elif isinstance(targets, str):
-        _regex(targets, "lora", "target_modules")
-    if task in GUARDED_TASKS:  # the task's modules join modules_to_save before matching
-        lora = dataclasses.replace(lora, modules_to_save=tuple(lora.modules_to_save or ()) + TASK_MODULES[task])
-    if isinstance(targets, frozenset):  # all-linear: full names, so the template is the key; excludes still apply
-        guard = _Matcher(dataclasses.replace(lora, layers=None), ())
+            targets = getattr(families.module(arch.family), "LORA_TARGETS", None)
+            if targets is None:
+                fix = arg("lora", "targets=...", "'targets=...'")
+                raise UsageError(f"PEFT has no default target modules for model type "
+                                 f"{model_type_of(arch.family)!r}; name them: {fix} (or all-linear)", param="lora")
+        linear = [(c, p) for c in arch.components for p in c.parts if _is_linear(p)]
+        if targets == ALL_LINEAR:
+            out_emb = {p.module for _, p in linear if p.role == "mlm_decoder"}
+            names = {p.module for _, p in linear} - out_emb
+            if task == "SEQ_CLS" and not out_emb:
+                for n in SEQ_CLS_HEAD_NAMES:
+                    if n in names or any(p.module.startswith(n + ".") for _, p in linear):
+                        names.discard(n)
+                        break
+            # the set is of full names: a template stands for each of its layers
+            targets = frozenset(names)
+        elif isinstance(targets, str):
+            _regex(targets, "lora", "target_modules")
+        if task in GUARDED_TASKS:  # the task's modules join modules_to_save before matching
+            lora = dataclasses.replace(lora, modules_to_save=tuple(lora.modules_to_save or ()) + TASK_MODULES[task])
+        self.lora, self.targets, self.clock = lora, targets, _Clock()
+        if isinstance(targets, frozenset):  # all-linear: full names, so the template is the key; excludes apply
+            self.guard = _Matcher(dataclasses.replace(lora, layers=None), (), self.clock)
+        else:
+            self.guard = _Matcher(lora, targets, self.clock)
 
-        def is_target(key_t: str, key: str) -> bool | None:
-            return None if guard(key) is None else key_t in targets
-    else:
-        match = _Matcher(lora, targets)
+    def is_target(self, key_t: str, key: str) -> bool | None:
+        """Whether module ``key`` (of template ``key_t``) gets an adapter; None: excluded."""
+        if isinstance(self.targets, frozenset):
+            return None if self.guard(key) is None else key_t in self.targets
+        return self.guard(key)
 
-        def is_target(key_t: str, key: str) -> bool | None:
-            return match(key)
+    def rank(self, key: str) -> int:
+        return _pattern(self.lora.rank_pattern, key, self.lora.r, self.clock)
+
+    def digit_cuts(self, comps: tuple[Component, ...] | list[Component]) -> set[int]:
+        """Where a pattern that may read index digits (not :func:`_blind`) changes what it matches: every layer
+        is matched, up to MAX_LAYERS_MATCHED of them. The cuts of :func:`_cuts` split runs only at the indices a
+        spec names literally; a regular expression can pick layers by their digits (``layer\\.1\\d\\.``) or their
+        count (``\\d{2}``) as well."""
+        reading = [p for p in _patterns(self.lora, self.targets) if not _blind(p)]
+        layered = [c for c in comps if c.repeat > 1 and any("{i}" in p.module for p in c.parts)]
+        if not reading or not layered:
+            return set()
+        total = sum(c.repeat for c in layered)
+        if total > MAX_LAYERS_MATCHED:
+            raise UsageError(f"pattern {reading[0]!r} may tell layers apart by their digits (a class, a counted "
+                             "repeat, a lookaround, a wildcard beside an index), so bertcalc matches it against each "
+                             f"layer, up to {MAX_LAYERS_MATCHED:,} of them; this model has {total:,}: name the layers "
+                             r"instead (layers=, or an index between escaped dots: layer\.7\.attention)",
+                             param="lora")
+        cuts: set[int] = set()
+        for c in layered:
+            above = sorted({".".join(p.module.split(".")[:k]) for p in c.parts
+                            for k in range(1, p.module.count(".") + 1)} - {p.module for p in c.parts})
+            above = [m for m in above if "{i}" in m]
+
+            def signature(j: int, c: Component = c, above: list[str] = above) -> tuple:
+                keys = [_at(p.module, j) for p in c.parts]
+                return (tuple((bool(self.is_target(p.module, k)), self.rank(k))
+                              for p, k in zip(c.parts, keys, strict=True)),
+                        tuple(bool(self.is_target(m, _at(m, j))) for m in above))
+
+            last = signature(c.start)
+            for j in range(c.start + 1, c.start + c.repeat):
+                now = signature(j)
+                if now != last:
+                    cuts.add(j)
+                last = now
+        return cuts
+
+
+def _apply_lora(arch: Architecture, comps: list[Component], rule: _Rule) -> tuple[Architecture, Adaptation]:
+    lora, targets, task, is_target = rule.lora, rule.targets, rule.task, rule.is_target
     part_modules = {p.module for c in comps for p in c.parts}
     wrap_names = tuple(dict.fromkeys(tuple(lora.modules_to_save or ()) + TASK_MODULES.get(task or "", ())))
     targeted: list[str] = []
@@ -676,18 +839,6 @@ def _apply_lora(arch: Architecture, comps: list[Component], lora: LoraSpec) -> t
     ranks: dict[int, int] = {}
     for c in comps:
         i = c.start
-        if c.repeat > 1 and any("{i}" in p.module for p in c.parts):
-            # a run was cut where a named index changes what matches; a pattern over index digits (\d, [0-9])
-            # could still differ inside it: check its ends and middle agree, else refuse rather than guess
-            def signature(j: int, c: Component = c) -> tuple:
-                return tuple((bool(is_target(p.module, _at(p.module, j))),
-                              _pattern(lora.rank_pattern, _at(p.module, j), lora.r)) for p in c.parts)
-
-            probes = {c.start, c.start + c.repeat // 2, c.start + c.repeat - 1}
-            if len({signature(j) for j in probes}) > 1:
-                raise UsageError(f"a target or pattern matches some of layers {c.start}-{c.start + c.repeat - 1} "
-                                 "by their digits; bertcalc splits layers only at indices named literally: list them "
-                                 "(layers=, or one pattern per layer)", param="lora")
         # modules above the parts (bert.encoder.layer.{i}.attention): a target there is not a Linear
         for p in c.parts:
             segs = p.module.split(".")
@@ -718,7 +869,7 @@ def _apply_lora(arch: Architecture, comps: list[Component], lora: LoraSpec) -> t
                                      "this ('modules_to_save cannot be applied to modules of type lora.Linear'): "
                                      "exclude it from the targets", param="lora")
                 targeted.append(p.module)
-                r = _pattern(lora.rank_pattern, key, lora.r)
+                r = rule.rank(key)
                 for t in p.tensors:
                     new = t.name.replace(p.module + ".", p.module + ".base_layer.", 1)
                     rename[t.name] = new

@@ -186,7 +186,7 @@ def tuned(arch: Architecture, *, lora: Any = None, adapter: Any = None, freeze: 
         raise UsageError(f"{arg('lora')} and {arg('adapter')} both describe the adapter; give one", param="adapter")
     spec = None
     if lora is not None:
-        spec = lora if isinstance(lora, adapters.LoraSpec) else adapters.parse_lora(str(lora))
+        spec = adapters.checked(lora) if isinstance(lora, adapters.LoraSpec) else adapters.parse_lora(str(lora))
     elif adapter is not None:
         spec = (adapters.adapter_from_dict(adapter) if isinstance(adapter, dict)
                 else adapters.read_adapter_config(adapter))
@@ -196,7 +196,12 @@ def tuned(arch: Architecture, *, lora: Any = None, adapter: Any = None, freeze: 
             return () if v is None else tuple(v) if isinstance(v, (tuple, list)) else adapters.parse_groups(v, param)
 
         fz = adapters.FreezeSpec(groups(freeze, "freeze"), groups(train, "train"))
-    return adapters.apply(arch, spec, fz)[0]
+    try:
+        return adapters.apply(arch, spec, fz)[0]
+    except UsageError as exc:  # the adapter's own errors name lora; from a file, the file's parameter
+        if adapter is not None and exc.param == "lora":
+            exc.param = "adapter"
+        raise
 
 
 @takes_model

@@ -120,9 +120,17 @@ def test_a_billion_layers_cost_what_twelve_do() -> None:
     assert r.trainable_parameters == base.total_parameters - base.component("embeddings").parameters - 6 * layer
     assert len(r.components) == len(base.components) + 1
     lo = bertcalc.count(preset="tiny", num_hidden_layers=10**9,
-                        lora="r=4,targets=query,layers=3+7,rank=layer.7.attention.self.query:2")
+                        lora=r"r=4,targets=query,layers=3+7,rank=layer\.7\.attention\.self\.query:2")
     assert lo.trainable_parameters == 4 * 2 * 128 + 2 * 2 * 128
     assert len(lo.components) <= len(base.components) + 4
+    # unescaped, the dots are wildcards beside the index (layer.7.* would take layer 71 too): matched layer by
+    # layer, which a billion layers are too many for; twelve are not
+    with pytest.raises(UsageError, match=r"escaped dots: layer\\.7\\.attention"):
+        bertcalc.count(preset="tiny", num_hidden_layers=10**9,
+                       lora="r=4,targets=query,layers=3+7,rank=layer.7.attention.self.query:2")
+    twelve = bertcalc.count(preset="tiny", num_hidden_layers=12,
+                            lora="r=4,targets=query,layers=3+7,rank=layer.7.attention.self.query:2")
+    assert twelve.trainable_parameters == 4 * 2 * 128 + 2 * 2 * 128
 
 
 def test_cli_count_and_shapes(tmp_path: Path) -> None:
@@ -157,17 +165,27 @@ LIVE = [  # (family, head, HF config, LoraConfig keywords or a freeze): deeper t
     ("roberta", "token-cls", dict(vocab_size=50, hidden_size=16, num_hidden_layers=6, num_attention_heads=2,
                                   intermediate_size=20, max_position_embeddings=24),
      dict(r=3, target_modules=r".*layer\.(2|3)\..*(key|value)", bias="all", use_dora=True, task_type="TOKEN_CLS")),
+    # patterns that pick layers by their digits inside a run no index literal cuts: every layer is matched
+    *[("bert", "model", dict(vocab_size=30, hidden_size=4, num_hidden_layers=L, num_attention_heads=2,
+                             intermediate_size=6, max_position_embeddings=8), kw) for L, kw in [
+        (30, dict(r=2, target_modules=r".*layer\.(?!1[2-8]\.)\d+\.attention\.self\.query")),
+        (30, dict(r=2, target_modules=r".*layer\.\d*[^5]\.attention\.self\.query")),
+        (120, dict(r=2, target_modules=r".*layer\.(?!\d\d\.)\d+\.attention\.self\.query")),
+        (30, dict(r=2, target_modules=["query"], rank_pattern={r"layer\.\d*[^5]\.attention\.self\.query": 3})),
+        (100, dict(r=2, target_modules=r".*layer\.1\d\..*query")),
+        (25, dict(r=2, target_modules=r".*\.1.*(query|dense)", exclude_modules=r".*\.\d{2}\.output\.dense")),
+    ]],
 ]
 
 
-@pytest.mark.parametrize("case", LIVE, ids=[f"{c[0]}-{c[1]}" for c in LIVE])
+@pytest.mark.parametrize("case", LIVE, ids=[f"{c[0]}-{c[1]}-{i}" for i, c in enumerate(LIVE)])
 def test_live_peft(case) -> None:
     peft = _peft()
     transformers = pytest.importorskip("transformers")
     import torch
 
     family, head, hf, kw = case
-    cls = {"bert-seq-cls": transformers.BertForSequenceClassification,
+    cls = {"bert-seq-cls": transformers.BertForSequenceClassification, "bert-model": transformers.BertModel,
            "roberta-token-cls": transformers.RobertaForTokenClassification}[f"{family}-{head}"]
     torch.manual_seed(0)
     pm = peft.get_peft_model(cls(getattr(transformers, {"bert": "BertConfig", "roberta": "RobertaConfig"}[family])(
@@ -289,3 +307,76 @@ def test_flop_fixtures_cover_every_family() -> None:
     assert {r["family"] for r in FLOPS} == set(family_names())
     assert {r["adapter"] for r in FLOPS} >= {"lora-explicit", "lora-all-linear", "freeze-embeddings-layer0",
                                              "freeze-layer1", "train-head"}
+
+
+# ------------------------------------------------------------------------------- patterns over layer digits
+
+TOKENS = [".*", ".*?", ".", ".+", "\\.", "layer", "query", "attention", "self", "e", "(", ")", "|", "?", "*", "+",
+          "1", "0", "7", "12", "\\.7\\.", "\\.1\\.", "\\.12\\.", "\\..+.+\\.", "[0-9]", "[^5]", "\\d", "\\w",
+          "{2}", "(?!1)", "^", "$"]
+INDICES = [*range(0, 131), 999, 1000, 10**9, 10**9 + 7]
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=9))
+def test_a_blind_pattern_matches_every_layer_of_a_run_alike(tokens: list[str]) -> None:
+    """adapters._blind says one layer stands for a run (runs cut at each index the pattern names, as
+    adapters._cuts cuts them): then re, PEFT's matcher, gives one answer across each run, at any index."""
+    import bisect
+    import re
+
+    pattern = "".join(tokens)
+    try:
+        re.compile(pattern)
+    except re.error:
+        return
+    if not adapters._blind(pattern):
+        return
+    cuts = sorted({c for d in re.findall(r"\d+", pattern) for c in (int(d), int(d) + 1)})
+    for template in ("encoder.layer.{}.attention.self.query", "bert.encoder.layer.{}.output.dense"):
+        runs: dict[int, set[bool]] = {}
+        for i in INDICES:
+            name = template.format(i)  # search, not only fullmatch: more patterns match a part of some names
+            runs.setdefault(bisect.bisect_right(cuts, i), set()).add(
+                (re.fullmatch(pattern, name) is not None, re.search(pattern, name) is not None))
+        assert all(len(seen) == 1 for seen in runs.values()), (pattern, template, runs)
+
+
+@pytest.mark.parametrize(("pattern", "blind"), [
+    (".*query", True), (".*\\.attention\\.self\\.(query|value)", True), ("query|value", True),
+    (".*layer\\.7\\.attention.*", True), ("layer.7.attention.self.query", False), (".*\\.7.*", False),
+    (".*layer\\.\\d+\\.attention", False), (".*layer\\.1.*", False), (".*layer\\..\\.att.*", False),
+    ("(.*)*query", False), (".+query", False), ("(?!.*pooler).*query", False), (".*[qk].*", False),
+])
+def test_blind_patterns(pattern: str, blind: bool) -> None:
+    assert adapters._blind(pattern) is blind
+
+
+def test_a_pattern_over_digits_is_matched_layer_by_layer_up_to_a_bound() -> None:
+    """Past MAX_LAYERS_MATCHED layers a pattern that reads digits is refused (its answer there is not known),
+    where one that cannot read them is counted at any depth."""
+    spec = adapters.adapter_from_dict(dict(r=2, target_modules=r".*layer\.\d*[^5]\.attention\.self\.query"))
+    cfg = config_class("bert").model_validate(dict(hidden_size=4, num_attention_heads=2, intermediate_size=6,
+                                                   num_hidden_layers=adapters.MAX_LAYERS_MATCHED + 1))
+    with pytest.raises(UsageError, match=r"may tell layers apart by their digits .* up to 2,048 of them; this "
+                                         r"model has 2,049"):
+        adapters.apply(architecture.build(cfg, head="model"), spec)
+    blind = adapters.adapter_from_dict(dict(r=2, target_modules=r".*\.attention\.self\.query"))
+    big = config_class("bert").model_validate(dict(hidden_size=4, num_attention_heads=2, intermediate_size=6,
+                                                   num_hidden_layers=10**9))
+    new, _ = adapters.apply(architecture.build(big, head="model"), blind)
+    assert new.trainable_parameters == 10**9 * 2 * (4 + 4)
+
+
+def test_a_pattern_that_backtracks_without_end_is_refused(monkeypatch) -> None:
+    """re would run (.|..)*\\d for hours over a module name; the budget ends it with a usage error."""
+    import time
+
+    monkeypatch.setattr(adapters, "MATCH_SECONDS", 0.3)
+    spec = adapters.adapter_from_dict(dict(r=2, target_modules=r"(.|..)*\d"))
+    cfg = config_class("bert").model_validate(dict(hidden_size=4, num_attention_heads=2, intermediate_size=6,
+                                                   num_hidden_layers=2))
+    start = time.monotonic()
+    with pytest.raises(UsageError, match=r"pattern '\(\.\|\.\.\)\*\\\\d' takes too long to match"):
+        adapters.apply(architecture.build(cfg, head="model"), spec)
+    assert time.monotonic() - start < 30  # the budget, not the pattern, ended it (no timing is asserted finer)
