@@ -51,6 +51,9 @@ class Batch:
 
     @classmethod
     def of(cls, batch: int, seq: int, max_seq: int, why: str = "max_position_embeddings") -> Batch:
+        for name, v in (("batch", batch), ("seq", seq)):  # a library caller's 2.5, True or "8"
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise UsageError(f"{name} must be a whole number, got {repr(v)[:60]}", param=name)
         if batch < 1:
             raise UsageError("batch must be at least 1", param="batch")
         if seq < 1:

@@ -172,11 +172,11 @@ def _notes(spec: ModelSpec, arch: Architecture) -> tuple[str, ...]:
 
 
 def tuned(arch: Architecture, *, lora: Any = None, adapter: Any = None, freeze: Any = None,
-          train: Any = None) -> Architecture:
+          train: Any = None, step: bool = False) -> Architecture:
     """``arch`` with a LoRA adapter (``lora="r=8,alpha=16,targets=query+value"`` or a
     :class:`~bertcalc.adapters.LoraSpec`; ``adapter``: a peft adapter_config.json path, or its dict) or a freeze
     (``freeze="embeddings,layers=0-5"``, ``train="head"``) applied as PEFT / ``requires_grad`` would; unchanged
-    when none is given."""
+    when none is given. ``step``: the model is for a training step, so a freeze must leave something to train."""
     if lora is None and adapter is None and freeze is None and train is None:
         return arch
     from . import adapters
@@ -197,11 +197,17 @@ def tuned(arch: Architecture, *, lora: Any = None, adapter: Any = None, freeze: 
 
         fz = adapters.FreezeSpec(groups(freeze, "freeze"), groups(train, "train"))
     try:
-        return adapters.apply(arch, spec, fz)[0]
+        new = adapters.apply(arch, spec, fz)[0]
     except UsageError as exc:  # the adapter's own errors name lora; from a file, the file's parameter
         if adapter is not None and exc.param == "lora":
             exc.param = "adapter"
         raise
+    if step and new.trainable_parameters == 0:
+        which, named = ("train", arg("train")) if train is not None else ("freeze", arg("freeze"))
+        raise UsageError(f"{named} leaves nothing to train, and a training step needs something to train "
+                         "(PyTorch's backward() refuses a loss that requires no gradient); train at least one part",
+                         param=which)
+    return new
 
 
 @takes_model
@@ -424,7 +430,7 @@ def flops(
     the gradients autograd needs."""
     from . import flopcount as _flops
 
-    arch = tuned(build(spec), lora=lora, adapter=adapter, freeze=freeze, train=train)
+    arch = tuned(build(spec), lora=lora, adapter=adapter, freeze=freeze, train=train, step=True)
     return _flops.count(arch, spec.config, batch, seq, label=spec.label, gpu=gpu, peak_tflops=peak_tflops,
                         precision=precision, mfu=mfu, choices=choices)
 
@@ -503,7 +509,7 @@ def memory(
     """
     from . import memsim as _memory
 
-    arch = tuned(build(spec), lora=lora, adapter=adapter, freeze=freeze, train=train)
+    arch = tuned(build(spec), lora=lora, adapter=adapter, freeze=freeze, train=train, step=mode == "train")
     o = _memory.Options(mode=mode, precision=precision, optimizer=optimizer, attention=attention,
                         grad_checkpointing=grad_checkpointing, batch=batch, seq=seq,
                         choices=architecture.rows(arch, batch, choices)[1])
@@ -569,7 +575,7 @@ def sweep(
     else:
         parsed = sweeping.parse_sweep([axes] if isinstance(axes, str) else list(axes))
     budget, gpu_name = _budget(fit, gpu)
-    arch = tuned(build(spec), lora=lora, adapter=adapter, freeze=freeze, train=train)
+    arch = tuned(build(spec), lora=lora, adapter=adapter, freeze=freeze, train=train, step=mode == "train")
     o = _memory.Options(mode=mode, precision=precision, optimizer=optimizer, attention=attention,
                         grad_checkpointing=grad_checkpointing, batch=batch, seq=seq,
                         choices=architecture.rows(arch, batch, choices)[1])

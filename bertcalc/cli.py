@@ -1039,6 +1039,10 @@ def presets(fmt: FormatOpt = None, output: OutputOpt = None, force: ForceOpt = F
     _emit(presets_(), fmt, output, force=force)
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     """Console-script entry point.
 
@@ -1046,6 +1050,11 @@ def main() -> None:
     names a command, only that command is registered, so start-up pays for one command, not all of them;
     help and unknown commands still see the full list.
     """
+    import signal
+
+    # a TERM (timeout, kill, a closing terminal) unwinds as an exit, as Ctrl-C does: a file being written by -o
+    # is a temporary one, removed on the way out, never left beside the target
+    signal.signal(signal.SIGTERM, _terminated)
     argv = sys.argv[1:]
     if argv and not argv[0].startswith("-"):
         chosen = [c for c in app.registered_commands if _command_name(c) == argv[0]]

@@ -102,8 +102,9 @@ def check(s: Setup) -> None:
             raise UsageError("offload_param needs ZeRO-3 (DeepSpeed partitions parameters only at stage 3); use "
                              f"{arg('offload', 'optimizer', repr('optimizer'))}, or {arg('zero', '3')}",
                              param="offload")
-    if s.link_gbps is not None and not (0 < s.link_gbps < 1e9):
-        raise UsageError(f"{arg('link_gbps')} must be a positive bandwidth in Gbit/s, e.g. 400", param="link_gbps")
+    if s.link_gbps is not None and not (1e-6 <= s.link_gbps <= 1e9):  # 1 kbit/s to 1 Pbit/s: a finite time
+        raise UsageError(f"{arg('link_gbps')} must be a bandwidth from 1e-06 to 1e+09 Gbit/s, e.g. 400, got "
+                         f"{s.link_gbps:g}", param="link_gbps")
 
 
 # ----------------------------------------------------------------------------------------- the report

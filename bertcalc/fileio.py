@@ -45,7 +45,11 @@ def write_atomic(path: str | Path, text: str | Iterable[str], *, force: bool = F
         raise OutputError(f"-o {path!r}: a file name cannot hold a NUL character") from None
     if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
         try:
-            with open(target, "w", encoding="utf-8", newline="") as fh:
+            if stat.S_ISFIFO(st.st_mode):
+                fh = os.fdopen(_open_fifo(target, path), "w", encoding="utf-8", newline="")
+            else:
+                fh = open(target, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed just below
+            with fh:
                 _write(fh, text)
         except OSError as exc:
             raise _cannot_write(path, exc) from None
@@ -98,6 +102,30 @@ def write_atomic(path: str | Path, text: str | Iterable[str], *, force: bool = F
             os.unlink(tmp)
 
 
+FIFO_WAIT_SECONDS = 10.0
+
+
+def _open_fifo(target: Path, path: str | Path) -> int:
+    """A FIFO opened for writing once a reader has it open (``cat f & bertcalc ... -o f`` in either order), or
+    an error after FIFO_WAIT_SECONDS: a plain open would wait for a reader for ever."""
+    import time
+
+    deadline = time.monotonic() + FIFO_WAIT_SECONDS
+    while True:
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
+                raise
+            if time.monotonic() >= deadline:
+                raise OutputError(f"-o {path}: no process opened this FIFO for reading within "
+                                  f"{FIFO_WAIT_SECONDS:g} s; start its reader first") from None
+            time.sleep(0.02)
+            continue
+        os.set_blocking(fd, True)
+        return fd
+
+
 def _file_above(parent: Path) -> Path:
     """The first component of ``parent`` that exists but is not a directory (``afile`` in ``afile/x.json``)."""
     for p in reversed((parent, *parent.parents)):
@@ -110,7 +138,10 @@ def _cannot_write(where: str | Path, exc: OSError) -> OutputError:
     if isinstance(exc, PermissionError):
         return OutputError(f"-o {where}: permission denied; choose a writable location")
     if exc.errno == errno.ENAMETOOLONG:
-        return OutputError(f"-o {str(where)[:80]}...: the name is too long (a file or folder name is at most 255 "
+        if any(len(part.encode("utf-8", "surrogateescape")) > 255 for part in Path(where).parts):
+            return OutputError(f"-o {str(where)[:80]}...: the name is too long (a file or folder name is at most "
+                               "255 bytes); use a shorter one")
+        return OutputError(f"-o {str(where)[:80]}...: the path is too long for the system (Linux takes 4,096 "
                            "bytes); use a shorter one")
     if exc.errno in _OUTPUT_FAILURES:
         return OutputError(f"-o {where}: cannot write ({exc.strerror or exc}); nothing was written", exit_code=1)

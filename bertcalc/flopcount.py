@@ -47,6 +47,11 @@ PRECISION_PEAK = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16", "amp-bf16": "b
 DEFAULT_MFU = 0.40
 
 
+def _rate(peak_tflops: float, mfu: float) -> float:
+    """FLOP/s: the peak times the MFU first (1e308 × 1e-308 is 1, where 1e308 × 1e12 is already infinite)."""
+    return peak_tflops * mfu * 1e12
+
+
 def gpu_spec(name: str, other: str | None = None) -> tuple[str, dict[str, float | None]]:
     """A known GPU by name: case, spaces, hyphens and underscores are ignored (``a100 80gb``, ``H100-SXM``).
     ``other`` says what covers any other card, after "or" (default: give ``peak_tflops``, marked with
@@ -137,7 +142,7 @@ class FlopsReport(ModelReport):
     def seconds(self) -> dict[str, float] | None:
         if self.peak_tflops is None:
             return None
-        rate = self.peak_tflops * 1e12 * self.mfu
+        rate = _rate(self.peak_tflops, self.mfu)
         return {"forward": self.forward_flops / rate, "training_step": self.training_flops / rate}
 
     def to_dict(self) -> dict[str, Any]:
@@ -219,9 +224,6 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
         raise UsageError(f"MFU must be in (0, 1], got {mfu}", param="mfu")
     if peak_tflops is not None and not (0 < peak_tflops < float("inf")):
         raise UsageError(f"peak TFLOP/s must be a positive number, got {peak_tflops}", param="peak_tflops")
-    if peak_tflops is not None and peak_tflops * 1e12 * mfu < 1e-300:
-        raise UsageError(f"peak TFLOP/s {peak_tflops:g} is too small to time anything (the time would be "
-                         "infinite); give the accelerator's peak, e.g. 312 for an A100", param="peak_tflops")
     if precision is None:
         precision = DEFAULT_PRECISION
         if gpu is not None and peak_tflops is None:
@@ -294,11 +296,17 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
     if gpu is not None and peak_tflops is None:
         peak_tflops = peak
     if peak_tflops is not None:
-        rate = peak_tflops * 1e12 * mfu
-        rows_total = sum(r.total for r in rows)
-        if not math.isfinite(3 * rows_total / rate):
-            raise UsageError(f"peak TFLOP/s {peak_tflops:g} is too small for {3 * rows_total:.3g} FLOPs: the time "
-                             "would be infinite; give the accelerator's real peak", param="peak_tflops")
+        rate = _rate(peak_tflops, mfu)
+        three = 3 * sum(r.total for r in rows)  # the longest time shown: a training step, at most 3× the forward
+        if not math.isfinite(rate):
+            raise UsageError(f"peak TFLOP/s {peak_tflops:g} × MFU {mfu:g} is not a finite rate; give the "
+                             "accelerator's peak, e.g. 312 for an A100", param="peak_tflops")
+        if not (rate > 0 and math.isfinite(three / rate)):
+            # the peak came from the GPU table unless given: then the MFU is what made the rate vanish
+            cause, fix = (("peak_tflops", "give the accelerator's peak, e.g. 312 for an A100") if peak_given else
+                          ("mfu", "give the fraction of the peak it reaches, e.g. 0.4"))
+            raise UsageError(f"peak TFLOP/s {peak_tflops:g} × MFU {mfu:g} is too small a rate for {three:.3g} FLOPs "
+                             f"(the time would be infinite); {fix}", param=cause)
     emb = sum(p.parameters for c in arch.components if c.name in ("embeddings",) for p in c.parts)
     return FlopsReport(
         **identify(arch, label, cfg.fields()), batch=shown_batch, seq=seq, rows=tuple(rows),

@@ -182,6 +182,47 @@ def test_a_fifo_gets_the_output_and_stays_a_fifo(cli, tmp_path: Path) -> None:
     assert got and got[0].startswith("component,")
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX FIFOs")
+def test_a_fifo_no_one_reads_is_an_error_not_a_hang(cli, tmp_path: Path, monkeypatch) -> None:
+    """open() of a FIFO for writing waits for a reader for ever; -o waits a bounded time, then says so."""
+    from bertcalc import fileio
+
+    monkeypatch.setattr(fileio, "FIFO_WAIT_SECONDS", 0.2)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    r = cli("count", "-p", "base", "-o", str(fifo))
+    assert r.exit_code == 2
+    assert r.stderr == f"bertcalc count: error: -o {fifo}: no process opened this FIFO for reading within 0.2 s; " \
+                       "start its reader first\n"
+
+
+def test_a_terminated_run_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """SIGTERM (timeout, kill) unwinds like Ctrl-C: the temporary file beside the target is removed."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "big.txt"
+    proc = subprocess.Popen([sys.executable, "-m", "bertcalc", "shapes", "--layers", "100000000", "-o", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".big.txt.*.tmp")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(tmp_path.glob(".big.txt.*.tmp")), "the run never started writing"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_path_too_long_as_a_whole_is_told_apart_from_a_long_name(cli, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    r = cli("count", "-p", "base", "-o", "d/" * 2100 + "x.json")
+    assert r.exit_code == 2 and "the path is too long for the system" in r.stderr, r.stderr
+    r = cli("count", "-p", "base", "-o", "x" * 300 + ".json")
+    assert r.exit_code == 2 and "a file or folder name is at most 255 bytes" in r.stderr, r.stderr
+
+
 # ---------------------------------------------------------------------------------- hostile config files
 
 

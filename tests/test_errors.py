@@ -158,3 +158,89 @@ def test_an_unknown_gpu_beside_a_peak_says_the_peak_is_enough(cli) -> None:
     assert r.stderr.endswith("RTX3090 (or give --peak-tflops for any other)\n")
     r = cli("memory", "-p", "base", "--gpu", "A99")
     assert r.stderr.endswith("RTX3090 (or give --fit SIZE for any other)\n")
+
+
+# ------------------------------------------------------------------------------------ rates and bounds
+
+
+def test_a_huge_peak_times_a_tiny_mfu_is_a_finite_rate() -> None:
+    """peak × MFU first: 1e308 TFLOP/s at MFU 1e-308 is 1 TFLOP/s, not an overflow that times a step at 0 s."""
+    r = bertcalc.flops(preset="base", peak_tflops=1e308, mfu=1e-308)
+    assert r.seconds()["forward"] == pytest.approx(r.forward_flops / 1e12)
+
+
+@pytest.mark.parametrize(("kw", "param", "says"), [
+    (dict(peak_tflops=1e308), "peak_tflops", "is not a finite rate"),
+    (dict(peak_tflops=5e-324), "peak_tflops", "too small a rate"),
+    (dict(gpu="H100", mfu=5e-324), "mfu", "give the fraction of the peak it reaches"),  # the MFU, not the peak
+])
+def test_a_rate_that_cannot_time_a_step_names_its_cause(kw: dict, param: str, says: str) -> None:
+    with pytest.raises(UsageError, match=says) as info:
+        bertcalc.flops(preset="base", **kw)
+    assert info.value.param == param
+
+
+@pytest.mark.parametrize("gbps", [1e-320, 5e-7, 1e10, float("inf")])
+def test_a_link_bandwidth_outside_its_range_is_refused(gbps: float) -> None:
+    """A link of 1e-320 Gbit/s made the time infinite, and strict JSON then failed (exit 70)."""
+    with pytest.raises(UsageError, match="must be a bandwidth from 1e-06 to 1e\\+09 Gbit/s") as info:
+        bertcalc.memory(preset="base", zero=3, gpus=8, link_gbps=gbps)
+    assert info.value.param == "link_gbps"
+
+
+def test_the_slowest_link_still_has_a_finite_time(cli) -> None:
+    import json
+
+    r = cli("memory", "-p", "base", "--zero", "3", "--gpus", "8", "--link-gbps", "1e-6", "-f", "json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["communication"]["seconds"] > 0
+
+
+@pytest.mark.parametrize("call", ["flops", "memory"])
+def test_a_training_step_with_nothing_to_train_is_refused(call: str) -> None:
+    """PyTorch's backward() fails when nothing requires a gradient; counting such a model is still fine."""
+    with pytest.raises(UsageError, match="leaves nothing to train") as info:
+        getattr(bertcalc, call)(preset="base", freeze="embeddings,layers=0-11,pooler")
+    assert info.value.param == "freeze"
+    assert bertcalc.count(preset="base", freeze="embeddings,layers=0-11,pooler").trainable_parameters == 0
+
+
+@pytest.mark.parametrize(("call", "kw", "says"), [
+    ("shapes", dict(batch=2.5, seq=5), "batch must be a whole number, got 2.5"),
+    ("memory", dict(batch=True), "batch must be a whole number, got True"),
+    ("flops", dict(seq=127.5), "seq must be a whole number, got 127.5"),
+    ("flops", dict(batch="8"), "batch must be a whole number, got '8'"),
+])
+def test_a_library_caller_gets_whole_numbers_checked(call: str, kw: dict, says: str) -> None:
+    """The CLI's typer options take integers only; a library caller's 2.5 made shapes of 2.5 and float bytes."""
+    with pytest.raises(UsageError, match=f"^{re.escape(says)}$"):
+        getattr(bertcalc, call)(preset="tiny", **kw)
+
+
+@pytest.mark.parametrize(("kw", "says"), [
+    (dict(r=-4, targets=("query", "value")), "LoraSpec.r must be a whole number from 1 to 1,048,576, got -4"),
+    (dict(r=0), "LoraSpec.r must be a whole number from 1"),
+    (dict(alpha=float("nan")), "LoraSpec.alpha must be a number from 0 to 1e+09, got nan"),
+    (dict(rank_pattern=(("query", 2.5),)), "LoraSpec.rank_pattern['query'] must be a whole number"),
+])
+def test_a_lora_spec_built_by_hand_is_held_to_the_parsers_bounds(kw: dict, says: str) -> None:
+    """r=-4 counted -147,456 trainable parameters; alpha=nan broke strict JSON."""
+    from bertcalc.adapters import LoraSpec
+
+    with pytest.raises(UsageError, match=re.escape(says)):
+        bertcalc.count(preset="tiny", lora=LoraSpec(**kw))
+    assert bertcalc.count(preset="tiny", lora=LoraSpec(r=8, targets=("query",))).trainable_parameters == 2 * 8 * 128 * 2
+
+
+def test_an_adapter_files_error_names_the_adapter(cli, tmp_path: Path) -> None:
+    """The spec's errors name lora; from --adapter FILE they are the file's, not a --lora the user never gave."""
+    import json
+
+    f = tmp_path / "adapter_config.json"
+    f.write_text(json.dumps({"peft_type": "LORA", "r": 8, "target_modules": "nomatch.*"}))
+    r = cli("count", "-p", "base", "--adapter", str(f))
+    assert r.exit_code == 2
+    assert r.stderr.startswith("bertcalc count: error: --adapter: target modules 'nomatch.*' match no module"), r.stderr
+    with pytest.raises(UsageError) as info:
+        bertcalc.count(preset="base", adapter=str(f))
+    assert info.value.param == "adapter"

@@ -42,7 +42,7 @@ def test_heads_a_family_lacks(preset: str, head: str) -> None:
 
 
 def test_no_pooler_only_for_the_bare_model() -> None:
-    with pytest.raises(UsageError, match="^pooler=False applies to head='model' only"):
+    with pytest.raises(UsageError, match=r"^pooler=False applies to head='model' only"):
         bertcalc.count(preset="base", head="seq-cls", pooler=False)
 
 
