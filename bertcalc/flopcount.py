@@ -48,8 +48,10 @@ DEFAULT_MFU = 0.40
 
 
 def _rate(peak_tflops: float, mfu: float) -> float:
-    """FLOP/s: the peak times the MFU first (1e308 × 1e-308 is 1, where 1e308 × 1e12 is already infinite)."""
-    return peak_tflops * mfu * 1e12
+    """FLOP/s: peak × 1e12 × MFU, the order every figure has been computed in (the last bit of a float depends
+    on it); where that overflows (1e308 TFLOP/s at MFU 1e-308), the MFU first."""
+    rate = peak_tflops * 1e12 * mfu
+    return peak_tflops * mfu * 1e12 if math.isinf(rate) else rate
 
 
 def gpu_spec(name: str, other: str | None = None) -> tuple[str, dict[str, float | None]]:
