@@ -441,8 +441,9 @@ def _zero(arch: Any, cfg: Any, o: Options, s: Setup) -> tuple[list[RankTerm], st
                       "offload_optimizer: gradients accumulate into the CPU fp32 partition"))
         else:
             t.append(("gradient partition", "gpu", alloc(state_n * hb),
-                      f"grads_in_partition: this rank's Ψ/N gradients, contiguous (contiguous_gradients=True) "
-                      f"({src12})"))
+                      f"grads_in_partition: this rank's Ψ/N gradients, contiguous (contiguous_gradients=True), "
+                      f"made at the first bucket reduction (the backward's end when Ψ ≤ reduce_bucket_size) and "
+                      f"held to the step ({src12})"))
             t.append(("fp32 gradient partition (at the step)", "gpu", alloc(state_n * 4),
                       f"single_grad_partition = flat partition .to(fp32) at the step ({src12})"))
         t.append(("reduce bucket", "gpu", alloc(s.reduce_bucket * hb),
@@ -464,19 +465,27 @@ def _zero(arch: Any, cfg: Any, o: Options, s: Setup) -> tuple[list[RankTerm], st
                   f"{s.prefetch_bucket:,} elements prefetched (capped by stage3_max_live_parameters) ({src3})"))
     t.append(("index buffers (replicated)", "gpu", buffer_bytes(arch), "module buffers stay on every rank"))
     STEP = "fp32 gradient partition (at the step)"
-    base = {name: b for name, dev, b, _ in t if dev == "gpu" and name != STEP}
+    PART = "gradient partition"
+    # grads_in_partition is made at the first copy_grads_in_partition, the first bucket reduction: with all Ψ
+    # gradients inside one bucket (reduce_bucket_size ≥ Ψ, as with the 5e8 default for any BERT), the backward's
+    # end; before that, nothing (stage_1_and_2.py). A model larger than the bucket reduces earlier: the partition
+    # is then counted from the backward's start, an over-count of at most the partition.
+    late = s.stage in (1, 2) and not off_o and n <= s.reduce_bucket
+    base = {name: b for name, dev, b, _ in t if dev == "gpu" and name != STEP and not (late and name == PART)}
+    held = {name: b for name, dev, b, _ in t if dev == "gpu" and late and name == PART}
     rules = {name: rule for name, _, _, rule in t}
 
     def adjust(kind: str, k: int) -> dict[str, int]:
         done = k if kind in ("layer", "after") else (L if kind in ("embeddings", "end") else 0)
         if kind == "end":
-            return {"-reduced": m.gradients}
-        return {"-reduced": done * G}  # reduced through the bucket into the partition: gone from autograd
+            return {"-reduced": m.gradients, **held}
+        # copied into the bucket (and, once it is reduced, into the partition): gone from autograd
+        return {"-reduced": done * G}
 
     where, terms = _pick(_moments(m, L, adjust), base, m)
     # the step: the fp32 gradient partition is made for it, beside what is resident (a fused optimizer makes
     # nothing more); the activations are gone, and ZeRO-1's full gradients were freed by the reduction
-    resident = {k: v for k, v in base.items() if k != "reduce bucket"}  # released at the backward's end
+    resident = {**{k: v for k, v in base.items() if k != "reduce bucket"}, **held}  # bucket: freed at the end
     step = {**resident, **{name: b for name, dev, b, _ in t if dev == "gpu" and name == STEP}}
     step["activations and backward temporaries"] = 0
     # before it, the gradient norm: the gradient partition cast to get_norm_dtype() (fp64) for
@@ -495,7 +504,8 @@ def _zero(arch: Any, cfg: Any, o: Options, s: Setup) -> tuple[list[RankTerm], st
     rules["activations and backward temporaries"] = (
         "memsim's replay at the local batch" + (" (the model in half precision, as DeepSpeed runs it)"
                                                 if hb == 2 else "") + ": saved tensors still held, backward "
-        "temporaries, gradients of the layer in progress (earlier ones are in the partition)")
+        "temporaries, gradients of the layer in progress (earlier ones are in the "
+        f"{'bucket' if late else 'partition'})")
     out = [RankTerm(k, "gpu", v, rules[k]) for k, v in terms.items()]
     out += [RankTerm(name, "cpu", b, rule) for name, dev, b, rule in t if dev == "cpu"]
     ring = lambda b: b * (N - 1) // N  # noqa: E731
