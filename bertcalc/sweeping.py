@@ -28,6 +28,8 @@ TIGHT = 0.90  # amber: fits, but with less than 10 % of the budget to spare
 def _item(axis: str, values: object) -> str:
     """One axis of ``axes`` in a message: ``axes='batch=0'`` to the library, ``--sweep batch=0`` to the CLI."""
     given = f"{axis}={values}"
+    if len(given) > 60:  # a hostile value of thousands of digits: the line stays a line
+        given = f"{given[:40]}... ({len(given):,} characters)"
     return arg("axes", given, repr(given))
 
 
@@ -36,21 +38,33 @@ def _ints(axis: str, text: str) -> tuple[int, ...]:
     out: list[int] = []
     for item in text.split(","):
         item = item.strip()
-        m = re.fullmatch(r"(\d+)\.\.(\d+)(?:([+x*])(\d+))?", item)
-        if m:
+        m = re.fullmatch(r"(\d+)\.\.(\d+)(?:([+x*])(\d+))?", item) or re.fullmatch(r"(\d+)", item)
+        if m and any(len(g) > 15 for g in m.groups() if g and g.isdigit()):  # int() refuses 4,300 digits
+            raise UsageError(f"{_item(axis, text)}: {item[:40]!r}{'...' if len(item) > 40 else ''} is too large: "
+                             f"values are at most {MAX_VALUE:,}", param="axes")
+        if m and m.lastindex and m.lastindex >= 2:
             lo, hi = int(m.group(1)), int(m.group(2))
             op, step = m.group(3) or "x", int(m.group(4) or 2)
-            if lo < 1 or hi < lo or hi > MAX_VALUE or step < (1 if op == "+" else 2):
+            if lo < 1 or hi < lo:
                 raise UsageError(f"{_item(axis, text)}: {item!r} is not a range: write a..b with 1 ≤ a ≤ b "
                                  "(doubling), a..b+s (steps of s) or a..bx3 (times 3)", param="axes")
+            if hi > MAX_VALUE:
+                raise UsageError(f"{_item(axis, text)}: {item!r} is too large: values are at most {MAX_VALUE:,}",
+                                 param="axes")
+            if step < (1 if op == "+" else 2):
+                raise UsageError(f"{_item(axis, text)}: {item!r}: " + ("a step is at least 1" if op == "+" else
+                                 "a factor is at least 2 (x1 would never grow)"), param="axes")
             v = lo
             while v <= hi:
                 out.append(v)
                 if len(out) > MAX_CELLS:
                     break
                 v = v + step if op == "+" else v * step
-        elif re.fullmatch(r"\d+", item) and 1 <= int(item) <= MAX_VALUE:
+        elif m and 1 <= int(item) <= MAX_VALUE:
             out.append(int(item))
+        elif m and int(item) > MAX_VALUE:
+            raise UsageError(f"{_item(axis, text)}: {item!r} is too large: values are at most {MAX_VALUE:,}",
+                             param="axes")
         else:
             raise UsageError(f"{_item(axis, text)}: {item!r} is not a positive whole number or a range "
                              "such as 8..256", param="axes")

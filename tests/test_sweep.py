@@ -131,10 +131,23 @@ def test_json_is_strict_and_complete() -> None:
     ("precision=fp8", "unknown precision"),
     ("seq=abc", "positive whole number"),
     ("batch=1..8 seq=1..4096+1", "cells"),
+    ("batch=8..9223372036854775807", "too large: values are at most 1,099,511,627,776"),
+    ("batch=2000000000000", "too large"),
+    ("batch=1.." + "9" * 5000, "too large"),  # int() refuses 4,300 digits: this was an internal error (exit 70)
+    ("batch=" + "9" * 5000, "too large"),
+    ("batch=1..2x1", "a factor is at least 2"),
+    ("batch=1..4+0", "a step is at least 1"),
 ])
 def test_bad_sweeps_are_clear_errors(axes: str, match: str) -> None:
     with pytest.raises(UsageError, match=match):
         bertcalc.sweep(preset="tiny", axes=axes)
+
+
+def test_a_value_of_thousands_of_digits_is_one_short_line() -> None:
+    r = runner.invoke(app, ["memory", "--preset", "tiny", "--sweep", "batch=1.." + "9" * 5000])
+    assert r.exit_code == 2, r.output
+    line, = r.stderr.splitlines()
+    assert len(line) < 300 and "(5,009 characters)" in line and "is too large" in line, line
 
 
 def test_a_swept_value_at_fault_is_named_as_swept() -> None:
