@@ -335,6 +335,9 @@ Event = tuple  # ("+", key, nbytes) or ("-", key)
 def replay(events: list[Event], config: AllocatorConfig | None = None) -> Allocator:
     """Run ``events`` through a fresh allocator; raises :class:`OutOfMemory` when ``config.capacity`` is hit."""
     a = Allocator(config)
+    if a._plain and not a.cfg.expandable_segments:
+        _replay_plain(a, events)
+        return a
     malloc, free = a.malloc, a.free
     for ev in events:
         if ev[0] == "+":
@@ -342,3 +345,83 @@ def replay(events: list[Event], config: AllocatorConfig | None = None) -> Alloca
         else:
             free(ev[1])
     return a
+
+
+def _replay_plain(a: Allocator, events: list[Event]) -> None:
+    """:meth:`Allocator.malloc` and :meth:`Allocator.free` inlined into one loop, for the configuration every
+    replay but an option's uses (no ``roundup_power2_divisions``, no ``expandable_segments``: so no pool has a
+    tail block to track). The same rules in the same order, step for step (``tests/test_allocator.py`` runs
+    both on the same streams); only the calls between them are gone, which is most of the replay's time."""
+    pools, by_addr, live = a.pools, a.by_addr, a.live
+    small_pool, large_pool = pools[True], pools[False]
+    ms, rounding = a._ms, a.cfg.max_non_split_rounding_size
+    bisect_left, insort = bisect.bisect_left, bisect.insort
+    allocated, peak = a.allocated, a.peak_allocated
+    MIN = K_MIN_BLOCK_SIZE
+    try:
+        for ev in events:
+            if ev[0] == "+":
+                nbytes = ev[2]
+                size = MIN if nbytes < MIN else -(-nbytes // MIN) * MIN  # round_size
+                small = size <= K_SMALL_SIZE
+                pool = small_pool if small else large_pool
+                # get_free_block
+                b = None
+                i = bisect_left(pool, (size, -1))
+                if i != len(pool):
+                    bsize, addr = pool[i]
+                    if not ((size < ms and bsize >= ms) or (size >= ms and bsize >= size + rounding)):
+                        del pool[i]
+                        b = by_addr.pop(addr)
+                if b is None:
+                    a.allocated, a.peak_allocated = allocated, peak
+                    b = a._alloc_block(size, small)
+                    if b is None:
+                        a.retries += 1
+                        if a._release_cached(size, small):
+                            b = a._alloc_block(size, small)
+                    if b is None:
+                        raise OutOfMemory(f"cannot reserve a segment for {nbytes} bytes")
+                # should_split, then alloc_found_block
+                remaining = b.size - size
+                if (remaining >= K_MIN_BLOCK_SIZE) if small else (size < ms and remaining > K_SMALL_SIZE):
+                    rest = _Block(b.addr + size, remaining, small, b.seg)
+                    nxt = b.next
+                    rest.prev, rest.next = b, nxt
+                    if nxt is not None:
+                        nxt.prev = rest
+                    b.next = rest
+                    b.size = size
+                    insort(pool, (remaining, rest.addr))  # _insert(rest); a new block is free
+                    by_addr[rest.addr] = rest
+                b.free = False
+                live[ev[1]] = b
+                allocated += b.size
+                if allocated > peak:
+                    peak = allocated
+            else:
+                # free_block: merge with the free neighbours, back into the pool
+                b = live.pop(ev[1])
+                allocated -= b.size
+                pool = small_pool if b.small else large_pool
+                prev, nxt = b.prev, b.next
+                if prev is not None and prev.free:
+                    del pool[bisect_left(pool, (prev.size, prev.addr))]  # _remove(prev)
+                    del by_addr[prev.addr]
+                    prev.size += b.size
+                    prev.next = nxt
+                    if nxt is not None:
+                        nxt.prev = prev
+                    b = prev
+                if nxt is not None and nxt.free:
+                    del pool[bisect_left(pool, (nxt.size, nxt.addr))]  # _remove(nxt)
+                    del by_addr[nxt.addr]
+                    b.size += nxt.size
+                    b.next = nxt.next
+                    if nxt.next is not None:
+                        nxt.next.prev = b
+                b.free = True
+                insort(pool, (b.size, b.addr))  # _insert(b)
+                by_addr[b.addr] = b
+    finally:
+        a.allocated, a.peak_allocated = allocated, peak

@@ -433,10 +433,11 @@ class Sim:
         self.bufs: dict[Any, list[int]] = {}  # key -> [bytes, references]
         self.where: Any = None
         self._n = 0
+        self._keys = _KEYS  # the temporaries' numbers (reserved.py's recorder numbers its own from 0)
 
     def alloc(self, nbytes: int, key: Any = None) -> Any:
         if key is None:
-            key = ("tmp", next(_KEYS))
+            key = ("tmp", next(self._keys))
         if key in self.bufs:
             raise KeyError(f"buffer {key!r} allocated twice")
         n = alloc(nbytes)

@@ -25,6 +25,7 @@ BERT-base between 100 and 200 MiB per layer, with no period; docs/memory.md). So
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import replace
 from typing import Any
@@ -51,6 +52,7 @@ class _Recorder(memsim.Sim):
         super().__init__()
         self.events = events
         self.tag: Any = None
+        self._keys = itertools.count()  # numbered from 0 in every stream, so two streams of one shape are equal
 
     def name(self, key: Any) -> Any:
         return key if isinstance(key, tuple) and key and key[0] == "tmp" else (self.tag, key)
@@ -233,28 +235,17 @@ def step_events(arch: Architecture, o: memsim.Options, n: int) -> tuple[list[Any
     return persistent, ev, [("-", k) for k in live], states
 
 
-def _tagged(events: list[Any], s: int) -> list[Any]:
-    return [(e[0], (s, e[1]), e[2]) if e[0] == "+" else (e[0], (s, e[1])) for e in events]
-
-
 def _training_events(arch: Architecture, o: memsim.Options, n: int) -> list[Any]:
+    """The weights, step 1, the optimizer states, ``zero_grad``, step 2, ``zero_grad``. Step 2 reuses step 1's
+    keys: ``zero_grad`` has freed every one of them by then (``step_events``' last list is what was left)."""
     persistent, step, zero, states = step_events(arch, o, n)
-    return [*persistent, *_tagged(step, 1), *states, *_tagged(zero, 1), *_tagged(step, 2), *_tagged(zero, 2)]
+    return [*persistent, *step, *states, *zero, *step, *zero]
 
 
 def _shape(events: list[Any]) -> list[Any]:
-    """The stream without its sizes, memsim's temporaries numbered by first appearance (their keys differ
-    from one generation to the next)."""
-    names: dict[Any, int] = {}
-
-    def tmp(key: Any) -> Any:
-        if isinstance(key, tuple) and len(key) == 2 and key[0] == "tmp":
-            return ("tmp", names.setdefault(key, len(names)))
-        if isinstance(key, tuple):
-            return tuple(tmp(k) for k in key)
-        return key
-
-    return [(e[0], tmp(e[1])) for e in events]
+    """The stream without its sizes. memsim's temporaries are numbered from 0 in each stream (the recorder's
+    own counter), so two streams of one shape give equal lists."""
+    return [e[:2] for e in events]
 
 
 _STREAMS: dict[Any, tuple[Any, list[Any], list[int], list[int]]] = {}  # batch-free key -> (arch, ops, base, slope)

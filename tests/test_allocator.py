@@ -410,3 +410,69 @@ def test_docs_replay_accuracy_is_current() -> None:
     text = (ROOT / "docs" / "memory.md").read_text()
     shown = re.search(r"<!-- accuracy: replay -->\n(.*?)\n<!-- /accuracy: replay -->", text, re.S).group(1)
     assert shown == _replay_accuracy()
+
+
+def _by_methods(events: list, conf: al.AllocatorConfig) -> tuple:
+    """A replay through Allocator.malloc / Allocator.free, one call per event: what replay() inlines."""
+    a = al.Allocator(conf)
+    try:
+        for e in events:
+            if e[0] == "+":
+                a.malloc(e[1], e[2])
+            else:
+                a.free(e[1])
+    except al.OutOfMemory:
+        return ("oom", a.allocated, a.peak_allocated, a.reserved, a.peak_reserved, a.retries)
+    return _state(a)
+
+
+def _state(a: al.Allocator) -> tuple:
+    blocks = sorted((b.addr, b.size, b.free, b.seg, b.small) for b in [*a.live.values(), *a.by_addr.values()])
+    return (a.allocated, a.peak_allocated, a.reserved, a.peak_reserved, a.retries, dict(a.segments),
+            {k: v for k, v in a.pools.items()}, blocks, sorted(a.live))
+
+
+def _inlined(events: list, conf: al.AllocatorConfig) -> tuple:
+    try:
+        a = al.replay(events, conf)
+    except al.OutOfMemory:
+        return ("oom",)
+    return _state(a)
+
+
+# sizes at the rules' edges: exactly 1 MiB left of a 2 or 20 MiB segment, either side of kSmallSize and
+# kMinLargeAlloc, of max_split_size, and a block's worth
+EDGES = st.sampled_from([512, 1, 513, MiB - 512, MiB, MiB + 1, MiB + 512, 19 * MiB, 19 * MiB + 1, 19 * MiB - 512,
+                         10 * MiB - 512, 10 * MiB, 10 * MiB + 1, 32 * MiB, 64 * MiB, 64 * MiB - 512, 21 * MiB,
+                         2 * MiB, 2 * MiB - 512, 18 * MiB, 84 * MiB, 34 * MiB, 36 * MiB])
+
+
+@settings(max_examples=400, deadline=None)
+@given(ops=st.lists(st.tuples(st.booleans(), st.one_of(EDGES, SIZES), st.integers(0, 10**6)), min_size=1,
+                    max_size=120),
+       conf=st.sampled_from([al.AllocatorConfig(), al.AllocatorConfig(max_split_size=64 * MiB),
+                             al.AllocatorConfig(max_split_size=32 * MiB, max_non_split_rounding_size=2 * MiB),
+                             al.AllocatorConfig(capacity=200 * MiB),
+                             al.AllocatorConfig(max_split_size=32 * MiB, capacity=120 * MiB)]))
+def test_inlined_replay_equals_the_allocator_call_by_call(ops, conf) -> None:
+    """replay()'s inlined loop (no roundup divisions, no expandable segments) ends in the same state as
+    malloc/free called one event at a time: the same blocks, pools, segments, totals and peaks, and the same
+    out-of-memory."""
+    events, live = [], []
+    for i, (alloc_it, size, pick) in enumerate(ops):
+        if alloc_it or not live:
+            events.append(("+", i, size))
+            live.append(i)
+        else:
+            events.append(("-", live.pop(pick % len(live))))
+    want = _by_methods(events, conf)
+    got = _inlined(events, conf)
+    assert got == want[:1] if want[0] == "oom" else got == want
+
+
+@pytest.mark.parametrize("preset,head", CASES)
+def test_inlined_replay_equals_the_allocator_on_memsims_streams(preset: str, head: str) -> None:
+    _, arch = _small(preset, head, layers=3)
+    for o in RUNS:
+        events = reserved.training_events(arch, o, 3)
+        assert _inlined(events, al.AllocatorConfig()) == _by_methods(events, al.AllocatorConfig())
