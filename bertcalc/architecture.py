@@ -42,7 +42,7 @@ def check_batch(cfg: ModelConfig, batch: int, seq: int) -> Batch:
 
     d = cfg.dims
     why = "max_position_embeddings"
-    if d.max_seq != d.P:
+    if d.P and d.max_seq != d.P:  # a table with a padding offset (RoBERTa); P = 0: no table (rotary, relative)
         why = f"max_position_embeddings {d.P} minus the padding offset {d.P - d.max_seq}"
     return Batch.of(batch, seq, d.max_seq, why)
 

@@ -74,6 +74,8 @@ def compare(reports: list[CountReport]) -> CompareReport:
     rows: list[CompareRow] = []
     for key, word in CONFIG_ROWS:
         values = tuple((r.dims or {}).get(key) for r in reports)
+        if key in ("P", "T"):  # 0: the family has no such table (rotary or relative positions, no segments)
+            values = tuple(v or None for v in values)
         if key == "E" and all(r.dims and r.dims["E"] == r.dims["H"] for r in reports):
             continue  # no factorized embeddings anywhere: the row would repeat H
         rows.append(CompareRow(f"{key}  {word}", values, "config", key))

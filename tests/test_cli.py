@@ -191,6 +191,19 @@ def test_compare_side_by_side(cli) -> None:
     assert total["delta"][1] == -6 * 7_087_872
 
 
+def test_compare_shows_no_table_where_a_family_has_none(cli) -> None:
+    """DeBERTa-v3 (relative positions) and ModernBERT (rotary) have no position table, DistilBERT no token
+    types: their P or T is absent (null, "—"), not 0 against BERT's 512 (a −100% that is no change of size)."""
+    d = json.loads(cli("compare", "base", "deberta-v3-base", "modernbert-base", "distilbert-base",
+                       "-f", "json").stdout)
+    rows = {r["name"]: r for r in d["rows"]}
+    assert rows["P"]["values"] == [512, None, None, 512] and rows["P"]["delta"] == [0, None, None, 0]
+    assert rows["T"]["values"] == [2, None, None, None]
+    assert d["configs"][2]["dims"]["P"] == 0  # ModernBERT: no rows of a position table
+    r = cli("memory", "-p", "modernbert-base", "--seq", "8193")
+    assert r.exit_code == 2 and "8192, from max_position_embeddings)" in r.stderr, r.stderr
+
+
 def test_compare_files_and_pooler_override(cli, tmp_path: Path) -> None:
     f = tmp_path / "half.yaml"
     f.write_text("num_hidden_layers: 6\n")

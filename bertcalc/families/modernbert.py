@@ -99,9 +99,9 @@ class ModernBertConfig(ModelConfig):
 
     @property
     def dims(self) -> Dims:
-        P = self.max_position_embeddings
+        # no position table (rotary): P is 0, as T is; max_position_embeddings still bounds the sequence
         return Dims(self.num_hidden_layers, self.hidden_size, self.num_attention_heads, self.intermediate_size,
-                    self.vocab_size, P, 0, self.hidden_size, self.num_labels, P)
+                    self.vocab_size, 0, 0, self.hidden_size, self.num_labels, self.max_position_embeddings)
 
     def types_present(self) -> tuple[str, ...]:
         """The layer types the layers use, as HF's ``set(config.layer_types)``: one rotary table pair each.
