@@ -120,6 +120,9 @@ GROUPS = ("embeddings", "layers", "pooler", "head", "base")
 
 def _int(text: str, param: str, field: str, lo: int = 0, hi: int = MAX_R) -> int:
     if not re.fullmatch(r"\d{1,40}", text.strip()):
+        if re.fullmatch(r"\s*-\s*\d{1,40}\s*", text):  # a whole number, but below any range here
+            raise UsageError(f"{field}={text.strip()} is negative; {field} is {lo}..{hi:,}, e.g. {field}=8",
+                             param=param)
         raise UsageError(f"{field}={text!r} is not a whole number; write e.g. {field}=8", param=param)
     v = int(text)
     if not lo <= v <= hi:

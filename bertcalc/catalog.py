@@ -83,6 +83,14 @@ def _checked(name: str) -> str:
             f"preset {name[:40]!r}...: {len(name):,} characters, too long for a preset name; "
             "run 'bertcalc presets' to list them"
         )
+    if not name:
+        raise PresetNotFoundError("the preset name is empty; give one like 'base' (run 'bertcalc presets' to "
+                                  "list them)")
+    pathlike = any(c in name for c in "/\\~:") or ".." in name or name.startswith(".") or \
+        name.endswith((".yaml", ".yml", ".json"))
+    if not pathlike and not _NAME.match(name):
+        raise PresetNotFoundError(f"no preset is named {name!r} (names are letters, digits, '.', '-' and '_'); "
+                                  "run 'bertcalc presets' to list them")
     if not _NAME.match(name) or ".." in name:
         raise PresetNotFoundError(
             f"preset {name!r}: a preset is a name like 'base', not a path; to read a file, give its path "

@@ -99,6 +99,22 @@ def locate(path: str | Path) -> tuple[list[Path], Path | None]:
     return files, cfg if paths.kind(cfg, CheckpointError) == "file" else None
 
 
+
+def weight_map(data: object, where: str) -> dict:
+    """An index's ``weight_map`` (tensor name -> shard file), or the error that says what is wrong with it."""
+    if not isinstance(data, dict) or "weight_map" not in data:
+        raise CheckpointError(f"{where}: no weight_map; a safetensors index maps each tensor to its shard")
+    wmap = data["weight_map"]
+    if not isinstance(wmap, dict):
+        kind = {list: "a list", str: "text", int: "a number", float: "a number", bool: "true/false",
+                type(None): "null"}.get(type(wmap), type(wmap).__name__)
+        raise CheckpointError(f"{where}: weight_map is {kind}; it must map each tensor name to its shard file "
+                              '({"bert.embeddings...": "model-00001-of-00002.safetensors", ...})')
+    if not wmap:
+        raise CheckpointError(f"{where}: weight_map is empty; it must map each tensor name to its shard file")
+    return wmap
+
+
 def _weight_map(index: Path) -> dict[str, str]:
     """The index's ``weight_map`` (tensor name -> shard file), checked: every shard is a file name inside the
     model folder, never an absolute path or one that climbs out of it with ``..``."""
@@ -113,9 +129,7 @@ def _weight_map(index: Path) -> dict[str, str]:
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise CheckpointError(f"{index}: cannot read the shard index ({_one_line(exc)}); is it a safetensors "
                               "index?") from None
-    wmap = data.get("weight_map") if isinstance(data, dict) else None
-    if not isinstance(wmap, dict) or not wmap:
-        raise CheckpointError(f"{index}: no weight_map; a safetensors index maps each tensor to its shard")
+    wmap = weight_map(data, str(index))
     for name, shard in wmap.items():
         if not isinstance(shard, str) or not shard.strip():
             raise CheckpointError(f"{index}: weight_map[{name!r}] is {json.dumps(shard)}, not a shard file name")

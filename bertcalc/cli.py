@@ -137,8 +137,8 @@ class _Sanitized:
     """A text stream that shows control characters instead of sending them: a tensor name in a checkpoint's
     header, a config's description or a Hub repo's ``architectures`` is someone else's text, and an ESC in it
     must not move the cursor, retitle the window or write the clipboard of whoever reads the output. C0 and C1
-    controls (but newline and tab) and DEL become ``\\u001b``; on a terminal the colour sequences bertcalc
-    (or rich) writes itself, ``ESC [ ... m``, pass."""
+    controls (but newline and tab), DEL and the bidirectional controls become ``\\u001b``, ``\\u202e``; on a
+    terminal the colour sequences bertcalc (or rich) writes itself, ``ESC [ ... m``, pass."""
 
     _CONTROL = None
 
@@ -151,7 +151,10 @@ class _Sanitized:
         except (AttributeError, ValueError, OSError):
             self._sgr = False
         if _Sanitized._CONTROL is None:
-            _Sanitized._CONTROL = re.compile(r"\x1b\[[0-9;:]*m|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+            # and the bidirectional controls ("Trojan Source": U+202A-202E, U+2066-2069, LRM, RLM, ALM), which
+            # reorder what a terminal shows: a name would read as another
+            _Sanitized._CONTROL = re.compile(
+                r"\x1b\[[0-9;:]*m|[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
 
     def _shown(self, m: Any) -> str:
         s = m.group()
@@ -464,6 +467,17 @@ def _note(command: str, text: str) -> None:
     _NOTES.append(f"bertcalc {command}: note: {text}\n")
 
 
+def _set_by_user(name: str) -> bool:
+    """Whether the option behind parameter ``name`` was set on the command line or from the environment,
+    not left at its default."""
+    from typer._click.core import ParameterSource
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    source = ctx.get_parameter_source(name) if ctx is not None else None
+    return source not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+
+
 def _check_heads_use(spec: ModelSpec, labels: int | None, untie: bool, command: str) -> None:
     if labels is None and not untie:
         return
@@ -549,8 +563,14 @@ def _model_spec(command: str, o: dict[str, Any]) -> ModelSpec:
     name = _model_name(o["model"], o["model_opt"])
     if name is not None:
         from .api import model_sources
+        from .errors import UsageError
 
-        src = model_sources(name, preset, config)
+        try:
+            src = model_sources(name, preset, config)
+        except UsageError as exc:
+            if exc.param != "model" or o["model"] is None:
+                raise
+            raise UsageError(f"MODEL {exc.text}") from None  # the positional argument: no --model to prefix
         preset, config, hub_id = src["preset"], src["config_file"], src["model"]
     if hub_id is None and (o["revision"] is not None or o["offline"]):
         _note(command, "--revision and --offline apply to a Hub model id (org/name); this model is not one")
@@ -779,6 +799,8 @@ def inspect(
     """
     from .api import inspect as inspect_
 
+    if (model_kw["revision"] is not None or model_kw["offline"]) and os.path.exists(path):
+        _note("inspect", "--revision and --offline apply to a Hub model id (org/name); this is a local path")
     report = inspect_(path, download_bytes=download_bytes, **model_kw)
     if diff:
         import dataclasses
@@ -995,6 +1017,10 @@ def memory(
 
         if dist.get("zero") is not None or dist.get("gpus") is not None or dist.get("fsdp"):
             _note("memory", "--zero, --fsdp and --gpus do not apply to --sweep; the grid is per GPU")
+        swept = {item.partition("=")[0].strip().lower() for raw in sweep for item in raw.split()}
+        for axis in ("batch", "seq", "precision", "attention"):
+            if axis in swept and _set_by_user(axis):
+                _note("memory", f"--{axis} does nothing here: --sweep {axis}=... gives the values")
         _emit(sweep_(spec, axes=sweep, batch=batch, seq=seq, mode=mode.value, precision=precision.value,
                      optimizer="adamw" if optimizer is None else optimizer.value, attention=attention.value,
                      grad_checkpointing=grad_checkpointing, fit=fit, gpu=gpu, reserved=reserved or None,
@@ -1002,6 +1028,9 @@ def memory(
                      choices=choices, **tune), fmt, output,
               force=force)
         return
+    if alloc_conf is not None and mode.value == "infer":
+        _note("memory", "--alloc-conf shapes the training step's allocator replay; inference is not replayed, so "
+              "it does nothing here")
     if reserved and mode.value == "infer":
         _note("memory", "--reserved replays a training step through the caching allocator; inference is not "
               "replayed (its figure is the allocated peak)")

@@ -20,8 +20,9 @@ from .errors import ConfigError, arg
 MAX_SIZE = 2**63 - 1
 Size = Annotated[int, Field(ge=1, le=MAX_SIZE, strict=True)]
 Count = Annotated[int, Field(ge=0, le=MAX_SIZE, strict=True)]
-Eps = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Prob = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+# strict: a number, never text ("1e-12" in a YAML file is a string, which torch's LayerNorm would refuse)
+Eps = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
+Prob = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False, strict=True)]
 
 
 class Dims(NamedTuple):
@@ -214,6 +215,10 @@ def _shown(value: Any) -> str:
         return "nan"
     if isinstance(value, float) and value in (float("inf"), float("-inf")):
         return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return "binary data (a YAML !!binary value)"
+    if not isinstance(value, (str, int, float, list, tuple, dict)):  # a YAML date or time: not Python's repr
+        return f"{value} (a YAML {type(value).__name__}; quote it to make it text)"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -258,8 +263,11 @@ def _describe(err: Any, known: list[str], origins: Mapping[str, str], cls: type[
         msg = str(ctx.get("error", err.get("msg", "")))
         if msg.startswith("pad_token_id"):
             about = ["pad_token_id", "vocab_size" if "vocab" in msg else "max_position_embeddings"]
-        else:
-            about = [cls.HIDDEN, cls.HEADS]
+        else:  # the fields the check's message names, in its order (the head check names hidden and heads)
+            import re
+
+            named = {w for w in re.findall(r"[a-z_][a-z0-9_]*", msg) if w in known}
+            about = sorted(named, key=msg.index) or [cls.HIDDEN, cls.HEADS]
         return f"{' / '.join(_about(f, origins) for f in about)}: {msg}"
     if kind in ("greater_than_equal", "greater_than"):
         bound = ctx.get("ge", ctx.get("gt"))
@@ -280,5 +288,9 @@ def _describe(err: Any, known: list[str], origins: Mapping[str, str], cls: type[
         return f"{_where(key, origins)}: must be true or false, got {_shown(value)}"
     if kind == "string_type":
         return f"{_where(key, origins)}: must be text, got {_shown(value)}"
+    if kind in ("list_type", "tuple_type"):
+        return f"{_where(key, origins)}: must be a list, got {_shown(value)}"
+    if kind == "value_error":  # a field's own check: its message says what is wrong, without pydantic's prefix
+        return f"{_where(key, origins)}: {ctx.get('error', err.get('msg', 'invalid value'))}"
     msg = str(err.get("msg", "invalid value")).replace("Input should be", "must be")
     return f"{_where(key, origins)}: {msg}, got {_shown(value)}"

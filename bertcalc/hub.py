@@ -439,9 +439,12 @@ def _weight_map(label: str, path: Path) -> dict[str, str]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise CheckpointError(f"{label}/{INDEX}: not valid JSON; the shard index is corrupt") from None
-    wmap = data.get("weight_map") if isinstance(data, dict) else None
-    if not isinstance(wmap, dict) or not wmap or not all(isinstance(v, str) for v in wmap.values()):
-        raise CheckpointError(f"{label}/{INDEX}: no weight_map; a safetensors index maps each tensor to its shard")
+    from .checkpoint import weight_map
+
+    wmap = weight_map(data, f"{label}/{INDEX}")
+    if not all(isinstance(v, str) for v in wmap.values()):
+        bad = next(k for k, v in wmap.items() if not isinstance(v, str))
+        raise CheckpointError(f"{label}/{INDEX}: weight_map[{str(bad)[:80]!r}] is not a shard file name")
     return {str(k): v for k, v in wmap.items()}
 
 

@@ -1810,7 +1810,16 @@ def parse_size(text: str, param: str = "fit") -> int:
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
     unit = m.group(2).lower() if m else ""
     if not m or unit not in _UNITS:
-        hint = "a unit is needed" if m and not unit else "cannot read it"
+        if m and not unit:
+            hint = "a unit is needed"
+        elif m:
+            hint = f"unknown unit {m.group(2)!r}"
+        elif re.fullmatch(r"\s*-\s*[0-9.]+\s*[a-zA-Z]*\s*", text):
+            hint = "a memory size is positive"
+        elif re.fullmatch(r"\s*[0-9.]+[eE][-+]?[0-9]+\s*[a-zA-Z]*\s*", text):
+            hint = "exponents are not read"
+        else:
+            hint = "cannot read it"
         raise UsageError(f"memory size {text!r}: {hint}; write e.g. 80GiB, 24GB or 81920MiB", param=param)
     from decimal import Decimal
 

@@ -80,6 +80,13 @@ def test_no_temporary_file_is_left_behind(cli, tmp_path: Path) -> None:
     (["memory", "-p", "base", "--zero", "0"], ["--zero", "1, 2 or 3"]),
     (["memory", "-p", "base", "--zero", "2", "--mode", "infer"], ["--zero", "--mode train"]),
     (["memory", "-p", "base", "--gpus", "0"], ["--gpus"]),
+    # each says what is wrong, not "cannot read it"
+    (["memory", "-p", "base", "--fit", "-1GiB"], ["--fit", "positive"]),
+    (["memory", "-p", "base", "--fit", "1e30GiB"], ["--fit", "exponent", "80GiB"]),
+    (["memory", "-p", "base", "--fit", "80GiBs"], ["--fit", "unknown unit 'GiBs'"]),
+    (["count", "-p", "base", "--lora", "r=-1"], ["--lora", "r=-1 is negative", "1.."]),
+    (["count", "-p", ""], ["empty", "bertcalc presets"]),
+    (["count", "-p", "b a s e"], ["no preset is named 'b a s e'", "bertcalc presets"]),
 ])
 def test_conflicting_or_out_of_range_flags(cli, args, needles) -> None:
     _bad(cli(*args), *needles)
@@ -94,12 +101,22 @@ def test_the_flag_is_named_once(cli) -> None:
     (["memory", "-p", "base", "--mode", "infer", "--optimizer", "sgd"], "--optimizer"),
     (["memory", "-p", "base", "--mode", "infer", "--grad-checkpointing"], "--grad-checkpointing"),
     (["memory", "-p", "base", "--gpus", "8", "--no-reshard"], "--no-reshard"),  # --gpus alone is DDP (#13)
+    (["memory", "-p", "tiny", "--mode", "infer", "--alloc-conf", "expandable_segments:True"], "--alloc-conf"),
+    (["memory", "-p", "tiny", "--sweep", "batch=1,2", "--batch", "4"], "--batch does nothing"),
+    (["memory", "-p", "tiny", "--sweep", "batch=1,2 seq=32", "--seq", "64"], "--seq does nothing"),
+    (["memory", "-p", "tiny", "--sweep", "attention=all", "--attention", "sdpa"], "--attention does nothing"),
 ])
 def test_a_flag_with_no_effect_gets_a_note_and_the_run_goes_on(cli, args, needle) -> None:
     r = cli(*args)
     assert r.exit_code == 0, r.stderr
     assert "note:" in r.stderr and needle in r.stderr
     assert "Peak" in r.stdout or "peak" in r.stdout
+
+
+def test_a_swept_axis_left_at_its_default_gets_no_note(cli) -> None:
+    r = cli("memory", "-p", "tiny", "--sweep", "batch=1,2 seq=32,64")
+    assert r.exit_code == 0 and "note:" not in r.stderr, r.stderr
+
 
 
 def test_gpu_label_says_which_peak_was_used(cli) -> None:
@@ -335,12 +352,12 @@ def test_control_characters_in_names_are_shown_not_sent(cli, tmp_path: Path, fmt
     whoever reads it); JSON still parses to the exact name."""
     import struct
 
-    name = "evil\x1b[31mRED\x1b]0;pwned\x07\x1b[2K\x9b"
+    name = "evil\x1b[31mRED\x1b]0;pwned\x07\x1b[2K\x9b\u202etxt.exe\u2066"  # and bidi controls (Trojan Source)
     header = json.dumps({name: {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode()
     (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 8)
     r = cli("inspect", str(tmp_path / "model.safetensors"), "-p", "tiny", "-f", fmt)
     assert r.exit_code == 1, r.stderr  # inspect's "differences found"
-    assert not any(c in r.stdout for c in "\x1b\x07\x9b"), repr(r.stdout[:300])
+    assert not any(c in r.stdout for c in "\x1b\x07\x9b\u202e\u2066"), repr(r.stdout[:300])
     assert "evil" in r.stdout and "RED" in r.stdout
     if fmt == "json":
         assert json.dumps(name)[1:-1] in json.dumps(json.loads(r.stdout))  # the exact name, parsed back
@@ -385,3 +402,48 @@ def test_yaml_and_markdown_are_bounded_like_the_table(cli, fmt: str) -> None:
     table's row limit they are refused, pointing at the streamed CSV and JSON."""
     _bad(cli("shapes", "-p", "base", "--layers", "20000", "-f", fmt), "--format", "320,007 rows", "csv or json")
     assert cli("shapes", "-p", "base", "--layers", "20000", "--collapse", "-f", fmt).exit_code == 0
+
+
+@pytest.mark.parametrize(("name", "text", "needles", "never"), [
+    ("eps.yaml", 'model_type: bert\nlayer_norm_eps: "1e-12"\n', ["layer_norm_eps", "must be a number", "'1e-12'"], ""),
+    ("drop.yaml", 'model_type: bert\nhidden_dropout_prob: "0.1"\n', ["hidden_dropout_prob", "number"], ""),
+    ("date.yaml", "model_type: bert\nhidden_act: 2019-01-01\n", ["hidden_act", "2019-01-01", "a YAML date", "quote"],
+     "datetime"),
+    ("pos.json", '{"model_type": "deberta-v2", "pos_att_type": 5}', ["pos_att_type", "must be a list"], "tuple"),
+    ("term.json", '{"model_type": "deberta-v2", "pos_att_type": ["p2c", "x"]}',
+     ["pos_att_type", "'x'", "c2p and p2c"], "Value error"),
+])
+def test_a_config_value_is_named_in_the_files_terms(cli, tmp_path: Path, name, text, needles, never) -> None:
+    """Text where a number goes is refused (torch's LayerNorm would refuse eps='1e-12'); the message speaks
+    YAML/JSON (a date, a list), not Python's reprs or pydantic's prefixes."""
+    (tmp_path / name).write_text(text)
+    r = cli("count", "-c", str(tmp_path / name))
+    _bad(r, name, *needles)
+    if never:
+        assert never not in r.stderr, r.stderr
+
+
+def test_a_model_level_check_names_the_fields_it_is_about(cli, tmp_path: Path) -> None:
+    f = tmp_path / "mb.json"
+    f.write_text('{"model_type": "modernbert", "num_hidden_layers": 4, "layer_types": ["full_attention"]}')
+    r = cli("count", "-c", str(f))
+    _bad(r, "layer_types (from ", "mb.json) / num_hidden_layers (from ", "one per layer")
+    assert "hidden_size" not in r.stderr
+
+
+@pytest.mark.parametrize(("index", "needle"), [
+    ('{"weight_map": 5}', "weight_map is a number"),
+    ('{"weight_map": ["a"]}', "weight_map is a list"),
+    ('{"weight_map": {}}', "weight_map is empty"),
+    ('{"metadata": {}}', "no weight_map"),
+])
+def test_a_bad_shard_index_says_what_is_wrong_with_it(cli, tmp_path: Path, index: str, needle: str) -> None:
+    (tmp_path / "model.safetensors.index.json").write_text(index)
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
+    _bad(cli("inspect", str(tmp_path)), "model.safetensors.index.json", needle)
+
+
+def test_the_positional_model_is_called_model_not_its_flag(cli) -> None:
+    _bad(cli("count", "base", "--preset", "mini"), "MODEL 'base' and --preset")
+    assert "--model" not in cli("count", "base", "--preset", "mini").stderr
+    _bad(cli("count", "--model", "base", "--preset", "mini"), "--model: 'base' and --preset")

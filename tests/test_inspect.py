@@ -101,6 +101,13 @@ def test_cli_inspect_real_checkpoint(cli) -> None:
     assert t["dtype"] == "F32" and t["shape"] == [30522, 384] and t["bytes"] == 30522 * 384 * 4
 
 
+def test_revision_on_a_local_checkpoint_gets_a_note(cli) -> None:
+    r = cli("inspect", str(minilm_dir()), "--revision", "v1")
+    assert r.exit_code == 0, r.stderr
+    assert "note: --revision and --offline apply to a Hub model id" in r.stderr, r.stderr
+    assert "note:" not in cli("inspect", str(minilm_dir())).stderr
+
+
 def test_one_shape_changed_in_the_header(cli, minilm_copy: Path) -> None:
     name = "encoder.layer.3.intermediate.dense.weight"
 
