@@ -272,6 +272,18 @@ class Allocator:
                     freed = True
         return freed
 
+    def _new_block(self, size: int, small: bool, nbytes: int) -> _Block:
+        """No cached block fits: a new segment; failing that, release the cached ones and retry once (the
+        allocator's release-and-retry); failing that, out of memory."""
+        b = self._alloc_block(size, small)
+        if b is None:
+            self.retries += 1
+            if self._release_cached(size, small):
+                b = self._alloc_block(size, small)
+        if b is None:
+            raise OutOfMemory(f"cannot reserve a segment for {nbytes} bytes")
+        return b
+
     # ------------------------------------------------------------------------------------ the interface
 
     def malloc(self, key: Any, nbytes: int) -> None:
@@ -282,13 +294,7 @@ class Allocator:
         small = size <= K_SMALL_SIZE  # get_pool
         b = self._get_free_block(size, small)
         if b is None:
-            b = self._alloc_block(size, small)
-            if b is None:
-                self.retries += 1
-                if self._release_cached(size, small):
-                    b = self._alloc_block(size, small)
-            if b is None:
-                raise OutOfMemory(f"cannot reserve a segment for {nbytes} bytes")
+            b = self._new_block(size, small, nbytes)
         if self._should_split(b, size):  # alloc_found_block: the front is handed out, the rest stays cached
             rest = _Block(b.addr + size, b.size - size, small, b.seg)
             rest.prev, rest.next = b, b.next
@@ -375,13 +381,7 @@ def _replay_plain(a: Allocator, events: list[Event]) -> None:
                         b = by_addr.pop(addr)
                 if b is None:
                     a.allocated, a.peak_allocated = allocated, peak
-                    b = a._alloc_block(size, small)
-                    if b is None:
-                        a.retries += 1
-                        if a._release_cached(size, small):
-                            b = a._alloc_block(size, small)
-                    if b is None:
-                        raise OutOfMemory(f"cannot reserve a segment for {nbytes} bytes")
+                    b = a._new_block(size, small, nbytes)
                 # should_split, then alloc_found_block
                 remaining = b.size - size
                 if (remaining >= K_MIN_BLOCK_SIZE) if small else (size < ms and remaining > K_SMALL_SIZE):
