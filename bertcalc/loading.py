@@ -52,6 +52,8 @@ class Source:
 
 def default_head(family: str, architectures: tuple[str, ...]) -> str:
     """The head a config.json's ``architectures`` names, when the family has that class; else ``model``."""
+    if not architectures:
+        return "model"
     from .families import module
     from .families._heads import head_from_architectures
 
@@ -424,10 +426,20 @@ def hf_source(data: Mapping[Any, Any], origin: str) -> Source:
 
 @lru_cache(maxsize=64)  # a shipped preset never changes: parse it once per process (resolve copies .data)
 def load_preset(name: str) -> Source:
+    if type(name) is str:
+        return _preset_source(name)
     from . import catalog
 
-    data = catalog.data(name)
-    return strict_source(data, f"preset {name!r}")
+    return strict_source(catalog.data(name), f"preset {name!r}")
+
+
+@lru_cache(maxsize=128)
+def _preset_source(name: str) -> Source:
+    """A shipped preset, read and checked once per name: presets do not change while a process runs. Every caller
+    shares its data, and only reads it (resolve copies it into the config's)."""
+    from . import catalog
+
+    return strict_source(catalog.data(name), f"preset {name!r}")
 
 
 @lru_cache(maxsize=64)
@@ -479,7 +491,7 @@ def resolve(
         from . import hub
 
         sources.append(hub.load_source(model, revision, offline))
-    other = next((s for s in sources[1:] if s.family != sources[0].family), None)
+    other = next((s for s in sources[1:] if s.family != sources[0].family), None) if len(sources) > 1 else None
     if other is not None:
         a, b = sources[0], other
         raise ConfigError([
@@ -493,19 +505,18 @@ def resolve(
     origins: dict[str, str] = {}
     description = ""
     notes: list[str] = []
+    arch: tuple[str, ...] = ()
     for s in sources:
         data.update(s.data)
         origins.update(dict.fromkeys(s.data, s.origin))
         description = s.description or description
         if s.ignored:
             notes += _likely_typos(s, cls)
-    arch: tuple[str, ...] = ()
-    for s in sources:
-        if s.architectures:
+        if s.architectures and not arch:
             arch = s.architectures
-            break
     for s in sources:
-        notes += s.notes
+        if s.notes:
+            notes += s.notes
     if head is None:
         head = default_head(family, arch)
 
@@ -533,8 +544,9 @@ def resolve(
     hub_label = None if model is None else model + (f"@{revision}" if revision else "")
     if hub_label is not None:
         described.append(f"Hub model {hub_label}")
-    if fields:
-        described.append("overrides " + ", ".join(f"{k}={_show(v)}" for k, v in fields.items()))
+    if fields:  # _show(v), inline: f"{v}" is str(v) but for a bool, written as the user would (false, not False)
+        described.append("overrides " + ", ".join([f"{k}={str(v).lower() if v is True or v is False else v}"
+                                                   for k, v in fields.items()]))
     if label is None:  # name what was combined: "base", "large + my-model", "base:layers=6"
         named = [preset] if preset else []
         if config_file is not None:
@@ -543,7 +555,8 @@ def resolve(
             named.append(hub_label)
         label = " + ".join(named) or f"{cls.display} defaults"
         if overrides:
-            label += ":" + ",".join(f"{k}={_show(v)}" for k, v in overrides.items())
+            label += ":" + ",".join([f"{k}={str(v).lower() if v is True or v is False else v}"
+                                     for k, v in overrides.items()])
     if description and (len(sources) > 1 or fields):  # the preset's description no longer describes it alone
         description = f"based on {description}"
     return ModelSpec(config, label, description, tuple(described), tuple(notes), arch, tuple(origins.items()),
@@ -588,19 +601,11 @@ def _map_overrides(
     fields: dict[str, Any] = {}
     where: dict[str, str] = {}
     keys: dict[str, str] = {}
-    model_fields = cls.model_fields  # a class property in pydantic: read it once
-    flags = cls.FLAGS
     for key, value in overrides.items():
-        k = key.strip().replace("-", "_")
-        field = flags.get(k, k)
         origin = origins.get(key, key)
-        if field not in model_fields:
-            known = list(model_fields)
-            if k in FLAG_NAMES:
-                raise ConfigError([f"{origin}: {cls.display} has no such setting; its fields are {', '.join(known)}"])
-            close = suggest(k, [*known, *cls.FLAGS])
-            hint = f"did you mean {' or '.join(map(repr, close))}?" if close else f"known keys: {', '.join(known)}"
-            raise ConfigError([f"{origin}: unknown key {key!r} for {cls.display}; {hint}"])
+        field = _FIELD_OF.get((cls, key))
+        if field is None:
+            field = _field_of(cls, key, origin)
         if field in fields:
             same = where[field] == origin
             both = f"{origin}: {keys[field]!r} and {key!r}" if same else f"{where[field]} and {origin}"
@@ -609,6 +614,27 @@ def _map_overrides(
         where[field] = origin
         keys[field] = key
     return fields, where
+
+
+_FIELD_OF: dict[tuple[type, str], str] = {}  # (config class, override key) -> its field, once found valid
+
+
+def _field_of(cls: type[ModelConfig], key: str, origin: str) -> str:
+    """The field an override key names (a flag, or the field itself, ``-`` for ``_``), or a ConfigError."""
+    model_fields = cls.model_fields  # a class property in pydantic: read it once
+    flags = cls.FLAGS
+    k = key.strip().replace("-", "_")
+    field = flags.get(k, k)
+    if field not in model_fields:
+        known = list(model_fields)
+        if k in FLAG_NAMES:
+            raise ConfigError([f"{origin}: {cls.display} has no such setting; its fields are {', '.join(known)}"])
+        close = suggest(k, [*known, *cls.FLAGS])
+        hint = f"did you mean {' or '.join(map(repr, close))}?" if close else f"known keys: {', '.join(known)}"
+        raise ConfigError([f"{origin}: unknown key {key!r} for {cls.display}; {hint}"])
+    if type(key) is str and len(_FIELD_OF) < 4096:  # bounded: keys are the user's text
+        _FIELD_OF[(cls, key)] = field
+    return field
 
 
 # ---------------------------------------------------------------------------------------------- overrides

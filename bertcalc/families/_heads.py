@@ -28,15 +28,14 @@ HEADS = tuple(HEAD_CLASSES)
 PEFT_TASKS = {"seq-cls": "SEQ_CLS", "token-cls": "TOKEN_CLS", "qa": "QUESTION_ANS", "causal-lm": "CAUSAL_LM"}
 # class names that do not follow ``Prefix + suffix``: BERT's causal LM is BertLMHeadModel
 OTHER_SUFFIXES = {"LMHeadModel": "causal-lm"}
+_SUFFIXES = sorted([*((s, h) for h, s in HEAD_CLASSES.items()), *OTHER_SUFFIXES.items()], key=lambda sh: -len(sh[0]))
 
 
 def head_from_architectures(architectures: tuple[str, ...]) -> str | None:
     """``("BertForMaskedLM",)`` -> ``"mlm"``: the head a config.json says its weights were saved from. The
     longest suffix wins, so ``BertLMHeadModel`` is ``causal-lm``, not ``model``."""
-    suffixes = sorted([*((s, h) for h, s in HEAD_CLASSES.items()), *OTHER_SUFFIXES.items()],
-                      key=lambda sh: -len(sh[0]))
     for arch in architectures:
-        for suffix, head in suffixes:
+        for suffix, head in _SUFFIXES:
             if arch.endswith(suffix):
                 return head
     return None
