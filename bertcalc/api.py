@@ -216,13 +216,27 @@ def count(spec: ModelSpec, *, lora: Any = None, adapter: Any = None, freeze: Any
     """Parameters by component and in total. Overrides use HF field names (``hidden_size=1024``) or flag
     names (``hidden=1024``). With ``lora``/``adapter`` or ``freeze``/``train`` (see :func:`tuned`), also the
     trainable parameters, as PEFT's ``get_nb_trainable_parameters()`` counts them."""
-    from . import counting  # imported here: memory, flops and shapes never need it
+    from . import counting, symbolic  # imported here: memory, flops and shapes never need them
 
-    arch = tuned(build(spec), lora=lora, adapter=adapter, freeze=freeze, train=train)
+    made = None
+    if lora is None and adapter is None and freeze is None and train is None:
+        # the totals from the build traced once for this structure
+        arch, built = symbolic.TEMPLATES.totals(spec.config, spec.head, spec.pooler, _build_of)
+        if built is not None:
+            arch = built
+        else:
+            def made() -> Architecture:
+                return build(spec)
+    else:
+        arch = tuned(build(spec), lora=lora, adapter=adapter, freeze=freeze, train=train)
     return counting.report(
         arch, spec.config, label=spec.label, notes=_notes(spec, arch), sources=spec.sources,
-        description=spec.description,
+        description=spec.description, build=made,
     )
+
+
+def _build_of(cfg: Any, head: str, pooler: bool) -> Architecture:
+    return architecture.build(cfg, head=head, pooler=pooler)
 
 
 @takes_model
@@ -430,9 +444,29 @@ def flops(
     the gradients autograd needs."""
     from . import flopcount as _flops
 
+    if lora is None and adapter is None and freeze is None and train is None:
+        from . import symbolic
+
+        def run(cfg: ModelConfig, batch: int, seq: int, *rest: int) -> FlopsReport:
+            return _flops.count(architecture.build(cfg, head=spec.head, pooler=spec.pooler), cfg, batch, seq,
+                                label=spec.label, gpu=gpu, peak_tflops=peak_tflops, precision=precision, mfu=mfu,
+                                choices=rest[0] if rest else choices)
+
+        # the report from the program traced once for this structure (bertcalc.symbolic); the label is this one's
+        report = symbolic.TEMPLATES.call(
+            "flops", spec.config, spec.head, spec.pooler, (batch, seq) if choices is None else (batch, seq, choices),
+            (gpu, mfu, peak_tflops, precision, choices is None), run, _same_but_label)
+        if report.label != spec.label:
+            report.__dict__["label"] = spec.label
+        return report
     arch = tuned(build(spec), lora=lora, adapter=adapter, freeze=freeze, train=train, step=True)
     return _flops.count(arch, spec.config, batch, seq, label=spec.label, gpu=gpu, peak_tflops=peak_tflops,
                         precision=precision, mfu=mfu, choices=choices)
+
+
+def _same_but_label(template: Any, real: Any) -> bool:
+    """A template's report is the real one's, field for field, but for the label (each call's own)."""
+    return {**template.to_dict(), "label": real.label} == real.to_dict() and template.rows == real.rows
 
 
 def _alloc_conf(text: str | None) -> Any:

@@ -85,7 +85,7 @@ class CountReport(ModelReport):
     description: str = ""
     dims: dict[str, int] | None = None  # family-neutral sizes: L, H, A, I, V, P, T, E, C
     unused_fields: tuple[str, ...] = ()  # config fields this model class ignores (hidden in the table header)
-    _arch: Architecture | None = field(default=None, repr=False, compare=False)
+    _arch: Architecture | None = field(default=None, repr=False, compare=False)  # see _architecture
     trainable_parameters: int | None = None  # with an adapter or a freeze: PEFT's get_nb_trainable_parameters()[0]
     adapter: dict[str, Any] | None = None  # what was applied (adapters.Adaptation.to_dict())
     adapter_summary: str = ""
@@ -102,14 +102,24 @@ class CountReport(ModelReport):
     # What the totals don't need is derived from the architecture when first read: a caller that asks for
     # total_parameters never pays for the rows, the tied pairs or the formulas (--explain, JSON, tables do).
 
+    _build: Any = field(default=None, repr=False, compare=False)  # makes _arch when it was not built up front
+
+    def _architecture(self) -> Architecture:
+        """The tensor list the rows come from: built on first read when the totals came from a template
+        (:mod:`bertcalc.symbolic`), which is exact for them but holds no tensors."""
+        arch = self._arch
+        if arch is None:
+            arch = self.__dict__["_arch"] = self._build()
+        return arch
+
     @cached
     def components(self) -> tuple[ComponentRow, ...]:
-        arch, total = self._arch, self.total_parameters
+        arch, total = self._architecture(), self.total_parameters
         return tuple(_component_row(c, arch.values, total) for c in arch.components)
 
     @cached
     def tied(self) -> tuple[tuple[str, str], ...]:
-        return tuple(self._arch.tied())
+        return tuple(self._architecture().tied())
 
     @cached
     def total_formula(self) -> str:
@@ -123,7 +133,7 @@ class CountReport(ModelReport):
     @cached
     def _total_formulas(self) -> tuple[str, str]:
         sym, num = [], []
-        for c in self._arch.components:
+        for c in self._architecture().components:
             if c.repeat_symbol is not None:
                 sym.append(f"{c.repeat_symbol} × {c.name}")
                 num.append(f"{c.repeat} × {c.parameters:,}")
@@ -138,7 +148,7 @@ class CountReport(ModelReport):
     @cached
     def closed_form(self) -> str:
         """``(V + P + T + 2)·H + L·(...) + ...``."""
-        return _closed_form(self._arch)
+        return _closed_form(self._architecture())
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (and copied) with everything derived now and without the architecture, whose forward is a
@@ -148,7 +158,7 @@ class CountReport(ModelReport):
         for c in self.components:
             for row in (c, *c.parts):
                 row.formula, row.formula_values  # noqa: B018
-        return {**self.__dict__, "_arch": None}
+        return {**self.__dict__, "_arch": None, "_build": None}
 
     @property
     def has_pooler(self) -> bool:
@@ -248,14 +258,17 @@ def _component_row(c: Component, values: dict[str, int], total: int) -> Componen
 
 
 def report(
-    arch: Architecture,
+    arch: Architecture | Any,
     cfg: ModelConfig,
     *,
     label: str = "",
     notes: tuple[str, ...] = (),
     sources: tuple[str, ...] = (),
     description: str = "",
+    build: Any = None,
 ) -> CountReport:
+    """The count of ``arch``: an :class:`Architecture`, or a :class:`bertcalc.symbolic.Totals` of one with
+    ``build`` to make the architecture when the rows are read."""
     return CountReport(
         **identify(arch, label, cfg.fields()),
         total_parameters=arch.total_parameters,
@@ -265,7 +278,8 @@ def report(
         description=description,
         dims=cfg.dims._asdict(),
         unused_fields=arch.unused_fields,
-        _arch=arch,
+        _arch=arch if build is None else None,
+        _build=build,
         trainable_parameters=None if arch.adapted is None else arch.trainable_parameters,
         adapter=None if arch.adapted is None else arch.adapted.to_dict(),
         adapter_summary="" if arch.adapted is None else arch.adapted.summary(),

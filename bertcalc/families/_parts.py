@@ -10,7 +10,7 @@ alone, instead of rebuilding the same tensors. A part is an immutable value; sha
 sharing ``Dim(768)``.
 """
 
-from functools import lru_cache
+from functools import lru_cache, wraps
 
 from ..model import Dim, Part, TensorSpec, TokenScope
 
@@ -18,7 +18,20 @@ from ..model import Dim, Part, TensorSpec, TokenScope
 # back (a vocabulary sweep makes a new word table every config), and those cost the garbage collector more
 # than they save: count(preset=...) over bench/throughput.py's stream ran at 14,800 configs/s with 4,096,
 # 19,100 with 512 (17,700 with 1,024, 16,800 with 128; medians of interleaved runs)
-_memo = lru_cache(maxsize=512)
+TRACING = [False]  # set while bertcalc.symbolic traces a build: its dims are symbols, which a memo would pin
+
+
+def _memo(fn):
+    cached = lru_cache(maxsize=512)(fn)
+
+    @wraps(fn)
+    def part(*args, **kwargs):
+        if TRACING[0]:
+            return fn(*args, **kwargs)
+        return cached(*args, **kwargs)
+
+    part.cache_info, part.cache_clear = cached.cache_info, cached.cache_clear
+    return part
 
 
 @_memo
