@@ -465,8 +465,10 @@ def flops(
 
 
 def _same_but_label(template: Any, real: Any) -> bool:
-    """A template's report is the real one's, field for field, but for the label (each call's own)."""
-    return {**template.to_dict(), "label": real.label} == real.to_dict() and template.rows == real.rows
+    """A template's report is the real one's, field for field and in its JSON, but for the label (each call's
+    own)."""
+    return {**template.to_dict(), "label": real.label} == real.to_dict() and all(
+        getattr(template, f.name) == getattr(real, f.name) for f in dataclasses.fields(real) if f.name != "label")
 
 
 def _alloc_conf(text: str | None) -> Any:

@@ -494,7 +494,8 @@ class Templates:
             out = fn(ints)
             if out is None or not same(out, value):
                 raise Untraceable("the template disagrees with the computation it was traced from")
-        except (Untraceable, ArithmeticError):
+        except Exception:  # Untraceable, a // 0 at these sizes, or a tracer bug: the caller has its answer already,
+            # and a template is only ever a shortcut to it
             if not kept:  # a structure never traced: computed from now on (one that was keeps its templates)
                 self._file(key, None)
             return value, False
