@@ -50,7 +50,10 @@ class Batch:
     S: Dim
 
     @classmethod
-    def of(cls, batch: int, seq: int, max_seq: int, why: str = "max_position_embeddings") -> Batch:
+    def of(cls, batch: int, seq: int, max_seq: int, why: str = "max_position_embeddings",
+           limit: str = "the position table") -> Batch:
+        """``limit`` is what bounds the sequence: ``the position table``, or for a model without one (rotary or
+        relative positions) the length its config declares."""
         for name, v in (("batch", batch), ("seq", seq)):  # a library caller's 2.5, True or "8"
             if isinstance(v, bool) or not isinstance(v, int):
                 raise UsageError(f"{name} must be a whole number, got {repr(v)[:60]}", param=name)
@@ -59,11 +62,11 @@ class Batch:
         if seq < 1:
             raise UsageError("seq must be at least 1", param="seq")
         if max_seq < 1:
-            raise UsageError(f"the position table leaves no room for a token ({why}); raise max_position_embeddings",
+            raise UsageError(f"{limit} leaves no room for a token ({why}); raise max_position_embeddings",
                              param="seq")
         if seq > max_seq:
             raise UsageError(
-                f"sequence length {seq} exceeds what the position table allows ({max_seq}, from {why}): "
+                f"sequence length {seq} exceeds what {limit} allows ({max_seq}, from {why}): "
                 f"use a sequence of at most {max_seq} tokens, or raise max_position_embeddings",
                 param="seq",
             )

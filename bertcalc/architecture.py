@@ -44,7 +44,8 @@ def check_batch(cfg: ModelConfig, batch: int, seq: int) -> Batch:
     why = "max_position_embeddings"
     if d.P and d.max_seq != d.P:  # a table with a padding offset (RoBERTa); P = 0: no table (rotary, relative)
         why = f"max_position_embeddings {d.P} minus the padding offset {d.P - d.max_seq}"
-    return Batch.of(batch, seq, d.max_seq, why)
+    # no table (rotary, relative positions: P = 0): the length the config declares, which HF's model also keeps to
+    return Batch.of(batch, seq, d.max_seq, why, "the position table" if d.P else "the config")
 
 
 DEFAULT_CHOICES = 4  # SWAG, RACE, ARC: four candidate endings or answers per question

@@ -447,3 +447,14 @@ def test_the_positional_model_is_called_model_not_its_flag(cli) -> None:
     _bad(cli("count", "base", "--preset", "mini"), "MODEL 'base' and --preset")
     assert "--model" not in cli("count", "base", "--preset", "mini").stderr
     _bad(cli("count", "--model", "base", "--preset", "mini"), "--model: 'base' and --preset")
+
+
+def test_a_sequence_past_a_model_without_a_position_table_names_the_config(cli) -> None:
+    """ModernBERT has no position table (rotary): its limit is the length its config declares, and the message
+    says so rather than naming a table it lacks."""
+    r = cli("flops", "--preset", "modernbert-base", "--seq", "9000")
+    assert r.exit_code == 2
+    assert "exceeds what the config allows (8192, from max_position_embeddings)" in r.stderr
+    assert "position table" not in r.stderr
+    r = cli("flops", "--preset", "base", "--seq", "9000")
+    assert r.exit_code == 2 and "exceeds what the position table allows (512" in r.stderr
