@@ -194,6 +194,10 @@ def validate(cls: type[ModelConfig], data: Mapping[str, Any], origins: Mapping[s
     message can name the flag or file the user has to change.
     """
     origins = origins or {}
+    binary = [k for k, v in data.items() if isinstance(v, (bytes, bytearray))]
+    if binary:  # pydantic would decode it into a text field (hidden_act: !!binary aGVsbG8= is "hello")
+        raise ConfigError([f"{_where(k, origins)}: binary data (a YAML !!binary value) is no config value; write it "
+                           "as plain text" for k in binary])
     try:
         return cls.model_validate(dict(data))
     except ValidationError as exc:

@@ -458,3 +458,14 @@ def test_a_sequence_past_a_model_without_a_position_table_names_the_config(cli) 
     assert "position table" not in r.stderr
     r = cli("flops", "--preset", "base", "--seq", "9000")
     assert r.exit_code == 2 and "exceeds what the position table allows (512" in r.stderr
+
+
+def test_binary_yaml_in_a_text_field_is_refused(cli, tmp_path) -> None:
+    """``!!binary`` is safe YAML but no config value: pydantic would decode it into a text field."""
+    p = tmp_path / "bin.yaml"
+    p.write_text("hidden_act: !!binary aGVsbG8=\n")  # "hello"
+    r = cli("count", "--config", str(p))
+    assert r.exit_code == 2
+    assert r.stderr.strip().splitlines() == [
+        f"bertcalc count: error: {p}: hidden_act: binary data (a YAML !!binary value) is no config value; write "
+        "it as plain text"]
