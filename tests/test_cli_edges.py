@@ -469,3 +469,12 @@ def test_binary_yaml_in_a_text_field_is_refused(cli, tmp_path) -> None:
     assert r.stderr.strip().splitlines() == [
         f"bertcalc count: error: {p}: hidden_act: binary data (a YAML !!binary value) is no config value; write "
         "it as plain text"]
+
+
+@pytest.mark.parametrize("command", ["flops", "memory", "shapes"])
+def test_choices_beyond_int64_are_refused_like_the_batch(cli, command: str) -> None:
+    extra = ["--batch", "2", "--seq", "8"] if command == "shapes" else []
+    r = cli(command, "--preset", "tiny", "--head", "multiple-choice", "--choices", str(2**70), *extra)
+    assert r.exit_code == 2
+    assert r.stderr.strip() == (f"bertcalc {command}: error: --choices: choices of 22 digits is beyond int64; "
+                                "give at most 2^63 - 1")
