@@ -426,20 +426,10 @@ def hf_source(data: Mapping[Any, Any], origin: str) -> Source:
 
 @lru_cache(maxsize=64)  # a shipped preset never changes: parse it once per process (resolve copies .data)
 def load_preset(name: str) -> Source:
-    if type(name) is str:
-        return _preset_source(name)
     from . import catalog
 
-    return strict_source(catalog.data(name), f"preset {name!r}")
-
-
-@lru_cache(maxsize=128)
-def _preset_source(name: str) -> Source:
-    """A shipped preset, read and checked once per name: presets do not change while a process runs. Every caller
-    shares its data, and only reads it (resolve copies it into the config's)."""
-    from . import catalog
-
-    return strict_source(catalog.data(name), f"preset {name!r}")
+    data = catalog.data(name)
+    return strict_source(data, f"preset {name!r}")
 
 
 @lru_cache(maxsize=64)
@@ -544,9 +534,8 @@ def resolve(
     hub_label = None if model is None else model + (f"@{revision}" if revision else "")
     if hub_label is not None:
         described.append(f"Hub model {hub_label}")
-    if fields:  # _show(v), inline: f"{v}" is str(v) but for a bool, written as the user would (false, not False)
-        described.append("overrides " + ", ".join([f"{k}={str(v).lower() if v is True or v is False else v}"
-                                                   for k, v in fields.items()]))
+    if fields:
+        described.append("overrides " + ", ".join([f"{k}={_show(v)}" for k, v in fields.items()]))
     if label is None:  # name what was combined: "base", "large + my-model", "base:layers=6"
         named = [preset] if preset else []
         if config_file is not None:
@@ -555,8 +544,7 @@ def resolve(
             named.append(hub_label)
         label = " + ".join(named) or f"{cls.display} defaults"
         if overrides:
-            label += ":" + ",".join([f"{k}={str(v).lower() if v is True or v is False else v}"
-                                     for k, v in overrides.items()])
+            label += ":" + ",".join([f"{k}={_show(v)}" for k, v in overrides.items()])
     if description and (len(sources) > 1 or fields):  # the preset's description no longer describes it alone
         description = f"based on {description}"
     return ModelSpec(config, label, description, tuple(described), tuple(notes), arch, tuple(origins.items()),
