@@ -355,70 +355,43 @@ def trace_call(fn: Callable[[list], Any], values: tuple[int, ...]) -> Callable[[
     return _compile_output(guards, out)
 
 
-class Template:
-    """What a traced build answers for every config its guards admit."""
-
-    __slots__ = ("family", "fn", "head", "model_class", "notes", "unused_fields")
-
-    def __init__(self, fn: Callable, family: str, model_class: str, head: str, unused_fields: tuple[str, ...],
-                 notes: tuple[str, ...]) -> None:
-        self.fn, self.family, self.model_class, self.head = fn, family, model_class, head
-        self.unused_fields, self.notes = unused_fields, notes
-
-
 class Totals:
     """The part of an architecture that ``count`` reads up front, for :func:`bertcalc.counting.report`."""
 
-    __slots__ = (
-        "family",
-        "head",
-        "model_class",
-        "notes",
-        "state_dict_parameters",
-        "total_parameters",
-        "unused_fields",
-    )
+    __slots__ = ("family", "head", "model_class", "notes", "state_dict_parameters", "total_parameters",
+                 "unused_fields")
     adapted = None
 
-    def __init__(self, t: Template, total: int, state_dict: int) -> None:
-        self.family, self.model_class, self.head = t.family, t.model_class, t.head
-        self.unused_fields, self.notes = t.unused_fields, t.notes
+    def __init__(self, total: int, state_dict: int, family: str, model_class: str, head: str,
+                 unused_fields: tuple[str, ...], notes: tuple[str, ...]) -> None:  # _totals_of's order
         self.total_parameters, self.state_dict_parameters = total, state_dict
+        self.family, self.model_class, self.head = family, model_class, head
+        self.unused_fields, self.notes = unused_fields, notes
 
 
-def _texts(x: Any) -> tuple[str, ...]:
-    if not (type(x) is tuple and all(type(s) is str for s in x)):
-        raise Untraceable("not a tuple of text")
-    return x
+def _totals_of(a: Any) -> tuple:
+    """What ``count`` reads of an architecture (or of a :class:`Totals`), in the order Totals takes them."""
+    return (a.total_parameters, a.state_dict_parameters, a.family, a.model_class, a.head, tuple(a.unused_fields),
+            tuple(a.notes))
 
 
-def trace(cfg: Any, head: str, pooler: bool, build: Callable[..., Any]) -> Template:
-    """Run ``build(cfg', head, pooler)`` on ``cfg`` with its integer fields as symbols."""
-    d = cfg.__dict__
-    ints = _fields(type(cfg))[0]
-    guards: list = []
-    sym = {k: Sym(d[k], ("f", i), guards) for i, k in enumerate(ints)}
-    traced = type(cfg).model_construct(**{**d, **sym})
-    from .families._parts import TRACING  # a part memoised on Sym dims would hash them, pinning every size
+def _with_sizes(cfg: Any, syms: list) -> Any:
+    """``cfg`` with its integer fields replaced by ``syms`` (in field order), unvalidated."""
+    names = _fields(type(cfg))[0]
+    return type(cfg).model_construct(**{**cfg.__dict__, **dict(zip(names, syms[:len(names)], strict=True))})
 
-    TRACING[0] = True
-    _LEFT[0] = BUDGET
-    try:
-        arch = build(traced, head, pooler)
-        total, state_dict = arch.total_parameters, arch.state_dict_parameters
-        texts = (arch.family, arch.model_class, arch.head)
-        unused, notes = _texts(arch.unused_fields), _texts(arch.notes)
-    except Exception as exc:
-        raise Untraceable(f"{type(exc).__name__}: {exc}") from None
-    finally:
-        TRACING[0] = False
-    if arch.adapted is not None or not all(type(s) is str for s in texts):
-        raise Untraceable("not a plain architecture")
-    for x in (total, state_dict):
-        if type(x) is not Sym and type(x) is not int:
-            raise Untraceable("a total that is not an integer")
-    outs = tuple(x.n if type(x) is Sym else x for x in (total, state_dict))
-    return Template(_compile(guards, outs), *texts[:2], texts[2], unused, notes)
+
+def trace(cfg: Any, head: str, pooler: bool, build: Callable[..., Any]) -> Callable[[tuple], Totals | None]:
+    """``build(cfg', head, pooler)`` run on ``cfg`` with its integer fields as symbols, compiled: a function of
+    their values that gives the architecture's :class:`Totals`, or None where a guard comes out otherwise."""
+    ints = key_of(cfg, head, pooler)[1]
+    facts = trace_call(lambda syms: _totals_of(build(_with_sizes(cfg, syms), head, pooler)), ints)
+
+    def totals(v: tuple) -> Totals | None:
+        out = facts(v)
+        return None if out is None else Totals(*out)
+
+    return totals
 
 
 _FIELDS: dict[type, tuple[tuple[str, ...], Callable, Callable]] = {}
@@ -506,17 +479,7 @@ class Templates:
         """``(totals, arch)``: the totals from a template (``arch`` None), or, where none answers, the
         architecture built (and traced, to answer the next config of its structure)."""
         key, ints = key_of(cfg, head, pooler)
-
-        def traced() -> Callable:
-            t = trace(cfg, head, pooler, build)
-
-            def totals(v: tuple) -> Totals | None:
-                out = t.fn(v)
-                return None if out is None else Totals(t, out[0], out[1])
-
-            return totals
-
-        value, hit = self.answer(key, ints, lambda: build(cfg, head, pooler), traced,
+        value, hit = self.answer(key, ints, lambda: build(cfg, head, pooler), lambda: trace(cfg, head, pooler, build),
                                  lambda t, arch: _totals_of(t) == _totals_of(arch))
         return (value, None) if hit else (None, value)
 
@@ -529,14 +492,9 @@ class Templates:
         key, ints = key_of(cfg, head, pooler)
         if key is None or any(type(x) is not int for x in sizes):
             return run(cfg, *sizes)
-        names = _fields(type(cfg))[0]
 
         def traced() -> Callable:
-            def on_syms(syms: list) -> Any:
-                c = type(cfg).model_construct(**{**cfg.__dict__, **dict(zip(names, syms[:len(names)], strict=True))})
-                return run(c, *syms[len(names):])
-
-            return trace_call(on_syms, ints + sizes)
+            return trace_call(lambda syms: run(_with_sizes(cfg, syms), *syms[len(ints):]), ints + sizes)
 
         return self.answer((name, key, options), ints + sizes, lambda: run(cfg, *sizes), traced, same)[0]
 
@@ -544,11 +502,6 @@ class Templates:
         if key not in self.by_key and len(self.by_key) >= self.KEYS:
             self.by_key.pop(next(iter(self.by_key)))
         self.by_key[key] = value
-
-
-def _totals_of(a: Any) -> tuple:
-    return (a.total_parameters, a.state_dict_parameters, a.family, a.model_class, a.head, tuple(a.unused_fields),
-            tuple(a.notes))
 
 
 TEMPLATES = Templates()
