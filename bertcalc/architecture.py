@@ -65,11 +65,10 @@ def rows(arch: Architecture, batch: int, choices: int | None) -> tuple[int, int 
     c = DEFAULT_CHOICES if choices is None else choices
     if isinstance(c, bool) or not isinstance(c, int) or c < 1:
         raise UsageError(f"choices must be a whole number of at least 1, got {c!r}", param="choices")
-    from .config import MAX_SIZE
+    from .config import MAX_SIZE, digits
 
     if c > MAX_SIZE:  # as the batch: a tensor dimension is an int64
-        raise UsageError(f"choices of {len(str(c)) if c.bit_length() < 14000 else 'over 4,300'} digits is beyond "
-                         "int64; give at most 2^63 - 1", param="choices")
+        raise UsageError(f"choices of {digits(c)} digits is beyond int64; give at most 2^63 - 1", param="choices")
     if isinstance(batch, int) and not isinstance(batch, bool) and batch < 1:
         return batch, c  # check_batch names the batch
     return batch * c, c

@@ -18,6 +18,14 @@ from .errors import ConfigError, arg
 # No tensor dimension can exceed int64, PyTorch's index type; a larger size is a typo, and would make numbers
 # too long to print (Python refuses int/str conversions past 4,300 digits).
 MAX_SIZE = 2**63 - 1
+
+
+def digits(n: int) -> str:
+    """How many decimal digits ``n`` has, for a message about a size past :data:`MAX_SIZE` ("over 4,300" where
+    Python would refuse to write it out)."""
+    return str(len(str(n))) if n.bit_length() < 14000 else "over 4,300"
+
+
 Size = Annotated[int, Field(ge=1, le=MAX_SIZE, strict=True)]
 Count = Annotated[int, Field(ge=0, le=MAX_SIZE, strict=True)]
 # strict: a number, never text ("1e-12" in a YAML file is a string, which torch's LayerNorm would refuse)

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from .architecture import check_batch
 from .architecture import rows as flat_rows
-from .config import MAX_SIZE, ModelConfig
+from .config import MAX_SIZE, ModelConfig, digits
 from .errors import UsageError, arg
 from .formula import short
 from .model import Architecture, ModelReport, identify
@@ -217,8 +217,8 @@ def count(arch: Architecture, cfg: ModelConfig, batch: int, seq: int, *, label: 
 
     d = cfg.dims
     if isinstance(batch, int) and batch > MAX_SIZE:
-        raise UsageError(f"a batch size of {len(str(batch)) if batch.bit_length() < 14000 else 'over 4,300'} "
-                         "digits is beyond int64; give a batch of at most 2^63 - 1", param="batch")
+        raise UsageError(f"a batch size of {digits(batch)} digits is beyond int64; give a batch of at most "
+                         "2^63 - 1", param="batch")
     check_batch(cfg, batch, seq)
     shown_batch = batch
     batch, choices = flat_rows(arch, batch, choices)
