@@ -455,7 +455,7 @@ def flops(
         # the report from the program traced once for this structure (bertcalc.symbolic); the label is this one's
         report = symbolic.TEMPLATES.call(
             "flops", spec.config, spec.head, spec.pooler, (batch, seq) if choices is None else (batch, seq, choices),
-            (gpu, mfu, peak_tflops, precision, choices is None), run, _same_but_label)
+            (gpu, repr(mfu), repr(peak_tflops), precision, choices is None), run, _same_but_label)  # 1, 1.0, True
         if report.label != spec.label:
             report.__dict__["label"] = spec.label
         return report

@@ -394,36 +394,39 @@ def trace(cfg: Any, head: str, pooler: bool, build: Callable[..., Any]) -> Calla
     return totals
 
 
-_FIELDS: dict[type, tuple[tuple[str, ...], Callable, Callable]] = {}
+_FIELDS: dict[type, tuple[tuple[str, ...], Callable, Callable, Callable | None]] = {}
 _INT = {int}
 
 
-def _fields(cls: type) -> tuple[tuple[str, ...], Callable, Callable]:
-    """A config class's integer fields (declared ``int``: what a trace makes symbols), and two getters off an
-    instance ``__dict__``: the integer fields' values, and every other field's."""
+def _fields(cls: type) -> tuple[tuple[str, ...], Callable, Callable, Callable | None]:
+    """A config class's integer fields (declared ``int``: what a trace makes symbols), and getters off an
+    instance ``__dict__``: the integer fields' values, every other field's, and the fields that may hold a float
+    (None if none do)."""
     known = _FIELDS.get(cls)
     if known is None:
         names = tuple(k for k, f in cls.model_fields.items() if f.annotation is int)
         other = tuple(k for k in cls.model_fields if k not in names)
+        floats = tuple(k for k in other if "float" in str(cls.model_fields[k].annotation))
 
         def getter(keys: tuple[str, ...]) -> Callable:
             return operator.itemgetter(*keys) if len(keys) > 1 else lambda d: tuple(d[k] for k in keys)
 
-        known = _FIELDS[cls] = (names, getter(names), getter(other))
+        known = _FIELDS[cls] = (names, getter(names), getter(other), getter(floats) if floats else None)
     return known
 
 
 def key_of(cfg: Any, head: str, pooler: bool) -> tuple[tuple | None, tuple]:
     """``(key, ints)``: the structure a template is filed under (the config class, the head, the pooler, every
     field that is not an integer), and the integer fields' values in field order; ``key`` is None for a config
-    whose integer fields hold something else (one made by ``model_construct``), which is never templated."""
+    whose integer fields hold something else (one made by ``model_construct``), which is never templated.
+    A float is keyed by its repr too: 0.0 and -0.0 are equal, but a report shows each as it was given."""
     cls = type(cfg)
-    _, ints_of, rest_of = _fields(cls)
+    _, ints_of, rest_of, floats_of = _fields(cls)
     d = cfg.__dict__
     ints = ints_of(d)
     if set(map(type, ints)) != _INT:
         return None, ints
-    return (cls, head, pooler, rest_of(d)), ints
+    return (cls, head, pooler, rest_of(d), None if floats_of is None else tuple(map(repr, floats_of(d)))), ints
 
 
 class Templates:

@@ -8,6 +8,8 @@ baked in.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
@@ -313,3 +315,25 @@ def test_the_public_flops_call_keeps_each_calls_label() -> None:
     for n in (2, 3, 4):
         r = bertcalc.flops(preset="base", layers=n, batch=2, seq=32)
         assert r.label == f"base:layers={n}" and r.layers == n
+
+
+@pytest.mark.parametrize(("first", "then"), [
+    (dict(hidden_dropout_prob=0.0), dict(hidden_dropout_prob=-0.0)),  # equal, and hashed alike, but shown apart
+    (dict(gpu="A100", mfu=1.0), dict(gpu="A100", mfu=1)),
+    (dict(gpu="A100", mfu=1), dict(gpu="A100", mfu=True)),
+    (dict(peak_tflops=100.0), dict(peak_tflops=100)),
+])
+def test_values_that_compare_equal_do_not_share_a_template(first: dict, then: dict) -> None:
+    """A template's report carries the traced call's non-integer values; one given as 0.0 and one as -0.0 (or
+    1.0, 1 and True) are keyed apart, so each report shows what its own call was given (found in review)."""
+    saved = symbolic.TEMPLATES.by_key
+    try:
+        symbolic.TEMPLATES.by_key = {}
+        for _ in range(2):
+            bertcalc.flops(preset="tiny", batch=2, seq=16, **first)
+        got = bertcalc.flops(preset="tiny", batch=2, seq=16, **then).to_dict()
+        symbolic.TEMPLATES.by_key = {}
+        want = bertcalc.flops(preset="tiny", batch=2, seq=16, **then).to_dict()
+        assert json.dumps(got) == json.dumps(want)
+    finally:
+        symbolic.TEMPLATES.by_key = saved
