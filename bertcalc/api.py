@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect as _inspect
+import operator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -481,6 +482,8 @@ def _alloc_conf(text: str | None) -> Any:
 
 def _budget(fit: str | int | None, gpu: str | None) -> tuple[int | None, str | None]:
     """The memory budget in bytes, from ``fit`` (``"80GiB"`` or bytes) or a card's total, and the card's name."""
+    if fit is None and gpu is None:
+        return None, None
     from . import memsim as _memory
     from .errors import UsageError
 
@@ -545,6 +548,11 @@ def memory(
     """
     from . import memsim as _memory
 
+    if (mode == "train" and lora is None and adapter is None and freeze is None and train is None and zero is None
+            and not fsdp and offload is None and gpus * nodes == 1 and alloc_conf is None
+            and (reserved is False or (reserved is None and fit is None and gpu is None))):
+        return _step_memory(spec, batch, seq, precision, optimizer, attention, grad_checkpointing, fit, gpu, context,
+                            choices)
     arch = tuned(build(spec), lora=lora, adapter=adapter, freeze=freeze, train=train, step=mode == "train")
     o = _memory.Options(mode=mode, precision=precision, optimizer=optimizer, attention=attention,
                         grad_checkpointing=grad_checkpointing, batch=batch, seq=seq,
@@ -571,6 +579,42 @@ def memory(
         room = None if budget is None else budget - (report.context or 0)  # the card less the CUDA context
         report = dataclasses.replace(report, distributed=distributed.plan(arch, spec.config, o, setup, room))
     return report
+
+
+def _step_memory(spec: ModelSpec, batch: int, seq: int, precision: str, optimizer: str, attention: str,
+                 grad_checkpointing: bool, fit: str | int | None, gpu: str | None, context: int | None,
+                 choices: int | None) -> Any:
+    """:func:`memory` of a full fine-tuning step on one GPU, allocated peak only: the step from a template of
+    the config's structure where one answers (:mod:`bertcalc.symbolic`: memsim's own replay, traced with the
+    sizes as symbols), so that neither the build nor the replay runs; the report, and a fit's search over
+    the batch, from that."""
+    from . import memsim as _memory
+    from . import symbolic
+
+    def run(cfg: ModelConfig, b: int, s: int, *rest: int) -> tuple[int | None, Any]:
+        arch = architecture.build(cfg, head=spec.head, pooler=spec.pooler)
+        c = architecture.rows(arch, b, rest[0] if rest else choices)[1]
+        o = _memory.Options(mode="train", precision=precision, optimizer=optimizer, attention=attention,
+                            grad_checkpointing=grad_checkpointing, batch=b, seq=s, choices=c)
+        _memory.check(cfg, o)
+        return c, _memory.step(arch, cfg, o)
+
+    key = tuple(map(repr, (precision, optimizer, attention, grad_checkpointing, choices is None)))  # True is not 1
+
+    def at(b: int) -> tuple[int | None, Any]:
+        sizes = (b, seq) if choices is None else (b, seq, choices)
+        return symbolic.TEMPLATES.call("memory", spec.config, spec.head, spec.pooler, sizes, key, run, operator.eq)
+
+    if choices is None:  # the order of the errors the full path gives: the budget's, then the step's
+        budget, gpu_name = _budget(fit, gpu)
+        c, s = at(batch)
+    else:
+        c, s = at(batch)
+        budget, gpu_name = _budget(fit, gpu)
+    o = _memory.Options(mode="train", precision=precision, optimizer=optimizer, attention=attention,
+                        grad_checkpointing=grad_checkpointing, batch=batch, seq=seq, choices=c)
+    return _memory.estimate(None, spec.config, o, label=spec.label, budget=budget, gpu=gpu_name, context=context,
+                            known=s, peak_at=lambda b: at(b)[1].peak.peak)  # a fit's probes: the same templates
 
 
 @takes_model

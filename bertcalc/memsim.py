@@ -68,6 +68,7 @@ from .program import (
 )
 from .program import Attention as AttentionOp
 from .records import frozen
+from .symbolic import TRACING, Sym, largest, opaque, top
 
 Mode = Literal["train", "infer"]
 Precision = Literal["fp32", "fp16", "bf16", "amp-bf16", "amp-fp16"]
@@ -84,6 +85,8 @@ def alloc(nbytes: int) -> int:
     Requests are rounded up to 512 bytes. A request of 10 MiB or more gets a segment rounded up to 2 MiB, and
     the block is not split when less than 1 MiB would be left over, so the whole rounded size is counted.
     """
+    if type(nbytes) is Sym:  # a size under a trace (bertcalc.symbolic): the template does the rounding
+        return opaque(alloc, nbytes, nonneg=True)
     if nbytes <= 0:
         return 0
     n = -(-nbytes // 512) * 512
@@ -253,6 +256,8 @@ def _memo(obj: Any, key: Any, make: Any) -> Any:
     """What ``make()`` derives from ``obj`` (an Architecture or its Program: frozen, built once per model), kept
     on the object itself under ``key``: never a global cache, so a rebuilt model (a family patched in a test)
     is derived afresh."""
+    if TRACING[0]:  # sizes are symbols, which a key would pin
+        return make()
     memo = obj.__dict__.get("_memsim")
     if memo is None:
         memo = obj.__dict__["_memsim"] = {}
@@ -272,7 +277,7 @@ def sdpa(op: AttentionOp, x: Ctx) -> bool:
 def saved_of(op: Op, x: Ctx, dt: dict[Value, int]) -> list[tuple[Key, int]] | tuple[tuple[Key, int], ...]:
     """:func:`_saved_of`, once per op for a ``dt`` made by :func:`dtypes` (it is made for one ``x``)."""
     memo = getattr(dt, "saved", None)
-    if memo is None:
+    if memo is None or TRACING[0]:
         return _saved_of(op, x, dt)
     key = (op, x.batch, x.seq)  # a DTypes is made for one context but the batch (a fit asks several)
     out = memo.get(key)
@@ -431,7 +436,6 @@ class Sim:
         self.live = start
         self.peak = start
         self.bufs: dict[Any, list[int]] = {}  # key -> [bytes, references]
-        self.where: Any = None
         self._n = 0
         self._keys = _KEYS  # the temporaries' numbers (reserved.py's recorder numbers its own from 0)
 
@@ -442,10 +446,12 @@ class Sim:
             raise KeyError(f"buffer {key!r} allocated twice")
         n = alloc(nbytes)
         self.bufs[key] = [n, 1]
-        self.live += n
-        if self.live > self.peak:
-            self.peak = self.live
-            self.where = key
+        live = self.live = self.live + n
+        if type(live) is int:
+            if live > self.peak:
+                self.peak = live
+        else:  # under a trace: the high-water mark as a symbol, not a guard on which moment is highest
+            self.peak = top(self.peak, live)
         return key
 
     def ref(self, key: Any) -> Any:
@@ -550,8 +556,9 @@ class Backward:
         """The gradients a Linear's backward produces: its own tensors', then those of tensors it is tied to
         (the MLM decoder's weight is the word embeddings')."""
         self.grad_w(part, self.part_grad_bytes(part))
-        for owner in dict.fromkeys(self.owners[t.tied_to] for t in part.tensors
-                                   if t.tied_to and (self.needs is None or t.trainable)):
+        owners = {id(o): o for o in (self.owners[t.tied_to] for t in part.tensors  # each part once (by identity:
+                                     if t.tied_to and (self.needs is None or t.trainable))}  # a hash reads sizes)
+        for owner in owners.values():
             self.grad_w(owner, self.part_grad_bytes(owner))
             self.via_linear.add(id(owner))
 
@@ -1070,10 +1077,10 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
         left += l1
         if enc.groups >= times and shared:  # the first application (the last layer) makes the shared gradients
             riseb, netb, _ = _layer_run(arch, p, x, dt, True, accumulate=True)
-            best = live + max(rise1, net1 + max(0, (times - 2) * netb) + riseb if times > 1 else 0)
+            best = live + top(rise1, net1 + top(0, (times - 2) * netb) + riseb if times > 1 else 0)
             live += net1 + (times - 1) * netb
         elif enc.groups >= times:  # one application per parameter set: closed form
-            best = live + max(0, (times - 1) * net1) + rise1
+            best = live + top(0, (times - 1) * net1) + rise1
             live += times * net1
         else:
             for n, count in _runs(times, enc.groups):
@@ -1081,8 +1088,8 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
                     continue
                 step = net1 + (n - 1) * net2
                 # the first group of this size starts at `live`, the last at live + (count - 1)·step
-                top = max(rise1, net1 + rise2 if n > 1 else 0)
-                best = max(best, live + top, live + (count - 1) * step + top)
+                high = top(rise1, net1 + rise2 if n > 1 else 0)
+                best = top(best, live + high, live + (count - 1) * step + high)
                 live += count * step
         live -= casts  # the bf16 weight copies go with the last backward that used them
         live -= once_bytes  # and what every layer kept of a shared input, with the first layer's
@@ -1106,14 +1113,15 @@ def training_peak(arch: Architecture, cfg: ModelConfig, o: Options) -> TrainingP
     # the training forward's highest point, in its last layer or the head: one rule for every family (what each
     # op makes and saves, Python's holds, the values every layer reads). Under autocast the weights' bf16 casts
     # are live through the forward (autocast's cache)
-    forward_end = _forward_top(p, x, dt, steady + saved_bytes(emb_saved) + max(0, times - 1) * per_app + once_bytes
+    forward_end = _forward_top(p, x, dt, steady + saved_bytes(emb_saved) + top(0, times - 1) * per_app + once_bytes
                                + casts,
                                {**emb_saved, **layer_saved, **head_saved, **dict.fromkeys(once, 0)}, shared) \
         if not o.grad_checkpointing \
         else 0
-    peak = max(head_peak, best, emb.peak, steady + grads_total, forward_end)
-    where = max((head_peak, "loss and head backward"), (best, "encoder backward"), (emb.peak, "embeddings backward"),
-                (steady + grads_total, "optimizer step"), (forward_end, "forward, last layer and head"))[1]
+    peak = top(head_peak, best, emb.peak, steady + grads_total, forward_end)
+    where = largest(((head_peak, "loss and head backward"), (best, "encoder backward"),
+                     (emb.peak, "embeddings backward"), (steady + grads_total, "optimizer step"),
+                     (forward_end, "forward, last layer and head")))
     return TrainingPeak(weights, opt, grads_total, steady, saved, per_app, saved_bytes(emb_saved),
                         saved_bytes(head_saved), casts, times, peak, where, emb.live, left,
                         head_peak, encoder_start, rise1, net1, encoder_end, emb.peak)
@@ -1148,7 +1156,7 @@ def _forward_top(p: Program, x: Ctx, dt: dict[Value, int], start: int, saved: di
     inp = p.encoder.inp.storage
     store = {inp: alloc(x.n(inp) * dt[inp])}
     live += store[inp]
-    top = live
+    high = live
     waiting: dict[Value, list[Value]] = {}
     # ``until`` marks HF's locals, written for the no-grad forward, where dropout is its input itself. In
     # training dropout makes a new tensor and the local is rebound to it (h = dropout(dense(h))): the hold
@@ -1181,7 +1189,7 @@ def _forward_top(p: Program, x: Ctx, dt: dict[Value, int], start: int, saved: di
             if not isinstance(k, Value) and k not in store:
                 store[k] = alloc(n)
                 live += store[k]
-        top = max(top, live + (temps(op) if temps is not None else 0))
+        high = top(high, live + (temps(op) if temps is not None else 0))
         for v in waiting.pop(op.out, []):
             if v in store:
                 live -= store.pop(v)
@@ -1191,7 +1199,7 @@ def _forward_top(p: Program, x: Ctx, dt: dict[Value, int], start: int, saved: di
                 drop(v)
         if uses.get(out, 0) == 0:
             drop(out)
-    return top
+    return high
 
 
 # ---------------------------------------------------------------------------------------------- inference
@@ -1667,14 +1675,23 @@ def unsupported(arch: Architecture, cfg: ModelConfig, o: Options) -> None:
                          f"False); leave out {arg('grad_checkpointing')}", param="grad_checkpointing")
 
 
-def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "", budget: int | None = None,
-             gpu: str | None = None, zero: int | None = None, gpus: int = 1, reserved: bool | None = None,
-             context: int | None = None, allocator: Any = None) -> MemoryReport:
-    """The memory report for one configuration. ``budget``: the card's total memory; the step must fit in it
-    with the CUDA context (``context`` bytes, default :data:`CUDA_CONTEXT`). ``reserved``: replay the caching
-    allocator (:mod:`bertcalc.reserved`) for ``max_memory_reserved`` and fit on it (training; the default
-    when a budget is given); ``False``: fit on the allocated peak. ``allocator``: its options
-    (:class:`bertcalc.allocator.AllocatorConfig`, ``PYTORCH_CUDA_ALLOC_CONF``'s)."""
+@frozen
+class Step:
+    """What a memory report reads of the model for one training step: the model's identity and size, and the
+    step term by term. :func:`step` derives it from the architecture; ``bertcalc.api.memory`` gets it from a
+    template of the config's structure (:mod:`bertcalc.symbolic`), which is that derivation, traced once."""
+
+    family: str
+    model_class: str
+    head: str
+    parameters: int
+    vocab_loss: bool  # the head's loss is over the vocabulary (an MLM)
+    optimizer_formula: str
+    peak: TrainingPeak
+
+
+def check(cfg: ModelConfig, o: Options) -> None:
+    """The options and the batch, before anything is derived from them."""
     from .architecture import check_batch
 
     if o.precision not in PRECISIONS:
@@ -1682,32 +1699,86 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
     if o.attention not in ATTENTIONS:
         raise UsageError(f"unknown attention {o.attention!r}; choose eager or sdpa", param="attention")
     check_batch(cfg, o.batch, o.seq)
+
+
+def step(arch: Architecture, cfg: ModelConfig, o: Options) -> Step:
+    """A full fine-tuning step of ``arch`` (no adapter, no freeze), for :func:`estimate`."""
+    unsupported(arch, cfg, o)
+    vocab = any(isinstance(op, Loss) and op.kind == "vocab" for op in arch.program.head)
+    return Step(arch.family, arch.model_class, arch.head, arch.total_parameters, vocab,
+                _step_constants(arch, cfg, o, Ctx.of(o))[5], training_peak(arch, cfg, o))
+
+
+def estimate(arch: Architecture | None, cfg: ModelConfig, o: Options, *, label: str = "", budget: int | None = None,
+             gpu: str | None = None, zero: int | None = None, gpus: int = 1, reserved: bool | None = None,
+             context: int | None = None, allocator: Any = None, known: Step | None = None,
+             peak_at: Any = None) -> MemoryReport:
+    """The memory report for one configuration. ``budget``: the card's total memory; the step must fit in it
+    with the CUDA context (``context`` bytes, default :data:`CUDA_CONTEXT`). ``reserved``: replay the caching
+    allocator (:mod:`bertcalc.reserved`) for ``max_memory_reserved`` and fit on it (training; the default
+    when a budget is given); ``False``: fit on the allocated peak. ``allocator``: its options
+    (:class:`bertcalc.allocator.AllocatorConfig`, ``PYTORCH_CUDA_ALLOC_CONF``'s).
+
+    ``known``: the training step, derived already (a template's), with ``peak_at(batch)`` the peak at another
+    batch; ``arch`` is then None, and the report one that needs no more of it (no reserved figure, no ZeRO).
+    A known step was checked where it was derived (:func:`check`, in the run a template was traced from)."""
+    if known is not None:
+        if reserved or zero is not None or o.mode != "train":
+            raise ValueError("a known step reports the allocated peak of a training step only")
+        return _report(known, cfg, o, label=label, budget=budget, gpu=gpu, context=context, peak_at=peak_at)
+    from dataclasses import replace
+
+    check(cfg, o)
+    assert arch is not None
     unsupported(arch, cfg, o)
     if arch.adapted is not None:
-        from .tuned import check
+        from .tuned import check as check_tuned
 
-        check(arch, o)
+        check_tuned(arch, o)
         if reserved:
             raise UsageError(f"{arg('reserved')} with an adapter or a freeze is not modelled (the allocator replay "
                              "follows full fine-tuning's allocations); leave it out", param="reserved")
         if zero is not None or gpus > 1:
             raise UsageError("distributed memory with an adapter or a freeze is not modelled", param="zero")
         reserved = False
-    n = arch.total_parameters
+    train = o.mode == "train"
+    if train and arch.adapted is None:
+        s = step(arch, cfg, o)
+        res = None
+        if reserved or (reserved is None and budget is not None):
+            from .reserved import training_reserved
+
+            res = training_reserved(arch, o, allocator)
+        return _report(s, cfg, o, label=label, budget=budget, gpu=gpu, zero=zero, gpus=gpus,
+                       reserved=res, context=context, allocator=allocator, arch=arch,
+                       peak_at=lambda b: peak(arch, cfg, replace(o, batch=b)))
+    if train:
+        from .tuned import optimizer as tuned_optimizer
+
+        vocab = any(isinstance(op, Loss) and op.kind == "vocab" for op in arch.program.head)
+        known = Step(arch.family, arch.model_class, arch.head, arch.total_parameters, vocab,
+                     tuned_optimizer(arch, o)[1], training_peak(arch, cfg, o))
+    return _report(known, cfg, o, label=label, budget=budget, gpu=gpu, zero=zero, gpus=gpus, context=context,
+                   allocator=allocator, arch=arch, peak_at=lambda b: peak(arch, cfg, replace(o, batch=b)))
+
+
+def _report(s: Step | None, cfg: ModelConfig, o: Options, *, label: str, budget: int | None, gpu: str | None,
+            peak_at: Any, zero: int | None = None, gpus: int = 1, reserved: Any = None, context: int | None = None,
+            allocator: Any = None, arch: Architecture | None = None) -> MemoryReport:
+    """The report on a training step ``s`` (or, for inference, on ``arch``): its terms, and with a ``budget``
+    the largest batch that fits (``peak_at(batch)``: the allocated peak at another batch). ``reserved``: the
+    replayed reserved figure, which the fit then uses (``arch`` is needed for it, and for ZeRO)."""
+    adapted = arch is not None and arch.adapted is not None
     wb = o.weight_bytes
     terms: list[Term] = []
     detail: list[Term] = []
-    if o.mode == "train":
-        t = training_peak(arch, cfg, o)
-        if arch.adapted is not None:
-            from .tuned import optimizer as tuned_optimizer
-
-            opt_formula = tuned_optimizer(arch, o)[1]
-        else:
-            opt_formula = _step_constants(arch, cfg, o, Ctx.of(o))[5]  # optimizer_bytes(arch, o)[1], derived once
+    if s is not None:
+        t = s.peak
+        n = s.parameters
+        opt_formula = s.optimizer_formula
         terms += [
             Term("weights", t.weights, f"{wb} B × N, N = {n:,} (+ index buffers)"),
-            Term("gradients", t.gradients, f"{wb} B × N" if arch.adapted is None else
+            Term("gradients", t.gradients, f"{wb} B × N" if not adapted else
                  f"{wb} B × N_trainable, N_trainable = {arch.trainable_parameters:,}", role=Role.AFTER),
             Term("optimizer states", t.optimizer, opt_formula),
             Term("saved activations", t.saved, "embeddings + L × layer + head and loss"
@@ -1718,12 +1789,12 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
         ]
         kept = "its input only; the rest is recomputed in the backward" if o.grad_checkpointing else \
             "Linear inputs, attention operands and probabilities, masks, LayerNorm inputs"
-        vocab = any(isinstance(op, Loss) and op.kind == "vocab" for op in arch.program.head)
+        vocab = s.vocab_loss
         detail += [
             Term("embeddings", t.saved_embeddings, "LayerNorm input and statistics, dropout mask", role=Role.PART),
-            Term("one layer" if arch.adapted is None else "last layer", t.saved_layer, kept, role=Role.UNIT),
+            Term("one layer" if not adapted else "last layer", t.saved_layer, kept, role=Role.UNIT),
             Term(f"all layers (× {t.layers})", t.layers * t.saved_layer, "L × one layer", role=Role.PART)
-            if arch.adapted is None else
+            if not adapted else
             Term(f"all layers (× {t.layers})", t.saved - t.saved_embeddings - t.saved_head - t.weight_casts,
                  "layer by layer: frozen layers below the lowest trainable tensor save nothing", role=Role.PART),
             Term("head and loss", t.saved_head, "MLM: transform, decoder input, log-softmax [B·S, V]"
@@ -1736,6 +1807,8 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
         if o.grad_checkpointing and where == "encoder backward":
             where += " (one layer recomputed)"
     else:
+        assert arch is not None
+        n = arch.total_parameters
         r = inference_peak(arch, cfg, o)
         terms += [
             Term("weights", r.weights, f"{wb} B × N, N = {n:,} (+ index buffers)"),
@@ -1747,14 +1820,9 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
     terms.append(Term("peak allocated", peak_bytes, "the sum of the terms above, at the step's highest point",
                       role=Role.TOTAL))
     best = fits = floor = None
-    res = None
-    train = o.mode == "train"
-    if train and (reserved or (reserved is None and budget is not None)):
-        from .reserved import training_reserved
-
-        res = training_reserved(arch, o, allocator)
+    res = reserved
     if budget is not None:
-        from dataclasses import replace
+        from .fitting import largest
 
         context = CUDA_CONTEXT if context is None else context
         if context < 0:
@@ -1764,7 +1832,7 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
             raise UsageError(f"a budget of {budget:,} bytes leaves nothing once the CUDA context ({context:,} bytes) "
                              "is set aside; give the card's whole memory (e.g. 24GiB), or a smaller context",
                              param="fit")
-        best = max_batch(arch, cfg, o, room, known={o.batch: peak_bytes})
+        best = largest(peak_at, room, 1 << 40, {o.batch: peak_bytes})  # memsim.max_batch
         fits = peak_bytes <= room
         if res is not None:
             fits = res.reserved <= room
@@ -1773,16 +1841,19 @@ def estimate(arch: Architecture, cfg: ModelConfig, o: Options, *, label: str = "
 
                 best = reserved_max_batch(arch, cfg, o, room, best, allocator)
         if best == 0:
-            floor = peak(arch, cfg, replace(o, batch=1))
+            floor = peak_at(1)
     zero_t: tuple[Term, ...] = ()
     if zero is not None:
         if o.mode != "train":
             raise UsageError(f"{arg('zero')} shards training state (parameters, gradients, optimizer); use "
                              f"{arg('mode', 'train', repr('train'))}",
                              param="zero")
+        assert arch is not None
         zero_t = zero_terms(arch, o, zero, gpus)
+    who = {"label": label, "family": s.family, "model_class": s.model_class, "head": s.head, "config": cfg.fields()} \
+        if s is not None else identify(arch, label, cfg.fields())
     return MemoryReport(
-        **identify(arch, label, cfg.fields()), options=o, terms=tuple(terms), peak_bytes=peak_bytes, where=where,
+        **who, options=o, terms=tuple(terms), peak_bytes=peak_bytes, where=where,
         parameters=n,
         weights_only=_weights_only(n), saved_detail=tuple(detail), budget=budget, max_batch=best, fits=fits,
         min_batch_peak=floor,

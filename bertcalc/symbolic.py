@@ -22,6 +22,7 @@ A template is checked against the real build of the config it was traced from be
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -120,6 +121,8 @@ def _node(x: Any) -> tuple | None:
     return None
 
 
+TRACING = [False]  # set while a trace runs: memos keyed by sizes (families._parts, memsim) are bypassed, since a
+# key would pin them
 BUDGET = 20_000  # operations a trace may record: a build that does more (ALBERT with 10^3 layers per group
 _LEFT = [BUDGET]  # writes 10^5) is not traced, and is built as before
 
@@ -174,6 +177,68 @@ for _op, _name in (("==", "eq"), ("!=", "ne"), ("<", "lt"), ("<=", "le"), (">", 
     setattr(Sym, f"__{_name}__", _compare(_op))
 
 
+def top(*xs: Any) -> Any:
+    """``max(xs)`` of sizes. Under a trace, where a ``max`` would guard which one is larger, this is one symbol
+    for the largest, and the template computes the max itself: a ledger's high-water mark follows every
+    config of its structure, not only those whose largest moment is the traced one's."""
+    for x in xs:
+        if type(x) is Sym:
+            nodes = [_node(y) for y in xs]
+            if None in nodes:  # a float among them: compared, as max would
+                return max(xs)
+            _spend()
+            return Sym(max(y.v if type(y) is Sym else y for y in xs), ("max", *nodes), x.g)
+    return max(xs)
+
+
+class Pick:
+    """:func:`largest`'s answer under a trace: a label the template picks by the sizes it computes. It is only
+    ever carried into the output; anything else done with it (a comparison, a format) stops the trace."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n: tuple) -> None:
+        self.n = n
+
+    def _refuse(self, *args: Any) -> Any:
+        raise TypeError("a label picked by sizes is only carried into the output")
+
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __hash__ = __str__ = __format__ = __bool__ = _refuse  # type: ignore[assignment]
+    __repr__ = __add__ = __radd__ = __contains__ = __len__ = __iter__ = _refuse  # type: ignore[assignment]
+
+
+_PICKERS: dict[tuple[str, ...], Callable[..., str]] = {}
+
+
+def largest(pairs: tuple[tuple[Any, str], ...]) -> Any:
+    """``max(pairs)[1]`` for (size, label) pairs: the label of the largest size, the larger label on a tie.
+    Under a trace, a :class:`Pick` the template resolves, rather than guards on which size is largest."""
+    if not any(type(v) is Sym for v, _ in pairs):
+        return max(pairs)[1]
+    nodes = [_node(v) for v, _ in pairs]
+    if None in nodes:
+        return max(pairs)[1]
+    labels = tuple(label for _, label in pairs)
+    fn = _PICKERS.get(labels)
+    if fn is None:
+        def fn(*sizes: int) -> str:
+            return max(zip(sizes, labels, strict=True))[1]
+
+        fn = _PICKERS.setdefault(labels, fn)
+    _spend()
+    return Pick(("pick", fn, *nodes))
+
+
+def opaque(fn: Callable[[int], int], x: Any, nonneg: bool = False) -> Any:
+    """``fn(x)``; for a Sym, a symbol whose value the template gets by calling ``fn`` (a function of one
+    integer, with branches of its own: the allocator's rounding) rather than by guarding its branches.
+    ``nonneg``: ``fn`` is never negative."""
+    if type(x) is not Sym:
+        return fn(x)
+    _spend()
+    return Sym(fn(x.v), ("call", fn, x.n, nonneg), x.g)
+
+
 # ---------------------------------------------------------------------------------------------- tracing
 
 class Untraceable(Exception):
@@ -182,7 +247,7 @@ class Untraceable(Exception):
 
 def _postorder(roots: list[tuple], done: dict[int, Any]) -> list[tuple]:
     """Every node under ``roots`` that ``done`` lacks, each once, children first (iteratively: a sum over 10^4
-    tensors is a chain 10^4 deep)."""
+    tensors is a chain 10^4 deep). A node's children are its tuple members."""
     seen: set[int] = set()
     order: list[tuple] = []
     stack: list[tuple[tuple, bool]] = [(r, False) for r in reversed(roots)]
@@ -190,102 +255,318 @@ def _postorder(roots: list[tuple], done: dict[int, Any]) -> list[tuple]:
         n, ready = stack.pop()
         if id(n) in seen or id(n) in done:
             continue
-        if ready or n[0] == "f" or n[0] == "c":
+        kids = [c for c in n[1:] if type(c) is tuple]
+        if ready or not kids:
             seen.add(id(n))
             order.append(n)
             continue
         stack.append((n, True))
-        stack.extend((c, False) for c in reversed(n[1:]) if id(c) not in seen and id(c) not in done)
+        stack.extend((c, False) for c in reversed(kids) if id(c) not in seen and id(c) not in done)
     return order
 
 
-_TERMS = 64  # past this many terms a total is computed as traced, not collected
+_TERMS = 64  # past this many terms a sum is computed once into a local of its own
+
+_NAME = re.compile(r"\b[xaskK][0-9]+\b")  # the locals an expression reads
+Poly = dict  # {sorted tuple of atom names: coefficient}: a sum of products of atoms
 
 
-def _compile(guards: list, outputs: tuple) -> Callable[[tuple], tuple | None]:
-    """One function of the integer fields' values: ``None`` when a guard comes out otherwise than in the
-    trace, else the outputs' values. The outputs (sums over tensors of products of dims) are collected into
-    sums of products first, {sorted factors: coefficient}, with // and % results as factors: a dozen terms,
-    not hundreds of operations."""
-    names: dict[int, str] = {}  # node -> the local (or literal) that holds its value
-    polys: dict[int, dict[tuple[str, ...], int] | None] = {}
-    lines: list[str] = []
-    keep: list[tuple] = []  # ids stay unique while this runs
+def _atoms(p: Poly) -> set[str]:
+    return {a for k in p for a in k}
 
-    def local(n: tuple, expr: str) -> None:
-        names[id(n)] = name = f"t{len(lines)}"
-        lines.append(f"    {name} = {expr}")
 
-    def computed(n: tuple) -> str:
-        """The local for ``n``, written out operation by operation (children are named already)."""
-        known = names.get(id(n))
+class _Linear:
+    """Nodes as sums of products of *atoms*: the integer fields, and a local for each distinct ``//``, ``%``,
+    :func:`opaque` call and :func:`top`, numbered in the order they are met. Two nodes that are the same sum
+    are one (a size the trace computes a hundred times is computed once), and a :func:`top` drops every
+    argument that another one is at least everywhere: ``max(live, live + x)`` for an ``x`` that cannot be
+    negative is ``live + x``. What cannot be negative is known of atoms only: a field the guards keep at 0 or
+    more, an opaque call declared so, and sums, quotients and maxima of such.
+
+    An atom's Python is written only if the guards or the outputs read it (:meth:`source`): a ledger makes a
+    high-water mark at every allocation, and all but the last are superseded."""
+
+    def __init__(self, values: tuple[int, ...] | None) -> None:
+        self.values = values
+        self.defs: dict[str, tuple[Callable[[], str], Any]] = {}  # atom -> (its Python, made late; what it reads)
+        self.lines: list[tuple[str, str]] = []  # (local, expression), written in order by :meth:`source`
+        self.sums: dict[tuple, str] = {}  # a sum's key -> the local that holds it
+        self.recent: list[tuple[str, Poly]] = []  # the last sums given locals, to write the next as one plus a few
+        self.checks: list[str] = []  # the fields' signs, checked before anything is computed from them
+        self.consts: list[Any] = []
+        self._const_at: dict[int, int] = {}
+        self.atoms: dict[Any, str] = {}  # canonical key -> local
+        self.nonneg: set[str] = set()
+        self._signed: dict[tuple[str, ...], bool] = {}  # atoms are marked before any product of them is asked
+        self.maxargs: dict[str, list[Poly]] = {}
+        self.polys: dict[int, Poly] = {}
+        self.keep: list[tuple] = []  # ids stay unique while this runs
+
+    # ------------------------------------------------------------------------------------------ sums
+
+    @staticmethod
+    def key(p: Poly) -> tuple:
+        return tuple(sorted(p.items()))
+
+    def expr(self, p: Poly) -> str:
+        """``p`` as Python, with the atom most terms share factored out, and so on inside (Horner's rule in
+        several variables): ``L*(a + b + c) + d``, not ``a*L + b*L + c*L + d``."""
+        counts: dict[str, int] = {}
+        for k in p:
+            for a in set(k):
+                counts[a] = counts.get(a, 0) + 1
+        best = max(counts.items(), key=lambda kv: (kv[1], kv[0]), default=(None, 0))
+        if best[1] < 2:
+            terms = ["*".join(([] if c == 1 and k else [repr(c)]) + list(k)) for k, c in sorted(p.items())]
+            return " + ".join(terms) or "0"
+        a = best[0]
+        inner: Poly = {}
+        rest: Poly = {}
+        for k, c in p.items():
+            if a in k:
+                i = k.index(a)
+                inner[k[:i] + k[i + 1:]] = c
+            else:
+                rest[k] = c
+        out = f"{a}*({self.expr(inner)})"
+        return f"{out} + {self.expr(rest)}" if rest else out
+
+    def positive(self, p: Poly) -> bool:
+        """Whether ``p`` is 0 or more for every value the guards admit."""
+        return all(c >= 0 and all(a in self.nonneg for a in k) for k, c in p.items())
+
+    def covers(self, r: Poly, q: Poly) -> bool:
+        """Whether ``r >= q`` for every value the guards admit: each term of ``r - q`` is 0 or more."""
+        ok = self.signed
+        for k, c in q.items():
+            d = r.get(k, 0) - c
+            if d < 0 or (d and not ok(k)):
+                return False
+        return all(k in q or (c >= 0 and ok(k)) for k, c in r.items())
+
+    def signed(self, k: tuple[str, ...]) -> bool:
+        """Whether the product ``k`` of atoms is 0 or more."""
+        known = self._signed.get(k)
         if known is None:
-            kind = n[0]
-            local(n, f"-{names[id(n[1])]}" if kind == "neg" else f"{names[id(n[1])]} {kind} {names[id(n[2])]}")
-            known = names[id(n)]
+            known = self._signed[k] = all(a in self.nonneg for a in k)
         return known
 
-    def name_all(roots: list[tuple]) -> None:
-        for n in _postorder(roots, names):
-            keep.append(n)
-            if n[0] == "f":
-                local(n, f"v[{n[1]}]")
-            elif n[0] == "c":
-                names[id(n)] = repr(n[1])
+    @staticmethod
+    def add(a: Poly, b: Poly, sign: int = 1) -> Poly:
+        out = dict(a)
+        for k, c in b.items():
+            c = out.get(k, 0) + sign * c
+            if c:
+                out[k] = c
             else:
-                computed(n)
+                out.pop(k, None)
+        return out
 
-    def collect(root: tuple) -> str:
-        for n in _postorder([root], polys):
-            keep.append(n)
+    @staticmethod
+    def mul(a: Poly, b: Poly) -> Poly:
+        out: Poly = {}
+        for ka, ca in a.items():
+            for kb, cb in b.items():
+                k = tuple(sorted(ka + kb))
+                out[k] = out.get(k, 0) + ca * cb
+        return {k: c for k, c in out.items() if c}
+
+    def atom(self, key: Any, make: Callable[[], str], reads: set[str] | Callable[[], set[str]],
+             nonneg: bool) -> Poly:
+        """The atom for ``key``: a local whose Python ``make()`` writes, if it is read at all; ``reads``: the atoms
+        that Python reads (or a function that finds them)."""
+        name = self.atoms.get(key)
+        if name is None:
+            name = self.atoms[key] = f"a{len(self.atoms)}"
+            self.defs[name] = (make, reads)
+            if nonneg:
+                self.nonneg.add(name)
+        return {(name,): 1}
+
+    def total(self, p: Poly) -> str:
+        """An expression for the sum ``p``: a local of its own, written as a recent sum's local plus the few
+        terms between them where that is shorter (a ledger's totals differ from one another by a tensor or
+        two), so a hundred sums of fifty terms cost a few hundred additions. Called while :meth:`source`
+        writes, so every local it reads is written before it."""
+        if len(p) <= 3:
+            return self.expr(p)
+        k = self.key(p)
+        name = self.sums.get(k)
+        if name is not None:
+            return name
+        base, diff = None, p
+        for q_name, q in self.recent[-16:]:
+            d = self.add(p, q, -1)
+            if len(d) < len(diff) - 1:
+                base, diff = q_name, d
+        name = self.sums[k] = f"s{len(self.sums)}"
+        self.lines.append((name, self.expr(p) if base is None else base + (f" + {self.expr(diff)}" if diff else "")))
+        self.recent.append((name, p))
+        return name
+
+    def small(self, p: Poly) -> Poly:
+        if len(p) <= _TERMS:
+            return p
+        return self.atom(("sum", self.key(p)), lambda: self.total(p), _atoms(p), self.positive(p))
+
+    def const(self, x: Any) -> str:
+        i = self._const_at.get(id(x))
+        if i is None:
+            i = self._const_at[id(x)] = len(self.consts)
+            self.consts.append(x)
+        return f"k{i}"
+
+    def source(self, roots: set[str]) -> None:
+        """Write, in the order they were made, the atoms ``roots`` read, directly or not (into :attr:`lines`)."""
+        need: set[str] = set()
+        stack = list(roots)
+        while stack:
+            n = stack.pop()
+            if n in need or n not in self.defs:
+                continue
+            need.add(n)
+            reads = self.defs[n][1]
+            stack.extend(reads() if callable(reads) else reads)
+        for name, (make, _) in self.defs.items():
+            if name in need:
+                self.lines.append((name, make()))
+
+    # ------------------------------------------------------------------------------------------ nodes
+
+    def field(self, i: int) -> Poly:
+        name = f"x{i}"
+        if ("f", i) not in self.atoms:
+            self.atoms[("f", i)] = name
+            if self.values is not None and self.values[i] >= 0:
+                self.checks.append(f"    if {name} < 0: return None")
+                self.nonneg.add(name)
+        return {(name,): 1}
+
+    def divide(self, kind: str, a: Poly, b: Poly) -> Poly:
+        if len(b) == 1 and () in b:  # by a constant
+            k = b[()]
+            if k and all(c % k == 0 for c in a.values()):  # (k·P) // k is P, (k·P) % k is 0
+                return {m: c // k for m, c in a.items()} if kind == "//" else {}
+            if k and (not a or list(a) == [()]):
+                return {(): v} if (v := _OPS[kind](a.get((), 0), k)) else {}
+        return self.atom((kind, self.key(a), self.key(b)), lambda: f"({self.total(a)}) {kind} ({self.total(b)})",
+                         _atoms(a) | _atoms(b), self.positive(a) and self.positive(b))
+
+    def maximum(self, args: list[Poly]) -> Poly:
+        kept: list[Poly] | None = None
+        for p in args:
+            flat = [p]
+            if len(p) == 1:
+                ((k, c),) = p.items()
+                if c == 1 and len(k) == 1 and k[0] in self.maxargs:  # a max of maxima is one max
+                    flat = self.maxargs[k[0]]
+            if kept is None:  # a max's own arguments are pruned already
+                kept = list(flat)
+                continue
+            for q in flat:
+                if any(self.covers(r, q) for r in kept):
+                    continue  # some r >= q everywhere
+                kept = [r for r in kept if not self.covers(q, r)] + [q]
+        assert kept is not None
+        if len(kept) == 1:
+            return kept[0]
+        args_ = kept  # keyed by its place, not its value: a max computed twice is one node already
+        out = self.atom(("max", len(self.atoms)), lambda: f"max({', '.join(self.total(p) for p in args_)})",
+                        lambda: set().union(*map(_atoms, args_)), any(self.positive(p) for p in kept))
+        self.maxargs[next(iter(out))[0]] = kept
+        return out
+
+    def poly(self, root: tuple) -> Poly:
+        for n in _postorder([root], self.polys):
+            self.keep.append(n)
             kind = n[0]
-            out: dict[tuple[str, ...], int] | None
             if kind == "c":
                 out = {(): n[1]} if n[1] else {}
-            elif kind in ("f", "//", "%"):
-                name_all([n])
-                out = {(names[id(n)],): 1}
+            elif kind == "f":
+                out = self.field(n[1])
             elif kind == "neg":
-                a = polys[id(n[1])]
-                out = None if a is None else {k: -c for k, c in a.items()}
-            else:
-                a, b = polys[id(n[1])], polys[id(n[2])]
-                if a is None or b is None:
-                    out = None
-                elif kind == "*":
-                    out = {}
-                    for ka, ca in a.items():
-                        for kb, cb in b.items():
-                            k = tuple(sorted(ka + kb))
-                            out[k] = out.get(k, 0) + ca * cb
+                out = {k: -c for k, c in self.polys[id(n[1])].items()}
+            elif kind == "max":
+                out = self.maximum([self.polys[id(c)] for c in n[1:]])
+            elif kind == "pick":  # ("pick", fn, *sizes): a label, not a number
+                fn, sizes = n[1], [self.polys[id(c)] for c in n[2:]]
+                out = self.atom(("pick", fn, *map(self.key, sizes)),
+                                lambda fn=fn, sizes=sizes: f"{self.const(fn)}({', '.join(map(self.total, sizes))})",
+                                set().union(*map(_atoms, sizes)), False)
+            elif kind == "call":  # ("call", fn, arg, nonneg)
+                fn, a = n[1], self.polys[id(n[2])]
+                if not a or list(a) == [()]:
+                    v = fn(a.get((), 0))
+                    out = {(): v} if v else {}
                 else:
-                    out = dict(a)
-                    sign = 1 if kind == "+" else -1
-                    for k, c in b.items():
-                        out[k] = out.get(k, 0) + sign * c
-                if out is not None:
-                    out = {k: c for k, c in out.items() if c}
-                    if len(out) > _TERMS:
-                        out = None
-            polys[id(n)] = out
-        p = polys[id(root)]
-        if p is None:
-            name_all([root])
-            return names[id(root)]
-        terms = ["*".join(([] if c == 1 and k else [repr(c)]) + list(k)) for k, c in sorted(p.items())]
-        return " + ".join(terms) or "0"
+                    out = self.atom(("call", fn, self.key(a)),
+                                    lambda fn=fn, a=a: f"{self.const(fn)}({self.total(a)})", _atoms(a), n[3])
+            else:
+                a, b = self.polys[id(n[1])], self.polys[id(n[2])]
+                if kind == "*":
+                    out = self.mul(a, b)
+                elif kind == "+" or kind == "-":
+                    out = self.add(a, b, 1 if kind == "+" else -1)
+                else:
+                    out = self.divide(kind, a, b)
+            self.polys[id(n)] = self.small(out)
+        return self.polys[id(root)]
 
+
+def _compile(guards: list, outputs: tuple, values: tuple[int, ...] | None = None) -> Callable[[tuple], tuple | None]:
+    """One function of the integer fields' values: ``None`` when a guard comes out otherwise than in the
+    trace, else the outputs' values. Every node is a sum of products first (:class:`_Linear`), so what the
+    build computes a hundred times over is a dozen terms; a guard whose two sides differ by what is
+    0 or more (or a constant) everywhere holds everywhere, and is dropped. ``values``: the traced ones, whose
+    signs the template then checks (a size at 0 or more makes sums of it comparable)."""
+    lin = _Linear(values)
+    tests: list[tuple[str, Poly, bool]] = []
+    seen: set[tuple] = set()
+    flip = {"!=": "==", "<": ">=", "<=": ">"}
     for op, a, b, want in guards:
-        name_all([a, b])
-        lines.append(f"    if {'not ' if want else ''}({names[id(a)]} {op} {names[id(b)]}): return None")
-    outs = [collect(o) if type(o) is tuple else repr(o) for o in outputs]
-    src = "def template(v):\n" + "\n".join(lines) + f"\n    return ({''.join(o + ', ' for o in outs)})\n"
-    env: dict[str, Any] = {}
+        if op in flip:  # one spelling of each test, so that x != 0 and not x == 0 are one
+            op, want = flip[op], not want
+        d = lin.add(lin.poly(a), lin.poly(b), -1)
+        if not d or list(d) == [()]:
+            if _CMPS[op](d.get((), 0), 0) != want:
+                raise Untraceable("a guard that cannot hold")
+            continue
+        if op == ">=" and want and lin.positive(d):
+            continue  # d >= 0 everywhere
+        if op == ">" and not want and lin.positive({k: -c for k, c in d.items()}):
+            continue  # d <= 0 everywhere
+        k = (op, lin.key(d), want)
+        if k not in seen:
+            seen.add(k)
+            tests.append((op, d, want))
+    outs = [lin.poly(o) if type(o) is tuple else o for o in outputs]
+    # only what the guards and the outputs read is written: a ledger's earlier high-water marks are superseded
+    lin.source(set().union(*(_atoms(d) for _, d, _ in tests), *(_atoms(p) for p in outs if type(p) is dict)))
+    tests_py = [f"    if {'not ' if want else ''}({lin.total(d)} {op} 0): return None" for op, d, want in tests]
+    outs_py = [lin.total(p) if type(p) is dict else repr(p) for p in outs]
+    body = lin.lines
+    need = set(_NAME.findall("\n".join([e for _, e in body] + tests_py + outs_py)))
+    checks = lin.checks  # every sign a dominance was read under, whether or not its field is read after
+    need.update(c.split()[1] for c in checks)
+    fields = [f"    x{i} = v[{i}]" for i in sorted(int(n[1:]) for n in need if n[0] == "x")]
+    fields += [f"    k{i} = K[{i}]" for i in range(len(lin.consts))]
+    # each guard as soon as what it reads is computed: a config of another regime is turned away early
+    at = {name: i + 1 for i, (name, _) in enumerate(body)}
+    placed: list[list[str]] = [[] for _ in range(len(body) + 1)]
+    for t in tests_py:
+        placed[max((at.get(n, 0) for n in _NAME.findall(t)), default=0)].append(t)
+    lines = fields + checks + placed[0]
+    for i, (name, expr) in enumerate(body):
+        lines.append(f"    {name} = {expr}")
+        lines += placed[i + 1]
+    src = "def template(v):\n" + "\n".join(lines) + f"\n    return ({''.join(o + ', ' for o in outs_py)})\n"
+    env: dict[str, Any] = {"K": lin.consts}
     exec(compile(src, "<bertcalc template>", "exec"), env)
+    env["template"].source = src  # for reading a template when debugging it
     return env["template"]
 
 
-def _compile_output(guards: list, out: Any) -> Callable[[tuple], Any]:
+def _compile_output(guards: list, out: Any, values: tuple[int, ...] | None = None) -> Callable[[tuple], Any]:
     """One function of the inputs' values that returns ``None`` when a guard comes out otherwise, else a copy
     of ``out`` with every Sym in it replaced by its value: records (bertcalc's frozen and record classes),
     tuples, lists, dicts and plain values are rebuilt as they were traced; anything else is Untraceable."""
@@ -300,7 +581,7 @@ def _compile_output(guards: list, out: Any) -> Callable[[tuple], Any]:
 
     def copy(x: Any) -> str:
         t = type(x)
-        if t is Sym:
+        if t is Sym or t is Pick:
             sums.append(x.n)
             return f"s[{len(sums) - 1}]"
         if x is None or t is bool or t is int or t is str:
@@ -325,14 +606,14 @@ def _compile_output(guards: list, out: Any) -> Callable[[tuple], Any]:
         raise Untraceable(f"a {t.__name__} in the output")
 
     root = copy(out)
-    values = _compile(guards, tuple(sums))
+    numbers = _compile(guards, tuple(sums), values)
     src = "def output(s):\n" + "\n".join(lines) + f"\n    return {root}\n"
     env: dict[str, Any] = {"K": consts, "new": object.__new__}
     exec(compile(src, "<bertcalc template output>", "exec"), env)
     build = env["output"]
 
     def template(v: tuple) -> Any:
-        s = values(v)
+        s = numbers(v)
         return None if s is None else build(s)
 
     return template
@@ -340,8 +621,6 @@ def _compile_output(guards: list, out: Any) -> Callable[[tuple], Any]:
 
 def trace_call(fn: Callable[[list], Any], values: tuple[int, ...]) -> Callable[[tuple], Any]:
     """``fn`` run once on Syms standing for ``values``, compiled (see :func:`_compile_output`)."""
-    from .families._parts import TRACING
-
     guards: list = []
     syms = [Sym(v, ("f", i), guards) for i, v in enumerate(values)]
     TRACING[0] = True
@@ -352,7 +631,7 @@ def trace_call(fn: Callable[[list], Any], values: tuple[int, ...]) -> Callable[[
         raise Untraceable(f"{type(exc).__name__}: {exc}") from None
     finally:
         TRACING[0] = False
-    return _compile_output(guards, out)
+    return _compile_output(guards, out, values)
 
 
 class Totals:
@@ -451,13 +730,15 @@ class Templates:
             kept = None
         if kept is None:  # untraceable, or not to be templated
             return real(), False
-        for fn in kept:
+        for i, fn in enumerate(kept):
             try:
                 out = fn(ints)
             except ArithmeticError:  # a // 0 in a guard: this config is not the template's
                 continue
             if out is not None:
                 self.hits += 1
+                if i:  # the regime asked last is tried first next time
+                    kept.insert(0, kept.pop(i))
                 return out, True
         value = real()  # the real computation first: its errors are the user's
         if key not in self.by_key:  # traced the second time it is seen: a command that runs once never pays

@@ -94,6 +94,10 @@ def cases() -> list[tuple[str, str, str, dict[str, Any], dict[str, Any]]]:
             out.append(("memory", f"{name}|opt={opt}", preset, ov, dict(optimizer=opt, batch=4, seq=64)))
         out.append(("memory", f"{name}|fit", preset, ov, dict(fit="24GiB", seq=128, precision="amp-bf16")))
         out.append(("memory", f"{name}|fit-infer", preset, ov, dict(fit="1GiB", seq=64, mode="infer")))
+        for fit, s in (("24GiB", 128), ("80GiB", 512), ("2GiB", 64)):  # the allocated peak's fit (templates)
+            for prec in ("fp32", "amp-bf16"):
+                out.append(("memory", f"{name}|fit-alloc|{fit}|{s}|{prec}", preset, ov,
+                            dict(fit=fit, seq=s, precision=prec, reserved=False)))
         out.append(("memory", f"{name}|gpu", preset, ov, dict(gpu="H100", seq=64)))
         for stage in (1, 2, 3):
             out.append(("memory", f"{name}|zero{stage}", preset, ov, dict(zero=stage, gpus=8,

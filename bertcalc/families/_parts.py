@@ -18,7 +18,7 @@ from ..model import Dim, Part, TensorSpec, TokenScope
 # back (a vocabulary sweep makes a new word table every config), and those cost the garbage collector more
 # than they save: count(preset=...) over bench/throughput.py's stream ran at 14,800 configs/s with 4,096,
 # 19,100 with 512 (17,700 with 1,024, 16,800 with 128; medians of interleaved runs)
-TRACING = [False]  # set while bertcalc.symbolic traces a build: its dims are symbols, which a memo would pin
+from ..symbolic import TRACING  # set while a build is traced: its dims are symbols, which a memo would pin
 
 
 def _memo(fn):
