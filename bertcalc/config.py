@@ -202,7 +202,9 @@ def validate(cls: type[ModelConfig], data: Mapping[str, Any], origins: Mapping[s
     message can name the flag or file the user has to change.
     """
     origins = origins or {}
-    binary = [k for k, v in data.items() if isinstance(v, (bytes, bytearray))]
+    kinds = set(map(type, data.values()))  # a handful of types: the scan below runs only where one is binary
+    binary = [k for k, v in data.items() if isinstance(v, (bytes, bytearray))] \
+        if any(issubclass(t, (bytes, bytearray)) for t in kinds) else ()
     if binary:  # pydantic would decode it into a text field (hidden_act: !!binary aGVsbG8= is "hello")
         raise ConfigError([f"{_where(k, origins)}: binary data (a YAML !!binary value) is no config value; write it "
                            "as plain text" for k in binary])

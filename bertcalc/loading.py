@@ -535,7 +535,7 @@ def resolve(
     if hub_label is not None:
         described.append(f"Hub model {hub_label}")
     if fields:
-        described.append("overrides " + ", ".join([f"{k}={_show(v)}" for k, v in fields.items()]))
+        described.append("overrides " + ", ".join(_shown(fields)))
     if label is None:  # name what was combined: "base", "large + my-model", "base:layers=6"
         named = [preset] if preset else []
         if config_file is not None:
@@ -544,16 +544,16 @@ def resolve(
             named.append(hub_label)
         label = " + ".join(named) or f"{cls.display} defaults"
         if overrides:
-            label += ":" + ",".join([f"{k}={_show(v)}" for k, v in overrides.items()])
+            label += ":" + ",".join(_shown(overrides))
     if description and (len(sources) > 1 or fields):  # the preset's description no longer describes it alone
         description = f"based on {description}"
     return ModelSpec(config, label, description, tuple(described), tuple(notes), arch, tuple(origins.items()),
                      head, pooler)
 
 
-def _show(value: Any) -> str:
-    """A value as a user would type it: ``false``, not ``False``."""
-    return str(value).lower() if isinstance(value, bool) else str(value)
+def _shown(values: Mapping[str, Any]) -> list[str]:
+    """``key=value`` for each, the value as a user would type it: ``false``, not ``False``."""
+    return [f"{k}={str(v).lower() if v is True or v is False else str(v)}" for k, v in values.items()]
 
 
 def _likely_typos(s: Source, cls: type[ModelConfig]) -> list[str]:

@@ -698,14 +698,18 @@ def key_of(cfg: Any, head: str, pooler: bool) -> tuple[tuple | None, tuple]:
     """``(key, ints)``: the structure a template is filed under (the config class, the head, the pooler, every
     field that is not an integer), and the integer fields' values in field order; ``key`` is None for a config
     whose integer fields hold something else (one made by ``model_construct``), which is never templated.
-    A float is keyed by its repr too: 0.0 and -0.0 are equal, but a report shows each as it was given."""
+    A zero float is keyed by its repr too: 0.0 and -0.0 are equal, but a report shows each as it was given.
+    (A config's floats are floats, never ints or NaN: validation makes them so.)"""
     cls = type(cfg)
     _, ints_of, rest_of, floats_of = _fields(cls)
     d = cfg.__dict__
     ints = ints_of(d)
     if set(map(type, ints)) != _INT:
         return None, ints
-    return (cls, head, pooler, rest_of(d), None if floats_of is None else tuple(map(repr, floats_of(d)))), ints
+    floats = None if floats_of is None else floats_of(d)
+    if floats is not None and 0.0 not in floats:  # -0.0 is the only float equal to another (no NaN in configs)
+        floats = None
+    return (cls, head, pooler, rest_of(d), None if floats is None else tuple(map(repr, floats))), ints
 
 
 class Templates:
