@@ -591,12 +591,16 @@ def _step_memory(spec: ModelSpec, batch: int, seq: int, precision: str, optimize
     from . import memsim as _memory
     from . import symbolic
 
+    def options(b: int, s: int, c: int | None) -> Any:
+        return _memory.Options(mode="train", precision=precision, optimizer=optimizer, attention=attention,
+                               grad_checkpointing=grad_checkpointing, batch=b, seq=s, choices=c)
+
     def run(cfg: ModelConfig, b: int, s: int, *rest: int) -> tuple[int | None, Any]:
         arch = architecture.build(cfg, head=spec.head, pooler=spec.pooler)
         c = architecture.rows(arch, b, rest[0] if rest else choices)[1]
-        o = _memory.Options(mode="train", precision=precision, optimizer=optimizer, attention=attention,
-                            grad_checkpointing=grad_checkpointing, batch=b, seq=s, choices=c)
+        o = options(b, s, c)
         _memory.check(cfg, o)
+        _memory.unsupported(arch, cfg, o)
         return c, _memory.step(arch, cfg, o)
 
     key = tuple(map(repr, (precision, optimizer, attention, grad_checkpointing, choices is None)))  # True is not 1
@@ -611,10 +615,9 @@ def _step_memory(spec: ModelSpec, batch: int, seq: int, precision: str, optimize
     else:
         c, s = at(batch)
         budget, gpu_name = _budget(fit, gpu)
-    o = _memory.Options(mode="train", precision=precision, optimizer=optimizer, attention=attention,
-                        grad_checkpointing=grad_checkpointing, batch=batch, seq=seq, choices=c)
-    return _memory.estimate(None, spec.config, o, label=spec.label, budget=budget, gpu=gpu_name, context=context,
-                            known=s, peak_at=lambda b: at(b)[1].peak.peak)  # a fit's probes: the same templates
+    return _memory.estimate(None, spec.config, options(batch, seq, c), label=spec.label, budget=budget,
+                            gpu=gpu_name, context=context, known=s,
+                            peak_at=lambda b: at(b)[1].peak.peak)  # a fit's probes: the same templates
 
 
 @takes_model

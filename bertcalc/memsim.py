@@ -1702,11 +1702,17 @@ def check(cfg: ModelConfig, o: Options) -> None:
 
 
 def step(arch: Architecture, cfg: ModelConfig, o: Options) -> Step:
-    """A full fine-tuning step of ``arch`` (no adapter, no freeze), for :func:`estimate`."""
-    unsupported(arch, cfg, o)
+    """A training step of ``arch``, for :func:`estimate`, once the run is checked (:func:`check`,
+    :func:`unsupported`)."""
+    if arch.adapted is None:
+        formula = _step_constants(arch, cfg, o, Ctx.of(o))[5]  # optimizer_bytes(arch, o)[1], derived once
+    else:
+        from .tuned import optimizer as tuned_optimizer
+
+        formula = tuned_optimizer(arch, o)[1]
     vocab = any(isinstance(op, Loss) and op.kind == "vocab" for op in arch.program.head)
-    return Step(arch.family, arch.model_class, arch.head, arch.total_parameters, vocab,
-                _step_constants(arch, cfg, o, Ctx.of(o))[5], training_peak(arch, cfg, o))
+    return Step(arch.family, arch.model_class, arch.head, arch.total_parameters, vocab, formula,
+                training_peak(arch, cfg, o))
 
 
 def estimate(arch: Architecture | None, cfg: ModelConfig, o: Options, *, label: str = "", budget: int | None = None,
@@ -1742,24 +1748,15 @@ def estimate(arch: Architecture | None, cfg: ModelConfig, o: Options, *, label: 
             raise UsageError("distributed memory with an adapter or a freeze is not modelled", param="zero")
         reserved = False
     train = o.mode == "train"
-    if train and arch.adapted is None:
-        s = step(arch, cfg, o)
-        res = None
-        if reserved or (reserved is None and budget is not None):
-            from .reserved import training_reserved
+    s = step(arch, cfg, o) if train else None
+    res = None
+    if train and (reserved or (reserved is None and budget is not None)):  # (an adapter's reserved is False)
+        from .reserved import training_reserved
 
-            res = training_reserved(arch, o, allocator)
-        return _report(s, cfg, o, label=label, budget=budget, gpu=gpu, zero=zero, gpus=gpus,
-                       reserved=res, context=context, allocator=allocator, arch=arch,
-                       peak_at=lambda b: peak(arch, cfg, replace(o, batch=b)))
-    if train:
-        from .tuned import optimizer as tuned_optimizer
-
-        vocab = any(isinstance(op, Loss) and op.kind == "vocab" for op in arch.program.head)
-        known = Step(arch.family, arch.model_class, arch.head, arch.total_parameters, vocab,
-                     tuned_optimizer(arch, o)[1], training_peak(arch, cfg, o))
-    return _report(known, cfg, o, label=label, budget=budget, gpu=gpu, zero=zero, gpus=gpus, context=context,
-                   allocator=allocator, arch=arch, peak_at=lambda b: peak(arch, cfg, replace(o, batch=b)))
+        res = training_reserved(arch, o, allocator)
+    return _report(s, cfg, o, label=label, budget=budget, gpu=gpu, zero=zero, gpus=gpus, reserved=res,
+                   context=context, allocator=allocator, arch=arch,
+                   peak_at=lambda b: peak(arch, cfg, replace(o, batch=b)))
 
 
 def _report(s: Step | None, cfg: ModelConfig, o: Options, *, label: str, budget: int | None, gpu: str | None,

@@ -333,7 +333,7 @@ class _Linear:
 
     def positive(self, p: Poly) -> bool:
         """Whether ``p`` is 0 or more for every value the guards admit."""
-        return all(c >= 0 and all(a in self.nonneg for a in k) for k, c in p.items())
+        return all(c >= 0 and self.signed(k) for k, c in p.items())
 
     def covers(self, r: Poly, q: Poly) -> bool:
         """Whether ``r >= q`` for every value the guards admit: each term of ``r - q`` is 0 or more."""

@@ -34,6 +34,7 @@ def _step_real(cfg, head, pooler, batch, seq, choices=None, **opts):
     arch = build(cfg, head=head, pooler=pooler)
     o = memsim.Options(batch=batch, seq=seq, choices=rows(arch, batch, choices)[1], **opts)
     memsim.check(cfg, o)
+    memsim.unsupported(arch, cfg, o)
     return o.choices, memsim.step(arch, cfg, o)
 
 
