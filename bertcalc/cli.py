@@ -31,8 +31,12 @@ def _defer_unused_adapters() -> bool:
     processes the option, even for an option left at ``None``, which ``RuntimeParam.coerce`` returns before it
     reads the adapter: ``memory`` builds 44 of them, 4.5 ms of its start-up, for values it never coerces. This
     defers each build to the first value that needs it: the coercion of every value is typer's own, unchanged
-    (tests/test_cli_options.py checks that typer's coerce gives None for None). Returns whether it applied: a
-    typer without that machinery is left as it is."""
+    (tests/test_cli_options.py checks that typer's coerce gives None for None). A choice (``-f json``,
+    ``--head mlm``) is coerced by the function typer's choice adapter wraps, ``coerce_cli_choice``, without the
+    adapter: building the first adapter of a process costs about 18 ms (pydantic's schema machinery and its
+    plugin loader, which imports importlib.metadata), a tenth of a command's start-up; a value that is no
+    choice goes to typer's adapter, which words the error (the tests compare both ways on every choice of every
+    option). Returns whether it applied: a typer without that machinery is left as it is."""
     try:
         from typer.core import _TyperParameter
     except ImportError:  # pragma: no cover - typer before its pydantic coercion
@@ -40,6 +44,10 @@ def _defer_unused_adapters() -> bool:
     build = getattr(_TyperParameter, "get_runtime_param", None)
     if build is None or getattr(build, "_bertcalc_deferred", False):
         return build is not None
+    try:
+        from typer._param_types import coerce_cli_choice
+    except ImportError:  # pragma: no cover - a typer that words its choices otherwise: its adapter does it all
+        coerce_cli_choice = None
 
     class Deferred:
         __slots__ = ("owner",)
@@ -48,8 +56,18 @@ def _defer_unused_adapters() -> bool:
             self.owner = owner
 
         def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
-            if value is None and not (param.multiple or param.nargs == -1):
+            many = param.multiple or param.nargs == -1
+            if value is None and not many:
                 return None  # what RuntimeParam.coerce gives for None, before it reads its adapter
+            d = self.owner.type_descriptor
+            if coerce_cli_choice is not None and not many and isinstance(d.annotation, type) \
+                    and issubclass(d.annotation, enum.Enum) and d.parameter_info.parser is None \
+                    and d.file_annotation is None:
+                try:  # the function typer's choice adapter wraps, on the values it would pass it
+                    return coerce_cli_choice(value, choices=tuple(d.annotation),
+                                             case_sensitive=d.parameter_info.case_sensitive, ctx=ctx)
+                except ValueError:
+                    pass  # not a choice: typer's adapter words the error
             return build(self.owner).coerce(value, param=param, ctx=ctx)
 
     def get_runtime_param(self: Any) -> Any:

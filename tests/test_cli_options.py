@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import re
 
 import pytest
@@ -147,3 +148,58 @@ def test_memory_builds_adapters_only_for_given_values() -> None:
     import json
 
     assert json.loads(r.stdout)["peak_bytes"] > 0  # and the run is the same run
+
+
+def test_choices_coerce_as_typer_s_adapter_does() -> None:
+    """cli coerces a choice (``-f json``) with typer's own ``coerce_cli_choice``, without building the pydantic
+    adapter typer wraps it in (the first adapter of a process costs a tenth of a command's start-up). For each
+    choice of every option of every command, as given, upper-cased and misspelt, both ways give the same member
+    or the same error."""
+    import typer.main
+    from typer._click import Context
+    from typer._click.exceptions import BadParameter
+    from typer._coercion import build_runtime_param
+
+    assert cli_module._defer_unused_adapters()
+    group = typer.main.get_command(cli_module.app)
+    checked = 0
+    for name, command in group.commands.items():
+        ctx = Context(command, info_name=name)
+        for p in command.params:
+            ann = getattr(getattr(p, "type_descriptor", None), "annotation", None)
+            if not (isinstance(ann, type) and issubclass(ann, enum.Enum)):
+                continue
+            for value in [*(m.value for m in ann), *(m.value.upper() for m in ann), "no-such-choice", ""]:
+                real = build_runtime_param(p.type_descriptor)
+                try:
+                    want: object = real.coerce(value, param=p, ctx=ctx)
+                except BadParameter as exc:
+                    want = ("error", exc.format_message())
+                try:
+                    got: object = p.get_runtime_param().coerce(value, param=p, ctx=ctx)
+                except BadParameter as exc:
+                    got = ("error", exc.format_message())
+                assert got == want and type(got) is type(want), (name, p.name, value, got, want)
+                checked += 1
+    assert checked > 200
+
+
+def test_a_choice_builds_no_type_adapter() -> None:
+    """``presets -f json`` builds no pydantic adapter at all, so pydantic's plugin loader (importlib.metadata)
+    stays unimported, as it does for ``presets`` alone."""
+    import subprocess
+    import sys
+
+    code = ("import sys, typer._adapters as A\n"
+            "n = [0]; build = A.try_build_adapter\n"
+            "def counted(*a, **k):\n    n[0] += 1\n    return build(*a, **k)\n"
+            "A.try_build_adapter = counted\n"
+            "from bertcalc.cli import main\n"
+            "sys.argv = ['bertcalc', 'presets', '-f', 'JSON']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "sys.stderr.write(f'ADAPTERS {n[0]}')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.stderr.rsplit("ADAPTERS ", 1)[1] == "0", r.stderr
+    import json
+
+    assert json.loads(r.stdout)["presets"]  # and it printed JSON
