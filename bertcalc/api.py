@@ -126,18 +126,20 @@ def takes_model(fn: Callable[..., Any]) -> Callable[..., Any]:
                              return_annotation=_inspect.signature(fn).return_annotation)
 
     fast = all(p.kind == _P.KEYWORD_ONLY for p in own)
-    own_names = tuple(p.name for p in own)
-    model_names = tuple(p.name for p in _MODEL)
+    own_names = frozenset(p.name for p in own)
+    model_names = frozenset(p.name for p in _MODEL)
 
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
         if fast and len(args) <= 1 and not (args and "config" in kwargs):
             # what sig.bind would give, without its cost (a tenth of a count): config, the model's keywords,
-            # fn's own options; every other keyword is an override
+            # fn's own options; every other keyword is an override, in the order given
             config = args[0] if args else kwargs.pop("config", None)
-            model = {k: kwargs.pop(k) for k in model_names if k in kwargs}
-            options = {k: kwargs.pop(k) for k in own_names if k in kwargs}
-            return fn(spec_of(config, overrides=kwargs or None, **model), **options)
+            model: dict[str, Any] = {}
+            overrides: dict[str, Any] = {}
+            for k in [k for k in kwargs if k not in own_names]:  # the keywords given, not those fn could take
+                (model if k in model_names else overrides)[k] = kwargs.pop(k)
+            return fn(spec_of(config, overrides=overrides or None, **model), **kwargs)
         given = sig.bind(*args, **kwargs).arguments  # only what the caller passed: the rest keeps fn's defaults
         model = {p.name: given.pop(p.name) for p in _MODEL if p.name in given}
         spec = spec_of(given.pop("config", None), overrides=given.pop("overrides", None), **model)

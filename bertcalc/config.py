@@ -195,6 +195,9 @@ def suggest(word: str, choices: list[str], n: int = 3) -> list[str]:
     return difflib.get_close_matches(word, choices, n=n, cutoff=0.6)
 
 
+_PLAIN = frozenset((int, float, str, bool, type(None), list, tuple, dict))  # what YAML, JSON and flags give
+
+
 def validate(cls: type[ModelConfig], data: Mapping[str, Any], origins: Mapping[str, str] | None = None) -> Any:
     """Validate ``data`` as ``cls``; on failure raise :class:`ConfigError` with one line per problem.
 
@@ -202,14 +205,14 @@ def validate(cls: type[ModelConfig], data: Mapping[str, Any], origins: Mapping[s
     message can name the flag or file the user has to change.
     """
     origins = origins or {}
-    kinds = set(map(type, data.values()))  # a handful of types: the scan below runs only where one is binary
+    kinds = set(map(type, data.values()))  # a handful of types: the scans below run only where one is binary
     binary = [k for k, v in data.items() if isinstance(v, (bytes, bytearray))] \
-        if any(issubclass(t, (bytes, bytearray)) for t in kinds) else ()
+        if not kinds <= _PLAIN and any(issubclass(t, (bytes, bytearray)) for t in kinds) else ()
     if binary:  # pydantic would decode it into a text field (hidden_act: !!binary aGVsbG8= is "hello")
         raise ConfigError([f"{_where(k, origins)}: binary data (a YAML !!binary value) is no config value; write it "
                            "as plain text" for k in binary])
     try:
-        return cls.model_validate(dict(data))
+        return cls.model_validate(data if type(data) is dict else dict(data))  # pydantic reads it, never writes
     except ValidationError as exc:
         known = field_names(cls)
         problems = [_describe(err, known, origins, cls) for err in exc.errors()]

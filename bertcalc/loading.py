@@ -586,6 +586,15 @@ def _map_overrides(
     cls: type[ModelConfig], overrides: dict[str, Any], origins: dict[str, str]
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Flag or field names -> this family's field names, with where each came from."""
+    given = (cls, *overrides)
+    try:
+        names = _FIELDS_OF.get(given)
+    except TypeError:  # a key that is no dictionary key: the loop below names it
+        names = None
+    if names is not None:  # these keys, in this order, were mapped before: the same fields, all distinct
+        pairs = zip(names, overrides, strict=True)
+        return dict(zip(names, overrides.values(), strict=True)), \
+            {f: origins.get(k, k) for f, k in pairs} if origins else dict(pairs)
     fields: dict[str, Any] = {}
     where: dict[str, str] = {}
     keys: dict[str, str] = {}
@@ -601,10 +610,13 @@ def _map_overrides(
         fields[field] = value
         where[field] = origin
         keys[field] = key
+    if len(_FIELDS_OF) < 4096 and all(type(k) is str for k in overrides):  # bounded: keys are the user's text
+        _FIELDS_OF[given] = tuple(fields)
     return fields, where
 
 
 _FIELD_OF: dict[tuple[type, str], str] = {}  # (config class, override key) -> its field, once found valid
+_FIELDS_OF: dict[tuple, tuple[str, ...]] = {}  # (config class, *override keys) -> their fields, once mapped
 
 
 def _field_of(cls: type[ModelConfig], key: str, origin: str) -> str:

@@ -93,3 +93,34 @@ def test_config_objects_still_work() -> None:
     r = bertcalc.count(cfg)
     assert r.total_parameters == bertcalc.count(hidden_size=512, num_attention_heads=8,
                                                 intermediate_size=2048).total_parameters
+
+
+@pytest.mark.parametrize("preset, overrides, origins", [
+    ("base", {"layers": 6, "hidden-size": 384}, {"layers": "--layers", "hidden-size": "model.yaml"}),
+    ("base", {"num_hidden_layers": 3, "vocab": 1000}, None),
+    ("distilbert-base", {"layers": 2, "heads": 4, "hidden": 256}, {"layers": "--layers"}),
+    ("deberta-v3-small", {"max_positions": 256, "labels": 5}, None),
+])
+def test_override_keys_map_the_same_from_the_cache(preset, overrides, origins) -> None:
+    """resolve remembers how a run of override keys maps to fields; a spec resolved from that memory equals one
+    resolved without it (fields, values, their order, origins, label, sources, notes)."""
+    from bertcalc import loading
+
+    loading._FIELDS_OF.clear()
+    cold = bertcalc.resolve(preset=preset, overrides=overrides, override_origins=origins)
+    assert loading._FIELDS_OF, "the mapping was not remembered"
+    warm = bertcalc.resolve(preset=preset, overrides=dict(overrides), override_origins=origins)
+    assert warm == cold and warm.origins == cold.origins and list(warm.config.fields()) == list(cold.config.fields())
+    assert warm.label == cold.label and warm.sources == cold.sources and warm.notes == cold.notes
+    flipped = dict(reversed(list(overrides.items())))  # the same keys in another order: a run of its own
+    other = bertcalc.resolve(preset=preset, overrides=flipped, override_origins=origins)
+    assert other.config == cold.config and dict(other.origins) == dict(cold.origins)
+
+
+def test_a_duplicate_field_is_refused_whether_or_not_its_keys_were_mapped_before() -> None:
+    from bertcalc.errors import ConfigError
+
+    bertcalc.resolve(preset="base", overrides={"layers": 2})
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="both set num_hidden_layers"):
+            bertcalc.resolve(preset="base", overrides={"layers": 2, "num_hidden_layers": 3})
