@@ -600,9 +600,7 @@ def _map_overrides(
     keys: dict[str, str] = {}
     for key, value in overrides.items():
         origin = origins.get(key, key)
-        field = _FIELD_OF.get((cls, key))
-        if field is None:
-            field = _field_of(cls, key, origin)
+        field = _field_of(cls, key, origin)
         if field in fields:
             same = where[field] == origin
             both = f"{origin}: {keys[field]!r} and {key!r}" if same else f"{where[field]} and {origin}"
@@ -615,7 +613,6 @@ def _map_overrides(
     return fields, where
 
 
-_FIELD_OF: dict[tuple[type, str], str] = {}  # (config class, override key) -> its field, once found valid
 _FIELDS_OF: dict[tuple, tuple[str, ...]] = {}  # (config class, *override keys) -> their fields, once mapped
 
 
@@ -632,8 +629,6 @@ def _field_of(cls: type[ModelConfig], key: str, origin: str) -> str:
         close = suggest(k, [*known, *cls.FLAGS])
         hint = f"did you mean {' or '.join(map(repr, close))}?" if close else f"known keys: {', '.join(known)}"
         raise ConfigError([f"{origin}: unknown key {key!r} for {cls.display}; {hint}"])
-    if type(key) is str and len(_FIELD_OF) < 4096:  # bounded: keys are the user's text
-        _FIELD_OF[(cls, key)] = field
     return field
 
 
